@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: MIT
+"""cffi builder for ``lrq._lrq_cffi`` (out-of-line API mode).
+
+setuptools runs this through ``cffi_modules`` in ``setup.py`` from the
+repository root, which is why the paths below are relative to it.  The
+extension compiles the whole C core from source; nothing is linked from the
+system.
+
+The cdef lists only what the Python package calls.  Macro values are written
+as ``...`` so the C compiler fills them in from ``lrq.h``: a declaration that
+drifts from the header fails the build instead of misbehaving at run time.
+"""
+
+from __future__ import annotations
+
+import glob
+
+from cffi import FFI
+
+CDEF = """
+#define LRQ_VERSION_NUMBER ...
+
+#define LRQ_OK ...
+#define LRQ_ERR_FORMAT ...
+#define LRQ_ERR_CHECKSUM ...
+#define LRQ_ERR_UNSUPPORTED ...
+#define LRQ_ERR_PADDING ...
+#define LRQ_ERR_ARGUMENT ...
+#define LRQ_ERR_BUFFER_SIZE ...
+#define LRQ_ERR_MEMORY ...
+#define LRQ_ERR_INTERNAL ...
+
+unsigned lrq_version_number(void);
+const char *lrq_error_name(int code);
+const char *lrq_isa_name(void);
+
+uint32_t lrq_crc32c(uint32_t crc, const void *data, size_t len);
+
+int lrq_layout_size(uint64_t rows, uint64_t k, int elem_bits, uint64_t panel,
+                    uint64_t *nbytes);
+int lrq_layout_pack(const uint8_t *elements, uint64_t rows, uint64_t k,
+                    int elem_bits, uint64_t panel, uint8_t *out, size_t out_len);
+int lrq_layout_unpack(const uint8_t *packed, size_t packed_len, uint64_t rows,
+                      uint64_t k, int elem_bits, uint64_t panel,
+                      uint8_t *elements);
+int lrq_layout_unpack_signs_f32(const uint8_t *packed, size_t packed_len,
+                                uint64_t rows, uint64_t k, uint64_t panel,
+                                float *out);
+"""
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source(
+    "lrq._lrq_cffi",
+    '#include "lrq.h"',
+    # sorted: the same object order, hence the same binary, on every machine.
+    sources=sorted(glob.glob("c_src/src/*.c")),
+    include_dirs=["c_src/include"],
+    # Baseline ISA for the whole build: SIMD code carries its own target
+    # attributes and is chosen at run time.  Hidden visibility keeps the core's
+    # symbols from clashing with another copy of lrq in the same process.
+    extra_compile_args=["-O3", "-std=gnu99", "-pthread", "-fvisibility=hidden"],
+    extra_link_args=["-pthread"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

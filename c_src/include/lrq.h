@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lrq.h -- the public C interface of lrq, a compression library that stores
+ * real-valued matrices as low-rank / 1-bit factorizations in the versioned
+ * `.lrq` file format and computes with them without decompressing.
+ *
+ * This is the only public header.  Everything it declares is stable within a
+ * major library version; everything not declared here is private.
+ *
+ * Conventions used by every function below:
+ *
+ *   - Names are lrq_<object>_<verb>; macros start with LRQ_.
+ *   - A fallible function returns an int: LRQ_OK (0) on success or one of the
+ *     negative LRQ_ERR_* codes listed below.  Results come back through
+ *     out-parameters, which are written only on success unless a function
+ *     says otherwise.
+ *   - Output buffers belong to the caller: lrq never keeps a pointer to an
+ *     argument after it returns and never frees memory it did not allocate.
+ *   - Every size is computed in 64-bit unsigned arithmetic with overflow
+ *     checks before any memory is touched; a size that does not fit is an
+ *     LRQ_ERR_ARGUMENT, never a wrap-around.
+ *   - A pointer argument may be NULL only where its buffer is empty
+ *     (length 0).
+ *   - The functions in this header keep no mutable state other than the
+ *     one-time CPU probe described at lrq_isa_name(); all of them may be
+ *     called from any number of threads at once.
+ */
+#ifndef LRQ_H
+#define LRQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Versions                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The library version (semantic versioning) of the code in this header.
+ * LRQ_VERSION_NUMBER packs it as major*10000 + minor*100 + patch, so it can
+ * be compared with < and > in the preprocessor.
+ */
+#define LRQ_VERSION_MAJOR 0
+#define LRQ_VERSION_MINOR 1
+#define LRQ_VERSION_PATCH 0
+#define LRQ_VERSION_NUMBER \
+    (LRQ_VERSION_MAJOR * 10000 + LRQ_VERSION_MINOR * 100 + LRQ_VERSION_PATCH)
+
+/*
+ * The `.lrq` file format version this library writes.  It is independent of
+ * the library version: it changes only when the format specification
+ * (spec/lrq-format.md) changes.  A reader refuses a file whose major it does
+ * not know and accepts any minor of a major it knows.
+ */
+#define LRQ_FORMAT_MAJOR 1
+#define LRQ_FORMAT_MINOR 0
+
+/*
+ * lrq_version_number -- the library version of the code actually linked.
+ *
+ * Returns LRQ_VERSION_NUMBER as it was when the library was compiled.
+ * Compare it with the LRQ_VERSION_NUMBER macro seen by the caller's compiler
+ * to detect a program built against one header but running another library.
+ *
+ * Errors: none.  Thread safety: safe.
+ */
+unsigned lrq_version_number(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The one list of return codes.  Values are pinned: a code, once released,
+ * never changes its number or its meaning, and a removed code is never
+ * reused.  New codes are added inside their group's range:
+ *
+ *   -1 .. -19   invalid input: the bytes given to lrq are not valid
+ *   -20 .. -39  caller misuse: the arguments themselves are wrong
+ *   -40 .. -59  resources: the system could not provide what was needed
+ *   -60 .. -79  internal: a bug in lrq; please report it
+ */
+#define LRQ_OK 0
+
+/* The input is not a valid encoding: bad magic, broken structure, a value
+ * out of its allowed range, or a buffer cut short. */
+#define LRQ_ERR_FORMAT (-1)
+/* A stored CRC-32C does not match the bytes it covers. */
+#define LRQ_ERR_CHECKSUM (-2)
+/* The input is well formed but needs a format version or a required feature
+ * this library does not implement. */
+#define LRQ_ERR_UNSUPPORTED (-3)
+/* A padding bit or padding byte that the format requires to be zero is not
+ * zero.  This is a kind of invalid input; it has its own code because it is
+ * the usual sign of a writer bug rather than of damage. */
+#define LRQ_ERR_PADDING (-4)
+
+/* An argument is out of its documented range, a size computation overflows,
+ * or a required pointer is NULL. */
+#define LRQ_ERR_ARGUMENT (-20)
+/* A caller-provided buffer has the wrong length for the operation. */
+#define LRQ_ERR_BUFFER_SIZE (-21)
+
+/* Memory could not be allocated. */
+#define LRQ_ERR_MEMORY (-40)
+
+/* An internal invariant failed. */
+#define LRQ_ERR_INTERNAL (-60)
+
+/*
+ * lrq_error_name -- the name of a return code, for messages and logs.
+ *
+ * code: any int.
+ *
+ * Returns the macro name as a string ("LRQ_OK", "LRQ_ERR_FORMAT", ...) for
+ * the codes above and "unknown error" for any other value.  The string is a
+ * static constant: never free or modify it.
+ *
+ * Errors: none.  Thread safety: safe.
+ */
+const char *lrq_error_name(int code);
+
+/* ------------------------------------------------------------------------ */
+/* CRC-32C                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * lrq_crc32c -- CRC-32C (Castagnoli; reflected polynomial 0x82F63B78,
+ * initial value and final XOR 0xFFFFFFFF), the checksum of every `.lrq`
+ * header and section.
+ *
+ * crc:  0 to start a new checksum, or the value a previous call returned to
+ *       continue it; the same convention as zlib's crc32().  So
+ *       lrq_crc32c(lrq_crc32c(0, a, na), b, nb) equals the CRC of a
+ *       followed by b.
+ * data: the bytes to add; may be NULL when len is 0.
+ * len:  the number of bytes at data.
+ *
+ * Returns the updated CRC.  The CRC of "123456789" started from 0 is
+ * 0xE3069283; the CRC of no bytes is crc unchanged.
+ *
+ * The result does not depend on the CPU: the table-driven code and the
+ * SSE4.2 crc32 instruction (chosen at run time, see lrq_isa_name()) give
+ * identical values.
+ *
+ * Errors: none (a NULL data with len > 0 is undefined behaviour).
+ * Thread safety: safe.
+ */
+uint32_t lrq_crc32c(uint32_t crc, const void *data, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Interleaved ("kernel-native") matrix layout                              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A matrix of `rows` output rows and `k` reduction elements is stored in the
+ * order the matrix-vector kernels read it, so products run straight from a
+ * memory-mapped file (format notes §3; the format specification is
+ * normative):
+ *
+ *   - k is padded with zero elements up to a multiple of 16;
+ *   - the padded reduction is cut into chunks (16 elements for 1-bit
+ *     matrices, 4 for 8-bit ones), each stored as one little-endian word
+ *     (u16 with element 16c+b in bit b; or 4 bytes with element 4c+b in
+ *     byte b);
+ *   - rows form tiles of 16 (the last may be short) and chunks form panels
+ *     of `panel` elements (the last may be short);
+ *   - words are stored panel by panel, then row tile by row tile, then chunk
+ *     by chunk, then row by row within the tile.
+ *
+ * For 1-bit ("sign") matrices an element value of 1 means -1 and 0 means +1,
+ * the IEEE sign-bit convention.  Padding bits and bytes are zero.
+ *
+ * The size is 2*rows*ceil(k/16) bytes for 1-bit matrices and
+ * 16*rows*ceil(k/16) bytes for 8-bit ones; it does not depend on panel.
+ *
+ * Common parameters of the functions below:
+ *   rows:      number of rows, >= 0.
+ *   k:         number of reduction elements per row, >= 0.  A matrix with
+ *              rows == 0 or k == 0 has size 0.
+ *   elem_bits: 1 (sign bits) or 8 (byte codes).
+ *   panel:     the reduction panel length in elements: a multiple of 64 in
+ *              [64, 1048576] (the tensor's "panel" field in the header).
+ *   elements:  the matrix in plain form: rows*k bytes, row-major, one byte
+ *              per element.  For elem_bits == 1 each byte is the bit value,
+ *              0 or 1; for elem_bits == 8 it is the code itself.
+ */
+
+/*
+ * lrq_layout_size -- bytes taken by a matrix in the interleaved layout.
+ *
+ * nbytes: receives the size on success; not written on failure.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT if elem_bits or panel is out of range,
+ * nbytes is NULL, or the size does not fit in 64 bits.
+ *
+ * Thread safety: safe.
+ */
+int lrq_layout_size(uint64_t rows, uint64_t k, int elem_bits, uint64_t panel,
+                    uint64_t *nbytes);
+
+/*
+ * lrq_layout_pack -- write a plain matrix in the interleaved layout.
+ *
+ * elements: rows*k bytes, read only (see the common parameters above).
+ * out:      the destination, at least lrq_layout_size() bytes; exactly that
+ *           many bytes are written, padding included.  Bytes of out beyond
+ *           the layout size are left untouched, so a caller may pack straight
+ *           into a larger file buffer.  out must not overlap elements.
+ * out_len:  the capacity of out in bytes.
+ *
+ * Returns LRQ_OK, or
+ *   LRQ_ERR_ARGUMENT    a parameter is out of range, rows*k does not fit in
+ *                       size_t, a needed pointer is NULL, or (elem_bits == 1)
+ *                       an element is neither 0 nor 1;
+ *   LRQ_ERR_BUFFER_SIZE out_len is smaller than the layout size.
+ * On LRQ_ERR_ARGUMENT for an element value, out holds partial output.
+ *
+ * Thread safety: safe; concurrent calls must not share out.
+ */
+int lrq_layout_pack(const uint8_t *elements, uint64_t rows, uint64_t k,
+                    int elem_bits, uint64_t panel, uint8_t *out,
+                    size_t out_len);
+
+/*
+ * lrq_layout_unpack -- read an interleaved matrix back to plain form,
+ * checking that every padding bit or byte is zero.
+ *
+ * packed:     the interleaved bytes, read only.
+ * packed_len: must equal lrq_layout_size() exactly.
+ * elements:   the destination, rows*k bytes (see the common parameters);
+ *             must not overlap packed.  On failure its contents are
+ *             unspecified.
+ *
+ * Returns LRQ_OK, or
+ *   LRQ_ERR_ARGUMENT    a parameter is out of range, rows*k does not fit in
+ *                       size_t, or a needed pointer is NULL;
+ *   LRQ_ERR_BUFFER_SIZE packed_len differs from the layout size;
+ *   LRQ_ERR_PADDING     a padding bit (elem_bits == 1) or padding byte
+ *                       (elem_bits == 8) is not zero.
+ * Arguments are checked in that order, so LRQ_ERR_PADDING means the
+ * arguments were fine and the data is not.
+ *
+ * Thread safety: safe; concurrent calls must not share elements.
+ */
+int lrq_layout_unpack(const uint8_t *packed, size_t packed_len, uint64_t rows,
+                      uint64_t k, int elem_bits, uint64_t panel,
+                      uint8_t *elements);
+
+/*
+ * lrq_layout_unpack_signs_f32 -- read an interleaved 1-bit matrix straight
+ * to its values: +1.0f for bit 0 and -1.0f for bit 1.
+ *
+ * The same as lrq_layout_unpack() with elem_bits == 1 followed by
+ * out[i] = 1 - 2*elements[i], in one pass and without the byte array.  It is
+ * a stop-gap accelerator for the Python reference matvec until the SIMD
+ * kernels read the layout directly.
+ *
+ * packed, packed_len, rows, k, panel: as for lrq_layout_unpack().
+ * out: the destination, rows*k floats, row-major; must not overlap packed.
+ *      On failure its contents are unspecified.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT (including rows*k*sizeof(float) not
+ * fitting in size_t), LRQ_ERR_BUFFER_SIZE or LRQ_ERR_PADDING as for
+ * lrq_layout_unpack().
+ *
+ * Thread safety: safe; concurrent calls must not share out.
+ */
+int lrq_layout_unpack_signs_f32(const uint8_t *packed, size_t packed_len,
+                                uint64_t rows, uint64_t k, uint64_t panel,
+                                float *out);
+
+/* ------------------------------------------------------------------------ */
+/* Instruction-set dispatch                                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * lrq_isa_name -- the instruction-set path lrq uses on this machine.
+ *
+ * Returns one of "scalar", "sse4.2", "avx2", "avx512": the best path this
+ * CPU (and operating system) supports, unless the environment variable
+ * LRQ_FORCE_ISA names one of these paths, in which case that path is used
+ * if the CPU supports it and otherwise the best supported path below it.
+ * An LRQ_FORCE_ISA value that names no path is ignored.  The string is a
+ * static constant: never free or modify it.
+ *
+ * The CPU is probed and LRQ_FORCE_ISA read once per process, on the first
+ * call into lrq that needs them; changing the variable afterwards has no
+ * effect.  The path never changes any result: every path produces the same
+ * bytes and values as "scalar", which is always built.
+ *
+ * "avx2" requires AVX2 and FMA; "avx512" requires AVX-512 F, BW, DQ and VL.
+ * On a CPU that is not x86 the path is always "scalar".
+ *
+ * Errors: none.  Thread safety: safe (the probe runs exactly once).
+ */
+const char *lrq_isa_name(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LRQ_H */

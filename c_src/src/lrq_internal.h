@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Declarations shared between the files of the C core and nobody else.
+ * Nothing here is part of the public interface (that is lrq.h alone).
+ */
+#ifndef LRQ_INTERNAL_H
+#define LRQ_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define LRQ_X86 1
+#else
+#define LRQ_X86 0
+#endif
+
+/* Instruction-set paths, ordered so that each level implies the ones below
+ * it: code may test `lrq_isa_active() >= LRQ_ISA_AVX2`. */
+typedef enum {
+    LRQ_ISA_SCALAR = 0,
+    LRQ_ISA_SSE42 = 1,
+    LRQ_ISA_AVX2 = 2,
+    LRQ_ISA_AVX512 = 3
+} lrq_isa;
+
+/* The path chosen once per process (CPU probe + LRQ_FORCE_ISA). */
+lrq_isa lrq_isa_active(void);
+
+/* CRC-32C cores working on the raw register (no initial or final XOR), so
+ * that the public entry point owns the zlib-style convention in one place. */
+uint32_t lrq_crc32c_update_table(uint32_t reg, const uint8_t *p, size_t n);
+#if LRQ_X86
+uint32_t lrq_crc32c_update_sse42(uint32_t reg, const uint8_t *p, size_t n);
+#endif
+
+#endif /* LRQ_INTERNAL_H */

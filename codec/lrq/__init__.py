@@ -1,0 +1,66 @@
+"""lrq: compressed low-rank and 1-bit matrices you can multiply without decoding.
+
+    import lrq
+    M = lrq.encode(A, scheme="signcut", bits=2.0)   # or width=…, rel_error=…
+    y = M @ x                                        # products on the factors
+    A2 = lrq.decode(M)                               # dense ndarray
+    lrq.save("model.lrq", {"W": M, "b": bias})       # many named tensors
+    with lrq.open("model.lrq") as f:                 # memory-mapped, lazy
+        y = f["W"] @ x
+
+The format is specified in ``spec/lrq-format.md``; ``lrq.reference`` is its
+pure-NumPy twin.
+"""
+
+from __future__ import annotations
+
+from . import _native
+from .encoder import encode, signcut_from_factors
+from .errors import (
+    ArgumentError,
+    BudgetError,
+    ChecksumError,
+    FormatError,
+    LrqError,
+    ResourceError,
+    UnsupportedError,
+)
+from .io import File, decode, dumps, loads, open, save
+from .matrix import Matrix
+from .reference.container import FORMAT_MAJOR, FORMAT_MINOR
+
+__version__ = "0.1.0"
+FORMAT_VERSION = (FORMAT_MAJOR, FORMAT_MINOR)
+
+
+def build_info() -> dict:
+    """How this copy of lrq was built and which kernel path is active."""
+    return {
+        "version": __version__,
+        "library_version_number": _native.version_number(),
+        "format_version": f"{FORMAT_MAJOR}.{FORMAT_MINOR}",
+        "isa": _native.isa_name(),
+    }
+
+
+__all__ = [
+    "encode",
+    "decode",
+    "dumps",
+    "loads",
+    "save",
+    "open",
+    "signcut_from_factors",
+    "build_info",
+    "Matrix",
+    "File",
+    "LrqError",
+    "FormatError",
+    "ChecksumError",
+    "UnsupportedError",
+    "ArgumentError",
+    "BudgetError",
+    "ResourceError",
+    "FORMAT_VERSION",
+    "__version__",
+]

@@ -1,0 +1,472 @@
+"""``lrq.encode``: choose a scheme and its parameters, then build the tiles.
+
+A target is one of ``bits`` (a budget on bits per entry, everything stored
+counted, headers included), ``width`` (signcut cuts) or ``rel_error`` (the
+relative Frobenius error to reach with the smallest encoding).  The budget of
+a tiled matrix is shared among its tiles in proportion to their area, and
+every tile is held to its share, so the whole file meets the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import _native
+from .errors import ArgumentError, BudgetError
+from .reference import container, dense, lplr, quant, signcut
+from .reference.container import make_section, section_alignment
+
+SCHEMES = ("auto", "signcut", "lplr", "dense")
+DEFAULT_BITS = 4.0
+DEFAULT_GROUP = 128
+LPLR_BIT_CHOICES = (1, 2, 3, 4, 6, 8)
+_FLOAT_SOURCES = {"float16": "float16", "float32": "float32", "float64": "float64", "bfloat16": "bfloat16"}
+_SCHEME_OPTIONS = {
+    "signcut": set(),
+    "lplr": {"rank", "bits_l", "bits_r", "group", "variant"},
+    "dense": {"storage"},
+}
+
+
+@dataclass
+class Target:
+    kind: str  # "bits", "width", "rel_error" or "default"
+    value: float
+
+    @property
+    def strict(self) -> bool:
+        return self.kind != "default"
+
+
+@dataclass
+class Candidate:
+    """One way to encode a tile: scheme, params, section bytes, measured error."""
+
+    scheme: str
+    params: dict
+    sections: dict  # kind -> bytes
+    error: float  # ‖A_t − Â_t‖_F (absolute)
+    cost: int  # bytes it may take in the file, alignment slack included
+
+
+def _tile_cost(scheme: str, shape: tuple, params: dict) -> int:
+    """Upper bound of the bytes a tile adds to a file: sections + their padding."""
+    return sum(ln + section_alignment(ln) - 1 for ln in container.section_lengths(scheme, shape, params))
+
+
+def _report(progress, done: float, message: str) -> None:
+    if progress is not None:
+        progress(min(max(done, 0.0), 1.0), message)
+
+
+# ----------------------------------------------------------------- input checks
+
+
+def as_float_matrix(a, *, allow_ndim=(2,)) -> tuple:
+    """Validate ``a``; returns (float array, source dtype name)."""
+    if hasattr(a, "dtype") and str(getattr(a, "dtype")) == "bfloat16":
+        source = "bfloat16"
+        a = np.asarray(a, dtype=np.float32)
+    else:
+        try:
+            a = np.asarray(a)
+        except Exception as exc:
+            raise ArgumentError(f"input is not an array: {exc}") from None
+        if a.dtype.kind == "c":
+            raise ArgumentError(f"complex input ({a.dtype}) is not supported; compress the real and imaginary parts separately")
+        if a.dtype.kind != "f" or a.dtype.name not in _FLOAT_SOURCES:
+            raise ArgumentError(f"input must be a floating-point array (float16/32/64), not {a.dtype}")
+        source = a.dtype.name
+    if a.ndim not in allow_ndim:
+        want = " or ".join(f"{d}-D" for d in allow_ndim) if len(allow_ndim) < 4 else f"at most {max(allow_ndim)}-D"
+        raise ArgumentError(f"input is {a.ndim}-D with shape {a.shape}; this scheme needs a {want} array")
+    if a.size == 0:
+        raise ArgumentError(f"input is empty (shape {a.shape})")
+    if any(d > container.MAX_DIM for d in a.shape):
+        raise ArgumentError(f"a dimension of {a.shape} exceeds 2^31-1")
+    bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+    if bad:
+        raise ArgumentError(f"input holds {bad} NaN or infinite values")
+    return a, source
+
+
+def _target(bits, width, rel_error) -> Target:
+    given = [(k, v) for k, v in (("bits", bits), ("width", width), ("rel_error", rel_error)) if v is not None]
+    if len(given) > 1:
+        raise ArgumentError("give at most one of bits=, width=, rel_error=")
+    if not given:
+        return Target("default", DEFAULT_BITS)
+    kind, value = given[0]
+    if kind == "width":
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= container.MAX_PARAM:
+            raise ArgumentError(f"width must be an integer in [1, 2^31-1], not {value!r}")
+        return Target(kind, int(value))
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{kind} must be a number, not {value!r}") from None
+    if kind == "bits" and not (math.isfinite(value) and 0 < value <= 64):
+        raise ArgumentError(f"bits must be in (0, 64], not {value}")
+    if kind == "rel_error" and not (math.isfinite(value) and 0 < value < 1):
+        raise ArgumentError(f"rel_error must be in (0, 1), not {value}")
+    return Target(kind, value)
+
+
+def _int_option(options: dict, key: str, lo: int, hi: int, default=None):
+    value = options.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise ArgumentError(f"{key} must be an integer in [{lo}, {hi}], not {value!r}")
+    return int(value)
+
+
+# ----------------------------------------------------------------- per scheme
+
+
+def _largest_fitting(lo: int, hi: int, fits: Callable[[int], bool]) -> Optional[int]:
+    """Largest p in [lo, hi] with fits(p), for a monotone predicate; None if none."""
+    if hi < lo or not fits(lo):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _signcut_candidate(tile, target, allowance, seed, panel, progress) -> Optional[Candidate]:
+    m, n = tile.shape
+    # Past the width at which signcut costs as much as dense float32 there is
+    # no point going on: that caps searches for an error target.
+    dense_width = max(1, (32 * m * n) // (m + n + 32))
+    if target.kind == "width":
+        width, goal = target.value, None
+    elif target.kind == "rel_error":
+        width, goal = dense_width, target.value
+    else:
+        width = _largest_fitting(1, dense_width, lambda w: _tile_cost("signcut", tile.shape, {"width": w}) <= allowance)
+        if width is None:
+            if target.strict:
+                return None
+            width = 1
+        goal = None
+
+    def on_cut(done, err):
+        if done % 16 == 0 or done == width:
+            _report(progress, done / width, f"signcut {done}/{width} cuts, error {err:.4g}")
+
+    S, T, c, errors = signcut.encode(tile.values, width=width, rel_error=goal, seed=seed, progress=on_cut)
+    if goal is not None and errors and errors[-1] > goal:
+        return None
+    params = {"width": len(c)}
+    sections = signcut.sections(S, T, c, panel, pack=_native.pack_interleaved)
+    rel = errors[-1] if errors else 1.0 if tile.norm > 0 else 0.0
+    return Candidate("signcut", params, sections, rel * tile.norm, _tile_cost("signcut", tile.shape, params))
+
+
+def _lplr_one(tile, rank, bits_l, bits_r, group, variant, seed, panel, svd) -> Candidate:
+    left0 = lplr.starting_factor(tile.values, rank, variant, seed, svd)
+    left, right, l_hat, r_hat = lplr.fit(tile.values, left0, bits_l, bits_r, group)
+    params, sections = lplr.params_and_sections(rank, bits_l, bits_r, group, left, right, panel, _native.pack_interleaved)
+    error = float(np.linalg.norm(tile.values - l_hat @ r_hat))
+    return Candidate("lplr", params, sections, error, _tile_cost("lplr", tile.shape, params))
+
+
+def _lplr_candidate(tile, target, allowance, seed, panel, options, progress) -> Optional[Candidate]:
+    m, n = tile.shape
+    max_rank = min(m, n)
+    variant = options.get("variant", "sketch")
+    if variant not in lplr.VARIANTS:
+        raise ArgumentError(f"variant must be one of {lplr.VARIANTS}, not {variant!r}")
+    group = _int_option(options, "group", container.MIN_GROUP, container.MAX_GROUP, DEFAULT_GROUP)
+    if group & (group - 1):
+        raise ArgumentError(f"group must be a power of two, not {group}")
+    rank = _int_option(options, "rank", 1, max_rank)
+    fixed_l = _int_option(options, "bits_l", 1, 8)
+    fixed_r = _int_option(options, "bits_r", 1, 8)
+    pairs = [
+        (bl, br)
+        for bl in ((fixed_l,) if fixed_l else LPLR_BIT_CHOICES)
+        for br in ((fixed_r,) if fixed_r else LPLR_BIT_CHOICES)
+    ]
+    svd = np.linalg.svd(tile.values, full_matrices=False) if variant == "svd" else None
+
+    def cost(r, bl, br):
+        return _tile_cost("lplr", tile.shape, {"rank": r, "bits_l": bl, "bits_r": br, "group": group})
+
+    best = None
+    for i, (bl, br) in enumerate(pairs):
+        _report(progress, i / len(pairs), f"lplr bits {bl}/{br}")
+        if rank is not None:
+            ranks = [rank] if (not target.strict or target.kind != "bits" or cost(rank, bl, br) <= allowance) else []
+        elif target.kind == "rel_error":
+            ranks = _ranks_for_error(tile, bl, br, group, variant, seed, panel, svd, target.value, max_rank)
+        else:
+            r = _largest_fitting(1, max_rank, lambda r: cost(r, bl, br) <= allowance)
+            ranks = [r] if r is not None else []
+        for r in ranks:
+            cand = _lplr_one(tile, r, bl, br, group, variant, seed, panel, svd)
+            best = _better(best, cand, target, tile)
+    if best is None and not target.strict:
+        # A matrix too small for the default budget still gets an encoding.
+        best = _lplr_one(tile, rank or 1, fixed_l or 8, fixed_r or 8, group, variant, seed, panel, svd)
+    return best
+
+
+def _ranks_for_error(tile, bl, br, group, variant, seed, panel, svd, goal, max_rank) -> list:
+    """The smallest rank whose error meets the goal (bisection), if any does."""
+    cache = {}
+
+    def ok(r):
+        if r not in cache:
+            cache[r] = _lplr_one(tile, r, bl, br, group, variant, seed, panel, svd).error <= goal * tile.norm
+        return cache[r]
+
+    if not ok(max_rank):
+        return []
+    lo, hi = 1, max_rank
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return [lo]
+
+
+def _dense_candidate(tile, target, allowance, options) -> Optional[Candidate]:
+    storage = options.get("storage")
+    if storage is not None and storage not in container.FLOAT_STORAGE:
+        raise ArgumentError(f"storage must be one of {container.FLOAT_STORAGE}, not {storage!r}")
+    if storage is not None:
+        choices = [storage]
+    elif target.kind == "default":
+        choices = [tile.source if tile.source in container.FLOAT_STORAGE else "float32"]
+    else:
+        choices = ["float16", "bfloat16", "float32", "float64"]
+    best = None
+    for name in choices:
+        params = {"storage": name}
+        if target.kind == "bits" and _tile_cost("dense", tile.shape, params) > allowance:
+            continue
+        try:
+            _, sections = dense.encode(tile.values, name)
+        except ArgumentError:
+            if storage is not None:
+                raise
+            continue  # this storage overflows; another may not
+        decoded = dense.load(sections["values"], name, tile.shape).astype(np.float64)
+        cand = Candidate("dense", params, sections, float(np.linalg.norm(tile.values - decoded)), _tile_cost("dense", tile.shape, params))
+        best = _better(best, cand, target, tile)
+    return best
+
+
+def _better(best: Optional[Candidate], cand: Candidate, target: Target, tile) -> Candidate:
+    """Smallest error under a budget; smallest size that meets an error goal."""
+    if target.kind == "rel_error":
+        if cand.error > target.value * tile.norm:
+            return best
+        key = lambda c: (c.cost, c.error)  # noqa: E731
+    else:
+        key = lambda c: (c.error, c.cost)  # noqa: E731
+    return cand if best is None or key(cand) < key(best) else best
+
+
+# ----------------------------------------------------------------- orchestration
+
+
+@dataclass
+class _Tile:
+    origin: tuple
+    shape: tuple
+    values: np.ndarray  # float64
+    norm: float
+    source: str
+
+
+def _header_bound(name: str, shape: tuple, source: str, tile_shape: tuple, panel: int, schemes_per_tile, encoder_info) -> int:
+    """Bytes of preamble + header with every number at its widest encoding."""
+    tiles = []
+    for origin, tshape in container.tile_grid(shape, tile_shape):
+        big = {"width": container.MAX_PARAM, "rank": container.MAX_PARAM, "bits_l": 8, "bits_r": 8,
+               "group": container.MAX_GROUP, "scale_l": 1.0, "scale_r": 1.0, "storage": "bfloat16"}
+        scheme = schemes_per_tile
+        tiles.append(container.TileRecord(origin, tshape, scheme, {k: big[k] for k in container.PARAM_KEYS[scheme]}))
+    record = container.TensorRecord(name, shape, source, tile_shape, panel, tiles, 1.0, encoder_info)
+    table = [("r_scales", 1 << 62, 1 << 62, 0xFFFFFFFF)] * sum(len(container.SECTION_KINDS[t.scheme]) for t in tiles)
+    import msgpack  # local: only the bound needs it here
+
+    raw = msgpack.packb(container._header_object([record], None, table), use_single_float=True)
+    return container.PREAMBLE_SIZE + len(raw)
+
+
+def encode(
+    a,
+    scheme: str = "auto",
+    *,
+    bits: Optional[float] = None,
+    width: Optional[int] = None,
+    rel_error: Optional[float] = None,
+    seed: int = 0,
+    tile_shape: Optional[tuple] = None,
+    panel: int = container.DEFAULT_PANEL,
+    progress: Optional[Callable[[float, str], None]] = None,
+    name: Optional[str] = None,
+    source_dtype: Optional[str] = None,
+    **options,
+):
+    """Compress a float matrix.  See ``lrq.encode`` for the full description."""
+    from .matrix import Matrix
+
+    if scheme not in SCHEMES:
+        raise ArgumentError(f"scheme must be one of {SCHEMES}, not {scheme!r}")
+    allowed = set().union(*_SCHEME_OPTIONS.values()) if scheme == "auto" else _SCHEME_OPTIONS[scheme]
+    unknown = set(options) - allowed
+    if unknown:
+        raise ArgumentError(f"unknown option(s) for scheme '{scheme}': {', '.join(sorted(unknown))}")
+    target = _target(bits, width, rel_error)
+    if target.kind == "width" and scheme != "signcut":
+        raise ArgumentError("width= applies to scheme='signcut'; use bits= or rel_error= (or rank= for lplr)")
+    a, source = as_float_matrix(a, allow_ndim=tuple(range(0, 9)) if scheme == "dense" else (2,))
+    if source_dtype is not None:
+        if source_dtype not in _FLOAT_SOURCES:
+            raise ArgumentError(f"source_dtype must be one of {tuple(_FLOAT_SOURCES)}, not {source_dtype!r}")
+        source = source_dtype
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ArgumentError(f"seed must be a non-negative integer, not {seed!r}")
+    if isinstance(panel, bool) or not isinstance(panel, (int, np.integer)) or not (
+        container.MIN_PANEL <= panel <= container.MAX_PANEL and panel % 64 == 0
+    ):
+        raise ArgumentError(f"panel must be a multiple of 64 in [64, 2^20], not {panel!r}")
+    shape = tuple(int(d) for d in a.shape)
+    if tile_shape is None or a.ndim != 2:
+        tile_shape = shape
+    else:
+        try:
+            tile_shape = tuple(int(t) for t in tile_shape)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"tile_shape must be two positive integers, not {tile_shape!r}") from None
+        if len(tile_shape) != 2 or min(tile_shape) < 1:
+            raise ArgumentError(f"tile_shape must be two positive integers, not {tile_shape!r}")
+        tile_shape = (min(tile_shape[0], shape[0]), min(tile_shape[1], shape[1]))
+    name = "tensor" if name is None else name
+    encoder_info = {"scheme": scheme, "seed": int(seed), "target": target.kind, "value": float(target.value)}
+
+    values = np.asarray(a, dtype=np.float64)
+    grid = list(container.tile_grid(shape, tile_shape))
+    total = math.prod(shape)
+    budget = math.floor(target.value * total / 8) if target.kind in ("bits", "default") else None
+    overhead = _header_bound(name, shape, source, tile_shape, int(panel), "lplr", encoder_info)
+    tiles, sq_error = [], 0.0
+    for k, (origin, tshape) in enumerate(grid):
+        index = tuple(slice(o, o + s) for o, s in zip(origin, tshape))
+        block = values[index]
+        tile = _Tile(origin, tshape, block, float(np.linalg.norm(block)), source)
+        allowance = None if budget is None else (budget - overhead) * math.prod(tshape) / total
+
+        def tile_progress(done, message, k=k):
+            prefix = f"tile {k + 1}/{len(grid)}: " if len(grid) > 1 else ""
+            _report(progress, (k + done) / len(grid), prefix + message)
+
+        cand = _choose(tile, scheme, target, allowance, int(seed), int(panel), options, tile_progress)
+        if cand is None:
+            raise BudgetError(_infeasible_message(scheme, target, shape, overhead))
+        sections = {kind: make_section(kind, data, _native.crc32c) for kind, data in cand.sections.items()}
+        tiles.append(container.TileRecord(origin, tshape, cand.scheme, cand.params, sections))
+        sq_error += cand.error**2
+    norm = float(np.linalg.norm(values))
+    rel = math.sqrt(sq_error) / norm if norm > 0 else 0.0
+    record = container.TensorRecord(name, shape, source, tile_shape, int(panel), tiles, float(np.float32(rel)), encoder_info)
+    matrix = Matrix(record)
+    if target.kind == "bits" and matrix.nbytes > budget:  # pragma: no cover - the bounds make this unreachable
+        raise ArgumentError(f"internal: encoding took {matrix.nbytes} bytes, over the budget of {budget}")
+    _report(progress, 1.0, "done")
+    return matrix
+
+
+def _choose(tile, scheme, target, allowance, seed, panel, options, progress) -> Optional[Candidate]:
+    if scheme == "signcut":
+        return _signcut_candidate(tile, target, allowance, seed, panel, progress)
+    if scheme == "lplr":
+        return _lplr_candidate(tile, target, allowance, seed, panel, options, progress)
+    if scheme == "dense":
+        return _dense_candidate(tile, target, allowance, options)
+    # auto: every scheme under the same target; lplr in both variants.
+    strict = Target(target.kind if target.kind != "default" else "bits", target.value)
+    steps = [
+        lambda p: _signcut_candidate(tile, strict, allowance, seed, panel, p),
+        lambda p: _lplr_candidate(tile, strict, allowance, seed, panel, {**options, "variant": "sketch"}, p),
+        lambda p: _lplr_candidate(tile, strict, allowance, seed, panel, {**options, "variant": "svd"}, p),
+        lambda p: _dense_candidate(tile, strict, allowance, {k: v for k, v in options.items() if k == "storage"}),
+    ]
+    best = None
+    for i, step in enumerate(steps):
+        cand = step(lambda done, message, i=i: progress((i + done) / len(steps), "auto: " + message))
+        if cand is not None:
+            best = _better(best, cand, strict, tile)
+    if best is None and not target.strict:
+        # Nothing fits the default budget (a tiny matrix): store it exactly.
+        best = _dense_candidate(tile, Target("default", target.value), allowance, {})
+    return best
+
+
+def _infeasible_message(scheme, target, shape, overhead) -> str:
+    where = "×".join(map(str, shape))
+    if target.kind == "bits":
+        floor = 8 * overhead / math.prod(shape)
+        return (
+            f"no {scheme} encoding of a {where} matrix fits {target.value:g} bits/entry "
+            f"(headers alone take about {floor:.3g}); raise bits= or choose another scheme"
+        )
+    if target.kind == "rel_error":
+        return f"scheme '{scheme}' cannot reach rel_error={target.value:g} on this {where} matrix; try scheme='dense'"
+    return f"cannot encode this {where} matrix with scheme '{scheme}' and {target.kind}={target.value}"  # pragma: no cover
+
+
+def signcut_from_factors(S, T, c, *, name: Optional[str] = None, panel: int = container.DEFAULT_PANEL):
+    """Wrap a signed cut decomposition made elsewhere as an ``lrq.Matrix``.
+
+    S is m×w and T is n×w, with entries ±1; c holds w finite coefficients
+    (stored as float32).  The matrix is A = S · diag(c) · Tᵀ.
+    """
+    from .matrix import Matrix
+
+    def signs(x, what):
+        try:
+            x = np.asarray(x)
+        except Exception as exc:
+            raise ArgumentError(f"{what} is not an array: {exc}") from None
+        if x.ndim != 2 or x.size == 0 and 0 in x.shape[:1]:
+            raise ArgumentError(f"{what} must be a 2-D array, not shape {x.shape}")
+        if x.dtype.kind not in "fiub" or not np.isin(x, (-1, 1)).all():
+            raise ArgumentError(f"{what} must hold only +1 and -1")
+        return x
+
+    S, T = signs(S, "S"), signs(T, "T")
+    try:
+        c = np.asarray(c, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"c must be an array of numbers: {exc}") from None
+    w = S.shape[1]
+    if T.shape[1] != w or c.size != w:
+        raise ArgumentError(f"S is {S.shape}, T is {T.shape} and c has {c.size} values; they must share the width w")
+    if S.shape[0] < 1 or T.shape[0] < 1:
+        raise ArgumentError("S and T need at least one row")
+    c32 = c.astype(np.float32)
+    if not np.isfinite(c32).all():
+        raise ArgumentError("c holds NaN or infinity (or values beyond float32)")
+    if w > container.MAX_PARAM:
+        raise ArgumentError("width exceeds 2^31-1")
+    shape = (S.shape[0], T.shape[0])
+    raw = signcut.sections(S, T, c32, panel, pack=_native.pack_interleaved)
+    sections = {kind: make_section(kind, data, _native.crc32c) for kind, data in raw.items()}
+    tile = container.TileRecord((0, 0), shape, "signcut", {"width": w}, sections)
+    record = container.TensorRecord(name or "tensor", shape, "float32", shape, panel, [tile])
+    return Matrix(record)

@@ -1,0 +1,207 @@
+"""Bytes and files: ``dumps``, ``loads``, ``save``, ``open`` and ``decode``."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import tempfile
+from typing import Iterator, Mapping, Optional
+
+import numpy as np
+
+from . import _native
+from .errors import ArgumentError, FormatError, LrqError, ResourceError
+from .matrix import Matrix
+from .reference import container, dense
+from .reference.container import make_section
+
+
+def dumps(matrix: Matrix) -> bytes:
+    """One tensor as the bytes of a complete `.lrq` file."""
+    if not isinstance(matrix, Matrix):
+        raise ArgumentError(f"dumps takes an lrq.Matrix, not {type(matrix).__name__}")
+    return b"".join(bytes(p) for p in matrix._serialize())
+
+
+def loads(data) -> Matrix:
+    """Read a `.lrq` file held in bytes; it must contain exactly one tensor.
+
+    Every checksum and value is verified now, so a damaged file fails here.
+    """
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise ArgumentError(f"loads takes bytes-like data, not {type(data).__name__}") from None
+    record = container.parse(bytes(view), _native.crc32c, verify_sections=True)
+    if len(record.tensors) != 1:
+        raise ArgumentError(f"loads needs a file with one tensor; this one has {len(record.tensors)} (use lrq.open)")
+    matrix = Matrix(record.tensors[0])
+    matrix.decode()  # checks every value rule (NaN coefficients, padding bits, …)
+    return matrix
+
+
+def decode(matrix) -> np.ndarray:
+    """The dense array a compressed matrix stands for."""
+    if isinstance(matrix, (bytes, bytearray, memoryview)):
+        matrix = loads(matrix)
+    if not isinstance(matrix, Matrix):
+        raise ArgumentError(f"decode takes an lrq.Matrix or bytes, not {type(matrix).__name__}")
+    return matrix.decode()
+
+
+def _dense_record(name: str, array, source: Optional[str] = None) -> container.TensorRecord:
+    """A raw array stored losslessly as a one-tile dense tensor.
+
+    ``source`` names the original dtype when ``array`` holds widened values
+    (bfloat16 weights given as float32).
+    """
+    if source is None:
+        source = str(getattr(array, "dtype", ""))
+    if source == "bfloat16":
+        array = np.asarray(array, dtype=np.float32)
+    else:
+        array = np.asarray(array)
+        source = array.dtype.name
+    if source not in container.DTYPES:
+        raise ArgumentError(f"tensor '{name}': dtype {array.dtype} cannot be stored (supported: {', '.join(container.DTYPES)})")
+    if array.ndim > container.MAX_NDIM or array.size == 0:
+        raise ArgumentError(f"tensor '{name}': shape {array.shape} cannot be stored (0-8 dims, none of them 0)")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ArgumentError(f"tensor '{name}': holds NaN or infinity")
+    shape = tuple(int(d) for d in array.shape)
+    data = dense.store(array, source)
+    tile = container.TileRecord((0,) * len(shape), shape, "dense", {"storage": source},
+                                {"values": make_section("values", data, _native.crc32c)})
+    return container.TensorRecord(name, shape, source, shape, container.DEFAULT_PANEL, [tile])
+
+
+def dense_matrix(name: str, array, source: Optional[str] = None) -> Matrix:
+    """An array as a lossless dense ``lrq.Matrix`` (any dtype the format stores)."""
+    return Matrix(_dense_record(name, array, source))
+
+
+def _records(tensors: Mapping) -> list:
+    if not isinstance(tensors, Mapping):
+        raise ArgumentError("save takes a mapping of name -> lrq.Matrix or array")
+    records = []
+    for name, value in tensors.items():
+        if not isinstance(name, str) or not 1 <= len(name.encode("utf-8")) <= container.MAX_NAME_BYTES:
+            raise ArgumentError(f"tensor names must be non-empty strings of at most 1024 bytes, not {name!r}")
+        if isinstance(value, Matrix):
+            record = value._record
+            records.append(container.TensorRecord(name, record.shape, record.dtype, record.tile_shape,
+                                                  record.panel, record.tiles, record.rel_error, record.encoder))
+        else:
+            records.append(_dense_record(name, value))
+    if len(records) > container.MAX_TENSORS:
+        raise ArgumentError(f"a file holds at most {container.MAX_TENSORS} tensors")
+    return records
+
+
+def save(path, tensors: Mapping, *, metadata: Optional[Mapping[str, str]] = None) -> None:
+    """Write named tensors to one `.lrq` file, atomically.
+
+    Values are ``lrq.Matrix`` objects (stored as they are) or arrays (stored
+    dense, losslessly).  The file is written under a temporary name in the
+    same folder and renamed into place, so a failure or an interrupt leaves
+    any existing file untouched and no partial file behind.
+    """
+    records = _records(tensors)
+    if metadata is not None and (
+        not isinstance(metadata, Mapping) or any(not isinstance(k, str) or not isinstance(v, str) for k, v in metadata.items())
+    ):
+        raise ArgumentError("metadata must map strings to strings")
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".lrq-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ResourceError(f"cannot write in {folder}: {exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for piece in container.serialize(records, dict(metadata) if metadata else None, _native.crc32c):
+                out.write(piece)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise ResourceError(f"cannot write {path}: {exc}") from None
+        raise
+
+
+class File(Mapping):
+    """An open `.lrq` file: a read-only mapping of tensor name → ``lrq.Matrix``.
+
+    The file is memory-mapped; nothing is read beyond the header until used,
+    and each section's checksum is verified on its first use.  Use it as a
+    context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        try:
+            with builtin_open(self.path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size == 0:
+                    raise FormatError("not an .lrq file: it is empty [PRE-8]")
+                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except OSError as exc:
+            raise ResourceError(f"cannot open {self.path}: {exc}") from None
+        try:
+            record = container.parse(self._map, _native.crc32c, verify_sections=False)
+        except BaseException:
+            self._map.close()
+            raise
+        self.metadata = dict(record.metadata)
+        self.format_version = (container.FORMAT_MAJOR, record.minor)
+        self._matrices = {t.name: Matrix(t, owner=self, cache=False) for t in record.tensors}
+
+    def __getitem__(self, name: str) -> Matrix:
+        if self._map is None:
+            raise LrqError("the file is closed")
+        try:
+            return self._matrices[name]
+        except KeyError:
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._matrices)
+
+    def __len__(self) -> int:
+        return len(self._matrices)
+
+    def close(self) -> None:
+        """Release the mapping.
+
+        Matrices already taken from the file keep the mapping alive until they
+        are freed, so they stay usable; the file object itself no longer is.
+        """
+        if self._map is not None:
+            self._matrices = {}
+            try:
+                self._map.close()
+            except BufferError:
+                pass  # a numpy view still points into the map; it closes when freed
+            self._map = None
+
+    def __enter__(self) -> "File":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<lrq.File {self.path!r}: {len(self._matrices)} tensors>"
+
+
+builtin_open = open
+
+
+def open(path) -> File:  # noqa: A001 - the API name is fixed by the design
+    """Open a `.lrq` file for lazy, memory-mapped access (see :class:`File`)."""
+    return File(path)
