@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import msgpack
 import numpy as np
 
 from . import _native
@@ -23,6 +24,9 @@ from .reference.container import make_section, section_alignment
 SCHEMES = ("auto", "signcut", "lplr", "dense")
 DEFAULT_BITS = 4.0
 DEFAULT_GROUP = 128
+# Bit widths the lplr search tries for each factor.  Only neighbouring pairs
+# are tried (1/1, 1/2, 2/1, 2/2, 2/3, …): the best pair never had widths more
+# than one step apart in our measurements, and it keeps the search to 16 fits.
 LPLR_BIT_CHOICES = (1, 2, 3, 4, 6, 8)
 _FLOAT_SOURCES = {"float16": "float16", "float32": "float32", "float64": "float64", "bfloat16": "bfloat16"}
 _SCHEME_OPTIONS = {
@@ -106,6 +110,8 @@ def _target(bits, width, rel_error) -> Target:
             raise ArgumentError(f"width must be an integer in [1, 2^31-1], not {value!r}")
         return Target(kind, int(value))
     try:
+        if isinstance(value, bool):
+            raise TypeError
         value = float(value)
     except (TypeError, ValueError):
         raise ArgumentError(f"{kind} must be a number, not {value!r}") from None
@@ -114,6 +120,19 @@ def _target(bits, width, rel_error) -> Target:
     if kind == "rel_error" and not (math.isfinite(value) and 0 < value < 1):
         raise ArgumentError(f"rel_error must be in (0, 1), not {value}")
     return Target(kind, value)
+
+
+def _check_name(name) -> str:
+    """The tensor name to write: what the format accepts [TEN-2], or "tensor"."""
+    if name is None:
+        return "tensor"
+    if not isinstance(name, str) or not 1 <= len(name.encode("utf-8", "surrogatepass")) <= container.MAX_NAME_BYTES:
+        raise ArgumentError(f"name must be a non-empty string of at most {container.MAX_NAME_BYTES} bytes of UTF-8, not {name!r:.60}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ArgumentError(f"name must be valid UTF-8 text, not {name!r:.60}") from None
+    return name
 
 
 def _int_option(options: dict, key: str, lo: int, hi: int, default=None):
@@ -195,6 +214,7 @@ def _lplr_candidate(tile, target, allowance, seed, panel, options, progress) -> 
         (bl, br)
         for bl in ((fixed_l,) if fixed_l else LPLR_BIT_CHOICES)
         for br in ((fixed_r,) if fixed_r else LPLR_BIT_CHOICES)
+        if fixed_l or fixed_r or abs(LPLR_BIT_CHOICES.index(bl) - LPLR_BIT_CHOICES.index(br)) <= 1
     ]
     svd = np.linalg.svd(tile.values, full_matrices=False) if variant == "svd" else None
 
@@ -301,9 +321,7 @@ def _header_bound(name: str, shape: tuple, source: str, tile_shape: tuple, panel
         tiles.append(container.TileRecord(origin, tshape, scheme, {k: big[k] for k in container.PARAM_KEYS[scheme]}))
     record = container.TensorRecord(name, shape, source, tile_shape, panel, tiles, 1.0, encoder_info)
     table = [("r_scales", 1 << 62, 1 << 62, 0xFFFFFFFF)] * sum(len(container.SECTION_KINDS[t.scheme]) for t in tiles)
-    import msgpack  # local: only the bound needs it here
-
-    raw = msgpack.packb(container._header_object([record], None, table), use_single_float=True)
+    raw = msgpack.packb(container.header_object([record], None, table), use_single_float=True)
     return container.PREAMBLE_SIZE + len(raw)
 
 
@@ -322,7 +340,48 @@ def encode(
     source_dtype: Optional[str] = None,
     **options,
 ):
-    """Compress a float matrix.  See ``lrq.encode`` for the full description."""
+    """Compress a float matrix into an :class:`lrq.Matrix`.
+
+    Parameters
+    ----------
+    a : array_like, 2-D, float16/float32/float64 (any ndim up to 8 for "dense")
+        Finite values only; an empty array, NaN/Inf, integer, bool or complex
+        input raises :class:`lrq.ArgumentError`.
+    scheme : "auto" (default), "signcut", "lplr" or "dense"
+        "auto" encodes with every scheme under the same target and keeps the
+        smallest error (or, for ``rel_error=``, the smallest encoding).
+    bits : float, optional
+        Budget in bits per entry, counting everything stored (header and
+        section padding included): ``M.bits_per_entry <= bits`` is guaranteed.
+        Raises :class:`lrq.BudgetError` when nothing fits.
+    width : int, optional
+        Number of signed cuts (scheme "signcut" only).
+    rel_error : float in (0, 1), optional
+        Relative Frobenius error to reach with the smallest encoding; signcut
+        stops at the first width that meets it (its error is known exactly).
+        With none of the three targets, ``bits=4`` is used, or the smallest
+        encoding when a matrix is too small for that budget.
+    seed : int
+        Seeds every random choice: equal inputs, parameters and seeds give
+        byte-identical files.
+    tile_shape : (rows, cols), optional
+        Encode in independent tiles of this size; the budget is shared by
+        area and each tile is held to its share.
+    panel : int
+        Reduction panel of the kernel layout (multiple of 64; default 4096).
+    progress : callable(fraction, message), optional
+        Called during long encodes.
+    name : str, optional
+        The tensor's name when written alone with :func:`lrq.dumps`.
+    source_dtype : str, optional
+        The dtype the values came from when it differs from ``a``'s, e.g.
+        "bfloat16" for bf16 weights passed widened to float32.
+    **options
+        lplr: ``rank``, ``bits_l``, ``bits_r`` (1–8; searched when not given),
+        ``group`` (scale group, a power of two >= 16, default 128),
+        ``variant`` ("sketch" or "svd").  dense: ``storage`` ("float32",
+        "float16", "bfloat16", "float64").
+    """
     from .matrix import Matrix
 
     if scheme not in SCHEMES:
@@ -356,7 +415,9 @@ def encode(
         if len(tile_shape) != 2 or min(tile_shape) < 1:
             raise ArgumentError(f"tile_shape must be two positive integers, not {tile_shape!r}")
         tile_shape = (min(tile_shape[0], shape[0]), min(tile_shape[1], shape[1]))
-    name = "tensor" if name is None else name
+    name = _check_name(name)
+    if progress is not None and not callable(progress):
+        raise ArgumentError(f"progress must be a callable taking (fraction, message), not {progress!r}")
     encoder_info = {"scheme": scheme, "seed": int(seed), "target": target.kind, "value": float(target.value)}
 
     values = np.asarray(a, dtype=np.float64)
@@ -468,5 +529,5 @@ def signcut_from_factors(S, T, c, *, name: Optional[str] = None, panel: int = co
     raw = signcut.sections(S, T, c32, panel, pack=_native.pack_interleaved)
     sections = {kind: make_section(kind, data, _native.crc32c) for kind, data in raw.items()}
     tile = container.TileRecord((0, 0), shape, "signcut", {"width": w}, sections)
-    record = container.TensorRecord(name or "tensor", shape, "float32", shape, panel, [tile])
+    record = container.TensorRecord(_check_name(name), shape, "float32", shape, panel, [tile])
     return Matrix(record)

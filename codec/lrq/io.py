@@ -85,7 +85,11 @@ def _records(tensors: Mapping) -> list:
         raise ArgumentError("save takes a mapping of name -> lrq.Matrix or array")
     records = []
     for name, value in tensors.items():
-        if not isinstance(name, str) or not 1 <= len(name.encode("utf-8")) <= container.MAX_NAME_BYTES:
+        if (
+            not isinstance(name, str)
+            or any("\ud800" <= ch <= "\udfff" for ch in name)  # lone surrogates are not UTF-8
+            or not 1 <= len(name.encode("utf-8")) <= container.MAX_NAME_BYTES
+        ):
             raise ArgumentError(f"tensor names must be non-empty strings of at most 1024 bytes, not {name!r}")
         if isinstance(value, Matrix):
             record = value._record
@@ -155,7 +159,8 @@ class File(Mapping):
         try:
             record = container.parse(self._map, _native.crc32c, verify_sections=False)
         except BaseException:
-            self._map.close()
+            self._matrices = {}
+            self.close()
             raise
         self.metadata = dict(record.metadata)
         self.format_version = (container.FORMAT_MAJOR, record.minor)

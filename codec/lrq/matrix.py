@@ -136,13 +136,16 @@ class Matrix:
         if self._cache is not None and index in self._cache:
             return self._cache[index]
         panel = self._record.panel
+        # A float64 matrix keeps float64 operands: dequantized lplr factors
+        # and float64 dense values do not survive a round trip through float32.
+        kept = np.float64 if self.dtype == np.float64 else np.float32
         if tile.scheme == "signcut":
             ops = signcut.factors(tile, panel, _native.crc32c, _unpack_signs)
         elif tile.scheme == "lplr":
             left, right = lplr.factors(tile, panel, _native.crc32c)
-            ops = (left.astype(np.float32), right.astype(np.float32))
+            ops = (left.astype(kept), right.astype(kept))
         else:
-            ops = (decoder.decode_tile(tile, panel, _native.crc32c).astype(np.float32),)
+            ops = (decoder.decode_tile(tile, panel, _native.crc32c).astype(kept),)
         if self._cache is not None:
             self._cache[index] = ops
         return ops

@@ -183,7 +183,7 @@ def tile_grid(shape: tuple, tile_shape: tuple) -> Iterator[tuple]:
 # Writing
 
 
-def _header_object(tensors: list, metadata: Optional[dict], table: list) -> dict:
+def header_object(tensors: list, metadata: Optional[dict], table: list) -> dict:
     """The header map with section entries taken from ``table`` in file order."""
     entries = iter(table)
     out_tensors = []
@@ -236,7 +236,7 @@ def _layout(tensors, metadata, lengths, crcs):
         table = [
             (kind, off, ln, crc) for kind, off, ln, crc in zip(_kinds(tensors), offsets, lengths, crcs)
         ]
-        raw = msgpack.packb(_header_object(tensors, metadata, table), use_single_float=True)
+        raw = msgpack.packb(header_object(tensors, metadata, table), use_single_float=True)
         if len(raw) == header_length:
             end = offsets[-1] + lengths[-1] if offsets else PREAMBLE_SIZE + header_length
             return raw, offsets, end
@@ -321,7 +321,8 @@ def _pairs(pairs):
 
 
 def _check_tree(obj, depth: int) -> None:
-    if depth > MAX_DEPTH:
+    """Types and nesting; ``depth`` is the depth obj has if it is a container."""
+    if isinstance(obj, (dict, list)) and depth > MAX_DEPTH:
         raise FormatError(f"header nesting is deeper than {MAX_DEPTH} [LIM-3]")
     if isinstance(obj, dict):
         for value in obj.values():
@@ -334,6 +335,17 @@ def _check_tree(obj, depth: int) -> None:
             raise FormatError("header integer out of range [HDR-2]")  # pragma: no cover
     else:
         raise FormatError(f"header holds a value of a type the format does not allow ({type(obj).__name__}) [HDR-2]")
+
+
+# msgpack names the limit it enforced in its message; map it to the rule.
+_MSGPACK_LIMIT_RULES = (
+    ("max_map_len", "LIM-1"),
+    ("max_array_len", "LIM-2"),
+    ("max_str_len", "LIM-6"),
+    ("max_bin_len", "HDR-2"),
+    ("max_ext_len", "HDR-2"),
+    ("not allowed for map key", "HDR-2"),
+)
 
 
 def load_header(raw: bytes) -> dict:
@@ -354,8 +366,12 @@ def load_header(raw: bytes) -> dict:
         )
     except FormatError:
         raise
+    except UnicodeDecodeError:
+        raise FormatError("header holds a string that is not valid UTF-8 [HDR-3]") from None
     except Exception as exc:  # msgpack raises many types for bad input
-        raise FormatError(f"header is not one well-formed msgpack object of its stated length: {exc} [HDR-1]") from None
+        text = str(exc)
+        rule = next((r for key, r in _MSGPACK_LIMIT_RULES if key in text), "HDR-1")
+        raise FormatError(f"header is not one well-formed msgpack object within the limits: {text} [{rule}]") from None
     if not isinstance(obj, dict):
         raise FormatError("header is not a msgpack map [HDR-1]")
     _check_tree(obj, 1)
@@ -462,10 +478,15 @@ def _parse_tensor(obj, index: int, seen: set) -> TensorRecord:
     if panel % 64:
         f.fail(f"panel {panel} is not a multiple of 64", "TEN-5")
     tiles_raw = f.get("tiles", list, "TIL-3")
+    # Compare counts arithmetically before building anything per tile [LIM-7]:
+    # a tiny header can describe a grid of 2^48 tiles.
+    grid_size = math.prod(-(-d // t) for d, t in zip(shape, tile_shape))
+    if len(tiles_raw) != grid_size:
+        f.fail(f"has {len(tiles_raw)} tiles, its grid needs {grid_size}", "TIL-3")
     grid = list(tile_grid(shape, tile_shape))
-    if len(tiles_raw) != len(grid):
-        f.fail(f"has {len(tiles_raw)} tiles, its grid needs {len(grid)}", "TIL-3")
     rel_error = f.get("rel_error", float, "TEN-7", required=False)
+    if rel_error is not None:
+        rel_error = _f32(rel_error)  # [HDR-8]: float keys mean binary32 values
     if rel_error is not None and not (math.isfinite(rel_error) and rel_error >= 0):
         f.fail("rel_error must be finite and >= 0", "TEN-7")
     encoder = f.get("encoder", dict, "TEN-8", required=False)
@@ -524,11 +545,17 @@ def parse(buf, crc32c: CrcFunction, *, verify_sections: bool = True) -> FileReco
     With ``verify_sections`` every section CRC is checked now; otherwise each
     is checked on first use.  The section views point into ``buf``.
     """
-    mv = memoryview(buf).cast("B")
+    try:
+        mv = memoryview(buf).cast("B")
+    except TypeError:
+        raise ArgumentError(f"a .lrq file is read from bytes-like data, not {type(buf).__name__}") from None
     size = len(mv)
     if size < PREAMBLE_SIZE:
         if bytes(mv[: min(size, 8)]) != MAGIC[: min(size, 8)]:
             raise FormatError("not an .lrq file: bad magic [PRE-1]")
+        if size >= 10 and struct.unpack_from("<H", mv, 8)[0] != FORMAT_MAJOR:
+            raise UnsupportedError(f"file is format major version {struct.unpack_from('<H', mv, 8)[0]}; "
+                                   f"this library reads major version {FORMAT_MAJOR} [PRE-2]")
         raise FormatError(f"file is {size} bytes, shorter than the 64-byte preamble [PRE-8]")
     magic, major, minor, reserved_a, required, optional, header_length, file_length, header_crc, reserved_b = (
         _PREAMBLE.unpack_from(mv, 0)

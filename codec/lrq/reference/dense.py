@@ -1,4 +1,4 @@
-"""Scheme ``dense``: the tile's values stored element by element (spec §7.3)."""
+"""Scheme ``dense``: the tile's values stored element by element (spec §10.1)."""
 
 from __future__ import annotations
 

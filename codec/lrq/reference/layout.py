@@ -1,4 +1,4 @@
-"""The interleaved ("kernel-native") matrix layout of spec §5, in NumPy.
+"""The interleaved ("kernel-native") matrix layout of spec §9, in NumPy.
 
 A matrix of R rows and K reduction elements is stored as words, one word per
 (row, chunk of K): a 16-bit word of 16 sign bits, or a 4-byte word of four u8
@@ -119,7 +119,8 @@ def unpack_interleaved(
     else:
         elements = words.reshape(rows, kp)
     if kp > k and elements[:, k:].any():
-        raise FormatError(f"{what}: padding elements beyond K={k} are not zero")
+        rule = "LAY-1" if elem_bits == 1 else "LAY-2"
+        raise FormatError(f"{what}: padding elements beyond K={k} are not zero [{rule}]")
     return np.ascontiguousarray(elements[:, :k])
 
 

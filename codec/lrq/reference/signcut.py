@@ -205,7 +205,7 @@ def factors(tile, panel: int, crc32c, unpack=None):
     w = tile.params["width"]
     c = np.frombuffer(tile.section("c", crc32c), dtype="<f4")
     if not np.isfinite(c).all():
-        raise FormatError("signcut coefficient c is NaN or infinite [SC-3]")
+        raise FormatError("signcut coefficient c is NaN or infinite [SC-2]")
     if unpack is None:
         tt = 1.0 - 2.0 * layout.unpack_interleaved(tile.section("tt", crc32c), w, n, 1, panel, what="tt").astype(np.float32)
         s = 1.0 - 2.0 * layout.unpack_interleaved(tile.section("s", crc32c), m, w, 1, panel, what="s").astype(np.float32)
