@@ -22,6 +22,7 @@
 #define DIM_MAX ((UINT64_C(1) << 31) - 1)
 #define PANEL_MIN 64u
 #define PANEL_MAX (UINT64_C(1) << 20)
+#define SMALL_WORK (UINT64_C(32) << 10)
 
 enum { SCHEME_SIGNCUT = 1, SCHEME_LPLR = 2 };
 
@@ -31,6 +32,7 @@ struct lrq_tile {
     lrq_kmat a;         /* applied first in y = A x: T^T (signcut) or R (lplr) */
     lrq_kmat b;         /* applied second: S or L */
     const uint8_t *c;   /* signcut: w little-endian f32 */
+    uint64_t bytes;     /* bytes of all sections, a measure of the work */
     float wa, wb;       /* the factors' weights (lplr), 1 for signcut */
 };
 
@@ -258,6 +260,7 @@ int lrq_tile_create_signcut(lrq_tile **out, const uint64_t m, const uint64_t n, 
     rc = check_padding(&t->a);
     if (rc == LRQ_OK)
         rc = check_padding(&t->b);
+    t->bytes = (uint64_t)c_len + tt_len + s_len;
     return tile_done(out, rc);
 }
 
@@ -305,6 +308,7 @@ int lrq_tile_create_lplr(lrq_tile **out, const uint64_t m, const uint64_t n, con
         rc = check_codes(&t->a, r_codes_len, bits_r);
     if (rc == LRQ_OK)
         rc = check_codes(&t->b, l_codes_len, bits_l);
+    t->bytes = (uint64_t)r_codes_len + r_scales_len + l_codes_len + l_scales_len;
     return tile_done(out, rc);
 }
 
@@ -527,7 +531,7 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
     uint64_t j;
     void *block = NULL;
     int pass, cached = 0;
-    const int nparts = lrq_threads_get();
+    int nthreads = lrq_threads_get();
 
     if (t == NULL || (flags & ~known) != 0 ||
         (flags & (LRQ_PRODUCT_INT16 | LRQ_PRODUCT_INT8)) == (LRQ_PRODUCT_INT16 | LRQ_PRODUCT_INT8) ||
@@ -544,6 +548,11 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
             zero_vector(y + (int64_t)j * y_vstride, out_len, y_estride);
         return LRQ_OK;
     }
+    /* Below SMALL_WORK bytes of sections a second thread costs more (about
+     * 1.5 us per product to hand over and join) than it saves; results do
+     * not depend on the split, so this changes time only. */
+    if (t->bytes < SMALL_WORK / nvec)
+        nthreads = 1;
     memset(&p, 0, sizeof p);
     p.t = t;
     p.k = lrq_kernels_active();
@@ -586,9 +595,9 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
         p.y = y + (int64_t)j * y_vstride;
         p.ye = y_estride;
         if (transpose)
-            lrq_parallel_run(transposed_part, &p, 3, nparts);
+            lrq_parallel_run(transposed_part, &p, 3, nthreads * LRQ_PARTS_PER_THREAD, nthreads);
         else
-            lrq_parallel_run(forward_part, &p, 4, nparts);
+            lrq_parallel_run(forward_part, &p, 4, nthreads * LRQ_PARTS_PER_THREAD, nthreads);
     }
     scratch_put(block, cached);
     return LRQ_OK;
@@ -671,7 +680,7 @@ int lrq_tile_decode(const lrq_tile *t, float *out, const uint64_t ld)
     decoding d;
     size_t r;
     int cached;
-    const int nparts = lrq_threads_get();
+    const int nthreads = lrq_threads_get(), nparts = nthreads * LRQ_PARTS_PER_THREAD;
 
     if (t == NULL || ld < t->n || (out == NULL && t->m != 0 && t->n != 0))
         return LRQ_ERR_ARGUMENT;
@@ -691,7 +700,7 @@ int lrq_tile_decode(const lrq_tile *t, float *out, const uint64_t ld)
     d.scratch = scratch_get(d.part_bytes * (size_t)nparts, &cached);
     if (d.scratch == NULL)
         return LRQ_ERR_MEMORY;
-    lrq_parallel_run(decode_part, &d, 1, nparts);
+    lrq_parallel_run(decode_part, &d, 1, nparts, nthreads);
     scratch_put(d.scratch, cached);
     return LRQ_OK;
 }

@@ -73,7 +73,8 @@ static struct {
     lrq_part_fn fn;
     void *ctx;
     int nphases, nparts;
-    int state[LRQ_MAX_PHASES][LRQ_THREADS_MAX];
+    int nthreads;
+    int state[LRQ_MAX_PHASES][LRQ_THREADS_MAX * LRQ_PARTS_PER_THREAD];
     int done[LRQ_MAX_PHASES];
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .sleep = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
@@ -129,12 +130,12 @@ int lrq_threads_set(const int n)
     return LRQ_OK;
 }
 
-/* Claim and run parts of each phase; `me` is tried first so that, without
- * contention, part i runs on thread i.  Returns early for a worker when the
- * caller has already finished the job. */
+/* Claim and run parts of each phase, starting from this thread's share of
+ * them so that, without contention, thread i runs the i-th run of parts. */
 static void participate(const int me)
 {
     const int nphases = pool.nphases, nparts = pool.nparts;
+    const int home = me * nparts / pool.nthreads;
     int ph, k;
     long spins = 0;
 
@@ -146,7 +147,7 @@ static void participate(const int me)
                     sched_yield(); /* the part's owner may have lost its CPU */
             }
         for (k = 0; k < nparts; k++) {
-            const int part = (me + k) % nparts;
+            const int part = (home + k) % nparts;
             int expected = PART_FREE;
             if (__atomic_compare_exchange_n(&pool.state[ph][part], &expected, PART_TAKEN, 0, SEQ,
                                             RLX)) {
@@ -186,7 +187,7 @@ static void *worker_main(void *arg)
          * this worker as active and waits for it, or the worker sees the job
          * closed and never touches it. */
         __atomic_fetch_add(&pool.active, 1, SEQ);
-        if (__atomic_load_n(&pool.ticket, SEQ) == t && me < pool.nparts)
+        if (__atomic_load_n(&pool.ticket, SEQ) == t && me < pool.nthreads)
             participate(me);
         __atomic_fetch_sub(&pool.active, 1, SEQ);
     }
@@ -224,21 +225,23 @@ static void run_inline(const lrq_part_fn fn, void *ctx, const int nphases, const
             fn(ctx, ph, part, nparts);
 }
 
-void lrq_parallel_run(const lrq_part_fn fn, void *ctx, const int nphases, const int nparts)
+void lrq_parallel_run(const lrq_part_fn fn, void *ctx, const int nphases, const int nparts,
+                      const int nthreads)
 {
     int ph, k;
     unsigned long t;
     long spins = 0;
 
-    if (nparts == 1 || pthread_mutex_trylock(&pool.busy) != 0) {
+    if (nthreads <= 1 || nparts <= 1 || pthread_mutex_trylock(&pool.busy) != 0) {
         run_inline(fn, ctx, nphases, nparts);
         return;
     }
-    ensure_workers(nparts - 1);
+    ensure_workers(nthreads - 1);
     pool.fn = fn;
     pool.ctx = ctx;
     pool.nphases = nphases;
     pool.nparts = nparts;
+    pool.nthreads = nthreads < nparts ? nthreads : nparts;
     for (ph = 0; ph < nphases; ph++) {
         for (k = 0; k < nparts; k++)
             pool.state[ph][k] = PART_FREE;

@@ -18,12 +18,19 @@ typedef void (*lrq_part_fn)(void *ctx, int phase, int part, int nparts);
 #define LRQ_MAX_PHASES 8
 
 /* Run every part of phases 0 .. nphases-1, finishing all parts of a phase
- * before any part of the next starts.  nparts (1 .. LRQ_THREADS_MAX) is
- * normally lrq_threads_get(), read once by the caller so that the parts it
- * sized its scratch for are the parts that run.  Never fails: if worker
- * threads cannot be had (none created, or another caller is using them) the
- * calling thread runs every part itself. */
-void lrq_parallel_run(lrq_part_fn fn, void *ctx, int nphases, int nparts);
+ * before any part of the next starts, on up to nthreads threads (the caller
+ * and nthreads - 1 workers).  nparts >= nthreads: cutting the work into a
+ * few more parts than threads lets the others take over the parts of a
+ * thread the OS has descheduled (the machine may be shared), at the price
+ * of a compare-and-swap per part.  Both are normally derived from
+ * lrq_threads_get(), read once by the caller so that the parts it sized
+ * its scratch for are the parts that run.  Never fails: if workers cannot
+ * be had (none created, or another caller is using them) the calling
+ * thread runs every part itself. */
+void lrq_parallel_run(lrq_part_fn fn, void *ctx, int nphases, int nparts, int nthreads);
+
+/* Parts per thread used by the products: see lrq_parallel_run(). */
+#define LRQ_PARTS_PER_THREAD 4
 
 /* [lo, hi) of part `part` when n items are cut into nparts near-equal runs. */
 static inline void lrq_split(const size_t n, const int part, const int nparts, size_t *lo,

@@ -247,11 +247,16 @@ def _float_view(a: np.ndarray, writable: bool):
     """A cffi float pointer to a float32 array with non-negative strides, no copy.
 
     The C call takes the strides separately, so the buffer handed to
-    ``ffi.from_buffer`` is the contiguous span of memory the array touches,
-    viewed as 1-D float32 (the same memory, whatever the array's order).
+    ``ffi.from_buffer`` only has to start at the first element and cover the
+    memory the array touches: the array itself when it is contiguous (its
+    transpose when Fortran-ordered), else that span viewed as 1-D.
     """
     if a.size == 0:
         return ffi.NULL
+    if a.flags.c_contiguous:
+        return ffi.from_buffer("float[]", a, require_writable=writable)
+    if a.flags.f_contiguous:
+        return ffi.from_buffer("float[]", a.T, require_writable=writable)
     span = sum((n - 1) * st for n, st in zip(a.shape, a.strides)) // 4 + 1
     flat = np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(4,), writeable=writable)
     return ffi.from_buffer("float[]", flat, require_writable=writable)

@@ -216,13 +216,14 @@ class Matrix:
         if x32 is not None and x.dtype != np.float32 and not np.isfinite(x32).all():
             raise ArgumentError("the operand holds values beyond the float32 range")
         out_rows = n if transpose else m
-        out = np.zeros((out_rows,) + x.shape[1:], dtype=ct)
+        whole = len(tiles) == 1 and factored and ct == np.float32  # C writes every element
+        out = (np.empty if whole else np.zeros)((out_rows,) + x.shape[1:], dtype=ct)
         for index, tile in enumerate(tiles):
             (r0, c0), (tm, tn) = tile.origin, tile.shape
             src, dst = (slice(r0, r0 + tm), slice(c0, c0 + tn)) if transpose else (slice(c0, c0 + tn), slice(r0, r0 + tm))
             if tile.scheme in _FACTORED:
                 kernel = self._kernel(index, tile)
-                if len(tiles) == 1 and ct == np.float32:
+                if whole:
                     kernel.product(x32[src], transpose=transpose, precision=precision, out=out[dst])
                 else:
                     out[dst] += kernel.product(x32[src], transpose=transpose, precision=precision)
