@@ -201,6 +201,27 @@ def test_batch_columns_equal_single_products():
     assert np.array_equal(M @ X[:, ::2], Y[:, ::2])  # strided columns, no copy
 
 
+@SETTINGS
+@given(
+    m=st.integers(1, 40),
+    n=st.integers(1, 40),
+    inner=st.integers(1, 60),
+    scheme=st.sampled_from(["signcut", "lplr-planes", "lplr-bytes"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_decode_is_the_product_with_unit_vectors(m, n, inner, scheme, seed):
+    """decode(M)[:, j] is M @ e_j to the bit: decoding shares the products' arithmetic."""
+    if scheme == "signcut":
+        M = signcut_matrix(m, n, inner, 64, seed)[0]
+    else:
+        bits = 3 if scheme == "lplr-planes" else 7
+        M = lplr_matrix(m, n, inner, bits, bits, 16, 64, seed)[0]
+    dense = lrq.decode(M)
+    unit = np.eye(n, dtype=np.float32)
+    for j in range(n):
+        assert np.array_equal(dense[:, j].view(np.uint32), (M @ unit[j]).view(np.uint32)), j
+
+
 # ---------------------------------------------------------------- accuracy
 
 

@@ -484,9 +484,11 @@ void lrq_tile_free(lrq_tile *t);
  *   LRQ_ERR_ARGUMENT  t is NULL, flags are unknown or combined as above, or
  *                     x or y is NULL while needed;
  *   LRQ_ERR_MEMORY    scratch memory could not be allocated.
- * Scratch memory is proportional to the vectors (about 300 bytes per
- * element of n plus the inner width with the exact path), never to the
- * tile's data, and is kept between calls while it is at most 64 MiB.
+ * Scratch memory is proportional to the vectors (about 20 bytes per
+ * element of the input and of the inner width w or r, 4 per element of
+ * the output), never to the tile's data; it is kept between calls while it
+ * is at most 64 MiB.  Products with less than 32 KiB of sections run on the
+ * calling thread alone (handing work to a second thread costs more).
  *
  * Thread safety: safe; calls may share t but not y.
  *
@@ -526,8 +528,9 @@ int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
  *      the sections.
  * ld:  the row stride in floats, >= n.
  *
- * The same arithmetic as the products: A[i, :] is computed as A^T applied
- * to row i of the second factor (x^T A with x = e_i).
+ * The same arithmetic as the products: column j is bit for bit the product
+ * A e_j of lrq_tile_product() (the first factor's column is read from its
+ * bits, the second factor runs the forward kernel).
  *
  * Returns LRQ_OK, or LRQ_ERR_ARGUMENT (t NULL, ld < n, out NULL for a
  * non-empty tile) or LRQ_ERR_MEMORY.  Thread safety: safe.

@@ -65,94 +65,6 @@ static void zero_rows(const lrq_kmat *m, const size_t t0, const size_t t1, float
         memset(out + 16 * t0, 0, (r1 - 16 * t0) * sizeof(float));
 }
 
-/* Sign matrix times tables, one tile (h rows) of one panel. */
-ALWAYS_INLINE void fwd_sign_tile(const lrq_kmat *m, const uint8_t *tp, const size_t c0,
-                                 const size_t cp, const size_t t, const size_t h, const float *tab,
-                                 float *out, const int planes)
-{
-    size_t a, b, c;
-
-    for (a = c0; a < c0 + cp; a = b) {
-        vf acc = vf_zero();
-        b = lrq_segment_end(m, a, c0 + cp, 0);
-        for (c = a; c < b; c++) {
-            const uint8_t *wp = tp + (c - c0) * h * 2;
-            const float *tb = tab + 64 * c;
-            __builtin_prefetch(wp + PF_DIST);
-            acc = vf_add(acc, planes_sum(m->plane_bytes, wp, h, vt_load(tb), vt_load(tb + 16),
-                                         vt_load(tb + 32), vt_load(tb + 48), planes));
-        }
-        flush(m, t, h, a, acc, out);
-    }
-}
-
-/* Two full tiles at once: each table load feeds both, which halves the
- * table traffic from L2 (research §7.1, "2 tiles per table load"). */
-ALWAYS_INLINE void fwd_sign_pair(const lrq_kmat *m, const uint8_t *tp, const size_t c0,
-                                 const size_t cp, const size_t t, const float *tab, float *out,
-                                 const int planes)
-{
-    const size_t run = 32 * cp; /* bytes of one full tile in this panel */
-    size_t a, b, c;
-
-    for (a = c0; a < c0 + cp; a = b) {
-        vf acc0 = vf_zero(), acc1 = vf_zero();
-        b = lrq_segment_end(m, a, c0 + cp, 0);
-        for (c = a; c < b; c++) {
-            const uint8_t *wp = tp + (c - c0) * 32;
-            const float *tb = tab + 64 * c;
-            const vt t0 = vt_load(tb), t1 = vt_load(tb + 16), t2 = vt_load(tb + 32),
-                     t3 = vt_load(tb + 48);
-            /* One prefetch per 64-byte line of each tile's stream. */
-            if ((c & 1) == 0) {
-                __builtin_prefetch(wp + PF_DIST);
-                __builtin_prefetch(wp + run + PF_DIST);
-            }
-            acc0 = vf_add(acc0, planes_sum(m->plane_bytes, wp, 16, t0, t1, t2, t3, planes));
-            acc1 = vf_add(acc1, planes_sum(m->plane_bytes, wp + run, 16, t0, t1, t2, t3, planes));
-        }
-        flush(m, t, 16, a, acc0, out);
-        flush(m, t + 1, 16, a, acc1, out);
-    }
-}
-
-ALWAYS_INLINE void fwd_sign_planes(const lrq_kmat *m, const size_t t0, const size_t t1,
-                                   const float *tab, float *out, const int planes)
-{
-    size_t c0;
-
-    zero_rows(m, t0, t1, out);
-    for (c0 = 0; c0 < m->kc; c0 += m->pc) {
-        const size_t cp = min_sz(m->pc, m->kc - c0);
-        const uint8_t *panel = m->data + m->rows * c0 * 2;
-        size_t t = t0;
-        for (; t + 1 < t1 && 16 * (t + 2) <= m->rows; t += 2)
-            fwd_sign_pair(m, panel + 32 * t * cp, c0, cp, t, tab, out, planes);
-        for (; t < t1; t++)
-            fwd_sign_tile(m, panel + 32 * t * cp, c0, cp, t, min_sz(16, m->rows - 16 * t), tab, out,
-                          planes);
-    }
-}
-
-static void k_fwd_sign(const lrq_kmat *m, const size_t t0, const size_t t1, const float *tab,
-                       float *out)
-{
-    switch (m->planes) {
-    case 1:
-        fwd_sign_planes(m, t0, t1, tab, out, 1);
-        break;
-    case 2:
-        fwd_sign_planes(m, t0, t1, tab, out, 2);
-        break;
-    case 3:
-        fwd_sign_planes(m, t0, t1, tab, out, 3);
-        break;
-    default:
-        fwd_sign_planes(m, t0, t1, tab, out, 4);
-        break;
-    }
-}
-
 /* The byte-matrix chunk sum (kernels.h, "Byte matrix"). */
 static inline vf byte_chunk(const vi w, const vf half, const float *v)
 {
@@ -297,7 +209,7 @@ static void k_tables_int(const float *v, const size_t c0, const size_t c1, const
     }
 }
 
-/* Integer sums are exact, so unlike the float kernels these may use as
+/* Integer table sums are exact, so unlike the float ones they may use as
  * many accumulators as they like: even and odd chunks go to different ones
  * to break the dependency chain of the dot-product instruction. */
 ALWAYS_INLINE vq int_planes(vq acc, const size_t pb, const uint8_t *wp, const size_t h,
@@ -309,47 +221,65 @@ ALWAYS_INLINE vq int_planes(vq acc, const size_t pb, const uint8_t *wp, const si
     return acc;
 }
 
-/* Rows of tiles t and t + 1 (when pair) of one panel. */
-ALWAYS_INLINE void fwd_int_tiles(const lrq_kmat *m, const uint8_t *tp, const size_t c0,
-                                 const size_t cp, const size_t t, const size_t h, const int pair,
-                                 const uint8_t *tab, const float *step, float *out, const int wide,
-                                 const int planes)
+/* Sign matrix times tables for one panel of row tile t (h rows) and, when
+ * `pair`, of the full tile t + 1 as well: each table load then feeds both
+ * tiles, which halves the table traffic (research §7.1, "2 tiles per table
+ * load").  mode 0: float tables; 1: int8; 2: int16 (with one step per
+ * block).  Every argument that selects code is a constant after inlining. */
+ALWAYS_INLINE void fwd_tiles(const lrq_kmat *m, const uint8_t *tp, const size_t c0, const size_t cp,
+                             const size_t t, const size_t h, const int pair, const void *tab,
+                             const float *step, float *out, const int mode, const int planes)
 {
-    const size_t tb = LRQ_ITAB_BYTES(wide), run = 32 * cp, pb = m->plane_bytes;
+    const size_t run = 32 * cp, pb = m->plane_bytes; /* run: one full tile in this panel */
+    const int wide = mode == 2;
     size_t a, b, c;
 
     for (a = c0; a < c0 + cp; a = b) {
-        vq acc0 = vq_zero(), acc1 = vq_zero(), acc2 = vq_zero(), acc3 = vq_zero();
-        vf st;
-        b = lrq_segment_end(m, a, c0 + cp, LRQ_QBLOCK_CHUNKS);
+        vf acc0 = vf_zero(), acc1 = vf_zero();
+        vq q0 = vq_zero(), q1 = vq_zero(), q2 = vq_zero(), q3 = vq_zero();
+        b = lrq_segment_end(m, a, c0 + cp, mode ? LRQ_QBLOCK_CHUNKS : 0);
         for (c = a; c < b; c++) {
             const uint8_t *wp = tp + (c - c0) * h * 2;
-            const vqt q = vqt_load(tab + tb * c, wide);
-            if ((c & 1) == 0) {
+            /* One prefetch per 64-byte line of each tile's stream. */
+            if ((c & 1) == 0 || !pair) {
                 __builtin_prefetch(wp + PF_DIST);
                 if (pair)
                     __builtin_prefetch(wp + run + PF_DIST);
             }
-            if ((c - a) & 1) {
-                acc1 = int_planes(acc1, pb, wp, h, q, wide, planes);
+            if (mode == 0) {
+                const float *tb = (const float *)tab + 64 * c;
+                const vt t0 = vt_load(tb), t1 = vt_load(tb + 16), t2 = vt_load(tb + 32),
+                         t3 = vt_load(tb + 48);
+                acc0 = vf_add(acc0, planes_sum(pb, wp, h, t0, t1, t2, t3, planes));
                 if (pair)
-                    acc3 = int_planes(acc3, pb, wp + run, h, q, wide, planes);
+                    acc1 = vf_add(acc1, planes_sum(pb, wp + run, h, t0, t1, t2, t3, planes));
             } else {
-                acc0 = int_planes(acc0, pb, wp, h, q, wide, planes);
-                if (pair)
-                    acc2 = int_planes(acc2, pb, wp + run, h, q, wide, planes);
+                const vqt q = vqt_load((const uint8_t *)tab + LRQ_ITAB_BYTES(wide) * c, wide);
+                if ((c - a) & 1) {
+                    q1 = int_planes(q1, pb, wp, h, q, wide, planes);
+                    if (pair)
+                        q3 = int_planes(q3, pb, wp + run, h, q, wide, planes);
+                } else {
+                    q0 = int_planes(q0, pb, wp, h, q, wide, planes);
+                    if (pair)
+                        q2 = int_planes(q2, pb, wp + run, h, q, wide, planes);
+                }
             }
         }
-        st = vf_set1(step[a / LRQ_QBLOCK_CHUNKS]);
-        flush(m, t, h, a, vf_mul(vq_to_f(vq_add(acc0, acc1)), st), out);
+        if (mode) {
+            const vf st = vf_set1(step[a / LRQ_QBLOCK_CHUNKS]);
+            acc0 = vf_mul(vq_to_f(vq_add(q0, q1)), st);
+            acc1 = vf_mul(vq_to_f(vq_add(q2, q3)), st);
+        }
+        flush(m, t, h, a, acc0, out);
         if (pair)
-            flush(m, t + 1, h, a, vf_mul(vq_to_f(vq_add(acc2, acc3)), st), out);
+            flush(m, t + 1, h, a, acc1, out);
     }
 }
 
-ALWAYS_INLINE void fwd_int_planes(const lrq_kmat *m, const size_t t0, const size_t t1,
-                                  const uint8_t *tab, const float *step, float *out,
-                                  const int wide, const int planes)
+/* Rows of tiles [t0, t1), panel by panel, full tiles in pairs. */
+ALWAYS_INLINE void fwd_walk(const lrq_kmat *m, const size_t t0, const size_t t1, const void *tab,
+                            const float *step, float *out, const int mode, const int planes)
 {
     size_t c0;
 
@@ -359,34 +289,44 @@ ALWAYS_INLINE void fwd_int_planes(const lrq_kmat *m, const size_t t0, const size
         const uint8_t *panel = m->data + m->rows * c0 * 2;
         size_t t = t0;
         for (; t + 1 < t1 && 16 * (t + 2) <= m->rows; t += 2)
-            fwd_int_tiles(m, panel + 32 * t * cp, c0, cp, t, 16, 1, tab, step, out, wide, planes);
+            fwd_tiles(m, panel + 32 * t * cp, c0, cp, t, 16, 1, tab, step, out, mode, planes);
         for (; t < t1; t++)
-            fwd_int_tiles(m, panel + 32 * t * cp, c0, cp, t, min_sz(16, m->rows - 16 * t), 0, tab,
-                          step, out, wide, planes);
+            fwd_tiles(m, panel + 32 * t * cp, c0, cp, t, min_sz(16, m->rows - 16 * t), 0, tab, step,
+                      out, mode, planes);
     }
 }
 
-#define FWD_INT_CASE(planes)                                                \
-    case planes:                                                            \
-        if (wide)                                                           \
-            fwd_int_planes(m, t0, t1, tab, step, out, 1, planes);           \
-        else                                                                \
-            fwd_int_planes(m, t0, t1, tab, step, out, 0, planes);           \
-        break
+/* One instance per (mode, plane count): the loops above unroll for each. */
+#define FWD_PLANES(mode)                                                     \
+    switch (m->planes) {                                                     \
+    case 1:                                                                  \
+        fwd_walk(m, t0, t1, tab, step, out, mode, 1);                        \
+        break;                                                               \
+    case 2:                                                                  \
+        fwd_walk(m, t0, t1, tab, step, out, mode, 2);                        \
+        break;                                                               \
+    case 3:                                                                  \
+        fwd_walk(m, t0, t1, tab, step, out, mode, 3);                        \
+        break;                                                               \
+    default:                                                                 \
+        fwd_walk(m, t0, t1, tab, step, out, mode, 4);                        \
+        break;                                                               \
+    }
+
+static void k_fwd_sign(const lrq_kmat *m, const size_t t0, const size_t t1, const float *tab,
+                       float *out)
+{
+    const float *step = NULL;
+    FWD_PLANES(0)
+}
 
 static void k_fwd_sign_int(const lrq_kmat *m, const size_t t0, const size_t t1, const int wide,
                            const uint8_t *tab, const float *step, float *out)
 {
-    switch (m->planes) {
-        FWD_INT_CASE(1);
-        FWD_INT_CASE(2);
-        FWD_INT_CASE(3);
-    default:
-        if (wide)
-            fwd_int_planes(m, t0, t1, tab, step, out, 1, 4);
-        else
-            fwd_int_planes(m, t0, t1, tab, step, out, 0, 4);
-        break;
+    if (wide) {
+        FWD_PLANES(2)
+    } else {
+        FWD_PLANES(1)
     }
 }
 

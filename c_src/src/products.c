@@ -399,12 +399,32 @@ typedef struct {
     uint8_t *itab1, *itab2;
 } product;
 
-/* The inner vector between the two factors: v = mid(u). */
+/* The inner vector between the two factors, v_i = mid(u_i): c_i u_i for
+ * signcut, the weight of the factor just applied for lplr. */
+static float mid_value(const lrq_tile *t, const int transpose, const size_t i, const float u)
+{
+    if (t->scheme == SCHEME_SIGNCUT)
+        return load_f32(t->c + 4 * i) * u;
+    return (transpose ? t->wb : t->wa) * u;
+}
+
 static float mid(const product *p, const size_t i, const float u)
 {
-    if (p->t->scheme == SCHEME_SIGNCUT)
-        return load_f32(p->t->c + 4 * i) * u;
-    return (p->transpose ? p->t->wb : p->t->wa) * u;
+    return mid_value(p->t, p->transpose, i, u);
+}
+
+/* out = F v for the rows of tiles [lo, hi) of factor F: byte codes read v
+ * itself, sign planes its float or int tables. */
+static void apply_factor(const product *p, const lrq_kmat *f, const size_t lo, const size_t hi,
+                         const float *v, const float *tab, const int use_int, const uint8_t *itab,
+                         const float *step, float *out)
+{
+    if (f->planes == 0)
+        p->k->fwd_byte(f, lo, hi, v, out);
+    else if (use_int)
+        p->k->fwd_sign_int(f, lo, hi, p->wide, itab, step, out);
+    else
+        p->k->fwd_sign(f, lo, hi, tab, out);
 }
 
 static void forward_part(void *ctx, const int phase, const int part, const int nparts)
@@ -436,12 +456,7 @@ static void forward_part(void *ctx, const int phase, const int part, const int n
         lrq_split(tiles_a, part, nparts, &lo, &hi);
         if (hi <= lo)
             break;
-        if (t->a.planes == 0)
-            p->k->fwd_byte(&t->a, lo, hi, p->xin, p->u);
-        else if (p->int_a)
-            p->k->fwd_sign_int(&t->a, lo, hi, p->wide, p->itab1, p->step1, p->u);
-        else
-            p->k->fwd_sign(&t->a, lo, hi, p->tab1, p->u);
+        apply_factor(p, &t->a, lo, hi, p->xin, p->tab1, p->int_a, p->itab1, p->step1, p->u);
         for (i = 16 * lo; i < 16 * hi; i++)
             p->u[i] = i < t->inner ? mid(p, i, p->u[i]) : 0.0f;
         if (t->b.planes > 0 && !p->int_b)
@@ -460,12 +475,7 @@ static void forward_part(void *ctx, const int phase, const int part, const int n
         lrq_split(tiles_b, part, nparts, &lo, &hi);
         if (hi <= lo)
             break;
-        if (t->b.planes == 0)
-            p->k->fwd_byte(&t->b, lo, hi, p->u, p->yout);
-        else if (p->int_b)
-            p->k->fwd_sign_int(&t->b, lo, hi, p->wide, p->itab2, p->step2, p->yout);
-        else
-            p->k->fwd_sign(&t->b, lo, hi, p->tab2, p->yout);
+        apply_factor(p, &t->b, lo, hi, p->u, p->tab2, p->int_b, p->itab2, p->step2, p->yout);
         for (i = 16 * lo; i < min_z(t->m, 16 * hi); i++)
             p->y[(int64_t)i * p->ye] = t->wb * p->yout[i];
         break;
@@ -605,6 +615,15 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
 
 /* ---- decoding ----------------------------------------------------------- */
 
+/*
+ * Column j of A is computed as the product A e_j, bit for bit: for x = e_j
+ * the first factor's kernel output is exactly its column j (every other
+ * table entry is a signed zero, every flush adds one exact product), so
+ * that column is read straight from the bits here, with the same zero-sign
+ * rules, and only the second factor runs a kernel.  The forward kernels are
+ * the fastest ones (no bit transposes), and decode inherits the products'
+ * bit-identity across paths and thread counts.
+ */
 typedef struct {
     const lrq_tile *t;
     const lrq_kernels *k;
@@ -614,64 +633,81 @@ typedef struct {
     size_t part_bytes;
 } decoding;
 
-/* Row r of B as the inputs of A^T: signcut z_k = S[r,k] c_k, lplr
- * z_k = (level * scale) * sigma_L, the dequantized L[r,k]; zero beyond K. */
-static void row_inputs(const lrq_tile *t, const size_t r, float *z)
-{
-    const lrq_kmat *m = &t->b;
-    const size_t tile = r / 16, h = min_z(16, m->rows - 16 * tile);
-    const size_t wc = m->planes > 0 ? 16 : 4, g = m->gc * wc;
-    const float half = m->planes > 0 ? (float)((1u << m->planes) - 1) * 0.5f : m->half;
-    const float sigma = m->planes > 0 ? -2.0f * t->wb : t->wb; /* exact */
-    size_t c, e, p;
+#define DECODE_COLUMNS 16
 
-    for (c = 0; c < m->kc; c++) {
-        float *zc = z + wc * c;
-        const size_t k0 = wc * c, n = k0 < m->k ? min_z(wc, m->k - k0) : 0;
-        if (m->planes > 0) {
-            unsigned q[16] = {0};
-            for (p = 0; p < (size_t)m->planes; p++) {
-                const unsigned w = load_u16(m->data + p * m->plane_bytes + word_offset(m, r, c, 2));
-                for (e = 0; e < 16; e++)
-                    q[e] |= (w >> e & 1u) << p;
+/* v[jj * stride + k] = mid(u_k), u = A1 e_j, for columns j0 + jj < j0 + nj
+ * (j0 a multiple of 16) and k < inner; zero up to the padded length. */
+static void column_inputs(const lrq_tile *t, const size_t j0, const size_t nj, float *v,
+                          const size_t stride)
+{
+    const lrq_kmat *a = &t->a;
+    const int bits = a->planes > 0 ? a->planes : 0;
+    const size_t wc = a->planes > 0 ? 16 : 4, g = a->scales ? a->gc * wc : 1;
+    size_t k, jj, p;
+
+    for (k = 0; k < t->inner; k++) {
+        const size_t tile = k / 16, h = min_z(16, a->rows - 16 * tile);
+        const uint8_t *sc = a->scales ? a->scales + lrq_scale_offset(a, tile, 0, h) + 2 * (k % 16) : NULL;
+        unsigned w[4] = {0, 0, 0, 0};
+        if (a->planes > 0)
+            for (p = 0; p < (size_t)bits; p++)
+                w[p] = load_u16(a->data + p * a->plane_bytes + word_offset(a, k, j0 / 16, 2));
+        for (jj = 0; jj < nj; jj++) {
+            const size_t j = j0 + jj;
+            float u;
+            if (a->planes > 0) {
+                unsigned q = 0;
+                for (p = 0; p < (size_t)bits; p++)
+                    q |= (w[p] >> jj & 1u) << p;
+                if (t->scheme == SCHEME_SIGNCUT) {
+                    v[jj * stride + k] = mid_value(t, 0, k, q ? -1.0f : 1.0f);
+                    continue;
+                }
+                /* Horner over +-1 planes: sum_p 2^p (1 - 2 q_p) = 2^b - 1 - 2q. */
+                u = (float)((int)(1u << bits) - 1 - 2 * (int)q);
+            } else {
+                u = (float)a->data[word_offset(a, k, j / 4, 4) + j % 4] - a->half;
             }
-            for (e = 0; e < n; e++)
-                zc[e] = t->scheme == SCHEME_SIGNCUT
-                            ? (q[e] ? -load_f32(t->c + 4 * (k0 + e)) : load_f32(t->c + 4 * (k0 + e)))
-                            : (float)q[e] - half;
-        } else {
-            const uint8_t *wp = m->data + word_offset(m, r, c, 4);
-            for (e = 0; e < n; e++)
-                zc[e] = (float)wp[e] - half;
+            /* The kernel's flush: y = +0 + scale * acc. */
+            u = 0.0f + lrq_half_to_float((uint16_t)load_u16(sc + 2 * (j / g) * h)) * u;
+            v[jj * stride + k] = mid_value(t, 0, k, u);
         }
-        if (t->scheme == SCHEME_LPLR)
-            for (e = 0; e < n; e++) {
-                const size_t at = lrq_scale_offset(m, tile, (k0 + e) / g, h) + 2 * (r % 16);
-                zc[e] = zc[e] * lrq_half_to_float((uint16_t)load_u16(m->scales + at)) * sigma;
-            }
-        for (e = n; e < wc; e++)
-            zc[e] = 0.0f;
     }
+    for (jj = 0; jj < nj; jj++)
+        for (k = t->inner; k < stride; k++)
+            v[jj * stride + k] = 0.0f;
 }
 
 static void decode_part(void *ctx, const int phase, const int part, const int nparts)
 {
     decoding *d = ctx;
     const lrq_tile *t = d->t;
-    float *z = (float *)(void *)(d->scratch + (size_t)part * d->part_bytes);
-    float *row = z + 16 * k16(t->inner);
-    size_t lo, hi, r, i;
+    const size_t stride = 16 * k16(t->inner), tiles_b = lrq_kmat_tiles(&t->b);
+    float *v = (float *)(void *)(d->scratch + (size_t)part * d->part_bytes);
+    float *tab = v + DECODE_COLUMNS * stride, *cols = tab + 4 * stride;
+    const size_t rows = 16 * tiles_b;
+    size_t lo, hi, blk, jj, i;
 
     (void)phase;
-    lrq_split(t->m, part, nparts, &lo, &hi);
-    for (r = lo; r < hi; r++) {
-        row_inputs(t, r, z);
-        if (t->a.planes > 0)
-            d->k->tr_sign(&t->a, 0, t->a.kc, z, row);
-        else
-            d->k->tr_byte(&t->a, 0, t->a.kc, z, row);
-        for (i = 0; i < t->n; i++)
-            d->out[r * d->ld + i] = t->wa * row[i];
+    lrq_split(k16(t->n), part, nparts, &lo, &hi);
+    for (blk = lo; blk < hi; blk++) {
+        const size_t j0 = 16 * blk, nj = min_z(DECODE_COLUMNS, t->n - j0);
+        column_inputs(t, j0, nj, v, stride);
+        for (jj = 0; jj < nj; jj++) {
+            const float *vj = v + jj * stride;
+            if (t->b.planes > 0) {
+                d->k->tables_f32(vj, stride / 4, tab);
+                d->k->fwd_sign(&t->b, 0, tiles_b, tab, cols + jj * rows);
+            } else {
+                d->k->fwd_byte(&t->b, 0, tiles_b, vj, cols + jj * rows);
+            }
+        }
+        /* Written a row segment (one cache line) at a time: a column at a
+         * time would touch m lines per column, long evicted by the kernel's
+         * stream over the second factor. */
+        for (i = 0; i < t->m; i++)
+            for (jj = 0; jj < nj; jj++)
+                d->out[i * d->ld + j0 + jj] = t->wb * cols[jj * rows + i];
     }
 }
 
@@ -695,7 +731,9 @@ int lrq_tile_decode(const lrq_tile *t, float *out, const uint64_t ld)
     d.k = lrq_kernels_active();
     d.out = out;
     d.ld = (size_t)ld;
-    d.part_bytes = (16 * k16(t->inner) + 16 * k16(t->n)) * sizeof(float);
+    /* Per part: 16 inner vectors, one vector's tables, 16 output columns. */
+    d.part_bytes = ((DECODE_COLUMNS + 4) * 16 * k16(t->inner) + DECODE_COLUMNS * 16 * lrq_kmat_tiles(&t->b)) *
+                   sizeof(float);
     d.part_bytes = (d.part_bytes + 63) & ~(size_t)63;
     d.scratch = scratch_get(d.part_bytes * (size_t)nparts, &cached);
     if (d.scratch == NULL)
