@@ -3,13 +3,16 @@
  * The thread helper behind every product: persistent workers that spin
  * briefly between jobs and then sleep, and parts that any thread may claim.
  *
- * Why this shape (measured on the 2-core Zen 5 VM, see bench/threads.c
- * notes in the commit and lrq.h "Threads"):
- *   - pthread_create + join per product costs tens of microseconds, as
- *     much as a whole 2 bits/entry 4096 x 4096 product;
- *   - a worker sleeping on a condition variable takes about as long to wake;
- *   - a worker that spins for a short while after each job is ready at once
- *     for the next one, which is the case that matters (products in a loop).
+ * Why this shape, measured by bench/handoff.c on the 2-core Zen 5 VM (the
+ * round trip of handing an empty task to a second thread, median):
+ *   - pthread_create + join per product:    ~17 us
+ *   - a worker sleeping on a condvar:        ~8 us
+ *   - this pool, worker still spinning:      ~1.5 us
+ * against ~100 us for a whole 2 bits/entry 4096 x 4096 product, so a thread
+ * per call or a sleeping pool would eat 8-17 % of it, and more of smaller
+ * ones.  A worker that spins for a short while after each job is ready at
+ * once for the next one, which is the case that matters (products in a
+ * loop).
  * The remaining hazard, a product arriving while the worker sleeps (or is
  * descheduled by a busy machine), is covered by letting any participant
  * claim any unclaimed part: the caller starts on its own part at once,
