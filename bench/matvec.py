@@ -93,7 +93,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--reps", type=int, default=60)
     parser.add_argument("--quick", action="store_true", help="1024 x 1024, fewer repetitions")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="lrq threads (default: lrq's own, 2); NumPy's follow OPENBLAS_NUM_THREADS")
     args = parser.parse_args()
+    if args.threads is not None:
+        lrq.set_num_threads(args.threads)
     size, reps = (1024, 20) if args.quick else (args.size, args.reps)
 
     info = lrq.build_info()
