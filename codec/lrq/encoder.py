@@ -520,7 +520,8 @@ def signcut_from_factors(S, T, c, *, name: Optional[str] = None, panel: int = co
         raise ArgumentError(f"S is {S.shape}, T is {T.shape} and c has {c.size} values; they must share the width w")
     if S.shape[0] < 1 or T.shape[0] < 1:
         raise ArgumentError("S and T need at least one row")
-    c32 = c.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported just below, as an error
+        c32 = c.astype(np.float32)
     if not np.isfinite(c32).all():
         raise ArgumentError("c holds NaN or infinity (or values beyond float32)")
     if w > container.MAX_PARAM:
