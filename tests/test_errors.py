@@ -138,10 +138,6 @@ def test_budget_too_small_names_the_budget(scheme):
     assert "0.01" in str(exc) and "bits" in str(exc)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "encoder bug: float64 values beyond the float32 range give signcut/lplr an infinite "
-    "coefficient and a NaN rel_error (or a LinAlgError), and the file written is one the "
-    "reader refuses; encode should raise ArgumentError instead"))
 @pytest.mark.parametrize("options", [dict(scheme="signcut", width=2), dict(scheme="lplr", rank=1)], ids=["signcut", "lplr"])
 def test_values_beyond_float32_are_refused_or_stored_validly(options):
     a = np.full((4, 4), 1e39)

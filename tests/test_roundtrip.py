@@ -312,10 +312,6 @@ def test_bits_budget_holds_with_tiles(scheme, bits):
     assert 8 * len(lrq.dumps(matrix)) / a.size <= bits
 
 
-@pytest.mark.xfail(strict=True, raises=lrq.ArgumentError, reason=(
-    "encoder bug: each tile is held to an area share of the budget, so a small edge tile "
-    "(here 10x10) cannot fit even one cut and the whole encode is refused, although the "
-    "file would fit: 3 cuts per tile take 5.9 bits/entry"))
 def test_bits_budget_with_small_edge_tiles():
     a = random_matrix(TILED_SHAPE, seed=9)
     matrix = lrq.encode(a, "signcut", bits=12.0, tile_shape=TILE)

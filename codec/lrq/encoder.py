@@ -22,6 +22,7 @@ from .reference import container, dense, lplr, quant, signcut
 from .reference.container import make_section, section_alignment
 
 SCHEMES = ("auto", "signcut", "lplr", "dense")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 DEFAULT_BITS = 4.0
 DEFAULT_GROUP = 128
 # Bit widths the lplr search tries for each factor.  Only neighbouring pairs
@@ -115,8 +116,8 @@ def _target(bits, width, rel_error) -> Target:
         value = float(value)
     except (TypeError, ValueError):
         raise ArgumentError(f"{kind} must be a number, not {value!r}") from None
-    if kind == "bits" and not (math.isfinite(value) and 0 < value <= 64):
-        raise ArgumentError(f"bits must be in (0, 64], not {value}")
+    if kind == "bits" and not (math.isfinite(value) and 0 < value <= 1024):
+        raise ArgumentError(f"bits must be in (0, 1024], not {value}")
     if kind == "rel_error" and not (math.isfinite(value) and 0 < value < 1):
         raise ArgumentError(f"rel_error must be in (0, 1), not {value}")
     return Target(kind, value)
@@ -311,18 +312,43 @@ class _Tile:
     source: str
 
 
-def _header_bound(name: str, shape: tuple, source: str, tile_shape: tuple, panel: int, schemes_per_tile, encoder_info) -> int:
-    """Bytes of preamble + header with every number at its widest encoding."""
-    tiles = []
-    for origin, tshape in container.tile_grid(shape, tile_shape):
-        big = {"width": container.MAX_PARAM, "rank": container.MAX_PARAM, "bits_l": 8, "bits_r": 8,
-               "group": container.MAX_GROUP, "scale_l": 1.0, "scale_r": 1.0, "storage": "bfloat16"}
-        scheme = schemes_per_tile
-        tiles.append(container.TileRecord(origin, tshape, scheme, {k: big[k] for k in container.PARAM_KEYS[scheme]}))
+def _header_bound(name, shape, source, tile_shape, panel, scheme, encoder_info, budget) -> int:
+    """Bytes of preamble + header, every number at the widest the budget allows.
+
+    Offsets and lengths cannot exceed the budget in a file that meets it, and
+    a width or rank cannot exceed 8 × budget; ``scheme`` "auto" takes the
+    largest bound over the schemes a tile may get.
+    """
+    if scheme == "auto":
+        return max(_header_bound(name, shape, source, tile_shape, panel, s, encoder_info, budget) for s in ("signcut", "lplr", "dense"))
+    limit = container.MAX_PARAM if budget is None else min(container.MAX_PARAM, 8 * budget)
+    size_limit = (1 << 62) if budget is None else budget
+    widest = {"width": limit, "rank": limit, "bits_l": 8, "bits_r": 8, "group": container.MAX_GROUP,
+              "scale_l": 1.0, "scale_r": 1.0, "storage": "bfloat16"}
+    params = {k: widest[k] for k in container.PARAM_KEYS[scheme]}
+    tiles = [container.TileRecord(o, t, scheme, params) for o, t in container.tile_grid(shape, tile_shape)]
     record = container.TensorRecord(name, shape, source, tile_shape, panel, tiles, 1.0, encoder_info)
-    table = [("r_scales", 1 << 62, 1 << 62, 0xFFFFFFFF)] * sum(len(container.SECTION_KINDS[t.scheme]) for t in tiles)
+    entry = (max(container.SECTION_KINDS[scheme], key=len), size_limit, size_limit, 0xFFFFFFFF)
+    table = [entry] * (len(tiles) * len(container.SECTION_KINDS[scheme]))
     raw = msgpack.packb(container.header_object([record], None, table), use_single_float=True)
     return container.PREAMBLE_SIZE + len(raw)
+
+
+def _smallest_tile_cost(scheme: str, shape: tuple, options: dict) -> int:
+    """Bytes the cheapest encoding of a tile may take (auto: of any scheme)."""
+    if scheme == "auto":
+        return min(_smallest_tile_cost(s, shape, options) for s in ("signcut", "lplr", "dense"))
+    if scheme == "signcut":
+        return _tile_cost("signcut", shape, {"width": 1})
+    if scheme == "dense":
+        return _tile_cost("dense", shape, {"storage": options.get("storage") or "float16"})
+    params = {
+        "rank": options.get("rank") or 1,
+        "bits_l": options.get("bits_l") or 1,
+        "bits_r": options.get("bits_r") or 1,
+        "group": options.get("group") or DEFAULT_GROUP,
+    }
+    return _tile_cost("lplr", shape, params)
 
 
 def encode(
@@ -359,8 +385,9 @@ def encode(
     rel_error : float in (0, 1), optional
         Relative Frobenius error to reach with the smallest encoding; signcut
         stops at the first width that meets it (its error is known exactly).
-        With none of the three targets, ``bits=4`` is used, or the smallest
-        encoding when a matrix is too small for that budget.
+        With none of the three targets, ``bits=4`` is used; for a matrix too
+        small for any encoding to fit that (headers alone exceed it), signcut
+        uses one cut, lplr rank 1, and auto and dense store the values exactly.
     seed : int
         Seeds every random choice: equal inputs, parameters and seeds give
         byte-identical files.
@@ -421,16 +448,34 @@ def encode(
     encoder_info = {"scheme": scheme, "seed": int(seed), "target": target.kind, "value": float(target.value)}
 
     values = np.asarray(a, dtype=np.float64)
+    if scheme in ("signcut", "lplr") and values.size and np.abs(values).max() > _FLOAT32_MAX:
+        raise ArgumentError(
+            f"values reach {np.abs(values).max():.3g}, beyond the float32 range that scheme '{scheme}' stores; "
+            "scale the matrix or use scheme='dense' with storage='float64'"
+        )
     grid = list(container.tile_grid(shape, tile_shape))
     total = math.prod(shape)
     budget = math.floor(target.value * total / 8) if target.kind in ("bits", "default") else None
-    overhead = _header_bound(name, shape, source, tile_shape, int(panel), "lplr", encoder_info)
+    # The budget pays first for the header and for the cheapest encoding of
+    # every tile (so a small edge tile is never starved); what is left is
+    # shared by area.  Each tile is then held to its allowance, and the sum of
+    # allowances plus the header bound is the budget: the file fits.
+    overhead = _header_bound(name, shape, source, tile_shape, int(panel), scheme, encoder_info, budget)
+    smallest = [_smallest_tile_cost(scheme, tshape, options) for _, tshape in grid]
+    spare = None if budget is None else budget - overhead - sum(smallest)
+    if spare is not None and spare < 0 and target.strict:
+        raise BudgetError(_infeasible_message(scheme, target, shape, overhead + sum(smallest)))
     tiles, sq_error = [], 0.0
     for k, (origin, tshape) in enumerate(grid):
         index = tuple(slice(o, o + s) for o, s in zip(origin, tshape))
         block = values[index]
         tile = _Tile(origin, tshape, block, float(np.linalg.norm(block)), source)
-        allowance = None if budget is None else (budget - overhead) * math.prod(tshape) / total
+        if budget is None:
+            allowance = None
+        elif spare < 0:
+            allowance = -1  # the default budget cannot be met: each scheme's fallback applies
+        else:
+            allowance = smallest[k] + spare * math.prod(tshape) / total
 
         def tile_progress(done, message, k=k):
             prefix = f"tile {k + 1}/{len(grid)}: " if len(grid) > 1 else ""
@@ -438,7 +483,7 @@ def encode(
 
         cand = _choose(tile, scheme, target, allowance, int(seed), int(panel), options, tile_progress)
         if cand is None:
-            raise BudgetError(_infeasible_message(scheme, target, shape, overhead))
+            raise BudgetError(_infeasible_message(scheme, target, shape, overhead + sum(smallest)))
         sections = {kind: make_section(kind, data, _native.crc32c) for kind, data in cand.sections.items()}
         tiles.append(container.TileRecord(origin, tshape, cand.scheme, cand.params, sections))
         sq_error += cand.error**2
@@ -459,14 +504,18 @@ def _choose(tile, scheme, target, allowance, seed, panel, options, progress) -> 
         return _lplr_candidate(tile, target, allowance, seed, panel, options, progress)
     if scheme == "dense":
         return _dense_candidate(tile, target, allowance, options)
-    # auto: every scheme under the same target; lplr in both variants.
+    # auto: every scheme under the same target; lplr in both variants.  The
+    # factorizations store float32 numbers, so they sit out values beyond it.
     strict = Target(target.kind if target.kind != "default" else "bits", target.value)
+    factorizable = tile.values.size == 0 or np.abs(tile.values).max() <= _FLOAT32_MAX
     steps = [
         lambda p: _signcut_candidate(tile, strict, allowance, seed, panel, p),
         lambda p: _lplr_candidate(tile, strict, allowance, seed, panel, {**options, "variant": "sketch"}, p),
         lambda p: _lplr_candidate(tile, strict, allowance, seed, panel, {**options, "variant": "svd"}, p),
         lambda p: _dense_candidate(tile, strict, allowance, {k: v for k, v in options.items() if k == "storage"}),
     ]
+    if not factorizable:
+        steps = steps[-1:]
     best = None
     for i, step in enumerate(steps):
         cand = step(lambda done, message, i=i: progress((i + done) / len(steps), "auto: " + message))
@@ -478,13 +527,13 @@ def _choose(tile, scheme, target, allowance, seed, panel, options, progress) -> 
     return best
 
 
-def _infeasible_message(scheme, target, shape, overhead) -> str:
+def _infeasible_message(scheme, target, shape, smallest_bytes) -> str:
     where = "×".join(map(str, shape))
     if target.kind == "bits":
-        floor = 8 * overhead / math.prod(shape)
+        floor = 8 * smallest_bytes / math.prod(shape)
         return (
             f"no {scheme} encoding of a {where} matrix fits {target.value:g} bits/entry "
-            f"(headers alone take about {floor:.3g}); raise bits= or choose another scheme"
+            f"(the smallest, headers included, may take {floor:.3g}); raise bits= or choose another scheme"
         )
     if target.kind == "rel_error":
         return f"scheme '{scheme}' cannot reach rel_error={target.value:g} on this {where} matrix; try scheme='dense'"
