@@ -48,8 +48,33 @@ int lrq_layout_unpack_signs_f32(const uint8_t *packed, size_t packed_len,
                                 float *out);
 """
 
+# ---- encoders (issue 4) ------------------------------------------------------
+CDEF_ENCODERS = """
+typedef struct lrq_signcut_encoder lrq_signcut_encoder;
+int lrq_signcut_encoder_create(const float *a, uint64_t rows, uint64_t cols,
+                               uint64_t ld, uint64_t seed, unsigned threads,
+                               lrq_signcut_encoder **out);
+int lrq_signcut_encoder_run(lrq_signcut_encoder *enc, uint64_t max_cuts,
+                            double rel_error);
+uint64_t lrq_signcut_encoder_width(const lrq_signcut_encoder *enc);
+int lrq_signcut_encoder_finished(const lrq_signcut_encoder *enc);
+double lrq_signcut_encoder_input_norm(const lrq_signcut_encoder *enc);
+int lrq_signcut_encoder_remainder_norm(lrq_signcut_encoder *enc, int exact,
+                                       double *norm);
+int lrq_signcut_encoder_write(const lrq_signcut_encoder *enc, uint64_t panel,
+                              uint8_t *c, size_t c_len, uint8_t *tt,
+                              size_t tt_len, uint8_t *s, size_t s_len);
+void lrq_signcut_encoder_free(lrq_signcut_encoder *enc);
+"""
+# Encoders make sign decisions from float sums: no contraction into FMA, so
+# that every ISA computes exactly the same values (the kernels also avoid
+# multiply-add patterns; this flag makes sure of it).
+ENCODER_COMPILE_ARGS = ["-ffp-contract=off"]
+# ---- end encoders -------------------------------------------------------------
+
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
+ffibuilder.cdef(CDEF_ENCODERS)
 ffibuilder.set_source(
     "lrq._lrq_cffi",
     '#include "lrq.h"',
@@ -59,7 +84,7 @@ ffibuilder.set_source(
     # Baseline ISA for the whole build: SIMD code carries its own target
     # attributes and is chosen at run time.  Hidden visibility keeps the core's
     # symbols from clashing with another copy of lrq in the same process.
-    extra_compile_args=["-O3", "-std=gnu99", "-pthread", "-fvisibility=hidden"],
+    extra_compile_args=["-O3", "-std=gnu99", "-pthread", "-fvisibility=hidden", *ENCODER_COMPILE_ARGS],
     extra_link_args=["-pthread"],
 )
 

@@ -318,7 +318,7 @@ def test_c_core(tmp_path):
         "gcc", "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
         "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-pthread",
         "-I", str(ROOT / "c_src" / "include"),
-        str(ROOT / "tests" / "c" / "test_core.c"), *sources, "-o", str(exe),
+        str(ROOT / "tests" / "c" / "test_core.c"), *sources, "-o", str(exe), "-lm",
     ]
     build = subprocess.run(cmd, capture_output=True, text=True)
     assert build.returncode == 0 and not build.stderr, build.stderr
