@@ -616,11 +616,12 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
 int lrq_signcut_encoder_run(lrq_signcut_encoder *const e, const uint64_t max_cuts,
                             const double rel_error)
 {
-    const double goal = rel_error > 0.0 ? rel_error * rel_error * e->norm2_a : -1.0;
+    double goal;
     uint64_t done = 0;
     int rc = LRQ_OK;
     if (e == NULL || !(rel_error >= 0.0) || rel_error > 1.0)
         return LRQ_ERR_ARGUMENT;
+    goal = rel_error > 0.0 ? rel_error * rel_error * e->norm2_a : -1.0;
     team_start(e);
     while (!e->done && done < max_cuts) {
         if (e->norm2 <= goal * (1.0 + PEEK_MARGIN) || e->norm2 <= 0.0) {
