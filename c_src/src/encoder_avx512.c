@@ -46,8 +46,19 @@ TARGET static void flip_update(float *const out, const size_t len, const float *
             const __m512 s1 = _mm512_castsi512_ps(_mm512_set1_epi32((int)sgn[q + 1]));
             const __m512 s2 = _mm512_castsi512_ps(_mm512_set1_epi32((int)sgn[q + 2]));
             const __m512 s3 = _mm512_castsi512_ps(_mm512_set1_epi32((int)sgn[q + 3]));
+            /* The next four rows are fetched while these four are added:
+             * flipped rows are scattered, so the hardware cannot guess. */
+            const size_t qn = q + 8 <= count ? q + 4 : q;
+            const char *const p0 = (const char *)(rows + (size_t)idx[qn] * ld);
+            const char *const p1 = (const char *)(rows + (size_t)idx[qn + 1] * ld);
+            const char *const p2 = (const char *)(rows + (size_t)idx[qn + 2] * ld);
+            const char *const p3 = (const char *)(rows + (size_t)idx[qn + 3] * ld);
             for (i = i0; i < i1; i += 16) {
                 const __mmask16 m = tail_mask(i1 - i);
+                _mm_prefetch(p0 + 4 * i, _MM_HINT_T0);
+                _mm_prefetch(p1 + 4 * i, _MM_HINT_T0);
+                _mm_prefetch(p2 + 4 * i, _MM_HINT_T0);
+                _mm_prefetch(p3 + 4 * i, _MM_HINT_T0);
                 __m512 v = _mm512_maskz_loadu_ps(m, out + i);
                 v = _mm512_add_ps(v, _mm512_xor_ps(_mm512_maskz_loadu_ps(m, r0 + i), s0));
                 v = _mm512_add_ps(v, _mm512_xor_ps(_mm512_maskz_loadu_ps(m, r1 + i), s1));

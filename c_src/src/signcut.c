@@ -25,12 +25,15 @@
  * per-row partials summed in row order.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE 1 /* MADV_HUGEPAGE */
 
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 
 #include "encoder_internal.h"
 #include "lrq.h"
@@ -45,6 +48,16 @@
 /* A tracked squared norm within this factor of the target triggers an exact
  * measurement; the tracked value is accurate to far better than this. */
 #define PEEK_MARGIN 1e-4
+/* On a machine whose other cores are busy a worker can be descheduled in the
+ * middle of a chunk, and the caller then waits for a whole time slice.  A
+ * wait longer than this turns the team off for SOLO_TASKS tasks; which
+ * thread runs a chunk never changes a result, so this is free to adapt. */
+#define WAIT_LIMIT_NS 100000
+#define SOLO_TASKS 8192
+/* Every this many shared tasks, the workers' share of the chunks is checked:
+ * a worker that shares its core with the caller (the machine's other cores
+ * being busy) does little and slows the caller down by preempting it. */
+#define REVIEW_TASKS 256
 
 /* ------------------------------------------------------------------ PRNG */
 
@@ -126,6 +139,15 @@ struct lrq_signcut_encoder {
     unsigned quit;     /* __atomic */
     task_kind task;
     size_t task_len, task_count, chunk;
+    unsigned solo;    /* tasks left to run alone: the team did not pay */
+    unsigned shared;  /* tasks shared since the last review */
+    size_t chunks_all;
+    size_t chunks_helped; /* __atomic: chunks the workers ran */
+    /* Idle workers sleep here after a short spin, so that on a busy machine
+     * a waiting worker does not take CPU time from the thread doing work. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    unsigned sleeping; /* under lock */
 };
 
 typedef struct lrq_signcut_encoder enc_t;
@@ -198,7 +220,7 @@ static inline void cpu_relax(void)
 #define TICKET_COUNT(t) ((size_t)((t) >> 16 & 0xFFFFu))
 
 /* Claims and runs chunks of the task in ticket t until none is left. */
-static void claim_chunks(enc_t *const e, uint64_t t)
+static void claim_chunks(enc_t *const e, uint64_t t, const int helper)
 {
     for (;;) {
         size_t lo, hi;
@@ -209,8 +231,16 @@ static void claim_chunks(enc_t *const e, uint64_t t)
         lo = TICKET_NEXT(t) * e->chunk;
         hi = lo + e->chunk < e->task_len ? lo + e->chunk : e->task_len;
         run_task(e, lo, hi);
+        if (helper)
+            __atomic_add_fetch(&e->chunks_helped, 1, __ATOMIC_RELAXED);
         t = __atomic_load_n(&e->ticket, __ATOMIC_SEQ_CST);
     }
+}
+
+static int has_work(enc_t *const e)
+{
+    const uint64_t t = __atomic_load_n(&e->ticket, __ATOMIC_SEQ_CST);
+    return TICKET_NEXT(t) < TICKET_COUNT(t) || __atomic_load_n(&e->quit, __ATOMIC_SEQ_CST);
 }
 
 static void *worker_main(void *const arg)
@@ -225,16 +255,31 @@ static void *worker_main(void *const arg)
         __atomic_add_fetch(&e->busy, 1, __ATOMIC_SEQ_CST);
         t = __atomic_load_n(&e->ticket, __ATOMIC_SEQ_CST);
         if (TICKET_NEXT(t) < TICKET_COUNT(t)) {
-            claim_chunks(e, t);
+            claim_chunks(e, t, 1);
             spins = 0;
         }
         __atomic_sub_fetch(&e->busy, 1, __ATOMIC_SEQ_CST);
-        if (++spins > 4000)
-            sched_yield();
-        else
+        if (++spins < 500) {
             cpu_relax();
+            continue;
+        }
+        pthread_mutex_lock(&e->lock);
+        e->sleeping++;
+        while (!has_work(e))
+            pthread_cond_wait(&e->wake, &e->lock);
+        e->sleeping--;
+        pthread_mutex_unlock(&e->lock);
+        spins = 0;
     }
     return NULL;
+}
+
+static void wake_workers(enc_t *const e)
+{
+    pthread_mutex_lock(&e->lock);
+    if (e->sleeping)
+        pthread_cond_broadcast(&e->wake);
+    pthread_mutex_unlock(&e->lock);
 }
 
 /* Runs the current task over [0, len), on the team when it pays. */
@@ -243,7 +288,9 @@ static void parallel(enc_t *const e, const task_kind task, const size_t len, con
     uint64_t t;
     e->task = task;
     e->task_len = len;
-    if (e->running == 0 || work < PARALLEL_MIN || len <= 64) {
+    if (e->running == 0 || work < PARALLEL_MIN || len <= 64 || e->solo) {
+        if (e->solo && work >= PARALLEL_MIN)
+            e->solo--;
         run_task(e, 0, len);
         return;
     }
@@ -253,9 +300,25 @@ static void parallel(enc_t *const e, const task_kind task, const size_t len, con
     t = (((__atomic_load_n(&e->ticket, __ATOMIC_SEQ_CST) >> 32) + 1) << 32) |
         (uint64_t)((len + e->chunk - 1) / e->chunk) << 16;
     __atomic_store_n(&e->ticket, t, __ATOMIC_SEQ_CST);
-    claim_chunks(e, t);
-    while (__atomic_load_n(&e->busy, __ATOMIC_SEQ_CST) != 0)
-        cpu_relax();
+    wake_workers(e);
+    claim_chunks(e, t, 0);
+    e->chunks_all += TICKET_COUNT(t);
+    if (__atomic_load_n(&e->busy, __ATOMIC_SEQ_CST) != 0) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (__atomic_load_n(&e->busy, __ATOMIC_SEQ_CST) != 0)
+            cpu_relax();
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) > WAIT_LIMIT_NS)
+            e->solo = SOLO_TASKS;
+    }
+    if (++e->shared == REVIEW_TASKS) {
+        const size_t helped = __atomic_exchange_n(&e->chunks_helped, 0, __ATOMIC_RELAXED);
+        if (4 * helped < e->chunks_all)
+            e->solo = SOLO_TASKS;
+        e->shared = 0;
+        e->chunks_all = 0;
+    }
 }
 
 static void team_start(enc_t *const e)
@@ -276,6 +339,7 @@ static void team_stop(enc_t *const e)
 {
     unsigned p;
     __atomic_store_n(&e->quit, 1, __ATOMIC_SEQ_CST);
+    wake_workers(e);
     for (p = 0; p < e->running; p++)
         pthread_join(e->workers[p].thread, NULL);
     e->running = 0;
@@ -500,6 +564,23 @@ static int one_cut(enc_t *const e)
 
 /* --------------------------------------------------------------- public */
 
+/* The remainder copies are read a row at a time in an order set by the
+ * flips, i.e. all over the matrix: with 4 KiB pages every row costs TLB
+ * misses, so ask for transparent huge pages (a hint; ignored where
+ * unsupported).  2 MiB alignment lets the kernel back them fully. */
+static float *alloc_remainder(const size_t bytes)
+{
+    void *p = NULL;
+    const size_t align = (size_t)1 << 21;
+    if (posix_memalign(&p, bytes >= align ? align : 64, bytes) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= align)
+        (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return (float *)p;
+}
+
 /* dst (cols x rows) = src^T, in 32 x 32 tiles that stay in cache. */
 static void transpose(const float *const src, const uint64_t rows, const uint64_t cols,
                       float *const dst)
@@ -548,6 +629,8 @@ void lrq_signcut_encoder_free(lrq_signcut_encoder *const e)
     free(e->out_s);
     free(e->out_t);
     free(e->out_c);
+    pthread_cond_destroy(&e->wake);
+    pthread_mutex_destroy(&e->lock);
     free(e);
 }
 
@@ -573,14 +656,23 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
     e = (enc_t *)calloc(1, sizeof *e);
     if (e == NULL)
         return LRQ_ERR_MEMORY;
+    if (pthread_mutex_init(&e->lock, NULL) != 0) {
+        free(e);
+        return LRQ_ERR_MEMORY;
+    }
+    if (pthread_cond_init(&e->wake, NULL) != 0) {
+        pthread_mutex_destroy(&e->lock);
+        free(e);
+        return LRQ_ERR_MEMORY;
+    }
     e->m = rows;
     e->n = cols;
     e->mw = (size_t)((rows + 63) / 64);
     e->nw = (size_t)((cols + 63) / 64);
     e->k = pick_kernels();
     e->threads = threads ? threads : 1;
-    e->r = (float *)malloc((size_t)bytes);
-    e->rt = (float *)malloc((size_t)bytes);
+    e->r = alloc_remainder((size_t)bytes);
+    e->rt = alloc_remainder((size_t)bytes);
     e->ht = (float *)malloc((size_t)rows * sizeof(float));
     e->hs = (float *)malloc((size_t)cols * sizeof(float));
     e->t_cur = (uint64_t *)calloc(e->nw, sizeof(uint64_t));
