@@ -65,6 +65,9 @@ int lrq_signcut_encoder_write(const lrq_signcut_encoder *enc, uint64_t panel,
                               uint8_t *c, size_t c_len, uint8_t *tt,
                               size_t tt_len, uint8_t *s, size_t s_len);
 void lrq_signcut_encoder_free(lrq_signcut_encoder *enc);
+int lrq_quant_fit(const double *x, uint64_t rows, uint64_t k, uint64_t ld,
+                  int bits, uint64_t group, uint8_t *codes, uint16_t *scales,
+                  float *sigma);
 """
 # Encoders make sign decisions from float sums: no contraction into FMA, so
 # that every ISA computes exactly the same values (the kernels also avoid

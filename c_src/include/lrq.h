@@ -432,6 +432,39 @@ int lrq_signcut_encoder_write(const lrq_signcut_encoder *enc, uint64_t panel,
 /* lrq_signcut_encoder_free -- release an encoder; NULL is accepted. */
 void lrq_signcut_encoder_free(lrq_signcut_encoder *enc);
 
+/* ------------------------------------------------------------------------ */
+/* Encoders: quantization of lplr factors                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * lrq_quant_fit -- quantize a factor of an lplr tile (format spec 10.3).
+ *
+ * The factor F (rows x k, float64, row r at x + r*ld) becomes codes q in
+ * [0, 2^bits) and one float16 scale per (row, group of `group` elements
+ * along k), times one float32 super-scale sigma, so that
+ *     F[r, j] ~ sigma * scale[r][j / group] * (q[r, j] - (2^bits - 1) / 2).
+ * Each (row, group) scale is the clipping ratio (13 candidates from 0.1 to
+ * 1.0 of the group's largest magnitude, mapped to the top level) with the
+ * least squared error; sigma is the largest scale rounded to float32 (1.0 if
+ * all are zero); the codes are then chosen against the float16-rounded
+ * scale a decoder will use.  The same rule as lrq.reference.quant.quantize.
+ *
+ * x:      rows x k finite values (NULL allowed when rows*k == 0).
+ * rows, k: in [0, 2^31 - 1]; ld >= k.
+ * bits:   1..8.  group: >= 1 (the format requires a power of two >= 16).
+ * codes:  rows*k bytes, row-major.
+ * scales: rows*ceil(k/group) binary16 bit patterns, row-major (not yet in
+ *         the file's row-tile order; the caller packs them).
+ * sigma:  receives the super-scale.
+ *
+ * Returns LRQ_OK, LRQ_ERR_ARGUMENT (a parameter out of range, a NULL
+ * pointer, a value that is not finite) or LRQ_ERR_MEMORY.
+ * Thread safety: safe; concurrent calls must not share outputs.
+ */
+int lrq_quant_fit(const double *x, uint64_t rows, uint64_t k, uint64_t ld,
+                  int bits, uint64_t group, uint8_t *codes, uint16_t *scales,
+                  float *sigma);
+
 #ifdef __cplusplus
 }
 #endif

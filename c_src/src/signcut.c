@@ -294,9 +294,13 @@ static void parallel(enc_t *const e, const task_kind task, const size_t len, con
         run_task(e, 0, len);
         return;
     }
-    /* Enough chunks (at most 16) to balance threads that run at different
-     * speeds. */
-    e->chunk = ((len + 15) / 16 + 63) & ~(size_t)63;
+    /* Enough chunks to balance threads that run at different speeds; but
+     * an image update streams a slice of every flipped row per chunk, and
+     * long slices are what the prefetchers need, so it gets few chunks. */
+    {
+        const size_t parts = task == T_UPDATE_HT || task == T_UPDATE_HS ? 4 : 16;
+        e->chunk = ((len + parts - 1) / parts + 63) & ~(size_t)63;
+    }
     t = (((__atomic_load_n(&e->ticket, __ATOMIC_SEQ_CST) >> 32) + 1) << 32) |
         (uint64_t)((len + e->chunk - 1) / e->chunk) << 16;
     __atomic_store_n(&e->ticket, t, __ATOMIC_SEQ_CST);

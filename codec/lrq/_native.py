@@ -296,4 +296,27 @@ class SignCutEncoder:
         return {"c": bytes(c), "tt": bytes(tt), "s": bytes(s)}
 
 
-__all__ += ["SignCutEncoder"]
+def quantize(values: np.ndarray, bits: int, group: int):
+    """lplr factor quantization in C: (codes uint8, scales float16, σ float).
+
+    The same contract as :func:`lrq.reference.quant.quantize`.
+    """
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if values.ndim != 2:
+        raise ArgumentError(f"values must be 2-D, not {values.ndim}-D")
+    rows, k = values.shape
+    bits = _integer(bits, "bits", 1, 8)
+    group = _integer(group, "group", 1, _U64_MAX)
+    codes = _allocate((rows, k), np.uint8)
+    scales = _allocate((rows, -(-k // group)), np.uint16)
+    sigma = ffi.new("float *")
+    _check(
+        lib.lrq_quant_fit(ffi.from_buffer("double[]", values), rows, k, k, bits, group,
+                          ffi.from_buffer("uint8_t[]", codes, require_writable=True),
+                          ffi.from_buffer("uint16_t[]", scales, require_writable=True), sigma),
+        "lrq_quant_fit", "values must be finite",
+    )
+    return codes, scales.view(np.float16), float(sigma[0])
+
+
+__all__ += ["SignCutEncoder", "quantize"]

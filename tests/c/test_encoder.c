@@ -232,8 +232,37 @@ static void test_bad_arguments(void)
     lrq_signcut_encoder_free(e);
 }
 
+static void test_quant(void)
+{
+    double x[3 * 40];
+    uint8_t codes[3 * 40];
+    uint16_t scales[3 * 3];
+    float sigma = 0.0f;
+    int i;
+    for (i = 0; i < 3 * 40; i++)
+        x[i] = uniform() - 0.5;
+    for (i = 40; i < 80; i++)
+        x[i] = 0.0; /* a zero row */
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 3, 16, codes, scales, &sigma) == LRQ_OK);
+    CHECK(sigma > 0.0f && sigma < 1.0f);
+    for (i = 0; i < 3 * 40; i++)
+        CHECK(codes[i] < 8);
+    CHECK(scales[3] == 0 && scales[4] == 0 && scales[5] == 0);
+    CHECK(lrq_quant_fit(x, 3, 30, 40, 8, 16, codes, scales, &sigma) == LRQ_OK);
+    CHECK(lrq_quant_fit(NULL, 0, 0, 0, 2, 16, NULL, NULL, &sigma) == LRQ_OK && sigma == 1.0f);
+    CHECK(lrq_quant_fit(x, 3, 40, 39, 3, 16, codes, scales, &sigma) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 0, 16, codes, scales, &sigma) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 9, 16, codes, scales, &sigma) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 2, 0, codes, scales, &sigma) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 2, 16, NULL, scales, &sigma) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 2, 16, codes, scales, NULL) == LRQ_ERR_ARGUMENT);
+    x[7] = (double)NAN;
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 2, 16, codes, scales, &sigma) == LRQ_ERR_ARGUMENT);
+}
+
 int main(void)
 {
+    test_quant();
     test_shapes();
     test_exact_cases();
     test_target();
