@@ -226,6 +226,34 @@ TARGET static double block_row(float *const row, const size_t len, const uint32_
     return acc_result(&sq);
 }
 
+/* Four vectors at a time, each in two registers (lanes 0-7, 8-15). */
+TARGET static void multi_signed_sum(const float *const row, const size_t len, const uint64_t *const vecs,
+                                    const size_t words, const unsigned nk, float *const out)
+{
+    unsigned k0, k;
+    size_t j;
+    for (k0 = 0; k0 < nk; k0 += 4) {
+        const unsigned kn = nk - k0 < 4 ? nk - k0 : 4;
+        __m256 lo[4], hi[4];
+        for (k = 0; k < kn; k++)
+            lo[k] = hi[k] = _mm256_setzero_ps();
+        for (j = 0; j < len; j += 16) {
+            const __m256 r0 = load8(row, j, len), r1 = load8(row, j + 8, len);
+            for (k = 0; k < kn; k++) {
+                const uint64_t *const bits = vecs + (k0 + k) * words;
+                lo[k] = _mm256_add_ps(lo[k], _mm256_xor_ps(r0, sign_lanes(bits8(bits, j))));
+                hi[k] = _mm256_add_ps(hi[k], _mm256_xor_ps(r1, sign_lanes(bits8(bits, j + 8))));
+            }
+        }
+        for (k = 0; k < kn; k++) {
+            float p[16];
+            _mm256_storeu_ps(p, lo[k]);
+            _mm256_storeu_ps(p + 8, hi[k]);
+            out[k0 + k] = 0.5f * lrq_sc_combine16f(p);
+        }
+    }
+}
+
 TARGET static void sign_bits(const float *const x, const size_t len, uint64_t *const bits)
 {
     size_t i;
@@ -247,7 +275,8 @@ __attribute__((target("popcnt"))) static uint64_t count_differ(const uint64_t *c
 }
 
 const lrq_sc_kernels lrq_sc_kernels_avx2 = {
-    flip_update, block_correct, sub_signed, sum_abs, signed_sum, block_row, sign_bits, count_differ,
+    flip_update, block_correct, sub_signed, sum_abs, signed_sum, block_row, multi_signed_sum, sign_bits,
+    count_differ,
 };
 
 #endif

@@ -189,6 +189,31 @@ TARGET static double block_row(float *const row, const size_t len, const uint32_
     return combine(lo, hi);
 }
 
+/* Sixteen vectors at a time: sixteen accumulators (lanes j mod 16) stay in
+ * registers while the row streams from L1 once per group. */
+TARGET static void multi_signed_sum(const float *const row, const size_t len, const uint64_t *const vecs,
+                                    const size_t words, const unsigned nk, float *const out)
+{
+    unsigned k0, k;
+    size_t j;
+    for (k0 = 0; k0 < nk; k0 += 16) {
+        const unsigned kn = nk - k0 < 16 ? nk - k0 : 16;
+        __m512 acc[16];
+        for (k = 0; k < kn; k++)
+            acc[k] = _mm512_setzero_ps();
+        for (j = 0; j < len; j += 16) {
+            const __m512 r = _mm512_maskz_loadu_ps(tail_mask(len - j), row + j);
+            for (k = 0; k < kn; k++)
+                acc[k] = _mm512_add_ps(acc[k], signed_by(r, (__mmask16)bits16(vecs + (k0 + k) * words, j)));
+        }
+        for (k = 0; k < kn; k++) {
+            float p[16];
+            _mm512_storeu_ps(p, acc[k]);
+            out[k0 + k] = 0.5f * lrq_sc_combine16f(p);
+        }
+    }
+}
+
 TARGET static void sign_bits(const float *const x, const size_t len, uint64_t *const bits)
 {
     size_t i;
@@ -212,7 +237,8 @@ __attribute__((target("popcnt"))) static uint64_t count_differ(const uint64_t *c
 }
 
 const lrq_sc_kernels lrq_sc_kernels_avx512 = {
-    flip_update, block_correct, sub_signed, sum_abs, signed_sum, block_row, sign_bits, count_differ,
+    flip_update, block_correct, sub_signed, sum_abs, signed_sum, block_row, multi_signed_sum, sign_bits,
+    count_differ,
 };
 
 #endif

@@ -60,6 +60,12 @@ typedef struct {
      * Returns the canonical float64 sum of v*v (each square exact). */
     double (*block_row)(float *row, size_t len, uint32_t rowpat, const uint32_t *colpat,
                         const lrq_sc_table *tab, unsigned groups, int write);
+    /* For k < nk: out[k] = 0.5f * the float32 canonical sum of (bit j of
+     * vecs[k*words] ? -row[j] : row[j]) over j < len: 16 float32 partials
+     * (lane j mod 16, ascending j) combined by the tree of
+     * lrq_sc_combine16, in float32.  The images of a block's random starts. */
+    void (*multi_signed_sum)(const float *row, size_t len, const uint64_t *vecs, size_t words,
+                             unsigned nk, float *out);
     /* bits[i/64] bit i%64 = IEEE sign bit of x[i]; the words are overwritten
      * entirely, bits past len are 0. */
     void (*sign_bits)(const float *x, size_t len, uint64_t *bits);
@@ -77,6 +83,16 @@ extern const lrq_sc_kernels lrq_sc_kernels_avx512;
 /* The combine step of the canonical reduction, shared by every ISA file so
  * the tree is written once. */
 static inline double lrq_sc_combine16(double p[16])
+{
+    int h, l;
+    for (h = 8; h >= 1; h >>= 1)
+        for (l = 0; l < h; l++)
+            p[l] += p[l + h];
+    return p[0];
+}
+
+/* The combine step in float32, for the multi_signed_sum kernels. */
+static inline float lrq_sc_combine16f(float p[16])
 {
     int h, l;
     for (h = 8; h >= 1; h >>= 1)

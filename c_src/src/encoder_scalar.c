@@ -104,6 +104,20 @@ static double block_row(float *const row, const size_t len, const uint32_t rowpa
     return lrq_sc_combine16(p);
 }
 
+static void multi_signed_sum(const float *const row, const size_t len, const uint64_t *const vecs,
+                             const size_t words, const unsigned nk, float *const out)
+{
+    unsigned k;
+    size_t j;
+    for (k = 0; k < nk; k++) {
+        float p[16] = {0};
+        const uint64_t *const bits = vecs + k * words;
+        for (j = 0; j < len; j++)
+            p[j & 15] += bit_at(bits, j) ? -row[j] : row[j];
+        out[k] = 0.5f * lrq_sc_combine16f(p);
+    }
+}
+
 static void sign_bits(const float *const x, const size_t len, uint64_t *const bits)
 {
     size_t i;
@@ -126,5 +140,6 @@ static uint64_t count_differ(const uint64_t *const a, const uint64_t *const b,
 }
 
 const lrq_sc_kernels lrq_sc_kernels_scalar = {
-    flip_update, block_correct, sub_signed, sum_abs, signed_sum, block_row, sign_bits, count_differ,
+    flip_update, block_correct, sub_signed, sum_abs, signed_sum, block_row, multi_signed_sum, sign_bits,
+    count_differ,
 };

@@ -92,7 +92,7 @@ static uint64_t xoshiro_next(uint64_t s[4])
 
 /* ------------------------------------------------------------------ state */
 
-typedef enum { T_UPDATE_HT, T_UPDATE_HS, T_BLOCK_R, T_BLOCK_RT, T_PEEK } task_kind;
+typedef enum { T_UPDATE_HT, T_UPDATE_HS, T_BLOCK_R, T_BLOCK_RT, T_PEEK, T_START } task_kind;
 
 struct lrq_signcut_encoder;
 
@@ -115,6 +115,8 @@ struct lrq_signcut_encoder {
     float d[BLOCK];       /* correction weights of the current flip */
     lrq_sc_table tab_d[BLOCK / 4], tab_c[BLOCK / 4];
     unsigned groups_d, groups_c;
+    uint64_t *tstart;     /* BLOCK x nw: the random starts of the open block */
+    float *g;             /* m x BLOCK: R t / 2 for each start, R as at the block update */
     uint32_t *spat;       /* m: bit k = s_k[i] for the cuts of the open block */
     uint32_t *tpat;       /* n: bit k = t_k[j] */
     uint64_t width, cap, open;
@@ -188,9 +190,20 @@ static void run_task(enc_t *const e, const size_t lo, const size_t hi)
             float *const row = e->r + i * n;
             e->row_sq[i] = e->k->block_row(row, n, e->spat[i], e->tpat, e->tab_c, e->groups_c,
                                            e->task == T_BLOCK_R);
-            if (e->task == T_BLOCK_R)
+            if (e->task == T_BLOCK_R) {
                 e->ht[i] = (float)(0.5 * e->k->signed_sum(row, e->t_cur, n));
+                e->k->multi_signed_sum(row, n, e->tstart, e->nw, BLOCK, e->g + i * BLOCK);
+            }
         }
+        break;
+    case T_START:
+        /* The image of the open block's next start: its image under the
+         * remainder of the last block update, corrected for the block's
+         * cuts so far (weights in tab_d). */
+        for (i = lo; i < hi; i++)
+            e->ht[i] = e->g[i * BLOCK + e->open];
+        if (e->open)
+            e->k->block_correct(e->ht + lo, hi - lo, e->spat + lo, e->tab_d, e->groups_d);
         break;
     case T_BLOCK_RT:
         /* The same update of R^T with the roles of s and t exchanged: each
@@ -370,6 +383,16 @@ static void load_block_c(enc_t *const e)
 static void flush(enc_t *const e)
 {
     const size_t m = (size_t)e->m, n = (size_t)e->n;
+    size_t w;
+    /* The next block's random starts are drawn now, so that their images
+     * come out of the pass over R that updates it: one pass serves 32
+     * cuts, where starting each cut from the last one's image would read
+     * half of R per cut.  Padding bits are zero. */
+    for (w = 0; w < BLOCK * e->nw; w++)
+        e->tstart[w] = xoshiro_next(e->rng);
+    if (n % 64)
+        for (w = 0; w < BLOCK; w++)
+            e->tstart[w * e->nw + e->nw - 1] &= (UINT64_C(1) << (n % 64)) - 1;
     load_block_c(e);
     parallel(e, T_BLOCK_R, m, m * n * (e->open + 1));
     parallel(e, T_BLOCK_RT, n, m * n * (e->open + 1));
@@ -528,12 +551,23 @@ static int one_cut(enc_t *const e)
     int rc = grow(e);
     if (rc != LRQ_OK)
         return rc;
-    /* A fresh uniformly random t, padding bits zero. */
-    for (w = 0; w < e->nw; w++)
-        e->t_new[w] = xoshiro_next(e->rng);
-    if (n % 64)
-        e->t_new[e->nw - 1] &= (UINT64_C(1) << (n % 64)) - 1;
-    move_t(e);
+    /* The cut starts from the block's next random t:
+     * R_cur t / 2 = G t - sum_j c_j s_j (t_j^T t) / 2 over the block's cuts. */
+    {
+        const uint64_t *const t = e->tstart + e->open * e->nw;
+        const uint64_t *const tb = block_t(e);
+        uint64_t k;
+        for (w = 0; w < e->nw; w++)
+            e->flipmask[w] = ~UINT64_C(0);
+        for (k = 0; k < e->open; k++) {
+            const uint64_t differ = e->k->count_differ(t, tb + k * e->nw, e->flipmask, e->nw);
+            e->d[k] = (float)((double)e->out_c[e->width - e->open + k] * 0.5 *
+                              ((double)n - 2.0 * (double)differ));
+        }
+        e->groups_d = lrq_sc_tables(e->d, (unsigned)e->open, e->tab_d);
+        parallel(e, T_START, m, m * (e->open + 1));
+        memcpy(e->t_cur, t, e->nw * sizeof *t);
+    }
     cut = alternate(e);
     if (!(cut > 0.0)) {
         cut = restart(e);
@@ -629,6 +663,8 @@ void lrq_signcut_encoder_free(lrq_signcut_encoder *const e)
     free(e->row_sq);
     free(e->flipmask);
     free(e->spat);
+    free(e->tstart);
+    free(e->g);
     free(e->tpat);
     free(e->out_s);
     free(e->out_t);
@@ -687,11 +723,14 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
     e->sgn = (uint32_t *)malloc((size_t)(rows > cols ? rows : cols) * sizeof(uint32_t));
     e->row_sq = (double *)malloc((size_t)rows * sizeof(double));
     e->spat = (uint32_t *)calloc((size_t)rows, sizeof(uint32_t));
+    e->tstart = (uint64_t *)calloc((size_t)BLOCK * e->nw, sizeof(uint64_t));
+    e->g = (float *)malloc((size_t)rows * BLOCK * sizeof(float));
     e->tpat = (uint32_t *)calloc((size_t)cols, sizeof(uint32_t));
     e->flipmask = (uint64_t *)calloc(e->mw > e->nw ? e->mw : e->nw, sizeof(uint64_t));
     if (!e->r || !e->rt || !e->ht || !e->hs || !e->t_cur || !e->t_new || !e->s_cur || !e->s_new ||
         !e->idx || !e->sgn || !e->row_sq ||
-        !e->flipmask || !e->spat || !e->tpat) {
+        !e->flipmask || !e->spat || !e->tpat ||
+        !e->tstart || !e->g) {
         lrq_signcut_encoder_free(e);
         return LRQ_ERR_MEMORY;
     }
