@@ -9,7 +9,8 @@ the modified Shepp–Logan phantom when scikit-learn is absent: ``pip install
 feed-forward matrix, 1536×384, from ``lrq[demo]``).  No network is used.
 
 Schemes: the lrq encoders at ``bits=`` (bits/entry count everything stored,
-headers included), and two baselines computed here at the same bits:
+headers included; "sc+refit" is signcut with the least-squares refit of c),
+and two baselines computed here at the same bits:
 naive quantization (NQ: b-bit symmetric codes with one float16 scale per
 row, the same quantizer as lplr; b = bits, so it also spends 16/n bits per
 entry on scales, and has no 0.5-bit point) and truncated SVD with float16
@@ -29,6 +30,7 @@ from lrq.reference import quant
 
 SCHEMES = (
     ("signcut", "signcut", {}),
+    ("sc+refit", "signcut", {"refit": True}),
     ("lplr", "lplr", {"variant": "sketch"}),
     ("lplr-svd", "lplr", {"variant": "svd"}),
     ("auto", "auto", {}),

@@ -318,16 +318,22 @@ const char *lrq_isa_name(void);
  * Defined behaviour (part of what "the same bytes" means):
  *   - sign(x) is the IEEE sign bit of x as computed: +0 gives +1 and -0
  *     gives -1, and bit 1 means -1 as in the file format.
- *   - The random t of each cut is n bits taken least-significant first from
- *     successive outputs of xoshiro256** seeded by four SplitMix64 outputs
- *     of `seed`; unused bits of the last word are dropped (padding bits are
- *     always zero).  Only t is random.
+ *   - Random starts: at each block update (at creation, after every 32nd
+ *     cut, and at a restart) 32 vectors t are drawn, each n bits taken
+ *     least-significant first from ceil(n/64) successive outputs of
+ *     xoshiro256** seeded by four SplitMix64 outputs of `seed` (unused bits
+ *     of the last word are dropped: padding bits are always zero); cut k of
+ *     the block starts from the k-th.  Starts a block does not use are
+ *     discarded.  Only t is random.
  *   - If a cut finds s^T R t = 0 although R may be non-zero, the cut
  *     restarts from t = sign(row of R holding its largest |entry|, first in
  *     row-major order); if R is exactly zero the encoder finishes.
- *   - The remainder is float32 and updated every 32 cuts; the norms are
- *     float64, made exact (from the stored float32 remainder) at each such
- *     update and whenever a stopping test needs it.
+ *   - The remainder is float32 and updated every 32 cuts (a block); the
+ *     images R t and R^T s are float32, recomputed at each block update and
+ *     updated in between over the flipped coordinates only; the norms are
+ *     float64, made exact (from the stored float32 remainder) at each block
+ *     update and whenever a stopping test needs it.  Every sum that feeds a
+ *     decision has one evaluation order, the same on every CPU.
  *
  * Determinism: the same matrix, seed and sequence of lrq_signcut_encoder_run
  * calls give the same cuts on every CPU, instruction-set path

@@ -32,7 +32,9 @@ class LrqRandom:
 
     ``signs(n)`` draws one t: n bits taken least-significant first from
     ceil(n/64) successive outputs, bit 1 meaning −1.  With ``rng="lrq"`` the
-    reference encoder starts every cut from the same t as the C encoder, so
+    reference encoder starts cut i from the i-th t of this stream, as the C
+    encoder does (the C encoder draws them 32 at a time and skips to a new
+    batch after a zero-cut restart, which the reference does not model), so
     the two differ only in arithmetic (float64 here, float32 in C).
     """
 
