@@ -262,21 +262,17 @@ TARGET static void sign_bits(const float *const x, const size_t len, uint64_t *c
         bits[i >> 6] |= (uint64_t)(unsigned)_mm256_movemask_ps(load8(x, i, len)) << (i & 63);
 }
 
-__attribute__((target("popcnt"))) static uint64_t count_differ(const uint64_t *const a,
-                                                               const uint64_t *const b,
-                                                               const uint64_t *const f,
-                                                               const size_t words)
+__attribute__((target("popcnt"))) uint64_t lrq_sc_count_differ_popcnt(const uint64_t *const a,
+                                                                      const uint64_t *const b,
+                                                                      const uint64_t *const f,
+                                                                      const size_t words)
 {
-    uint64_t total = 0;
-    size_t w;
-    for (w = 0; w < words; w++)
-        total += (uint64_t)__builtin_popcountll((a[w] ^ b[w]) & f[w]);
-    return total;
+    return lrq_sc_count_differ_body(a, b, f, words);
 }
 
 const lrq_sc_kernels lrq_sc_kernels_avx2 = {
     flip_update, block_correct, sub_signed, sum_abs, signed_sum, block_row, multi_signed_sum, sign_bits,
-    count_differ,
+    lrq_sc_count_differ_popcnt,
 };
 
 #endif

@@ -224,21 +224,10 @@ TARGET static void sign_bits(const float *const x, const size_t len, uint64_t *c
     }
 }
 
-__attribute__((target("popcnt"))) static uint64_t count_differ(const uint64_t *const a,
-                                                               const uint64_t *const b,
-                                                               const uint64_t *const f,
-                                                               const size_t words)
-{
-    uint64_t total = 0;
-    size_t w;
-    for (w = 0; w < words; w++)
-        total += (uint64_t)__builtin_popcountll((a[w] ^ b[w]) & f[w]);
-    return total;
-}
 
 const lrq_sc_kernels lrq_sc_kernels_avx512 = {
     flip_update, block_correct, sub_signed, sum_abs, signed_sum, block_row, multi_signed_sum, sign_bits,
-    count_differ,
+    lrq_sc_count_differ_popcnt,
 };
 
 #endif

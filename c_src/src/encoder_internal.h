@@ -78,6 +78,9 @@ extern const lrq_sc_kernels lrq_sc_kernels_scalar;
 #if defined(__x86_64__) || defined(__i386__)
 extern const lrq_sc_kernels lrq_sc_kernels_avx2;
 extern const lrq_sc_kernels lrq_sc_kernels_avx512;
+/* count_differ with POPCNT (every AVX2 CPU has it), shared by both tables. */
+uint64_t lrq_sc_count_differ_popcnt(const uint64_t *a, const uint64_t *b, const uint64_t *f,
+                                    size_t words);
 #endif
 
 /* The combine step of the canonical reduction, shared by every ISA file so
@@ -89,6 +92,18 @@ static inline double lrq_sc_combine16(double p[16])
         for (l = 0; l < h; l++)
             p[l] += p[l + h];
     return p[0];
+}
+
+/* The body of every count_differ kernel: a file compiles it with its own
+ * target, so the popcount becomes one instruction where POPCNT exists. */
+static inline uint64_t lrq_sc_count_differ_body(const uint64_t *const a, const uint64_t *const b,
+                                                const uint64_t *const f, const size_t words)
+{
+    uint64_t total = 0;
+    size_t w;
+    for (w = 0; w < words; w++)
+        total += (uint64_t)__builtin_popcountll((a[w] ^ b[w]) & f[w]);
+    return total;
 }
 
 /* The combine step in float32, for the multi_signed_sum kernels. */

@@ -132,11 +132,7 @@ static void sign_bits(const float *const x, const size_t len, uint64_t *const bi
 static uint64_t count_differ(const uint64_t *const a, const uint64_t *const b,
                              const uint64_t *const f, const size_t words)
 {
-    uint64_t total = 0;
-    size_t w;
-    for (w = 0; w < words; w++)
-        total += (uint64_t)__builtin_popcountll((a[w] ^ b[w]) & f[w]);
-    return total;
+    return lrq_sc_count_differ_body(a, b, f, words);
 }
 
 const lrq_sc_kernels lrq_sc_kernels_scalar = {
