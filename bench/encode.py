@@ -5,9 +5,12 @@
 For each n×n N(0,1) float32 matrix, the C encoder makes every cut that a
 ``bits``/entry budget allows (the width lrq.encode would choose), and the
 cost of one cut is divided by the time of one dense ``A @ x`` of the same
-matrix with NumPy, measured in the same run, before and after the encode.
-The baseline is the *fastest* of those matvecs (the least loaded moment), so
-a busy machine makes the ratio worse, never better.  The NumPy reference
+matrix with NumPy, measured in the same run: before, between every 256 cuts
+and after the encode, with NumPy's BLAS threads as they are and (when
+threadpoolctl is installed, as it is with scikit-learn) limited to one.  The
+baseline is the *fastest* of all those matvecs, so a busy machine (where a
+multi-threaded BLAS can be slowed tenfold) makes the ratio worse, never
+better.  The NumPy reference
 encoder (lrq.reference.signcut: blocked, incremental, float64) is timed on
 its first cuts as a second baseline.
 """
@@ -26,14 +29,26 @@ from lrq.encoder import _largest_fitting, _tile_cost
 from lrq.reference import signcut
 
 
-def matvec_times(a: np.ndarray, repeats: int = 40) -> list:
-    x = np.ones(a.shape[1], dtype=np.float32)
+def _timed(a, x, repeats) -> list:
     a @ x
     out = []
     for _ in range(repeats):
         start = time.perf_counter()
         a @ x
         out.append(time.perf_counter() - start)
+    return out
+
+
+def matvec_times(a: np.ndarray, repeats: int = 10) -> list:
+    """Times of ``a @ x`` with the BLAS's own threads and with one thread."""
+    x = np.ones(a.shape[1], dtype=np.float32)
+    out = _timed(a, x, repeats)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return out
+    with threadpool_limits(1):
+        out += _timed(a, x, repeats)
     return out
 
 
@@ -50,7 +65,7 @@ def main() -> None:
     parser.add_argument("--reference-cuts", type=int, default=32, help="cuts timed for the NumPy reference (0: skip)")
     args = parser.parse_args()
     print(f"lrq {lrq.__version__}, isa {lrq.build_info()['isa']}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}")
-    print(f"signcut at {args.bits:g} bits/entry; cost per cut / one dense float32 A @ x (fastest of 80, same run)\n")
+    print(f"signcut at {args.bits:g} bits/entry; cost per cut / one dense float32 A @ x (the fastest, same run)\n")
     header = f"{'n':>6} {'width':>6} {'matvec ms':>10} {'(median)':>9} " + "".join(
         f"{f'C {t}t ms/cut':>14} {'matvecs':>8} " for t in args.threads
     ) + (f"{'numpy ref ms/cut':>17} {'matvecs':>8}" if args.reference_cuts else "")
@@ -59,15 +74,18 @@ def main() -> None:
     for n in args.sizes:
         a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
         width = width_for(n, args.bits)
-        times = matvec_times(a)
+        times = matvec_times(a, 40)
         cells = []
         for threads in args.threads:
             enc = _native.SignCutEncoder(a, seed=0, threads=threads)
-            start = time.perf_counter()
-            enc.run(width)
-            per_cut = (time.perf_counter() - start) / width
-            cells.append(per_cut)
-        times += matvec_times(a)
+            spent = 0.0
+            while enc.width < width:
+                start = time.perf_counter()
+                enc.run(min(256, width - enc.width))
+                spent += time.perf_counter() - start
+                times += matvec_times(a)
+            cells.append(spent / width)
+        times += matvec_times(a, 40)
         base = min(times)
         row = f"{n:>6} {width:>6} {1e3 * base:>10.3f} {1e3 * float(np.median(times)):>9.3f} " + "".join(
             f"{1e3 * c:>14.3f} {c / base:>8.2f} " for c in cells

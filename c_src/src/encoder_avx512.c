@@ -18,8 +18,11 @@
 
 static inline uint16_t bits16(const uint64_t *const bits, const size_t i)
 {
-    /* i is a multiple of 16 here, so the 16 bits never straddle words. */
-    return (uint16_t)(bits[i >> 6] >> (i & 63));
+    /* i is a multiple of 16, and x86 is little-endian: the 16 bits are the
+     * two bytes at i/8, one load (memcpy keeps it free of aliasing UB). */
+    uint16_t v;
+    memcpy(&v, (const unsigned char *)bits + (i >> 3), sizeof v);
+    return v;
 }
 
 TARGET static inline __mmask16 tail_mask(const size_t n)
@@ -190,28 +193,38 @@ TARGET static double block_row(float *const row, const size_t len, const uint32_
 }
 
 /* Sixteen vectors at a time: sixteen accumulators (lanes j mod 16) stay in
- * registers while the row streams from L1 once per group. */
+ * registers while the row streams from L1 once per group; the constant
+ * trip count lets the compiler unroll and keep them there. */
+TARGET static inline void multi16(const float *const row, const size_t len, const uint64_t *const vecs,
+                                  const size_t words, float *const out)
+{
+    __m512 acc[16];
+    size_t j;
+    int k;
+    for (k = 0; k < 16; k++)
+        acc[k] = _mm512_setzero_ps();
+    for (j = 0; j < len; j += 16) {
+        const __m512 r = _mm512_maskz_loadu_ps(tail_mask(len - j), row + j);
+        const __m512 nr = signed_by(r, (__mmask16)0xFFFF);
+        /* A blend of r and -r per vector: the same value as signed_by. */
+        for (k = 0; k < 16; k++)
+            acc[k] = _mm512_add_ps(acc[k], _mm512_mask_blend_ps((__mmask16)bits16(vecs + (size_t)k * words, j), r, nr));
+    }
+    for (k = 0; k < 16; k++) {
+        float p[16];
+        _mm512_storeu_ps(p, acc[k]);
+        out[k] = 0.5f * lrq_sc_combine16f(p);
+    }
+}
+
 TARGET static void multi_signed_sum(const float *const row, const size_t len, const uint64_t *const vecs,
                                     const size_t words, const unsigned nk, float *const out)
 {
-    unsigned k0, k;
-    size_t j;
-    for (k0 = 0; k0 < nk; k0 += 16) {
-        const unsigned kn = nk - k0 < 16 ? nk - k0 : 16;
-        __m512 acc[16];
-        for (k = 0; k < kn; k++)
-            acc[k] = _mm512_setzero_ps();
-        for (j = 0; j < len; j += 16) {
-            const __m512 r = _mm512_maskz_loadu_ps(tail_mask(len - j), row + j);
-            for (k = 0; k < kn; k++)
-                acc[k] = _mm512_add_ps(acc[k], signed_by(r, (__mmask16)bits16(vecs + (k0 + k) * words, j)));
-        }
-        for (k = 0; k < kn; k++) {
-            float p[16];
-            _mm512_storeu_ps(p, acc[k]);
-            out[k0 + k] = 0.5f * lrq_sc_combine16f(p);
-        }
-    }
+    unsigned k0;
+    for (k0 = 0; k0 + 16 <= nk; k0 += 16)
+        multi16(row, len, vecs + (size_t)k0 * words, words, out + k0);
+    if (k0 < nk) /* never for the encoder's blocks of 32; exact either way */
+        lrq_sc_kernels_scalar.multi_signed_sum(row, len, vecs + (size_t)k0 * words, words, nk - k0, out + k0);
 }
 
 TARGET static void sign_bits(const float *const x, const size_t len, uint64_t *const bits)
