@@ -192,16 +192,16 @@ static void run_task(enc_t *const e, const size_t lo, const size_t hi)
         break;
     case T_BLOCK_R:
     case T_PEEK:
-        /* Row i of R loses sum_k c_k s_k[i] t_k; the image of t_cur and the
-         * row's squared norm are recomputed from the new row. */
+        /* Row i of R loses sum_k c_k s_k[i] t_k; the row's squared norm and
+         * the images of the next block's starts come from the new row. */
         for (i = lo; i < hi; i++) {
             float *const row = e->r + i * n;
             e->row_sq[i] = e->k->block_row(row, n, e->spat[i], e->tpat, e->tab_c, e->groups_c,
                                            e->task == T_BLOCK_R);
-            if (e->task == T_BLOCK_R) {
-                e->ht[i] = (float)(0.5 * e->k->signed_sum(row, e->t_cur, n));
+            /* ht needs no update: the next cut replaces it by a start's
+             * image (restart() recomputes it when it needs it). */
+            if (e->task == T_BLOCK_R)
                 e->k->multi_signed_sum(row, n, e->tstart, e->nw, BLOCK, e->g + i * BLOCK);
-            }
         }
         break;
     case T_START:
@@ -509,6 +509,8 @@ static double restart(enc_t *const e)
     float best = 0.0f;
     if (e->open)
         flush(e);
+    for (i = 0; i < m; i++) /* the image of t_cur, which flush() leaves stale */
+        e->ht[i] = (float)(0.5 * e->k->signed_sum(e->r + i * n, e->t_cur, n));
     for (i = 0; i < m; i++)
         for (j = 0; j < n; j++)
             if (fabsf(e->r[i * n + j]) > best) {
