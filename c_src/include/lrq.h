@@ -330,7 +330,11 @@ const char *lrq_isa_name(void);
  *     row-major order); if R is exactly zero the encoder finishes.
  *   - The remainder is float32 and updated every 32 cuts (a block); the
  *     images R t and R^T s are float32, recomputed at each block update and
- *     updated in between over the flipped coordinates only; the norms are
+ *     updated in between over the flipped coordinates only, adding rows of
+ *     the remainder rounded to 16-bit fixed point with a power-of-two scale
+ *     per row (images only steer sign decisions;
+ *     every c is computed from them, but the stored remainder and its norm
+ *     use exactly the c that is written); the norms are
  *     float64, made exact (from the stored float32 remainder) at each block
  *     update and whenever a stopping test needs it.  Every sum that feeds a
  *     decision has one evaluation order, the same on every CPU.
@@ -359,8 +363,10 @@ typedef struct lrq_signcut_encoder lrq_signcut_encoder;
  * threads: threads run() may use, 1..8 (0 means 1).  Never changes results.
  * out:     receives the new encoder; free it with lrq_signcut_encoder_free.
  *
- * Memory: about 8*rows*cols bytes (the remainder twice, row- and
- * column-major) plus the cuts, (rows + cols)/8 + 4 bytes each.
+ * Memory: about 12*rows*cols bytes (the float32 remainder row- and
+ * column-major, and both again in 16-bit fixed point for the image updates)
+ * plus the
+ * cuts, (rows + cols)/8 + 4 bytes each.
  *
  * Returns LRQ_OK, or LRQ_ERR_ARGUMENT (a bad size, a NULL pointer, a value
  * that is not finite) or LRQ_ERR_MEMORY.  *out is written only on success.

@@ -31,29 +31,41 @@ TARGET static inline __m256i lanes_below(const size_t n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 8 ? n : 8)), idx);
 }
 
-TARGET static void flip_update(float *const out, const size_t len, const float *const rows,
+/* 8 int16 values (lanes below n; the others read 0) times the scale. */
+TARGET static inline __m256 widen8(const int16_t *const p, const size_t n, const __m256 s)
+{
+    __m128i h;
+    if (n >= 8) {
+        h = _mm_loadu_si128((const __m128i *)(const void *)p);
+    } else {
+        int16_t tmp[8] = {0};
+        size_t k;
+        for (k = 0; k < n; k++)
+            tmp[k] = p[k];
+        h = _mm_loadu_si128((const __m128i *)(const void *)tmp);
+    }
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(h)), s);
+}
+
+TARGET static void flip_update(float *const out, const size_t len, const int16_t *const rows,
                                const size_t ld, const uint32_t *const idx,
-                               const uint32_t *const sgn, const size_t count)
+                               const float *const scale, const size_t count)
 {
     size_t i0, q, i;
     for (i0 = 0; i0 < len; i0 += PIECE) {
         const size_t i1 = len - i0 < PIECE ? len : i0 + PIECE;
         for (q = 0; q < count; q++) {
-            const float *const row = rows + (size_t)idx[q] * ld;
-            const __m256 s = _mm256_castsi256_ps(_mm256_set1_epi32((int)sgn[q]));
-            for (i = i0; i + 32 <= i1; i += 32) {
-                const __m256 a0 = _mm256_xor_ps(_mm256_loadu_ps(row + i), s);
-                const __m256 a1 = _mm256_xor_ps(_mm256_loadu_ps(row + i + 8), s);
-                const __m256 a2 = _mm256_xor_ps(_mm256_loadu_ps(row + i + 16), s);
-                const __m256 a3 = _mm256_xor_ps(_mm256_loadu_ps(row + i + 24), s);
+            const int16_t *const row = rows + (size_t)idx[q] * ld;
+            const __m256 s = _mm256_set1_ps(scale[q]);
+            for (i = i0; i + 16 <= i1; i += 16) {
+                const __m256 a0 = widen8(row + i, 8, s);
+                const __m256 a1 = widen8(row + i + 8, 8, s);
                 _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(out + i), a0));
                 _mm256_storeu_ps(out + i + 8, _mm256_add_ps(_mm256_loadu_ps(out + i + 8), a1));
-                _mm256_storeu_ps(out + i + 16, _mm256_add_ps(_mm256_loadu_ps(out + i + 16), a2));
-                _mm256_storeu_ps(out + i + 24, _mm256_add_ps(_mm256_loadu_ps(out + i + 24), a3));
             }
             for (; i < i1; i += 8) {
                 const __m256i m = lanes_below(i1 - i);
-                const __m256 a = _mm256_xor_ps(_mm256_maskload_ps(row + i, m), s);
+                const __m256 a = widen8(row + i, i1 - i, s);
                 _mm256_maskstore_ps(out + i, m, _mm256_add_ps(_mm256_maskload_ps(out + i, m), a));
             }
         }
@@ -226,6 +238,39 @@ TARGET static double block_row(float *const row, const size_t len, const uint32_
     return acc_result(&sq);
 }
 
+TARGET static float max_abs(const float *const row, const size_t len)
+{
+    const __m256 nosign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    __m256 best = _mm256_setzero_ps();
+    float lanes[8], out = 0.0f;
+    size_t j;
+    int k;
+    for (j = 0; j < len; j += 8)
+        best = _mm256_max_ps(best, _mm256_and_ps(load8(row, j, len), nosign));
+    _mm256_storeu_ps(lanes, best);
+    for (k = 0; k < 8; k++)
+        out = lanes[k] > out ? lanes[k] : out;
+    return out;
+}
+
+TARGET static void to_fixed(const float *const row, const size_t len, const int shift, int16_t *const out)
+{
+    const __m256 scale = _mm256_set1_ps(lrq_sc_pow2(shift));
+    size_t j;
+    for (j = 0; j + 8 <= len; j += 8) {
+        /* Round explicitly (the conversion alone would follow MXCSR). */
+        const __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(row + j), scale),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m256i v = _mm256_cvtps_epi32(r);
+        const __m128i packed = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storeu_si128((__m128i *)(void *)(out + j), packed);
+    }
+    for (; j < len; j++) {
+        const float magic = 12582912.0f; /* the scalar rule, for the tail */
+        out[j] = (int16_t)((row[j] * lrq_sc_pow2(shift) + magic) - magic);
+    }
+}
+
 /* Four vectors at a time, each in two registers (lanes 0-7, 8-15). */
 TARGET static void multi_signed_sum(const float *const row, const size_t len, const uint64_t *const vecs,
                                     const size_t words, const unsigned nk, float *const out)
@@ -271,7 +316,7 @@ __attribute__((target("popcnt"))) uint64_t lrq_sc_count_differ_popcnt(const uint
 }
 
 const lrq_sc_kernels lrq_sc_kernels_avx2 = {
-    flip_update, block_correct, sub_signed, sum_abs, signed_sum, block_row, multi_signed_sum, sign_bits,
+    flip_update, max_abs, to_fixed, block_correct, sub_signed, sum_abs, signed_sum, block_row, multi_signed_sum, sign_bits,
     lrq_sc_count_differ_popcnt,
 };
 

@@ -30,25 +30,32 @@ TARGET static inline __mmask16 tail_mask(const size_t n)
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
 }
 
+/* 16 int16 values times their row's signed scale (exact). */
+TARGET static inline __m512 widen(const __mmask16 m, const int16_t *const p, const __m512 s)
+{
+    const __m512i w = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, p));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(w), s);
+}
+
 /* Four flipped rows per pass over a piece of out: out is loaded once, the
  * four rows are added one after another (the scalar order), and four read
  * streams run at once, which is what a memory-bound loop needs. */
-TARGET static void flip_update(float *const out, const size_t len, const float *const rows,
+TARGET static void flip_update(float *const out, const size_t len, const int16_t *const rows,
                                const size_t ld, const uint32_t *const idx,
-                               const uint32_t *const sgn, const size_t count)
+                               const float *const scale, const size_t count)
 {
     size_t i0, q, i;
     for (i0 = 0; i0 < len; i0 += PIECE) {
         const size_t i1 = len - i0 < PIECE ? len : i0 + PIECE;
         for (q = 0; q + 4 <= count; q += 4) {
-            const float *const r0 = rows + (size_t)idx[q] * ld;
-            const float *const r1 = rows + (size_t)idx[q + 1] * ld;
-            const float *const r2 = rows + (size_t)idx[q + 2] * ld;
-            const float *const r3 = rows + (size_t)idx[q + 3] * ld;
-            const __m512 s0 = _mm512_castsi512_ps(_mm512_set1_epi32((int)sgn[q]));
-            const __m512 s1 = _mm512_castsi512_ps(_mm512_set1_epi32((int)sgn[q + 1]));
-            const __m512 s2 = _mm512_castsi512_ps(_mm512_set1_epi32((int)sgn[q + 2]));
-            const __m512 s3 = _mm512_castsi512_ps(_mm512_set1_epi32((int)sgn[q + 3]));
+            const int16_t *const r0 = rows + (size_t)idx[q] * ld;
+            const int16_t *const r1 = rows + (size_t)idx[q + 1] * ld;
+            const int16_t *const r2 = rows + (size_t)idx[q + 2] * ld;
+            const int16_t *const r3 = rows + (size_t)idx[q + 3] * ld;
+            const __m512 s0 = _mm512_set1_ps(scale[q]);
+            const __m512 s1 = _mm512_set1_ps(scale[q + 1]);
+            const __m512 s2 = _mm512_set1_ps(scale[q + 2]);
+            const __m512 s3 = _mm512_set1_ps(scale[q + 3]);
             /* The next four rows are fetched while these four are added:
              * flipped rows are scattered, so the hardware cannot guess. */
             const size_t qn = q + 8 <= count ? q + 4 : q;
@@ -58,27 +65,51 @@ TARGET static void flip_update(float *const out, const size_t len, const float *
             const char *const p3 = (const char *)(rows + (size_t)idx[qn + 3] * ld);
             for (i = i0; i < i1; i += 16) {
                 const __mmask16 m = tail_mask(i1 - i);
-                _mm_prefetch(p0 + 4 * i, _MM_HINT_T0);
-                _mm_prefetch(p1 + 4 * i, _MM_HINT_T0);
-                _mm_prefetch(p2 + 4 * i, _MM_HINT_T0);
-                _mm_prefetch(p3 + 4 * i, _MM_HINT_T0);
-                __m512 v = _mm512_maskz_loadu_ps(m, out + i);
-                v = _mm512_add_ps(v, _mm512_xor_ps(_mm512_maskz_loadu_ps(m, r0 + i), s0));
-                v = _mm512_add_ps(v, _mm512_xor_ps(_mm512_maskz_loadu_ps(m, r1 + i), s1));
-                v = _mm512_add_ps(v, _mm512_xor_ps(_mm512_maskz_loadu_ps(m, r2 + i), s2));
-                v = _mm512_add_ps(v, _mm512_xor_ps(_mm512_maskz_loadu_ps(m, r3 + i), s3));
+                __m512 v;
+                if ((i & 31) == 0) {
+                    _mm_prefetch(p0 + 2 * i, _MM_HINT_T0);
+                    _mm_prefetch(p1 + 2 * i, _MM_HINT_T0);
+                    _mm_prefetch(p2 + 2 * i, _MM_HINT_T0);
+                    _mm_prefetch(p3 + 2 * i, _MM_HINT_T0);
+                }
+                v = _mm512_maskz_loadu_ps(m, out + i);
+                v = _mm512_add_ps(v, widen(m, r0 + i, s0));
+                v = _mm512_add_ps(v, widen(m, r1 + i, s1));
+                v = _mm512_add_ps(v, widen(m, r2 + i, s2));
+                v = _mm512_add_ps(v, widen(m, r3 + i, s3));
                 _mm512_mask_storeu_ps(out + i, m, v);
             }
         }
         for (; q < count; q++) {
-            const float *const row = rows + (size_t)idx[q] * ld;
-            const __m512 s = _mm512_castsi512_ps(_mm512_set1_epi32((int)sgn[q]));
+            const int16_t *const row = rows + (size_t)idx[q] * ld;
+            const __m512 s = _mm512_set1_ps(scale[q]);
             for (i = i0; i < i1; i += 16) {
                 const __mmask16 m = tail_mask(i1 - i);
-                const __m512 a = _mm512_xor_ps(_mm512_maskz_loadu_ps(m, row + i), s);
-                _mm512_mask_storeu_ps(out + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + i), a));
+                _mm512_mask_storeu_ps(out + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + i), widen(m, row + i, s)));
             }
         }
+    }
+}
+
+TARGET static float max_abs(const float *const row, const size_t len)
+{
+    __m512 best = _mm512_setzero_ps();
+    size_t j;
+    for (j = 0; j < len; j += 16)
+        best = _mm512_max_ps(best, _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(len - j), row + j)));
+    return _mm512_reduce_max_ps(best);
+}
+
+/* Explicit round-to-nearest-even, whatever MXCSR says. */
+TARGET static void to_fixed(const float *const row, const size_t len, const int shift, int16_t *const out)
+{
+    const __m512 scale = _mm512_set1_ps(lrq_sc_pow2(shift));
+    size_t j;
+    for (j = 0; j < len; j += 16) {
+        const __mmask16 m = tail_mask(len - j);
+        const __m512i v = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + j), scale),
+                                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_mask_storeu_epi16(out + j, m, _mm512_cvtepi32_epi16(v));
     }
 }
 
@@ -239,7 +270,7 @@ TARGET static void sign_bits(const float *const x, const size_t len, uint64_t *c
 
 
 const lrq_sc_kernels lrq_sc_kernels_avx512 = {
-    flip_update, block_correct, sub_signed, sum_abs, signed_sum, block_row, multi_signed_sum, sign_bits,
+    flip_update, max_abs, to_fixed, block_correct, sub_signed, sum_abs, signed_sum, block_row, multi_signed_sum, sign_bits,
     lrq_sc_count_differ_popcnt,
 };
 

@@ -42,10 +42,17 @@
 typedef float lrq_sc_table[16];
 
 typedef struct {
-    /* out[i] += sum over q < count of (rows[idx[q]*ld + i] with its sign bit
-     * XOR-ed by sgn[q]), for i in [0, len), q ascending. */
-    void (*flip_update)(float *out, size_t len, const float *rows, size_t ld,
-                        const uint32_t *idx, const uint32_t *sgn, size_t count);
+    /* out[i] += (float)rows[idx[q]*ld + i] * scale[q] for q < count
+     * ascending, i in [0, len): the int16 fixed-point rows of lrq_sc_fixed
+     * times their signed scales (powers of two, so each product is exact and
+     * no contraction into an FMA can change it). */
+    void (*flip_update)(float *out, size_t len, const int16_t *rows, size_t ld,
+                        const uint32_t *idx, const float *scale, size_t count);
+    /* max over j < len of |row[j]| (order-free: max is exact). */
+    float (*max_abs)(const float *row, size_t len);
+    /* out[j] = round-half-even(row[j] * 2^shift) as int16, j < len; the
+     * caller picks shift so that every |value| stays within 2^14. */
+    void (*to_fixed)(const float *row, size_t len, int shift, int16_t *out);
     /* out[i] -= signed block sum of pat[i] (tables above), i < len. */
     void (*block_correct)(float *out, size_t len, const uint32_t *pat,
                           const lrq_sc_table *tab, unsigned groups);
@@ -92,6 +99,30 @@ static inline double lrq_sc_combine16(double p[16])
         for (l = 0; l < h; l++)
             p[l] += p[l + h];
     return p[0];
+}
+
+/* The shift of a row's int16 copy: the largest with max|row| * 2^shift <
+ * 2^14 (so rounding cannot overflow), clamped so that 2^shift and 2^-shift
+ * are normal floats.  Relative precision is 2^-15 of the row's largest
+ * entry, about 2^-13 of a typical one: images built from these rows steer
+ * sign decisions only, and stay within ~1e-4 of exact. */
+static inline int lrq_sc_shift(const float peak)
+{
+    int e;
+    if (!(peak > 0.0f))
+        return 0;
+    (void)__builtin_frexpf(peak, &e); /* peak < 2^e */
+    e = 14 - e;
+    return e > 100 ? 100 : e < -100 ? -100 : e;
+}
+
+/* 2^k as a float, for |k| <= 126. */
+static inline float lrq_sc_pow2(const int k)
+{
+    const uint32_t u = (uint32_t)(127 + k) << 23;
+    float f;
+    __builtin_memcpy(&f, &u, sizeof f);
+    return f;
 }
 
 /* The body of every count_differ kernel: a file compiles it with its own

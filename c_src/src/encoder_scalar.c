@@ -10,16 +10,6 @@
 
 #include "encoder_internal.h"
 
-static inline float flip(const float x, const uint32_t sign)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    u ^= sign;
-    float y;
-    memcpy(&y, &u, sizeof y);
-    return y;
-}
-
 static inline unsigned bit_at(const uint64_t *const bits, const size_t i)
 {
     return (unsigned)(bits[i >> 6] >> (i & 63)) & 1u;
@@ -29,20 +19,40 @@ static inline unsigned bit_at(const uint64_t *const bits, const size_t i)
  * flipped row streams through it, so each row is read once, contiguously. */
 #define PIECE 4096
 
-static void flip_update(float *const out, const size_t len, const float *const rows,
+static void flip_update(float *const out, const size_t len, const int16_t *const rows,
                         const size_t ld, const uint32_t *const idx,
-                        const uint32_t *const sgn, const size_t count)
+                        const float *const scale, const size_t count)
 {
     size_t i0, q, i;
     for (i0 = 0; i0 < len; i0 += PIECE) {
         const size_t i1 = len - i0 < PIECE ? len : i0 + PIECE;
         for (q = 0; q < count; q++) {
-            const float *const row = rows + (size_t)idx[q] * ld;
-            const uint32_t s = sgn[q];
+            const int16_t *const row = rows + (size_t)idx[q] * ld;
+            const float s = scale[q];
             for (i = i0; i < i1; i++)
-                out[i] += flip(row[i], s);
+                out[i] += (float)row[i] * s;
         }
     }
+}
+
+static float max_abs(const float *const row, const size_t len)
+{
+    float best = 0.0f;
+    size_t j;
+    for (j = 0; j < len; j++)
+        if (fabsf(row[j]) > best)
+            best = fabsf(row[j]);
+    return best;
+}
+
+/* Round half to even for |v| < 2^22: adding and subtracting 1.5 * 2^23
+ * leaves no fraction bits (IEEE semantics; no fast-math anywhere). */
+static void to_fixed(const float *const row, const size_t len, const int shift, int16_t *const out)
+{
+    const float scale = lrq_sc_pow2(shift), magic = 12582912.0f;
+    size_t j;
+    for (j = 0; j < len; j++)
+        out[j] = (int16_t)((row[j] * scale + magic) - magic);
 }
 
 static inline float block_sum(const uint32_t x, const lrq_sc_table *const tab, const unsigned groups)
@@ -136,6 +146,6 @@ static uint64_t count_differ(const uint64_t *const a, const uint64_t *const b,
 }
 
 const lrq_sc_kernels lrq_sc_kernels_scalar = {
-    flip_update, block_correct, sub_signed, sum_abs, signed_sum, block_row, multi_signed_sum, sign_bits,
+    flip_update, max_abs, to_fixed, block_correct, sub_signed, sum_abs, signed_sum, block_row, multi_signed_sum, sign_bits,
     count_differ,
 };

@@ -5,8 +5,10 @@
  * few dense matrix-vector products per cut:
  *
  *   - The remainder R is kept dense in float32, twice (row-major and
- *     transposed), so that flipping coordinate j of t adds the contiguous
- *     row j of R^T to the image R t, and flipping i of s adds row i of R.
+ *     transposed), and both copies again in int16 fixed point: flipping
+ *     coordinate j of t adds the contiguous row j of R^T to the image R t,
+ *     and flipping i of s adds row i of R, read from the int16 copies (half
+ *     the bytes; see to_fixed() for why that is safe).
  *   - Images are kept halved (h = R t / 2), so a flip adds +-R[:, j] with no
  *     factor 2 (the factor the signtensors refactor lost).
  *   - Cuts are subtracted from the dense remainder once per block of
@@ -114,10 +116,14 @@ struct lrq_signcut_encoder {
     size_t mw, nw;      /* 64-bit words of an s (m bits) and a t (n bits) */
     float *r;           /* remainder at the last block update, m x n */
     float *rt;          /* its transpose, n x m */
+    int16_t *rb, *rtb;  /* both in int16 fixed point, what image updates read */
+    float *rb_scale;    /* m: 2^-shift of each row of rb */
+    float *rtb_scale;   /* n: the same for rtb */
+    float *fscale;      /* per flip: its row's scale, signed by the new sign */
     float *ht;          /* R_cur t_cur / 2, m values */
     float *hs;          /* R_cur^T s_cur / 2, n values */
     uint64_t *t_cur, *t_new, *s_cur, *s_new;
-    uint32_t *idx, *sgn;
+    uint32_t *idx;
     uint64_t *flipmask; /* old ^ new of the current flip */
     double *row_sq;     /* per-row squared norms, summed in row order */
     float d[BLOCK];       /* correction weights of the current flip */
@@ -174,6 +180,20 @@ static const uint64_t *block_t(const enc_t *e)
 
 /* ------------------------------------------------------------------ tasks */
 
+/* The copies image updates read: int16 with a power-of-two scale per row
+ * (lrq_sc_shift), half the bytes of float32.  The flipped rows read per cut
+ * are most of an encoder's memory traffic, and images only steer sign
+ * decisions (they stay within ~1e-4 of exact), while the float32
+ * remainder, updated exactly once per block, makes every stored c and
+ * every reported norm exact and re-synchronizes the images at each block
+ * update.  Returns the row's scale, 2^-shift. */
+static float to_fixed(const enc_t *const e, const float *const row, const size_t len, int16_t *const out)
+{
+    const int shift = lrq_sc_shift(e->k->max_abs(row, len));
+    e->k->to_fixed(row, len, shift, out);
+    return lrq_sc_pow2(-shift);
+}
+
 /* Runs elements [lo, hi) of the current task. */
 static void run_task(enc_t *const e, const size_t lo, const size_t hi)
 {
@@ -181,12 +201,12 @@ static void run_task(enc_t *const e, const size_t lo, const size_t hi)
     size_t i;
     switch (e->task) {
     case T_UPDATE_HT:
-        e->k->flip_update(e->ht + lo, hi - lo, e->rt + lo, m, e->idx, e->sgn, e->task_count);
+        e->k->flip_update(e->ht + lo, hi - lo, e->rtb + lo, m, e->idx, e->fscale, e->task_count);
         if (e->open)
             e->k->block_correct(e->ht + lo, hi - lo, e->spat + lo, e->tab_d, e->groups_d);
         break;
     case T_UPDATE_HS:
-        e->k->flip_update(e->hs + lo, hi - lo, e->r + lo, n, e->idx, e->sgn, e->task_count);
+        e->k->flip_update(e->hs + lo, hi - lo, e->rb + lo, n, e->idx, e->fscale, e->task_count);
         if (e->open)
             e->k->block_correct(e->hs + lo, hi - lo, e->tpat + lo, e->tab_d, e->groups_d);
         break;
@@ -200,8 +220,10 @@ static void run_task(enc_t *const e, const size_t lo, const size_t hi)
                                            e->task == T_BLOCK_R);
             /* ht needs no update: the next cut replaces it by a start's
              * image (restart() recomputes it when it needs it). */
-            if (e->task == T_BLOCK_R)
+            if (e->task == T_BLOCK_R) {
                 e->k->multi_signed_sum(row, n, e->tstart, e->nw, BLOCK, e->g + i * BLOCK);
+                e->rb_scale[i] = to_fixed(e, row, n, e->rb + i * n);
+            }
         }
         break;
     case T_START:
@@ -221,6 +243,7 @@ static void run_task(enc_t *const e, const size_t lo, const size_t hi)
             float *const row = e->rt + i * m;
             (void)e->k->block_row(row, m, e->tpat[i], e->spat, e->tab_c, e->groups_c, 1);
             e->hs[i] = (float)(0.5 * e->k->signed_sum(row, e->s_cur, m));
+            e->rtb_scale[i] = to_fixed(e, row, m, e->rtb + i * m);
         }
         break;
     }
@@ -426,7 +449,8 @@ static double peek(enc_t *const e)
  * k, d_k = c_k * y_k with y_k = sum over flips of now_j * (cut k's sign
  * at j) = |F| - 2 popcount((now ^ cut_k) & F).  Returns |F|. */
 static size_t flips(enc_t *const e, const uint64_t *const old, const uint64_t *const now,
-                    const size_t words, const uint64_t *const block, const size_t block_words)
+                    const size_t words, const uint64_t *const block, const size_t block_words,
+                    const float *const row_scale)
 {
     size_t count = 0, w, k;
     for (w = 0; w < words; w++) {
@@ -435,7 +459,7 @@ static size_t flips(enc_t *const e, const uint64_t *const old, const uint64_t *c
             const unsigned b = (unsigned)__builtin_ctzll(f);
             const size_t j = w * 64 + b;
             e->idx[count] = (uint32_t)j;
-            e->sgn[count] = (uint32_t)(now[w] >> b & 1u) << 31;
+            e->fscale[count] = (now[w] >> b & 1u) ? -row_scale[j] : row_scale[j];
             count++;
             f &= f - 1;
         }
@@ -452,7 +476,7 @@ static size_t flips(enc_t *const e, const uint64_t *const old, const uint64_t *c
 /* t moves from t_cur to t_new: update ht, then make t_new current. */
 static void move_t(enc_t *const e)
 {
-    const size_t count = flips(e, e->t_cur, e->t_new, e->nw, block_t(e), e->nw);
+    const size_t count = flips(e, e->t_cur, e->t_new, e->nw, block_t(e), e->nw, e->rtb_scale);
     uint64_t *const tmp = e->t_cur;
     if (count) {
         e->task_count = count;
@@ -464,7 +488,7 @@ static void move_t(enc_t *const e)
 
 static void move_s(enc_t *const e)
 {
-    const size_t count = flips(e, e->s_cur, e->s_new, e->mw, block_s(e), e->mw);
+    const size_t count = flips(e, e->s_cur, e->s_new, e->mw, block_s(e), e->mw, e->rb_scale);
     uint64_t *const tmp = e->s_cur;
     if (count) {
         e->task_count = count;
@@ -616,7 +640,7 @@ static int one_cut(enc_t *const e)
  * flips, i.e. all over the matrix: with 4 KiB pages every row costs TLB
  * misses, so ask for transparent huge pages (a hint; ignored where
  * unsupported).  2 MiB alignment lets the kernel back them fully. */
-static float *alloc_remainder(const size_t bytes)
+static void *alloc_remainder(const size_t bytes)
 {
     void *p = NULL;
     const size_t align = (size_t)1 << 21;
@@ -626,7 +650,7 @@ static float *alloc_remainder(const size_t bytes)
     if (bytes >= align)
         (void)madvise(p, bytes, MADV_HUGEPAGE);
 #endif
-    return (float *)p;
+    return p;
 }
 
 /* dst (cols x rows) = src^T, in 32 x 32 tiles that stay in cache. */
@@ -662,6 +686,8 @@ void lrq_signcut_encoder_free(lrq_signcut_encoder *const e)
         return;
     free(e->r);
     free(e->rt);
+    free(e->rb);
+    free(e->rtb);
     free(e->ht);
     free(e->hs);
     free(e->t_cur);
@@ -669,7 +695,9 @@ void lrq_signcut_encoder_free(lrq_signcut_encoder *const e)
     free(e->s_cur);
     free(e->s_new);
     free(e->idx);
-    free(e->sgn);
+    free(e->fscale);
+    free(e->rb_scale);
+    free(e->rtb_scale);
     free(e->row_sq);
     free(e->flipmask);
     free(e->spat);
@@ -721,8 +749,10 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
     e->nw = (size_t)((cols + 63) / 64);
     e->k = pick_kernels();
     e->threads = threads ? threads : 1;
-    e->r = alloc_remainder((size_t)bytes);
-    e->rt = alloc_remainder((size_t)bytes);
+    e->r = (float *)alloc_remainder((size_t)bytes);
+    e->rt = (float *)alloc_remainder((size_t)bytes);
+    e->rb = (int16_t *)alloc_remainder((size_t)bytes / 2);
+    e->rtb = (int16_t *)alloc_remainder((size_t)bytes / 2);
     e->ht = (float *)malloc((size_t)rows * sizeof(float));
     e->hs = (float *)malloc((size_t)cols * sizeof(float));
     e->t_cur = (uint64_t *)calloc(e->nw, sizeof(uint64_t));
@@ -730,15 +760,17 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
     e->s_cur = (uint64_t *)calloc(e->mw, sizeof(uint64_t));
     e->s_new = (uint64_t *)calloc(e->mw, sizeof(uint64_t));
     e->idx = (uint32_t *)malloc((size_t)(rows > cols ? rows : cols) * sizeof(uint32_t));
-    e->sgn = (uint32_t *)malloc((size_t)(rows > cols ? rows : cols) * sizeof(uint32_t));
+    e->fscale = (float *)malloc((size_t)(rows > cols ? rows : cols) * sizeof(float));
+    e->rb_scale = (float *)malloc((size_t)rows * sizeof(float));
+    e->rtb_scale = (float *)malloc((size_t)cols * sizeof(float));
     e->row_sq = (double *)malloc((size_t)rows * sizeof(double));
     e->spat = (uint32_t *)calloc((size_t)rows, sizeof(uint32_t));
     e->tstart = (uint64_t *)calloc((size_t)BLOCK * e->nw, sizeof(uint64_t));
     e->g = (float *)malloc((size_t)rows * BLOCK * sizeof(float));
     e->tpat = (uint32_t *)calloc((size_t)cols, sizeof(uint32_t));
     e->flipmask = (uint64_t *)calloc(e->mw > e->nw ? e->mw : e->nw, sizeof(uint64_t));
-    if (!e->r || !e->rt || !e->ht || !e->hs || !e->t_cur || !e->t_new || !e->s_cur || !e->s_new ||
-        !e->idx || !e->sgn || !e->row_sq ||
+    if (!e->r || !e->rt || !e->rb || !e->rtb || !e->ht || !e->hs || !e->t_cur || !e->t_new || !e->s_cur || !e->s_new ||
+        !e->idx || !e->fscale || !e->rb_scale || !e->rtb_scale || !e->row_sq ||
         !e->flipmask || !e->spat || !e->tpat ||
         !e->tstart || !e->g) {
         lrq_signcut_encoder_free(e);
