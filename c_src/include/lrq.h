@@ -328,16 +328,16 @@ const char *lrq_isa_name(void);
  *   - If a cut finds s^T R t = 0 although R may be non-zero, the cut
  *     restarts from t = sign(row of R holding its largest |entry|, first in
  *     row-major order); if R is exactly zero the encoder finishes.
- *   - The remainder is float32 and updated every 32 cuts (a block); the
- *     images R t and R^T s are float32, recomputed at each block update and
- *     updated in between over the flipped coordinates only, adding rows of
- *     the remainder rounded to 16-bit fixed point with a power-of-two scale
- *     per row (images only steer sign decisions;
- *     every c is computed from them, but the stored remainder and its norm
- *     use exactly the c that is written); the norms are
- *     float64, made exact (from the stored float32 remainder) at each block
- *     update and whenever a stopping test needs it.  Every sum that feeds a
- *     decision has one evaluation order, the same on every CPU.
+ *   - The remainder is float32 and updated every 32 cuts (a block).  The
+ *     images R t and R^T s are float32, recomputed from it at each block
+ *     update and updated in between over the flipped coordinates only, by
+ *     rows of the remainder rounded to 16-bit fixed point (a power-of-two
+ *     scale per row; the images stay within ~1e-4 of exact).  The images
+ *     steer the sign decisions and give s^T R t, hence c; the remainder
+ *     and its norm are then updated with exactly the c that is stored.  The
+ *     norms are float64, exact (for the stored float32 remainder) at each
+ *     block update and whenever a stopping test needs it.  Every sum that
+ *     feeds a decision has one evaluation order, the same on every CPU.
  *
  * Determinism: the same matrix, seed and sequence of lrq_signcut_encoder_run
  * calls give the same cuts on every CPU, instruction-set path
