@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import pathlib
 import struct
 import subprocess
 import sys
@@ -33,15 +32,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lrq
+from c_harness import needs_gcc, run_sanitized
 from lrq import _native, io
 from lrq.errors import ChecksumError, FormatError, LrqError, UnsupportedError
 from lrq.reference import container, dense, layout, lplr, signcut
 from lrq.reference import crc32c as reference_crc32c
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 SETTINGS = settings(
     derandomize=True,
-    max_examples=150,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -673,10 +672,16 @@ def test_open_checks_each_section_on_first_use(tmp_path):
     path.write_bytes(bytes(data))
     with lrq.open(path) as f:  # the header and placement are fine: opening works
         np.testing.assert_array_equal(f["ok"].decode(), np.arange(6.0).reshape(2, 3))
+        assert 0 < f["W"].nbytes < len(data)  # sizes need no section bytes
         with pytest.raises(ChecksumError, match=r"\[SEC-6\]"):
             f["W"].decode()
         with pytest.raises(ChecksumError):
             f["W"] @ np.ones(20, np.float32)
+        with pytest.raises(ChecksumError):  # nor is the damage copied into a new file
+            lrq.save(tmp_path / "copy.lrq", {"W": f["W"]})
+        with pytest.raises(ChecksumError):
+            lrq.dumps(f["W"])
+        lrq.save(tmp_path / "copy.lrq", {"ok": f["ok"]})
     with pytest.raises(ChecksumError):
         lrq.loads(bytes(data))
 
@@ -758,16 +763,6 @@ def test_hostile_sizes_are_refused_quickly_without_allocation(tmp_path):
 # The C parser alone, under the sanitizers
 
 
+@needs_gcc
 def test_c_container_under_sanitizers(tmp_path):
-    sources = sorted(str(p) for p in (ROOT / "c_src" / "src").glob("*.c"))
-    exe = tmp_path / "test_container"
-    cmd = [
-        "gcc", "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-        "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-pthread",
-        "-I", str(ROOT / "c_src" / "include"),
-        str(ROOT / "tests" / "c" / "test_container.c"), *sources, "-o", str(exe),
-    ]
-    build = subprocess.run(cmd, capture_output=True, text=True)
-    assert build.returncode == 0 and not build.stderr, build.stderr
-    run = subprocess.run([str(exe)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
+    run_sanitized(tmp_path, "test_container", isas=(None, "scalar"))

@@ -466,9 +466,9 @@ int lrq_file_open_buffer(const void *data, size_t size, unsigned flags, lrq_file
  *
  * file: a handle from lrq_file_open_buffer(), or NULL (then nothing
  *       happens).  The caller's buffer is not touched; it may be released
- *       afterwards.  Every pointer obtained from the handle that points into
- *       the handle itself (none of the ones below do: they all point into
- *       the caller's buffer or to static strings) would become invalid.
+ *       afterwards.  Every pointer the accessors below hand out points into
+ *       the caller's buffer or to a static string, never into the handle,
+ *       so it stays valid after this call for as long as the buffer does.
  *
  * Thread safety: no other call may use the handle during or after this.
  */

@@ -36,6 +36,8 @@
 #define LOCK_STRIPES 16u
 /* Longest piece of a tensor name quoted in a message. */
 #define NAME_QUOTE 48
+/* printf arguments for "%.*s" quoting at most 32 bytes of a str value. */
+#define QUOTE(v) (int)((v).len < 32 ? (v).len : 32), (const char *)(v).str
 
 static const uint8_t magic[8] = {0x89, 'L', 'R', 'Q', 0x0D, 0x0A, 0x1A, 0x0A};
 
@@ -95,9 +97,10 @@ const char *lrq_section_kind_name(const int kind)
 /* ------------------------------------------------------------------------ */
 /* The handle                                                               */
 
-/* Verification progress of a section, read and written with __atomic
- * builtins: a reader that sees SECTION_CHECKED (acquire) also sees every
- * byte the verifying thread read, in the sense that the verdict applies. */
+/* Verification progress of a section.  Read with an acquire load and
+ * written with a release store (__atomic builtins: C99 has no atomics), so
+ * the fast path of ensure_section() needs no lock; the verification itself
+ * runs under a lock, so it happens once however many threads ask. */
 enum { SECTION_UNCHECKED = 0, SECTION_CRC_OK = 1, SECTION_CHECKED = 2 };
 
 typedef struct {
@@ -494,10 +497,23 @@ static int get_str(const parse_ctx *const c, const field *const fl, const char *
     return LRQ_OK;
 }
 
-/* An array of 0 to LRQ_MAX_NDIM ints, each in [1, max].  Values of other
- * types or ranges, and longer arrays, are one error under `rule`. */
+/* A str key naming an element type of spec §6.5 ("dtype", "storage"). */
+static int get_dtype(const parse_ctx *const c, const field *const fl, const char *const rule,
+                     int *const out)
+{
+    const int rc = get_str(c, fl, rule);
+    if (rc != LRQ_OK)
+        return rc;
+    *out = dtype_code(&fl->v);
+    if (*out == 0)
+        return fail(c, rule, LRQ_ERR_FORMAT, "unknown %s '%.*s'", fl->key, QUOTE(fl->v));
+    return LRQ_OK;
+}
+
+/* An array of 0 to LRQ_MAX_NDIM ints, each in [1, 2^31 - 1].  Values of
+ * other types or ranges, and longer arrays, are one error under `rule`. */
 static int get_dims(const parse_ctx *const c, const field *const fl, const char *const rule,
-                    const uint64_t *const max, uint64_t *const out, unsigned *const ndim)
+                    uint64_t *const out, unsigned *const ndim)
 {
     mp_reader r = fl->next;
     uint32_t i;
@@ -511,14 +527,12 @@ static int get_dims(const parse_ctx *const c, const field *const fl, const char 
                     fl->key, fl->v.count, LRQ_MAX_NDIM);
     for (i = 0; i < fl->v.count; i++) {
         mp_value v;
-        const uint64_t hi = max != NULL ? max[i] : MAX_DIM;
         if (mp_read(&r, &v) != LRQ_OK)
             return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable '%s'", fl->key);
         if (v.kind != MP_INT)
             return fail(c, rule, LRQ_ERR_FORMAT, "'%s' must be a list of integers", fl->key);
-        if (v.neg || v.u < 1 || v.u > hi)
-            return fail(c, rule, LRQ_ERR_FORMAT, "'%s'[%u] is outside [1, %llu]", fl->key, i,
-                        (unsigned long long)hi);
+        if (v.neg || v.u < 1 || v.u > MAX_DIM)
+            return fail(c, rule, LRQ_ERR_FORMAT, "'%s'[%u] is outside [1, 2^31 - 1]", fl->key, i);
         out[i] = v.u;
     }
     *ndim = fl->v.count;
@@ -587,13 +601,8 @@ static int parse_params(const parse_ctx *const c, const tensor_rec *const t, fie
     int rc;
 
     if (tl->scheme == LRQ_SCHEME_DENSE) {
-        if ((rc = get_str(c, &tf[TF_STORAGE], "DN-1")) != LRQ_OK)
+        if ((rc = get_dtype(c, &tf[TF_STORAGE], "DN-1", &tl->storage)) != LRQ_OK)
             return rc;
-        tl->storage = dtype_code(&tf[TF_STORAGE].v);
-        if (tl->storage == 0)
-            return fail(c, "DN-1", LRQ_ERR_FORMAT, "unknown storage type '%.*s'",
-                        (int)(tf[TF_STORAGE].v.len < 32 ? tf[TF_STORAGE].v.len : 32),
-                        (const char *)tf[TF_STORAGE].v.str);
         if (dtypes[t->dtype].is_float ? !dtypes[tl->storage].is_float : tl->storage != t->dtype)
             return fail(c, "DN-2", LRQ_ERR_FORMAT, "a %s tensor cannot be stored as %s",
                         dtypes[t->dtype].name, dtypes[tl->storage].name);
@@ -665,8 +674,7 @@ static int parse_section_table(parse_ctx *const c, const field *const fl, tile_r
         }
         if (!mp_str_is(&e[0], kind_names[kind]))
             return fail(c, "SEC-1", LRQ_ERR_FORMAT, "section '%.*s' where '%s' belongs",
-                        (int)(e[0].len < 32 ? e[0].len : 32), (const char *)e[0].str,
-                        kind_names[kind]);
+                        QUOTE(e[0]), kind_names[kind]);
         if (e[2].neg || e[2].u != want[s])
             return fail(c, "SEC-2", LRQ_ERR_FORMAT, "section '%s' has length %s%llu; its "
                         "parameters need %llu", kind_names[kind], e[2].neg ? "-" : "",
@@ -722,9 +730,7 @@ static int parse_tile(parse_ctx *const c, tensor_rec *const t, const uint64_t in
         if (mp_str_is(&tf[TF_SCHEME].v, scheme_names[i]))
             tl.scheme = (int)i;
     if (tl.scheme == 0)
-        return fail(c, "TIL-4", LRQ_ERR_FORMAT, "unknown scheme '%.*s'",
-                    (int)(tf[TF_SCHEME].v.len < 32 ? tf[TF_SCHEME].v.len : 32),
-                    (const char *)tf[TF_SCHEME].v.str);
+        return fail(c, "TIL-4", LRQ_ERR_FORMAT, "unknown scheme '%.*s'", QUOTE(tf[TF_SCHEME].v));
     if ((rc = parse_params(c, t, tf, &tl)) != LRQ_OK)
         return rc;
     tile_geometry(t, index, origin, dims);
@@ -785,7 +791,7 @@ static int parse_tensor(parse_ctx *const c, const uint64_t index, mp_reader *con
     t->name_len = xf[XF_NAME].v.len;
     set_where_tensor(c, t, index);
 
-    if ((rc = get_dims(c, &xf[XF_SHAPE], "TEN-3", NULL, t->shape, &t->ndim)) != LRQ_OK)
+    if ((rc = get_dims(c, &xf[XF_SHAPE], "TEN-3", t->shape, &t->ndim)) != LRQ_OK)
         return rc;
     /* The running product stays <= 2^48 but a factor may be 2^31 - 1, so a
      * product may not fit 64 bits: checked, not assumed ([LIM-5]). */
@@ -793,15 +799,10 @@ static int parse_tensor(parse_ctx *const c, const uint64_t index, mp_reader *con
         if (__builtin_mul_overflow(elements, t->shape[d], &elements) || elements > MAX_ELEMENTS)
             return fail(c, "TEN-3", LRQ_ERR_FORMAT, "the shape has more than 2^48 elements");
 
-    if ((rc = get_str(c, &xf[XF_DTYPE], "TEN-4")) != LRQ_OK)
+    if ((rc = get_dtype(c, &xf[XF_DTYPE], "TEN-4", &t->dtype)) != LRQ_OK)
         return rc;
-    t->dtype = dtype_code(&xf[XF_DTYPE].v);
-    if (t->dtype == 0)
-        return fail(c, "TEN-4", LRQ_ERR_FORMAT, "unknown dtype '%.*s'",
-                    (int)(xf[XF_DTYPE].v.len < 32 ? xf[XF_DTYPE].v.len : 32),
-                    (const char *)xf[XF_DTYPE].v.str);
 
-    if ((rc = get_dims(c, &xf[XF_TILE_SHAPE], "TIL-1", NULL, t->tile_shape, &tile_ndim)) != LRQ_OK)
+    if ((rc = get_dims(c, &xf[XF_TILE_SHAPE], "TIL-1", t->tile_shape, &tile_ndim)) != LRQ_OK)
         return rc;
     if (tile_ndim != t->ndim)
         return fail(c, "TIL-1", LRQ_ERR_FORMAT, "'tile_shape' has %u dimensions; 'shape' has %u",
@@ -952,7 +953,7 @@ static int parse_header(parse_ctx *const c)
                 return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable 'metadata'");
             if (value.kind != MP_STR)
                 return fail(c, "HDR-6", LRQ_ERR_FORMAT, "metadata value '%.*s' is not a string",
-                            (int)(key.len < 32 ? key.len : 32), (const char *)key.str);
+                            QUOTE(key));
             f->meta[f->n_meta].key = key.str;
             f->meta[f->n_meta].key_len = key.len;
             f->meta[f->n_meta].value = value.str;

@@ -21,7 +21,17 @@ def dumps(matrix: Matrix) -> bytes:
     """One tensor as the bytes of a complete `.lrq` file."""
     if not isinstance(matrix, Matrix):
         raise ArgumentError(f"dumps takes an lrq.Matrix, not {type(matrix).__name__}")
+    _verify(matrix._record)
     return b"".join(bytes(p) for p in matrix._serialize())
+
+
+def _verify(record: container.TensorRecord) -> None:
+    """Check the sections of a tensor read lazily from a file before they are
+    copied into a new one, so that a writer never passes on a section that
+    breaks a rule (sections made by an encoder are verified already)."""
+    for tile in record.tiles:
+        for section in tile.sections.values():
+            section.payload(_native.crc32c)
 
 
 class _CheckedSection(container.Section):
@@ -145,6 +155,7 @@ def _records(tensors: Mapping) -> list:
             raise ArgumentError(f"tensor names must be non-empty strings of at most 1024 bytes, not {name!r}")
         if isinstance(value, Matrix):
             record = value._record
+            _verify(record)
             records.append(container.TensorRecord(name, record.shape, record.dtype, record.tile_shape,
                                                   record.panel, record.tiles, record.rel_error, record.encoder))
         else:
