@@ -401,6 +401,7 @@ typedef struct {
     mp_value v;
     mp_reader next;
 } field;
+#define FIELD(key) {key, 0, {0}, {0}}
 
 /* Read a map whose head has been read (count entries; r at the first key)
  * in one pass, recording the wanted keys, and leave r past the map.  One
@@ -702,11 +703,9 @@ static int parse_tile(parse_ctx *const c, tensor_rec *const t, const uint64_t in
                       mp_reader *const r)
 {
     lrq_file *const f = c->f;
-    field tf[TF_COUNT] = {{"scheme", 0, {0}, {0}},   {"storage", 0, {0}, {0}},
-                          {"width", 0, {0}, {0}},    {"rank", 0, {0}, {0}},
-                          {"bits_l", 0, {0}, {0}},   {"bits_r", 0, {0}, {0}},
-                          {"group", 0, {0}, {0}},    {"scale_l", 0, {0}, {0}},
-                          {"scale_r", 0, {0}, {0}},  {"sections", 0, {0}, {0}}};
+    field tf[TF_COUNT] = {FIELD("scheme"), FIELD("storage"), FIELD("width"),   FIELD("rank"),
+                          FIELD("bits_l"), FIELD("bits_r"),  FIELD("group"),   FIELD("scale_l"),
+                          FIELD("scale_r"), FIELD("sections")};
     uint64_t origin[LRQ_MAX_NDIM], dims[LRQ_MAX_NDIM], want[LRQ_MAX_SECTIONS] = {0};
     const size_t prefix = strlen(c->where);
     tile_rec tl;
@@ -756,10 +755,8 @@ enum {
 static int parse_tensor(parse_ctx *const c, const uint64_t index, mp_reader *const r)
 {
     lrq_file *const f = c->f;
-    field xf[XF_COUNT] = {{"name", 0, {0}, {0}},       {"shape", 0, {0}, {0}},
-                          {"dtype", 0, {0}, {0}},      {"tile_shape", 0, {0}, {0}},
-                          {"panel", 0, {0}, {0}},      {"tiles", 0, {0}, {0}},
-                          {"rel_error", 0, {0}, {0}},  {"encoder", 0, {0}, {0}}};
+    field xf[XF_COUNT] = {FIELD("name"),  FIELD("shape"), FIELD("dtype"),     FIELD("tile_shape"),
+                          FIELD("panel"), FIELD("tiles"), FIELD("rel_error"), FIELD("encoder")};
     tensor_rec *t;
     void *grown;
     mp_value head, tiles;
@@ -926,7 +923,7 @@ static int sort_names(parse_ctx *const c)
 static int parse_header(parse_ctx *const c)
 {
     lrq_file *const f = c->f;
-    field top[2] = {{"tensors", 0, {0}, {0}}, {"metadata", 0, {0}, {0}}};
+    field top[2] = {FIELD("tensors"), FIELD("metadata")};
     mp_reader r = c->hdr;
     mp_value head;
     uint32_t i;

@@ -215,7 +215,7 @@ class File(Mapping):
             with builtin_open(self.path, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
                 if size == 0:
-                    raise FormatError("not an .lrq file: it is empty [PRE-8]")
+                    raise FormatError("[PRE-8] not an .lrq file: it is empty")
                 self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except OSError as exc:
             raise ResourceError(f"cannot open {self.path}: {exc}") from None
