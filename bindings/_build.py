@@ -46,6 +46,84 @@ int lrq_layout_unpack(const uint8_t *packed, size_t packed_len, uint64_t rows,
 int lrq_layout_unpack_signs_f32(const uint8_t *packed, size_t packed_len,
                                 uint64_t rows, uint64_t k, uint64_t panel,
                                 float *out);
+
+/* Reading `.lrq` files: container parsing and validation */
+#define LRQ_DETAIL_SIZE ...
+#define LRQ_MAX_NDIM ...
+#define LRQ_MAX_SECTIONS ...
+#define LRQ_FILE_VERIFY_CHECKSUMS ...
+#define LRQ_FILE_VERIFY_CONTENT ...
+
+const char *lrq_dtype_name(int dtype);
+unsigned lrq_dtype_size(int dtype);
+const char *lrq_scheme_name(int scheme);
+const char *lrq_section_kind_name(int kind);
+
+typedef struct lrq_file lrq_file;
+
+typedef struct {
+    unsigned format_major;
+    unsigned format_minor;
+    uint64_t required_features;
+    uint64_t optional_features;
+    uint64_t header_length;
+    uint64_t file_length;
+    uint64_t tensor_count;
+    uint64_t metadata_count;
+    ...;
+} lrq_file_info;
+
+typedef struct {
+    const char *name;
+    size_t name_len;
+    unsigned ndim;
+    uint64_t shape[...];
+    uint64_t tile_shape[...];
+    uint64_t grid[...];
+    int dtype;
+    uint64_t panel;
+    uint64_t tile_count;
+    int has_rel_error;
+    float rel_error;
+    const uint8_t *encoder;
+    size_t encoder_len;
+    ...;
+} lrq_tensor_info;
+
+typedef struct {
+    int scheme;
+    unsigned ndim;
+    uint64_t origin[...];
+    uint64_t shape[...];
+    int storage;
+    uint64_t width;
+    uint64_t rank;
+    unsigned bits_l;
+    unsigned bits_r;
+    uint64_t group;
+    float scale_l;
+    float scale_r;
+    unsigned section_count;
+    int section_kind[...];
+    uint64_t section_offset[...];
+    uint64_t section_length[...];
+    uint32_t section_crc32c[...];
+    ...;
+} lrq_tile_info;
+
+int lrq_file_open_buffer(const void *data, size_t size, unsigned flags, lrq_file **out,
+                         char *detail, size_t detail_size);
+void lrq_file_free(lrq_file *file);
+int lrq_file_get_info(const lrq_file *file, lrq_file_info *info);
+int lrq_file_metadata(const lrq_file *file, uint64_t index, const char **key,
+                      size_t *key_len, const char **value, size_t *value_len);
+int lrq_file_tensor(const lrq_file *file, uint64_t tensor, lrq_tensor_info *info);
+int lrq_file_find_tensor(const lrq_file *file, const char *name, size_t name_len,
+                         uint64_t *index);
+int lrq_file_tile(const lrq_file *file, uint64_t tensor, uint64_t tile, lrq_tile_info *info);
+int lrq_file_section(lrq_file *file, uint64_t tensor, uint64_t tile, unsigned section,
+                     const void **data, uint64_t *length, char *detail, size_t detail_size);
+int lrq_file_verify(lrq_file *file, unsigned flags, char *detail, size_t detail_size);
 """
 
 ffibuilder = FFI()

@@ -300,6 +300,341 @@ int lrq_layout_unpack_signs_f32(const uint8_t *packed, size_t packed_len,
  */
 const char *lrq_isa_name(void);
 
+
+/* ------------------------------------------------------------------------ */
+/* Reading `.lrq` files: container parsing and validation                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An lrq_file is a parsed, validated view of a whole `.lrq` file that the
+ * caller holds in memory -- typically a read-only mmap of the file, or a
+ * byte buffer.  lrq never copies the file: names, metadata strings and
+ * section pointers handed out below point into the caller's buffer.
+ *
+ * What is checked when.  The format specification (spec/lrq-format.md) is
+ * normative; every message lrq writes names the rule it reports, e.g.
+ * "[SEC-3] tensor 'W' tile #0: section 'tt' is at offset 4160; the canonical
+ * offset is 4096".
+ *
+ *   At open (always): the preamble ([PRE-*]), the header checksum
+ *   ([PRE-9]), the msgpack profile and its limits ([HDR-1..4], [LIM-*]),
+ *   every header value ([HDR-5..8], [TEN-*], [TIL-*], [DN-1], [DN-2],
+ *   [SC-1], [LP-1], [LP-2], [SEC-1], [SEC-2]), and the placement of every
+ *   section: canonical offsets, zero padding between sections, no trailing
+ *   bytes ([SEC-3], [SEC-4], [SEC-5]).  This reads the preamble, the header
+ *   and at most 4095 padding bytes per section -- never the sections.
+ *
+ *   Per section, before first use: its CRC-32C ([SEC-6]), then the content
+ *   rules that need its bytes ([SC-2] finite c, [DN-3] finite dense floats,
+ *   [DN-4] bool bytes, [LP-3] scales, [LP-4] codes, [LAY-1]/[LAY-2] padding
+ *   bits and bytes).  lrq_file_section() runs both the first time a section
+ *   is asked for, so a caller that reaches section bytes only through it
+ *   never computes on unchecked bytes ([SEC-7]).  The open flags below run
+ *   them for every section up front instead.
+ *
+ * Every size and offset is computed in overflow-checked 64-bit arithmetic,
+ * and memory is allocated only in proportion to the header (at most
+ * 16 MiB), never to a count or size the file merely claims: a tiny file
+ * that declares a 2^31 x 2^31 matrix of 1 x 1 tiles is refused without
+ * allocating anything for it.
+ *
+ * Errors of the file (the classes of the specification, §1.6):
+ *   LRQ_ERR_FORMAT       the bytes are not a conforming file;
+ *   LRQ_ERR_PADDING      a padding byte or bit is not zero ([SEC-5],
+ *                        [LAY-1], [LAY-2]); a kind of format error;
+ *   LRQ_ERR_CHECKSUM     the header or a section fails its CRC-32C;
+ *   LRQ_ERR_UNSUPPORTED  another format major version, or a required
+ *                        feature flag this library does not implement.
+ * Errors of the call: LRQ_ERR_ARGUMENT (a NULL pointer, an index out of
+ * range, an unknown flag) and LRQ_ERR_MEMORY.
+ *
+ * Detail messages.  Every function below that can fail because of the file
+ * takes `char *detail, size_t detail_size`: a caller-owned buffer that
+ * receives a NUL-terminated, human-readable message on failure (cut to fit;
+ * LRQ_DETAIL_SIZE bytes is always enough to keep the rule ID and the gist)
+ * and an empty string on success.  detail may be NULL (or detail_size 0) to
+ * get no message.  lrq keeps no message in the handle or anywhere else, so
+ * concurrent calls never see each other's messages.
+ */
+#define LRQ_DETAIL_SIZE 256
+
+/* The most dimensions a tensor may have ([TEN-3]) and the most sections a
+ * tile may have (scheme lplr has four). */
+#define LRQ_MAX_NDIM 8
+#define LRQ_MAX_SECTIONS 4
+
+/* Element types (spec §6.5): the "dtype" of a tensor and the "storage" of a
+ * dense tile.  Values are pinned like the error codes; 0 is never a type. */
+#define LRQ_DTYPE_FLOAT64 1
+#define LRQ_DTYPE_FLOAT32 2
+#define LRQ_DTYPE_FLOAT16 3
+#define LRQ_DTYPE_BFLOAT16 4
+#define LRQ_DTYPE_INT64 5
+#define LRQ_DTYPE_INT32 6
+#define LRQ_DTYPE_INT16 7
+#define LRQ_DTYPE_INT8 8
+#define LRQ_DTYPE_UINT64 9
+#define LRQ_DTYPE_UINT32 10
+#define LRQ_DTYPE_UINT16 11
+#define LRQ_DTYPE_UINT8 12
+#define LRQ_DTYPE_BOOL 13
+
+/* Tile schemes (spec §10); pinned. */
+#define LRQ_SCHEME_SIGNCUT 1
+#define LRQ_SCHEME_LPLR 2
+#define LRQ_SCHEME_DENSE 3
+
+/* Section kinds (spec §10), in the order a tile of each scheme lists them:
+ * dense: VALUES; signcut: C, TT, S; lplr: R_CODES, R_SCALES, L_CODES,
+ * L_SCALES.  Pinned. */
+#define LRQ_SECTION_VALUES 1
+#define LRQ_SECTION_C 2
+#define LRQ_SECTION_TT 3
+#define LRQ_SECTION_S 4
+#define LRQ_SECTION_R_CODES 5
+#define LRQ_SECTION_R_SCALES 6
+#define LRQ_SECTION_L_CODES 7
+#define LRQ_SECTION_L_SCALES 8
+
+/*
+ * lrq_dtype_name, lrq_scheme_name, lrq_section_kind_name -- the names the
+ * file itself uses for a code above ("bfloat16", "signcut", "r_scales"),
+ * or NULL for a value that is not a code.  Static strings: never free them.
+ *
+ * lrq_dtype_size -- the item size in bytes of a dtype code (8 for
+ * LRQ_DTYPE_FLOAT64, 1 for LRQ_DTYPE_BOOL, ...), or 0 for a non-code.
+ *
+ * Errors: none.  Thread safety: safe.
+ */
+const char *lrq_dtype_name(int dtype);
+unsigned lrq_dtype_size(int dtype);
+const char *lrq_scheme_name(int scheme);
+const char *lrq_section_kind_name(int kind);
+
+/* The handle: opaque; create with lrq_file_open_buffer(), destroy with
+ * lrq_file_free(). */
+typedef struct lrq_file lrq_file;
+
+/* Flags of lrq_file_open_buffer() and lrq_file_verify(). */
+
+/* Verify the CRC-32C of every section now ([SEC-6]), in file order. */
+#define LRQ_FILE_VERIFY_CHECKSUMS 0x1u
+/* Verify the CRC-32C of every section, and then the content rules of every
+ * section, now (implies LRQ_FILE_VERIFY_CHECKSUMS).  All checksums are
+ * checked before any content, so a file that is both damaged and malformed
+ * is reported as damaged (LRQ_ERR_CHECKSUM), as the specification's
+ * decoding procedure (§15) orders it.  This is what a decoder that reads
+ * a whole file at once does. */
+#define LRQ_FILE_VERIFY_CONTENT 0x2u
+
+/*
+ * lrq_file_open_buffer -- parse and validate the `.lrq` file held in a
+ * caller's buffer.
+ *
+ * data:  the whole file, read only.  It must stay valid and unchanged until
+ *        lrq_file_free(): the handle keeps pointers into it and reads
+ *        sections from it on first use.  May be NULL when size is 0 (which
+ *        is then reported as a file too short, LRQ_ERR_FORMAT).
+ * size:  the number of bytes at data; the file's length.
+ * flags: 0 for lazy section checks, or LRQ_FILE_VERIFY_CHECKSUMS and/or
+ *        LRQ_FILE_VERIFY_CONTENT to run them now (see above).
+ * out:   receives the new handle on success, NULL on failure.
+ * detail, detail_size: the message buffer (see "Detail messages" above).
+ *
+ * Returns LRQ_OK, or
+ *   LRQ_ERR_FORMAT, LRQ_ERR_PADDING, LRQ_ERR_CHECKSUM, LRQ_ERR_UNSUPPORTED
+ *                       the file breaks the rule named in detail;
+ *   LRQ_ERR_ARGUMENT    out is NULL, data is NULL with size > 0, or flags
+ *                       has an unknown bit;
+ *   LRQ_ERR_MEMORY      the handle's tables could not be allocated (they
+ *                       are proportional to the header, at most a small
+ *                       multiple of its 16 MiB limit).
+ * Checks run in the order of the specification's decoding procedure (§15),
+ * so the first violated rule in that order is the one reported; in
+ * particular an unknown major version or required feature is reported as
+ * LRQ_ERR_UNSUPPORTED before the header checksum is even read.
+ *
+ * Ownership: the handle belongs to the caller, who frees it with
+ * lrq_file_free().  Thread safety: safe; the buffer may be shared by
+ * several handles.
+ */
+int lrq_file_open_buffer(const void *data, size_t size, unsigned flags, lrq_file **out,
+                         char *detail, size_t detail_size);
+
+/*
+ * lrq_file_free -- release a handle and everything it allocated.
+ *
+ * file: a handle from lrq_file_open_buffer(), or NULL (then nothing
+ *       happens).  The caller's buffer is not touched; it may be released
+ *       afterwards.  Every pointer the accessors below hand out points into
+ *       the caller's buffer or to a static string, never into the handle,
+ *       so it stays valid after this call for as long as the buffer does.
+ *
+ * Thread safety: no other call may use the handle during or after this.
+ */
+void lrq_file_free(lrq_file *file);
+
+/* What the preamble and the top of the header say. */
+typedef struct lrq_file_info {
+    unsigned format_major;      /* 1 */
+    unsigned format_minor;      /* any minor of major 1 is accepted */
+    uint64_t required_features; /* 0 for every file this library accepts */
+    uint64_t optional_features; /* bits this library ignores ([PRE-5]) */
+    uint64_t header_length;     /* L, the msgpack header's bytes */
+    uint64_t file_length;       /* the file's size */
+    uint64_t tensor_count;      /* entries of "tensors", 0 .. 65536 */
+    uint64_t metadata_count;    /* entries of "metadata", 0 .. 64 */
+} lrq_file_info;
+
+/*
+ * lrq_file_get_info -- fill *info from an open file.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT if file or info is NULL.
+ * Thread safety: safe.
+ */
+int lrq_file_get_info(const lrq_file *file, lrq_file_info *info);
+
+/*
+ * lrq_file_metadata -- one entry of the file's "metadata" map, in file
+ * order.
+ *
+ * index: 0 .. metadata_count - 1.
+ * key, key_len, value, value_len: receive the entry's key and value: UTF-8
+ *        bytes inside the caller's buffer, NOT NUL-terminated (they may
+ *        contain NUL bytes), valid as long as the buffer.  All four
+ *        pointers are required.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or an index out
+ * of range.  Thread safety: safe.
+ */
+int lrq_file_metadata(const lrq_file *file, uint64_t index, const char **key,
+                      size_t *key_len, const char **value, size_t *value_len);
+
+/* What the header says about one tensor (spec §6.4, §7.1). */
+typedef struct lrq_tensor_info {
+    const char *name;  /* UTF-8 inside the caller's buffer, NOT NUL-terminated */
+    size_t name_len;   /* 1 .. 1024 bytes */
+    unsigned ndim;     /* 0 .. LRQ_MAX_NDIM; 0 is a scalar */
+    uint64_t shape[LRQ_MAX_NDIM];      /* first ndim entries used */
+    uint64_t tile_shape[LRQ_MAX_NDIM]; /* equal to shape unless ndim == 2 */
+    uint64_t grid[LRQ_MAX_NDIM];       /* tiles along each dimension */
+    int dtype;                         /* an LRQ_DTYPE_* code */
+    uint64_t panel;                    /* KP, a multiple of 64 in [64, 2^20] */
+    uint64_t tile_count;               /* product of grid; 1 .. 2^20 */
+    int has_rel_error;                 /* 1 if "rel_error" is present */
+    float rel_error;                   /* its binary32 value, else 0 */
+    /* The "encoder" map, informational ([TEN-8]): its msgpack bytes inside
+     * the caller's buffer (already checked against the profile of §5), or
+     * NULL and 0 when absent.  lrq attaches no meaning to it. */
+    const uint8_t *encoder;
+    size_t encoder_len;
+} lrq_tensor_info;
+
+/*
+ * lrq_file_tensor -- describe tensor number `tensor` (0 .. tensor_count-1,
+ * in file order).
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or an index out
+ * of range.  Thread safety: safe.
+ */
+int lrq_file_tensor(const lrq_file *file, uint64_t tensor, lrq_tensor_info *info);
+
+/*
+ * lrq_file_find_tensor -- the index of the tensor with the given name.
+ *
+ * name, name_len: the name's UTF-8 bytes (no NUL needed; compared byte by
+ *        byte, as the format compares names).
+ * index: receives the index on success.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or when no tensor
+ * has this name.  Takes O(log tensor_count) comparisons.
+ * Thread safety: safe.
+ */
+int lrq_file_find_tensor(const lrq_file *file, const char *name, size_t name_len,
+                         uint64_t *index);
+
+/* What the header says about one tile (spec §7, §8.1, §10). */
+typedef struct lrq_tile_info {
+    int scheme;                    /* an LRQ_SCHEME_* code */
+    unsigned ndim;                 /* the tensor's */
+    uint64_t origin[LRQ_MAX_NDIM]; /* index of the tile's first element */
+    uint64_t shape[LRQ_MAX_NDIM];  /* the tile's own dimensions (m, n) */
+    /* Scheme parameters; those of other schemes are 0. */
+    int storage;                   /* dense: an LRQ_DTYPE_* code */
+    uint64_t width;                /* signcut: w */
+    uint64_t rank;                 /* lplr: r */
+    unsigned bits_l, bits_r;       /* lplr: 1 .. 8 */
+    uint64_t group;                /* lplr: g */
+    float scale_l, scale_r;        /* lplr: the binary32 super-scales */
+    /* The section table, in the scheme's order (see LRQ_SECTION_*).
+     * Entries past section_count are 0.  Offsets and lengths are already
+     * proven to lie inside the file; the bytes themselves are not yet
+     * checked (see lrq_file_section()). */
+    unsigned section_count;
+    int section_kind[LRQ_MAX_SECTIONS];
+    uint64_t section_offset[LRQ_MAX_SECTIONS];
+    uint64_t section_length[LRQ_MAX_SECTIONS];
+    uint32_t section_crc32c[LRQ_MAX_SECTIONS];
+} lrq_tile_info;
+
+/*
+ * lrq_file_tile -- describe tile number `tile` of tensor `tensor`, tiles
+ * counted in row-major grid order (spec §7.1).
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or an index out
+ * of range.  Thread safety: safe.
+ */
+int lrq_file_tile(const lrq_file *file, uint64_t tensor, uint64_t tile, lrq_tile_info *info);
+
+/*
+ * lrq_file_section -- the bytes of one section, verified.
+ *
+ * tensor, tile: as for lrq_file_tile().
+ * section:      0 .. section_count - 1 of that tile.
+ * data:         receives a pointer to the section's first byte, inside the
+ *               caller's buffer (for a section of length 0, a pointer to
+ *               where it would start; do not dereference it).
+ * length:       receives the section's length in bytes.
+ * detail, detail_size: the message buffer.
+ *
+ * The first successful call for a section verifies its CRC-32C ([SEC-6])
+ * and then its content rules (see the introduction of this part), unless
+ * the open flags or lrq_file_verify() did so already; later calls only
+ * return the pointer.  Each section is verified at most once: concurrent
+ * first calls for the same section wait for one another (a lock shared by
+ * a stripe of sections), and calls for other sections proceed in
+ * parallel.  A failed verification is not remembered: the next call checks
+ * again and fails again.
+ *
+ * Returns LRQ_OK, or
+ *   LRQ_ERR_CHECKSUM    the section's bytes do not match its CRC-32C;
+ *   LRQ_ERR_FORMAT      a content rule fails (a NaN in c or in dense float
+ *                       values, a negative scale, a code out of range, a
+ *                       bool byte other than 0 or 1);
+ *   LRQ_ERR_PADDING     a padding bit or byte of a code or sign matrix is
+ *                       not zero;
+ *   LRQ_ERR_ARGUMENT    a NULL pointer or an index out of range.
+ * On failure *data and *length are not written.
+ *
+ * Thread safety: safe, also on one handle from many threads.
+ */
+int lrq_file_section(lrq_file *file, uint64_t tensor, uint64_t tile, unsigned section,
+                     const void **data, uint64_t *length, char *detail, size_t detail_size);
+
+/*
+ * lrq_file_verify -- run the lazy checks of every section now, in file
+ * order: the checksums, and with LRQ_FILE_VERIFY_CONTENT then the content
+ * rules.  Sections verified before are not verified again.
+ *
+ * flags: LRQ_FILE_VERIFY_CHECKSUMS and/or LRQ_FILE_VERIFY_CONTENT; 0 does
+ *        nothing.
+ *
+ * Returns LRQ_OK or the first error, as for lrq_file_section(), or
+ * LRQ_ERR_ARGUMENT for a NULL file or an unknown flag.
+ * Thread safety: safe, also concurrently with lrq_file_section().
+ */
+int lrq_file_verify(lrq_file *file, unsigned flags, char *detail, size_t detail_size);
+
 #ifdef __cplusplus
 }
 #endif
