@@ -30,9 +30,18 @@ CDEF = """
 #define LRQ_ERR_MEMORY ...
 #define LRQ_ERR_INTERNAL ...
 
+#define LRQ_THREADS_MAX ...
+#define LRQ_PRODUCT_TRANSPOSE ...
+#define LRQ_PRODUCT_INT16 ...
+#define LRQ_PRODUCT_INT8 ...
+
 unsigned lrq_version_number(void);
 const char *lrq_error_name(int code);
 const char *lrq_isa_name(void);
+int lrq_isa_set(const char *name);
+
+int lrq_threads_set(int n);
+int lrq_threads_get(void);
 
 uint32_t lrq_crc32c(uint32_t crc, const void *data, size_t len);
 
@@ -124,6 +133,24 @@ int lrq_file_tile(const lrq_file *file, uint64_t tensor, uint64_t tile, lrq_tile
 int lrq_file_section(lrq_file *file, uint64_t tensor, uint64_t tile, unsigned section,
                      const void **data, uint64_t *length, char *detail, size_t detail_size);
 int lrq_file_verify(lrq_file *file, unsigned flags, char *detail, size_t detail_size);
+
+typedef struct lrq_tile lrq_tile;
+int lrq_tile_create_signcut(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
+                            uint64_t panel, const void *c, size_t c_len,
+                            const void *tt, size_t tt_len, const void *s,
+                            size_t s_len);
+int lrq_tile_create_lplr(lrq_tile **out, uint64_t m, uint64_t n, uint64_t rank,
+                         int bits_l, int bits_r, uint64_t group, float scale_l,
+                         float scale_r, uint64_t panel, const void *r_codes,
+                         size_t r_codes_len, const void *r_scales,
+                         size_t r_scales_len, const void *l_codes,
+                         size_t l_codes_len, const void *l_scales,
+                         size_t l_scales_len);
+void lrq_tile_free(lrq_tile *t);
+int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
+                     const float *x, int64_t x_vstride, int64_t x_estride,
+                     float *y, int64_t y_vstride, int64_t y_estride);
+int lrq_tile_decode(const lrq_tile *t, float *out, uint64_t ld);
 """
 
 ffibuilder = FFI()
@@ -137,7 +164,10 @@ ffibuilder.set_source(
     # Baseline ISA for the whole build: SIMD code carries its own target
     # attributes and is chosen at run time.  Hidden visibility keeps the core's
     # symbols from clashing with another copy of lrq in the same process.
-    extra_compile_args=["-O3", "-std=gnu99", "-pthread", "-fvisibility=hidden"],
+    # -ffp-contract=off: GNU C modes otherwise let the compiler fuse a * b + c
+    # into an FMA (even across intrinsics), differently per ISA file, which
+    # would break the bit-identity of the kernel paths (c_src/src/kernels.h).
+    extra_compile_args=["-O3", "-std=gnu99", "-pthread", "-fvisibility=hidden", "-ffp-contract=off"],
     extra_link_args=["-pthread"],
 )
 

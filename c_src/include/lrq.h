@@ -293,8 +293,10 @@ int lrq_layout_unpack_signs_f32(const uint8_t *packed, size_t packed_len,
  * effect.  The path never changes any result: every path produces the same
  * bytes and values as "scalar", which is always built.
  *
- * "avx2" requires AVX2 and FMA; "avx512" requires AVX-512 F, BW, DQ and VL.
- * On a CPU that is not x86 the path is always "scalar".
+ * "avx2" requires AVX2, FMA and F16C; "avx512" requires AVX-512 F, BW, DQ,
+ * VL, VBMI and VNNI, and GFNI (Ice Lake, Zen 4 and later: the kernels use
+ * byte permutes and GF(2) affine bit transposes).  On a CPU that is not x86
+ * the path is always "scalar".
  *
  * Errors: none.  Thread safety: safe (the probe runs exactly once).
  */
@@ -634,6 +636,241 @@ int lrq_file_section(lrq_file *file, uint64_t tensor, uint64_t tile, unsigned se
  * Thread safety: safe, also concurrently with lrq_file_section().
  */
 int lrq_file_verify(lrq_file *file, unsigned flags, char *detail, size_t detail_size);
+
+/*
+ * lrq_isa_set -- choose the instruction-set path for the rest of the
+ * process, as LRQ_FORCE_ISA does at start-up.
+ *
+ * name: one of the names lrq_isa_name() returns, or NULL to go back to the
+ *       path chosen at start-up (the CPU probe and LRQ_FORCE_ISA).  A path
+ *       the CPU does not support degrades to the best one below it.
+ *
+ * Meant for tests and benchmarks that compare paths within one process.
+ * Because every path gives the same bits (see lrq_isa_name()), switching
+ * while other threads run products is harmless: each product reads the
+ * path once when it starts.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT if name is not NULL and names no path
+ * (the path is then unchanged).
+ *
+ * Thread safety: safe.
+ */
+int lrq_isa_set(const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Threads                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Products and decoding run in one parallel region per call, split
+ * statically over output rows (never over a sum), so every result is the
+ * same bits whatever the thread count.  The calling thread always works;
+ * n - 1 worker threads, created on first use, join it.  Between calls a
+ * worker spins for about 0.2 ms and then sleeps; a call that finds it asleep
+ * does not wait for it -- the caller starts at once and takes over any part
+ * the worker has not claimed.  Two calls from different threads at once are
+ * fine: the second runs on its own thread.  Workers block all signals.
+ *
+ * The default is 2, or the number of CPUs online if that is 1, unless the
+ * environment variable LRQ_NUM_THREADS holds an integer in
+ * [1, LRQ_THREADS_MAX] (read once, on the first call that needs it).
+ */
+#define LRQ_THREADS_MAX 64
+
+/*
+ * lrq_threads_set -- the number of threads later calls use.
+ *
+ * n: 1 .. LRQ_THREADS_MAX.  1 runs everything on the calling thread.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT if n is out of range (the setting is
+ * then unchanged).  Thread safety: safe; calls already running keep the
+ * count they started with.
+ */
+int lrq_threads_set(int n);
+
+/*
+ * lrq_threads_get -- the number of threads products and decoding use now.
+ *
+ * Errors: none.  Thread safety: safe.
+ */
+int lrq_threads_get(void);
+
+/* ------------------------------------------------------------------------ */
+/* Factorized tiles: products and decoding                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An lrq_tile is one "signcut" or "lplr" tile (format spec §10.2, §10.3)
+ * ready for y = A x, y = A^T x and decoding, straight from its section
+ * bytes: the handle borrows the sections (for instance the pages of a
+ * memory-mapped file) and copies nothing.  The caller keeps the section
+ * buffers alive and unchanged until lrq_tile_free().
+ *
+ * Creating a tile checks everything the products rely on, once: the
+ * parameters, every section length, and the value rules of the format
+ * that are not checksums (zero padding bits and bytes [LAY-1, LAY-2],
+ * finite coefficients [SC-2], super-scales and scales [LP-2, LP-3], codes
+ * in range [LP-4]).  Section CRCs are the container's business and are not
+ * checked here.  A tile is immutable after creation, so one tile may serve
+ * any number of threads at once.
+ *
+ * Arithmetic.  Products and decoding are evaluated in binary32 with one
+ * fixed expression tree per output element (documented in the source,
+ * c_src/src/kernels.h): the results are bit-identical for every
+ * instruction-set path and every thread count, and within the accuracy
+ * the format asks of decoders ([NUM-1]: error at most 1e-5 times the sum of
+ * the magnitudes of the terms).  Inputs must be finite; with NaN or
+ * infinity in x the outputs are unspecified (but no memory is touched
+ * outside the documented buffers).
+ */
+typedef struct lrq_tile lrq_tile;
+
+/*
+ * lrq_tile_create_signcut -- a signcut tile A = S diag(c) T^T (m x n,
+ * width w).
+ *
+ * out:    receives the new tile; set to NULL on failure.
+ * m, n:   the tile's shape, each <= 2^31 - 1.
+ * w:      the width, <= 2^31 - 1; w == 0 gives a zero matrix.
+ * panel:  the tensor's panel length: a multiple of 64 in [64, 2^20].
+ * c, tt, s, and their lengths: the three sections ("c": 4w bytes of
+ *         little-endian binary32; "tt": T^T as a w x n sign matrix; "s": S
+ *         as an m x w sign matrix; §9 layout).  No alignment is required.
+ *
+ * Returns LRQ_OK, or
+ *   LRQ_ERR_ARGUMENT     out is NULL, a dimension or panel is out of range,
+ *                        or a section pointer is NULL with a non-zero length;
+ *   LRQ_ERR_BUFFER_SIZE  a section length differs from the one the
+ *                        parameters give;
+ *   LRQ_ERR_FORMAT       a coefficient is NaN or infinite [SC-2];
+ *   LRQ_ERR_PADDING      a padding bit is set [LAY-1];
+ *   LRQ_ERR_UNSUPPORTED  the host is big-endian;
+ *   LRQ_ERR_MEMORY       the handle could not be allocated.
+ *
+ * Thread safety: safe.
+ */
+int lrq_tile_create_signcut(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
+                            uint64_t panel, const void *c, size_t c_len,
+                            const void *tt, size_t tt_len, const void *s,
+                            size_t s_len);
+
+/*
+ * lrq_tile_create_lplr -- an lplr tile A = L R (m x n, rank r).
+ *
+ * out, m, n, panel: as for lrq_tile_create_signcut().
+ * rank:             r <= 2^31 - 1; r == 0 gives a zero matrix.
+ * bits_l, bits_r:   code widths, 1 .. 8 (<= 4: bit-planes; >= 5: bytes).
+ * group:            the scale group g, a power of two in [16, 2^20].
+ * scale_l, scale_r: the super-scales sigma_L, sigma_R: finite and > 0.
+ * the four sections and their lengths: "r_codes", "r_scales", "l_codes",
+ *                   "l_scales" as §10.3 defines them.
+ *
+ * Returns LRQ_OK, or the errors of lrq_tile_create_signcut(), where
+ * LRQ_ERR_ARGUMENT also covers bits or group out of range, and
+ * LRQ_ERR_FORMAT covers a bad super-scale [LP-2], a scale that is
+ * negative, infinite or NaN [LP-3] or a byte code >= 2^bits [LP-4];
+ * LRQ_ERR_PADDING covers padding bytes of byte codes [LAY-2].
+ *
+ * Thread safety: safe.
+ */
+int lrq_tile_create_lplr(lrq_tile **out, uint64_t m, uint64_t n, uint64_t rank,
+                         int bits_l, int bits_r, uint64_t group, float scale_l,
+                         float scale_r, uint64_t panel, const void *r_codes,
+                         size_t r_codes_len, const void *r_scales,
+                         size_t r_scales_len, const void *l_codes,
+                         size_t l_codes_len, const void *l_scales,
+                         size_t l_scales_len);
+
+/*
+ * lrq_tile_free -- release a tile (not its sections, which were borrowed).
+ * NULL is accepted and ignored.  Thread safety: no other call may use the
+ * tile during or after this one.
+ */
+void lrq_tile_free(lrq_tile *t);
+
+/* Flags of lrq_tile_product(). */
+/* Compute y = A^T x instead of y = A x. */
+#define LRQ_PRODUCT_TRANSPOSE 1u
+/* Opt-in fast paths (y = A x only): see "Fast paths" below. */
+#define LRQ_PRODUCT_INT16 2u
+#define LRQ_PRODUCT_INT8 4u
+
+/*
+ * lrq_tile_product -- Y = A X, or Y = A^T X, for a batch of vectors.
+ *
+ * t:        the tile (m x n).
+ * flags:    0 (exact binary32, the default), or an OR of
+ *           LRQ_PRODUCT_TRANSPOSE and at most one of LRQ_PRODUCT_INT16 and
+ *           LRQ_PRODUCT_INT8 (not both, and not with TRANSPOSE).
+ * nvec:     the number of vectors; 0 does nothing.
+ * x:        the inputs.  Element i of vector j is
+ *           x[j * x_vstride + i * x_estride], for i < n (or m with
+ *           TRANSPOSE).  Strides are in floats and may be any value
+ *           (negative, zero for a broadcast), so a NumPy array is used in
+ *           place whatever its memory order.
+ * y:        the outputs, element i of vector j at
+ *           y[j * y_vstride + i * y_estride], i < m (or n with TRANSPOSE);
+ *           every output element is written.  y must not overlap x.
+ *
+ * Each vector's result does not depend on the other vectors in the batch:
+ * column j of Y is bit-identical to the product with vector j alone.
+ *
+ * Returns LRQ_OK, or
+ *   LRQ_ERR_ARGUMENT  t is NULL, flags are unknown or combined as above, or
+ *                     x or y is NULL while needed;
+ *   LRQ_ERR_MEMORY    scratch memory could not be allocated.
+ * Scratch memory is proportional to the vectors (about 20 bytes per
+ * element of the input and of the inner width w or r, 4 per element of
+ * the output), never to the tile's data; it is kept between calls while it
+ * is at most 64 MiB.  Products with less than 32 KiB of sections run on the
+ * calling thread alone (handing work to a second thread costs more).
+ *
+ * Thread safety: safe; calls may share t but not y.
+ *
+ * Fast paths.  LRQ_PRODUCT_INT16 and LRQ_PRODUCT_INT8 replace the binary32
+ * tables of the sign kernels by integer tables: the input vector of each
+ * bit-plane factor (x, then the inner vector v) is cut into blocks of 256
+ * elements, and every partial sum of 4 consecutive inputs with signs
+ * (+-v_a +- v_b +- v_c +- v_d) is rounded to a multiple of the block's step
+ * d = M / L, where M is the block's largest |v_a| + |v_b| + |v_c| + |v_d|
+ * over its groups of 4 and L = 32767 (INT16) or 127 (INT8).  The sums of
+ * table entries are then exact integers.  Factors stored as byte codes
+ * (lplr, 5..8 bits) are always computed exactly.  Error, for one factor
+ * F with per-entry magnitudes |F[i,k]| <= a_i on the sign planes:
+ *
+ *   |(F v)_i computed - (F v)_i exact| <= sum over 4-groups g of
+ *        A_{i,g} * d_{block(g)} / 2        (+ binary32 rounding),
+ *
+ * with A_{i,g} = 1 for a signcut sign matrix and
+ * |sigma| * scale[i][g] * (2^b - 1) / 2 for an lplr factor of b bit-planes.
+ * For a whole signcut product the error of u = T^T x carries through
+ * c and S: |dy_i| <= sum_k |c_k| |du_k| + (the bound above for S and
+ * v = c o u).  In practice, for Gaussian inputs the relative error
+ * ||dy|| / ||y|| is about 3e-5 with INT16 and about 1e-2 with INT8; the
+ * bound and these figures are checked by tests/test_kernels.py.  The fast
+ * paths are as deterministic as the exact one (identical bits on every
+ * path and thread count).
+ */
+int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
+                     const float *x, int64_t x_vstride, int64_t x_estride,
+                     float *y, int64_t y_vstride, int64_t y_estride);
+
+/*
+ * lrq_tile_decode -- the dense tile, in binary32.
+ *
+ * out: m rows of n floats, row i starting at out + i * ld (so a tile can be
+ *      written straight into a larger row-major array).  Must not overlap
+ *      the sections.
+ * ld:  the row stride in floats, >= n.
+ *
+ * The same arithmetic as the products: column j is bit for bit the product
+ * A e_j of lrq_tile_product() (the first factor's column is read from its
+ * bits, the second factor runs the forward kernel).
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT (t NULL, ld < n, out NULL for a
+ * non-empty tile) or LRQ_ERR_MEMORY.  Thread safety: safe.
+ */
+int lrq_tile_decode(const lrq_tile *t, float *out, uint64_t ld);
 
 #ifdef __cplusplus
 }

@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__x86_64__) || defined(__i386__)
+/* LRQ_NO_X86_SIMD builds the portable library only, as on a CPU that is not
+ * x86: the way to compile-test the non-x86 configuration on an x86 host. */
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(LRQ_NO_X86_SIMD)
 #define LRQ_X86 1
 #else
 #define LRQ_X86 0

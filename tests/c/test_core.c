@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lrq.h"
 #include "check.h"
+#include "lrq.h"
 
 static void test_versions_and_errors(void)
 {
