@@ -153,8 +153,36 @@ int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
 int lrq_tile_decode(const lrq_tile *t, float *out, uint64_t ld);
 """
 
+# ---- encoders (issue 4) ------------------------------------------------------
+CDEF_ENCODERS = """
+typedef struct lrq_signcut_encoder lrq_signcut_encoder;
+int lrq_signcut_encoder_create(const float *a, uint64_t rows, uint64_t cols,
+                               uint64_t ld, uint64_t seed, unsigned threads,
+                               lrq_signcut_encoder **out);
+int lrq_signcut_encoder_run(lrq_signcut_encoder *enc, uint64_t max_cuts,
+                            double rel_error);
+uint64_t lrq_signcut_encoder_width(const lrq_signcut_encoder *enc);
+int lrq_signcut_encoder_finished(const lrq_signcut_encoder *enc);
+double lrq_signcut_encoder_input_norm(const lrq_signcut_encoder *enc);
+int lrq_signcut_encoder_remainder_norm(lrq_signcut_encoder *enc, int exact,
+                                       double *norm);
+int lrq_signcut_encoder_write(const lrq_signcut_encoder *enc, uint64_t panel,
+                              uint8_t *c, size_t c_len, uint8_t *tt,
+                              size_t tt_len, uint8_t *s, size_t s_len);
+void lrq_signcut_encoder_free(lrq_signcut_encoder *enc);
+int lrq_quant_fit(const double *x, uint64_t rows, uint64_t k, uint64_t ld,
+                  int bits, uint64_t group, uint8_t *codes, uint16_t *scales,
+                  float *sigma);
+"""
+# Encoders make sign decisions from float sums: no contraction into FMA, so
+# that every ISA computes exactly the same values (the kernels also avoid
+# multiply-add patterns; this flag makes sure of it).
+ENCODER_COMPILE_ARGS = ["-ffp-contract=off"]
+# ---- end encoders -------------------------------------------------------------
+
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
+ffibuilder.cdef(CDEF_ENCODERS)
 ffibuilder.set_source(
     "lrq._lrq_cffi",
     '#include "lrq.h"',
@@ -168,6 +196,8 @@ ffibuilder.set_source(
     # into an FMA (even across intrinsics), differently per ISA file, which
     # would break the bit-identity of the kernel paths (c_src/src/kernels.h).
     extra_compile_args=["-O3", "-std=gnu99", "-pthread", "-fvisibility=hidden", "-ffp-contract=off"],
+
+    extra_compile_args=["-O3", "-std=gnu99", "-pthread", "-fvisibility=hidden", *ENCODER_COMPILE_ARGS],
     extra_link_args=["-pthread"],
 )
 

@@ -59,7 +59,7 @@ def run_sanitized(tmp_path, program: str, isas=(None,), defines=(), env=None, ti
     sanitizer report fails the test."""
     exe = tmp_path / program
     build = subprocess.run(
-        ["gcc", *FLAGS, *defines, str(ROOT / "tests" / "c" / f"{program}.c"), *core_objects(defines), "-o", str(exe)],
+        ["gcc", *FLAGS, *defines, str(ROOT / "tests" / "c" / f"{program}.c"), *core_objects(defines), "-o", str(exe), "-lm"],
         capture_output=True, text=True,
     )
     assert build.returncode == 0 and not build.stderr, build.stderr

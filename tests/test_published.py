@@ -76,9 +76,12 @@ def test_signcut_from_factors_decodes_to_the_product(m, n, w):
 
 
 def test_signcut_from_factors_matches_the_encoder():
+    # Wrapping the encoder's own factors gives the encoder's own sections.
     a = random_matrix((12, 9), seed=3)
-    s, t, c, _ = signcut.encode(a, width=5, seed=0)
-    wrapped = lrq.signcut_from_factors(s, t, c)
     encoded = lrq.encode(a, scheme="signcut", width=5, seed=0)
+    c, tt, s = split(lrq.dumps(encoded))[1]
+    S = lrq._native.unpack_signs_f32(s, 12, 5, 4096)
+    T = lrq._native.unpack_signs_f32(tt, 5, 9, 4096).T
+    wrapped = lrq.signcut_from_factors(S, T, np.frombuffer(c, dtype="<f4"))
     np.testing.assert_array_equal(lrq.decode(wrapped), lrq.decode(encoded).astype(wrapped.dtype))
     assert split(lrq.dumps(wrapped))[1] == split(lrq.dumps(encoded))[1]

@@ -872,6 +872,183 @@ int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
  */
 int lrq_tile_decode(const lrq_tile *t, float *out, uint64_t ld);
 
+/* ------------------------------------------------------------------------ */
+/* Encoders: signed cuts                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The signcut encoder finds A ~ S diag(c) T^T greedily, one cut at a time
+ * (format spec section 10.2; the algorithm is the signed cut decomposition of
+ * Riasanovsky & El Kazdadi 2024): each cut starts from a uniformly random
+ * t in {-1,+1}^n, alternates s = sign(R t) and t = sign(R^T s) while the
+ * cut s^T R t strictly increases, takes the least-squares weight
+ * c = s^T R t / (m n) (stored as float32), and subtracts c s t^T from the
+ * remainder R (initially A).  The squared Frobenius norm of the remainder
+ * falls by exactly 2 c s^T R t - c^2 m n per cut, so an error target is met
+ * at the smallest width that meets it.
+ *
+ * Defined behaviour (part of what "the same bytes" means):
+ *   - sign(x) is the IEEE sign bit of x as computed: +0 gives +1 and -0
+ *     gives -1, and bit 1 means -1 as in the file format.
+ *   - Random starts: at each block update (at creation, after every 32nd
+ *     cut, and at a restart) 32 vectors t are drawn, each n bits taken
+ *     least-significant first from ceil(n/64) successive outputs of
+ *     xoshiro256** seeded by four SplitMix64 outputs of `seed` (unused bits
+ *     of the last word are dropped: padding bits are always zero); cut k of
+ *     the block starts from the k-th.  Starts a block does not use are
+ *     discarded.  Only t is random.
+ *   - If a cut finds s^T R t = 0 although R may be non-zero, the cut
+ *     restarts from t = sign(row of R holding its largest |entry|, first in
+ *     row-major order); if R is exactly zero the encoder finishes.
+ *   - The remainder is float32 and updated every 32 cuts (a block).  The
+ *     images R t and R^T s are float32, recomputed from it at each block
+ *     update and updated in between over the flipped coordinates only, by
+ *     rows of the remainder rounded to 16-bit fixed point (a power-of-two
+ *     scale per row; the images stay within ~1e-4 of exact).  The images
+ *     steer the sign decisions and give s^T R t, hence c; the remainder
+ *     and its norm are then updated with exactly the c that is stored.  The
+ *     norms are float64, exact (for the stored float32 remainder) at each
+ *     block update and whenever a stopping test needs it.  Every sum that
+ *     feeds a decision has one evaluation order, the same on every CPU.
+ *
+ * Determinism: the same matrix, seed and sequence of lrq_signcut_encoder_run
+ * calls give the same cuts on every CPU, instruction-set path
+ * (LRQ_FORCE_ISA) and thread count; how a caller splits its cuts between
+ * run() calls does not matter either.
+ *
+ * Thread safety: one encoder must not be used by two threads at once;
+ * different encoders are independent.  run() uses up to `threads` threads
+ * of its own and returns with all of them finished.
+ */
+typedef struct lrq_signcut_encoder lrq_signcut_encoder;
+
+/*
+ * lrq_signcut_encoder_create -- start encoding a float32 matrix.
+ *
+ * a:       rows x cols float32 values, row r at a + r*ld; copied, so the
+ *          caller may free or change it as soon as this returns.  Every value
+ *          must be finite.
+ * rows, cols: in [1, 2^31 - 1].
+ * ld:      the distance between rows of a, in floats, >= cols (lets a tile
+ *          of a larger matrix be passed without a copy).
+ * seed:    any value; see the random starts above.
+ * threads: threads run() may use, 1..8 (0 means 1).  Never changes results.
+ * out:     receives the new encoder; free it with lrq_signcut_encoder_free.
+ *
+ * Memory: about 12*rows*cols bytes (the float32 remainder row- and
+ * column-major, and both again in 16-bit fixed point for the image updates)
+ * plus the
+ * cuts, (rows + cols)/8 + 4 bytes each.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT (a bad size, a NULL pointer, a value
+ * that is not finite) or LRQ_ERR_MEMORY.  *out is written only on success.
+ */
+int lrq_signcut_encoder_create(const float *a, uint64_t rows, uint64_t cols,
+                               uint64_t ld, uint64_t seed, unsigned threads,
+                               lrq_signcut_encoder **out);
+
+/*
+ * lrq_signcut_encoder_run -- make up to max_cuts more cuts.
+ *
+ * rel_error: 0 for no target, or a relative error in (0, 1]: the encoder
+ *            finishes as soon as ||R||_F <= rel_error * ||A||_F (exactly, for
+ *            the stored float32 remainder), so the width is the smallest
+ *            that reaches the target.
+ *
+ * Stops early, and reports lrq_signcut_encoder_finished() != 0, when the
+ * target is met or the remainder is exactly zero.  Long encodes call this
+ * repeatedly with a small max_cuts to report progress and to let the caller
+ * stop between calls; results do not depend on how cuts are split between
+ * calls.  The call runs without Python's GIL when made through cffi.
+ *
+ * Returns LRQ_OK; LRQ_ERR_ARGUMENT for a NULL encoder or a rel_error
+ * outside [0, 1], or when a cut's weight does not fit float32 (values near
+ * the float32 limit); LRQ_ERR_MEMORY.  After an error the cuts made so far
+ * remain valid.
+ */
+int lrq_signcut_encoder_run(lrq_signcut_encoder *enc, uint64_t max_cuts,
+                            double rel_error);
+
+/* lrq_signcut_encoder_width -- the number of cuts made so far (0 for NULL). */
+uint64_t lrq_signcut_encoder_width(const lrq_signcut_encoder *enc);
+
+/* lrq_signcut_encoder_finished -- non-zero once run() will make no more
+ * cuts: the target was met or the remainder is exactly zero (1 for NULL). */
+int lrq_signcut_encoder_finished(const lrq_signcut_encoder *enc);
+
+/* lrq_signcut_encoder_input_norm -- ||A||_F of the float32 input, computed
+ * in float64 (0 for NULL). */
+double lrq_signcut_encoder_input_norm(const lrq_signcut_encoder *enc);
+
+/*
+ * lrq_signcut_encoder_remainder_norm -- ||A - S diag(c) T^T||_F so far.
+ *
+ * exact: 0 for the tracked value (free; exact after every 32nd cut and
+ *        within about 1e-6 relative otherwise), non-zero for the exact norm
+ *        of the stored remainder (one pass over it when not already exact).
+ *        Measuring never changes later cuts.
+ * norm:  receives the value.
+ *
+ * Returns LRQ_OK or LRQ_ERR_ARGUMENT (NULL pointer).
+ */
+int lrq_signcut_encoder_remainder_norm(lrq_signcut_encoder *enc, int exact,
+                                       double *norm);
+
+/*
+ * lrq_signcut_encoder_write -- the three sections of a signcut tile.
+ *
+ * With w = lrq_signcut_encoder_width(enc):
+ *   c:  exactly 4*w bytes: the weights as little-endian float32;
+ *   tt: exactly lrq_layout_size(w, cols, 1, panel) bytes: T^T as a sign
+ *       matrix in the interleaved layout;
+ *   s:  exactly lrq_layout_size(rows, w, 1, panel) bytes: S likewise.
+ * Padding bits are zero.  The encoder is not changed; encoding may go on
+ * after writing.  Buffers may be NULL when w == 0.
+ *
+ * Returns LRQ_OK, LRQ_ERR_ARGUMENT (bad panel, NULL pointer),
+ * LRQ_ERR_BUFFER_SIZE (a length differs) or LRQ_ERR_MEMORY (a temporary of
+ * rows*w/8 bytes for transposing S).
+ */
+int lrq_signcut_encoder_write(const lrq_signcut_encoder *enc, uint64_t panel,
+                              uint8_t *c, size_t c_len, uint8_t *tt,
+                              size_t tt_len, uint8_t *s, size_t s_len);
+
+/* lrq_signcut_encoder_free -- release an encoder; NULL is accepted. */
+void lrq_signcut_encoder_free(lrq_signcut_encoder *enc);
+
+/* ------------------------------------------------------------------------ */
+/* Encoders: quantization of lplr factors                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * lrq_quant_fit -- quantize a factor of an lplr tile (format spec 10.3).
+ *
+ * The factor F (rows x k, float64, row r at x + r*ld) becomes codes q in
+ * [0, 2^bits) and one float16 scale per (row, group of `group` elements
+ * along k), times one float32 super-scale sigma, so that
+ *     F[r, j] ~ sigma * scale[r][j / group] * (q[r, j] - (2^bits - 1) / 2).
+ * Each (row, group) scale is the clipping ratio (13 candidates from 0.1 to
+ * 1.0 of the group's largest magnitude, mapped to the top level) with the
+ * least squared error; sigma is the largest scale rounded to float32 (1.0 if
+ * all are zero); the codes are then chosen against the float16-rounded
+ * scale a decoder will use.  The same rule as lrq.reference.quant.quantize.
+ *
+ * x:      rows x k finite values (NULL allowed when rows*k == 0).
+ * rows, k: in [0, 2^31 - 1]; ld >= k.
+ * bits:   1..8.  group: >= 1 (the format requires a power of two >= 16).
+ * codes:  rows*k bytes, row-major.
+ * scales: rows*ceil(k/group) binary16 bit patterns, row-major (not yet in
+ *         the file's row-tile order; the caller packs them).
+ * sigma:  receives the super-scale.
+ *
+ * Returns LRQ_OK, LRQ_ERR_ARGUMENT (a parameter out of range, a NULL
+ * pointer, a value that is not finite) or LRQ_ERR_MEMORY.
+ * Thread safety: safe; concurrent calls must not share outputs.
+ */
+int lrq_quant_fit(const double *x, uint64_t rows, uint64_t k, uint64_t ld,
+                  int bits, uint64_t group, uint8_t *codes, uint16_t *scales,
+                  float *sigma);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <string.h>
 
+#include "encoder_internal.h"
 #include "lrq.h"
 #include "lrq_internal.h"
 
@@ -226,8 +227,31 @@ typedef enum {
     OP_UNPACK_SIGN,
     OP_UNPACK_BYTE,
     OP_SIGNS_F32,
-    OP_CHECK_BYTE /* plain_out is a byte_check */
+    OP_CHECK_BYTE, /* plain_out is a byte_check */
+    OP_PACK_BITROWS
 } layout_op;
+
+/* Rows of bits as the encoders keep them (see lrq_layout_pack_bitrows). */
+typedef struct {
+    const uint64_t *bits;
+    uint64_t row_words;
+} bit_rows;
+
+/* Chunks start at multiples of 16 elements, so a chunk never straddles two
+ * 64-bit words; bits past the row's end are masked off. */
+static void pack_bitrow_word(const bit_rows *const src, const uint64_t r, const uint64_t col,
+                             const unsigned n, uint8_t *const w)
+{
+    unsigned bits = 0;
+    if (n != 0) {
+        const uint64_t word = src->bits[r * src->row_words + col / 64];
+        bits = (unsigned)(word >> (col % 64)) & 0xFFFFu;
+        if (n < 16)
+            bits &= (1u << n) - 1u;
+    }
+    w[0] = (uint8_t)bits;
+    w[1] = (uint8_t)(bits >> 8);
+}
 
 /* The one place that knows the word order (format notes §3): every op walks
  * the packed side sequentially within a (panel, row tile) block and the plain
@@ -235,7 +259,8 @@ typedef enum {
  * inner loop for brevity; it is loop-invariant, and -O3 unswitches it. */
 static int layout_walk(const layout_geom *const g, const layout_op op,
                        const uint8_t *const packed_in, uint8_t *const packed_out,
-                       const uint8_t *const plain_in, void *const plain_out)
+                       const uint8_t *const plain_in, void *const plain_out,
+                       const bit_rows *const rows_in)
 {
     const uint64_t ws = g->word_bytes, wc = g->chunk_elems;
     uint64_t c0, r0;
@@ -276,6 +301,9 @@ static int layout_walk(const layout_geom *const g, const layout_op op,
                     case OP_CHECK_BYTE:
                         rc = check_byte_word(packed_in + off, n, off, (byte_check *)plain_out);
                         break;
+                    case OP_PACK_BITROWS:
+                        pack_bitrow_word(rows_in, r0 + i, col, n, packed_out + off);
+                        break;
                     }
                     if (rc != LRQ_OK)
                         return rc;
@@ -302,7 +330,7 @@ int lrq_layout_pack(const uint8_t *const elements, const uint64_t rows, const ui
     if (out == NULL && g.nbytes != 0)
         return LRQ_ERR_ARGUMENT;
     return layout_walk(&g, elem_bits == 1 ? OP_PACK_SIGN : OP_PACK_BYTE, NULL, out,
-                       elements, NULL);
+                       elements, NULL, NULL);
 }
 
 /* Shared front half of both unpackers, in the documented order: arguments,
@@ -323,7 +351,7 @@ static int unpack_checked(const uint8_t *const packed, const size_t packed_len,
         return LRQ_ERR_ARGUMENT;
     if ((uint64_t)packed_len != g.nbytes)
         return LRQ_ERR_BUFFER_SIZE;
-    return layout_walk(&g, op, packed, NULL, NULL, plain);
+    return layout_walk(&g, op, packed, NULL, NULL, plain, NULL);
 }
 
 int lrq_layout_unpack(const uint8_t *const packed, const size_t packed_len,
@@ -389,8 +417,30 @@ int lrq_layout_check(const uint8_t *const packed, const uint64_t packed_len, con
     }
     state.code_limit = code_limit;
     state.bad_offset = 0;
-    rc = layout_walk(&g, OP_CHECK_BYTE, packed, NULL, NULL, &state);
+    rc = layout_walk(&g, OP_CHECK_BYTE, packed, NULL, NULL, &state, NULL);
     if (rc != LRQ_OK && bad_offset != NULL)
         *bad_offset = state.bad_offset;
     return rc;
+}
+
+int lrq_layout_pack_bitrows(const uint64_t *const bits, const uint64_t row_words,
+                            const uint64_t rows, const uint64_t k, const uint64_t panel,
+                            uint8_t *const out, const size_t out_len)
+{
+    const bit_rows src = {bits, row_words};
+    layout_geom g;
+    uint64_t need;
+    int rc = geom_init(&g, rows, k, 1, panel);
+
+    if (rc != LRQ_OK)
+        return rc;
+    if (row_words < (k + 63) / 64 || __builtin_mul_overflow(rows, row_words, &need))
+        return LRQ_ERR_ARGUMENT;
+    if (bits == NULL && need != 0)
+        return LRQ_ERR_ARGUMENT;
+    if ((uint64_t)out_len < g.nbytes)
+        return LRQ_ERR_BUFFER_SIZE;
+    if (out == NULL && g.nbytes != 0)
+        return LRQ_ERR_ARGUMENT;
+    return layout_walk(&g, OP_PACK_BITROWS, NULL, out, NULL, NULL, &src);
 }

@@ -505,3 +505,100 @@ __all__ = [
     "unpack_signs_f32",
     "version_number",
 ]
+
+
+# ---------------------------------------------------------------------------
+# Encoders (issue 4): the signcut encoder context.
+
+
+class SignCutEncoder:
+    """A C signcut encoder (``lrq_signcut_encoder``) for one float32 matrix.
+
+    ``run(max_cuts, rel_error)`` makes up to ``max_cuts`` more cuts and
+    returns; the GIL is released during the call, so a caller can report
+    progress and be interrupted between calls, and several encoders can run
+    in parallel threads.  Results never depend on ``threads`` or on how the
+    cuts are split between calls.
+    """
+
+    def __init__(self, a: np.ndarray, seed: int, threads: int = 1):
+        if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.ndim != 2:
+            raise ArgumentError("the signcut encoder takes a 2-D float32 numpy array")
+        if a.strides[1] != 4 or a.strides[0] % 4 or a.strides[0] < 4 * a.shape[1]:
+            a = np.ascontiguousarray(a)
+        rows, cols = a.shape
+        ld = a.strides[0] // 4 if rows > 1 else cols
+        seed = _integer(seed, "seed", 0, _U64_MAX)
+        threads = _integer(threads, "threads", 0, 8)
+        out = ffi.new("lrq_signcut_encoder **")
+        # The first row's address and ld describe the (possibly strided) view.
+        base = ffi.cast("const float *", a.__array_interface__["data"][0])
+        _check(lib.lrq_signcut_encoder_create(base, rows, cols, ld, seed, threads, out),
+               "lrq_signcut_encoder_create", "sizes must be in [1, 2^31-1] and every value finite")
+        self._keep = a
+        self._enc = ffi.gc(out[0], lib.lrq_signcut_encoder_free)
+        self.shape = (rows, cols)
+
+    def run(self, max_cuts: int, rel_error: float = 0.0) -> None:
+        max_cuts = _integer(max_cuts, "max_cuts", 0, _U64_MAX)
+        _check(lib.lrq_signcut_encoder_run(self._enc, max_cuts, float(rel_error)), "lrq_signcut_encoder_run",
+               "a cut weight overflows float32" if rel_error <= 1 else "rel_error must be in [0, 1]")
+
+    @property
+    def width(self) -> int:
+        return int(lib.lrq_signcut_encoder_width(self._enc))
+
+    @property
+    def finished(self) -> bool:
+        return bool(lib.lrq_signcut_encoder_finished(self._enc))
+
+    @property
+    def input_norm(self) -> float:
+        return float(lib.lrq_signcut_encoder_input_norm(self._enc))
+
+    def remainder_norm(self, exact: bool = False) -> float:
+        out = ffi.new("double *")
+        _check(lib.lrq_signcut_encoder_remainder_norm(self._enc, 1 if exact else 0, out),
+               "lrq_signcut_encoder_remainder_norm")
+        return float(out[0])
+
+    def sections(self, panel: int) -> dict:
+        """{"c", "tt", "s"}: the tile's section bytes for the cuts so far."""
+        w = self.width
+        rows, cols = self.shape
+        c = bytearray(4 * w)
+        tt = bytearray(layout_size(w, cols, 1, panel))
+        s = bytearray(layout_size(rows, w, 1, panel))
+        _check(
+            lib.lrq_signcut_encoder_write(self._enc, panel, ffi.from_buffer("uint8_t[]", c), len(c),
+                                          ffi.from_buffer("uint8_t[]", tt), len(tt),
+                                          ffi.from_buffer("uint8_t[]", s), len(s)),
+            "lrq_signcut_encoder_write",
+        )
+        return {"c": bytes(c), "tt": bytes(tt), "s": bytes(s)}
+
+
+def quantize(values: np.ndarray, bits: int, group: int):
+    """lplr factor quantization in C: (codes uint8, scales float16, σ float).
+
+    The same contract as :func:`lrq.reference.quant.quantize`.
+    """
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if values.ndim != 2:
+        raise ArgumentError(f"values must be 2-D, not {values.ndim}-D")
+    rows, k = values.shape
+    bits = _integer(bits, "bits", 1, 8)
+    group = _integer(group, "group", 1, _U64_MAX)
+    codes = _allocate((rows, k), np.uint8)
+    scales = _allocate((rows, -(-k // group)), np.uint16)
+    sigma = ffi.new("float *")
+    _check(
+        lib.lrq_quant_fit(ffi.from_buffer("double[]", values), rows, k, k, bits, group,
+                          ffi.from_buffer("uint8_t[]", codes, require_writable=True),
+                          ffi.from_buffer("uint16_t[]", scales, require_writable=True), sigma),
+        "lrq_quant_fit", "values must be finite",
+    )
+    return codes, scales.view(np.float16), float(sigma[0])
+
+
+__all__ += ["SignCutEncoder", "quantize"]
