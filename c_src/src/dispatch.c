@@ -6,6 +6,10 @@
 #include "lrq.h"
 #include "lrq_internal.h"
 
+#if LRQ_X86
+#include <cpuid.h>
+#endif
+
 /* Indexed by lrq_isa; these strings are also what LRQ_FORCE_ISA accepts. */
 static const char *const isa_names[] = {"scalar", "sse4.2", "avx2", "avx512"};
 #define ISA_COUNT (sizeof isa_names / sizeof isa_names[0])
@@ -20,6 +24,16 @@ static lrq_isa startup_isa = LRQ_ISA_SCALAR;
  * gives the same results, so a reader seeing either value is fine. */
 static int active_isa = LRQ_ISA_SCALAR;
 
+#if LRQ_X86
+/* F16C (CPUID leaf 1, ECX bit 29) by hand: not every compiler's
+ * __builtin_cpu_supports knows its name. */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1u);
+}
+#endif
+
 static lrq_isa best_supported(void)
 {
 #if LRQ_X86
@@ -28,8 +42,7 @@ static lrq_isa best_supported(void)
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("sse4.2"))
         return LRQ_ISA_SCALAR;
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") ||
-        !__builtin_cpu_supports("f16c"))
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !has_f16c())
         return LRQ_ISA_SSE42;
     /* The kernels' AVX-512 path uses byte permutes (VBMI), dot products of
      * bytes (VNNI) and GF(2) affine bit transposes (GFNI) besides the core

@@ -16,7 +16,13 @@
 
 #if LRQ_X86
 
+/* GCC applies the target to the rest of the file; clang needs its own
+ * pragma for the same effect. */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC target("avx2,fma,f16c")
+#endif
 
 #include <immintrin.h>
 
@@ -346,5 +352,9 @@ static inline vq vq_lut(vq acc, const vqt tab, const int wide, const vi w, const
 #include "kernels_body.h"
 
 KERNEL_TABLE(lrq_kernels_avx2, "avx2");
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 #endif /* LRQ_X86 */

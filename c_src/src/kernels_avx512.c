@@ -17,11 +17,20 @@
 
 #if LRQ_X86
 
+/* GCC applies the target to the rest of the file; clang needs its own
+ * pragma for the same effect. */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vnni,gfni"))), apply_to = function)
+#else
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vnni,gfni")
+#endif
 
 #include <immintrin.h>
 
 #define LRQ_KERNEL_ISA avx512
+/* 32 zmm registers hold four tiles' accumulators next to the tables; four
+ * tiles per table load measured 15-25 % faster than two. */
+#define FWD_TILES 4
 
 typedef __m512 vf;
 typedef __m512i vi;
@@ -255,5 +264,9 @@ static inline vq vq_lut(vq acc, const vqt tab, const int wide, const vi w, const
 #include "kernels_body.h"
 
 KERNEL_TABLE(lrq_kernels_avx512, "avx512");
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 #endif /* LRQ_X86 */

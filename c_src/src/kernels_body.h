@@ -19,6 +19,12 @@
  * ~30 GB/s, near enough to stay inside the thread's run of one panel. */
 #define PF_DIST 4096
 
+/* Full row tiles that share each table load in the forward kernels (an
+ * ISA file may raise it when it has the registers). */
+#ifndef FWD_TILES
+#define FWD_TILES 2
+#endif
+
 static inline size_t min_sz(const size_t a, const size_t b)
 {
     return a < b ? a : b;
@@ -221,63 +227,56 @@ ALWAYS_INLINE vq int_planes(vq acc, const size_t pb, const uint8_t *wp, const si
     return acc;
 }
 
-/* Sign matrix times tables for one panel of row tile t (h rows) and, when
- * `pair`, of the full tile t + 1 as well: each table load then feeds both
- * tiles, which halves the table traffic (research §7.1, "2 tiles per table
- * load").  mode 0: float tables; 1: int8; 2: int16 (with one step per
+/* Sign matrix times tables for one panel of `ntile` row tiles from t (h
+ * rows each; ntile > 1 only for full tiles): each table load then feeds
+ * every tile, which divides the table traffic (research §7.1, "2 tiles per
+ * table load").  mode 0: float tables; 1: int8; 2: int16 (one step per
  * block).  Every argument that selects code is a constant after inlining. */
 ALWAYS_INLINE void fwd_tiles(const lrq_kmat *m, const uint8_t *tp, const size_t c0, const size_t cp,
-                             const size_t t, const size_t h, const int pair, const void *tab,
+                             const size_t t, const size_t h, const int ntile, const void *tab,
                              const float *step, float *out, const int mode, const int planes)
 {
     const size_t run = 32 * cp, pb = m->plane_bytes; /* run: one full tile in this panel */
     const int wide = mode == 2;
     size_t a, b, c;
+    int i;
 
     for (a = c0; a < c0 + cp; a = b) {
-        vf acc0 = vf_zero(), acc1 = vf_zero();
-        vq q0 = vq_zero(), q1 = vq_zero(), q2 = vq_zero(), q3 = vq_zero();
+        vf acc[4];
+        vq q[4][2];
+        for (i = 0; i < ntile; i++) {
+            acc[i] = vf_zero();
+            q[i][0] = q[i][1] = vq_zero();
+        }
         b = lrq_segment_end(m, a, c0 + cp, mode ? LRQ_QBLOCK_CHUNKS : 0);
         for (c = a; c < b; c++) {
             const uint8_t *wp = tp + (c - c0) * h * 2;
             /* One prefetch per 64-byte line of each tile's stream. */
-            if ((c & 1) == 0 || !pair) {
-                __builtin_prefetch(wp + PF_DIST);
-                if (pair)
-                    __builtin_prefetch(wp + run + PF_DIST);
-            }
+            if ((c & 1) == 0 || ntile == 1)
+                for (i = 0; i < ntile; i++)
+                    __builtin_prefetch(wp + (size_t)i * run + PF_DIST);
             if (mode == 0) {
                 const float *tb = (const float *)tab + 64 * c;
                 const vt t0 = vt_load(tb), t1 = vt_load(tb + 16), t2 = vt_load(tb + 32),
                          t3 = vt_load(tb + 48);
-                acc0 = vf_add(acc0, planes_sum(pb, wp, h, t0, t1, t2, t3, planes));
-                if (pair)
-                    acc1 = vf_add(acc1, planes_sum(pb, wp + run, h, t0, t1, t2, t3, planes));
+                for (i = 0; i < ntile; i++)
+                    acc[i] = vf_add(acc[i], planes_sum(pb, wp + (size_t)i * run, h, t0, t1, t2, t3, planes));
             } else {
-                const vqt q = vqt_load((const uint8_t *)tab + LRQ_ITAB_BYTES(wide) * c, wide);
-                if ((c - a) & 1) {
-                    q1 = int_planes(q1, pb, wp, h, q, wide, planes);
-                    if (pair)
-                        q3 = int_planes(q3, pb, wp + run, h, q, wide, planes);
-                } else {
-                    q0 = int_planes(q0, pb, wp, h, q, wide, planes);
-                    if (pair)
-                        q2 = int_planes(q2, pb, wp + run, h, q, wide, planes);
-                }
+                const vqt qt = vqt_load((const uint8_t *)tab + LRQ_ITAB_BYTES(wide) * c, wide);
+                const int odd = (int)((c - a) & 1);
+                for (i = 0; i < ntile; i++)
+                    q[i][odd] = int_planes(q[i][odd], pb, wp + (size_t)i * run, h, qt, wide, planes);
             }
         }
-        if (mode) {
-            const vf st = vf_set1(step[a / LRQ_QBLOCK_CHUNKS]);
-            acc0 = vf_mul(vq_to_f(vq_add(q0, q1)), st);
-            acc1 = vf_mul(vq_to_f(vq_add(q2, q3)), st);
+        for (i = 0; i < ntile; i++) {
+            if (mode)
+                acc[i] = vf_mul(vq_to_f(vq_add(q[i][0], q[i][1])), vf_set1(step[a / LRQ_QBLOCK_CHUNKS]));
+            flush(m, t + (size_t)i, h, a, acc[i], out);
         }
-        flush(m, t, h, a, acc0, out);
-        if (pair)
-            flush(m, t + 1, h, a, acc1, out);
     }
 }
 
-/* Rows of tiles [t0, t1), panel by panel, full tiles in pairs. */
+/* Rows of tiles [t0, t1), panel by panel, full tiles in groups of FWD_TILES. */
 ALWAYS_INLINE void fwd_walk(const lrq_kmat *m, const size_t t0, const size_t t1, const void *tab,
                             const float *step, float *out, const int mode, const int planes)
 {
@@ -288,46 +287,44 @@ ALWAYS_INLINE void fwd_walk(const lrq_kmat *m, const size_t t0, const size_t t1,
         const size_t cp = min_sz(m->pc, m->kc - c0);
         const uint8_t *panel = m->data + m->rows * c0 * 2;
         size_t t = t0;
-        for (; t + 1 < t1 && 16 * (t + 2) <= m->rows; t += 2)
-            fwd_tiles(m, panel + 32 * t * cp, c0, cp, t, 16, 1, tab, step, out, mode, planes);
+        for (; t + FWD_TILES <= t1 && 16 * (t + FWD_TILES) <= m->rows; t += FWD_TILES)
+            fwd_tiles(m, panel + 32 * t * cp, c0, cp, t, 16, FWD_TILES, tab, step, out, mode, planes);
         for (; t < t1; t++)
-            fwd_tiles(m, panel + 32 * t * cp, c0, cp, t, min_sz(16, m->rows - 16 * t), 0, tab, step,
+            fwd_tiles(m, panel + 32 * t * cp, c0, cp, t, min_sz(16, m->rows - 16 * t), 1, tab, step,
                       out, mode, planes);
     }
 }
 
-/* One instance per (mode, plane count): the loops above unroll for each. */
-#define FWD_PLANES(mode)                                                     \
-    switch (m->planes) {                                                     \
-    case 1:                                                                  \
-        fwd_walk(m, t0, t1, tab, step, out, mode, 1);                        \
-        break;                                                               \
-    case 2:                                                                  \
-        fwd_walk(m, t0, t1, tab, step, out, mode, 2);                        \
-        break;                                                               \
-    case 3:                                                                  \
-        fwd_walk(m, t0, t1, tab, step, out, mode, 3);                        \
-        break;                                                               \
-    default:                                                                 \
-        fwd_walk(m, t0, t1, tab, step, out, mode, 4);                        \
-        break;                                                               \
+/* One function per (mode, plane count), each with its loops unrolled for
+ * its constants; separate functions keep each one small enough for the
+ * compiler's debug-info tracking. */
+#define FWD_INSTANCE(mode, planes)                                                              \
+    static void fwd_##mode##_##planes(const lrq_kmat *m, const size_t t0, const size_t t1,     \
+                                      const void *tab, const float *step, float *out)          \
+    {                                                                                           \
+        fwd_walk(m, t0, t1, tab, step, out, mode, planes);                                     \
     }
+#define FWD_MODE(mode) \
+    FWD_INSTANCE(mode, 1) FWD_INSTANCE(mode, 2) FWD_INSTANCE(mode, 3) FWD_INSTANCE(mode, 4)
+FWD_MODE(0)
+FWD_MODE(1)
+FWD_MODE(2)
+
+typedef void (*fwd_fn)(const lrq_kmat *, size_t, size_t, const void *, const float *, float *);
+static const fwd_fn fwd_instances[3][4] = {{fwd_0_1, fwd_0_2, fwd_0_3, fwd_0_4},
+                                           {fwd_1_1, fwd_1_2, fwd_1_3, fwd_1_4},
+                                           {fwd_2_1, fwd_2_2, fwd_2_3, fwd_2_4}};
 
 static void k_fwd_sign(const lrq_kmat *m, const size_t t0, const size_t t1, const float *tab,
                        float *out)
 {
-    const float *step = NULL;
-    FWD_PLANES(0)
+    fwd_instances[0][m->planes - 1](m, t0, t1, tab, NULL, out);
 }
 
 static void k_fwd_sign_int(const lrq_kmat *m, const size_t t0, const size_t t1, const int wide,
                            const uint8_t *tab, const float *step, float *out)
 {
-    if (wide) {
-        FWD_PLANES(2)
-    } else {
-        FWD_PLANES(1)
-    }
+    fwd_instances[wide ? 2 : 1][m->planes - 1](m, t0, t1, tab, step, out);
 }
 
 #define KERNEL_TABLE(var, isa_name)                                                         \
