@@ -174,10 +174,6 @@ int lrq_quant_fit(const double *x, uint64_t rows, uint64_t k, uint64_t ld,
                   int bits, uint64_t group, uint8_t *codes, uint16_t *scales,
                   float *sigma);
 """
-# Encoders make sign decisions from float sums: no contraction into FMA, so
-# that every ISA computes exactly the same values (the kernels also avoid
-# multiply-add patterns; this flag makes sure of it).
-ENCODER_COMPILE_ARGS = ["-ffp-contract=off"]
 # ---- end encoders -------------------------------------------------------------
 
 ffibuilder = FFI()
@@ -194,10 +190,9 @@ ffibuilder.set_source(
     # symbols from clashing with another copy of lrq in the same process.
     # -ffp-contract=off: GNU C modes otherwise let the compiler fuse a * b + c
     # into an FMA (even across intrinsics), differently per ISA file, which
-    # would break the bit-identity of the kernel paths (c_src/src/kernels.h).
+    # would break the bit-identity of the kernel paths (c_src/src/kernels.h)
+    # and of the encoder's sign decisions, which are made from float sums.
     extra_compile_args=["-O3", "-std=gnu99", "-pthread", "-fvisibility=hidden", "-ffp-contract=off"],
-
-    extra_compile_args=["-O3", "-std=gnu99", "-pthread", "-fvisibility=hidden", *ENCODER_COMPILE_ARGS],
     extra_link_args=["-pthread"],
 )
 
