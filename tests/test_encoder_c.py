@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import lrq
 from lrq import _native
 from lrq.reference import signcut
 from _support import random_matrix, rel_error, split
+from c_harness import needs_gcc, run_sanitized
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = {1024: 0.15, 2048: 0.025, 3072: 0.005}
@@ -308,21 +308,9 @@ def test_ctrl_c_during_compress_leaves_no_file(tmp_path, tile):
 # ---------------------------------------------------------------- C, under sanitizers
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+@needs_gcc
 def test_c_encoder_under_sanitizers(tmp_path):
-    sources = sorted(str(p) for p in (ROOT / "c_src" / "src").glob("*.c"))
-    exe = tmp_path / "test_encoder"
-    cmd = [
-        "gcc", "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-        "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-pthread",
-        "-I", str(ROOT / "c_src" / "include"),
-        str(ROOT / "tests" / "c" / "test_encoder.c"), *sources, "-o", str(exe), "-lm",
-    ]
-    build = subprocess.run(cmd, capture_output=True, text=True)
-    assert build.returncode == 0 and not build.stderr, build.stderr
-    for isa in ("scalar", "avx2", "avx512"):
-        run = subprocess.run([str(exe)], capture_output=True, text=True, env={**os.environ, "LRQ_FORCE_ISA": isa})
-        assert run.returncode == 0, run.stdout + run.stderr
+    run_sanitized(tmp_path, "test_encoder", isas=("scalar", "avx2", "avx512"))
 
 
 def test_encoder_digest_is_stable_within_a_process():

@@ -293,12 +293,584 @@ int lrq_layout_unpack_signs_f32(const uint8_t *packed, size_t packed_len,
  * effect.  The path never changes any result: every path produces the same
  * bytes and values as "scalar", which is always built.
  *
- * "avx2" requires AVX2 and FMA; "avx512" requires AVX-512 F, BW, DQ and VL.
- * On a CPU that is not x86 the path is always "scalar".
+ * "avx2" requires AVX2, FMA and F16C; "avx512" requires AVX-512 F, BW, DQ,
+ * VL, VBMI and VNNI, and GFNI (Ice Lake, Zen 4 and later: the kernels use
+ * byte permutes and GF(2) affine bit transposes).  On a CPU that is not x86
+ * the path is always "scalar".
  *
  * Errors: none.  Thread safety: safe (the probe runs exactly once).
  */
 const char *lrq_isa_name(void);
+
+
+/* ------------------------------------------------------------------------ */
+/* Reading `.lrq` files: container parsing and validation                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An lrq_file is a parsed, validated view of a whole `.lrq` file that the
+ * caller holds in memory -- typically a read-only mmap of the file, or a
+ * byte buffer.  lrq never copies the file: names, metadata strings and
+ * section pointers handed out below point into the caller's buffer.
+ *
+ * What is checked when.  The format specification (spec/lrq-format.md) is
+ * normative; every message lrq writes names the rule it reports, e.g.
+ * "[SEC-3] tensor 'W' tile #0: section 'tt' is at offset 4160; the canonical
+ * offset is 4096".
+ *
+ *   At open (always): the preamble ([PRE-*]), the header checksum
+ *   ([PRE-9]), the msgpack profile and its limits ([HDR-1..4], [LIM-*]),
+ *   every header value ([HDR-5..8], [TEN-*], [TIL-*], [DN-1], [DN-2],
+ *   [SC-1], [LP-1], [LP-2], [SEC-1], [SEC-2]), and the placement of every
+ *   section: canonical offsets, zero padding between sections, no trailing
+ *   bytes ([SEC-3], [SEC-4], [SEC-5]).  This reads the preamble, the header
+ *   and at most 4095 padding bytes per section -- never the sections.
+ *
+ *   Per section, before first use: its CRC-32C ([SEC-6]), then the content
+ *   rules that need its bytes ([SC-2] finite c, [DN-3] finite dense floats,
+ *   [DN-4] bool bytes, [LP-3] scales, [LP-4] codes, [LAY-1]/[LAY-2] padding
+ *   bits and bytes).  lrq_file_section() runs both the first time a section
+ *   is asked for, so a caller that reaches section bytes only through it
+ *   never computes on unchecked bytes ([SEC-7]).  The open flags below run
+ *   them for every section up front instead.
+ *
+ * Every size and offset is computed in overflow-checked 64-bit arithmetic,
+ * and memory is allocated only in proportion to the header (at most
+ * 16 MiB), never to a count or size the file merely claims: a tiny file
+ * that declares a 2^31 x 2^31 matrix of 1 x 1 tiles is refused without
+ * allocating anything for it.
+ *
+ * Errors of the file (the classes of the specification, §1.6):
+ *   LRQ_ERR_FORMAT       the bytes are not a conforming file;
+ *   LRQ_ERR_PADDING      a padding byte or bit is not zero ([SEC-5],
+ *                        [LAY-1], [LAY-2]); a kind of format error;
+ *   LRQ_ERR_CHECKSUM     the header or a section fails its CRC-32C;
+ *   LRQ_ERR_UNSUPPORTED  another format major version, or a required
+ *                        feature flag this library does not implement.
+ * Errors of the call: LRQ_ERR_ARGUMENT (a NULL pointer, an index out of
+ * range, an unknown flag) and LRQ_ERR_MEMORY.
+ *
+ * Detail messages.  Every function below that can fail because of the file
+ * takes `char *detail, size_t detail_size`: a caller-owned buffer that
+ * receives a NUL-terminated, human-readable message on failure (cut to fit;
+ * LRQ_DETAIL_SIZE bytes is always enough to keep the rule ID and the gist)
+ * and an empty string on success.  detail may be NULL (or detail_size 0) to
+ * get no message.  lrq keeps no message in the handle or anywhere else, so
+ * concurrent calls never see each other's messages.
+ */
+#define LRQ_DETAIL_SIZE 256
+
+/* The most dimensions a tensor may have ([TEN-3]) and the most sections a
+ * tile may have (scheme lplr has four). */
+#define LRQ_MAX_NDIM 8
+#define LRQ_MAX_SECTIONS 4
+
+/* Element types (spec §6.5): the "dtype" of a tensor and the "storage" of a
+ * dense tile.  Values are pinned like the error codes; 0 is never a type. */
+#define LRQ_DTYPE_FLOAT64 1
+#define LRQ_DTYPE_FLOAT32 2
+#define LRQ_DTYPE_FLOAT16 3
+#define LRQ_DTYPE_BFLOAT16 4
+#define LRQ_DTYPE_INT64 5
+#define LRQ_DTYPE_INT32 6
+#define LRQ_DTYPE_INT16 7
+#define LRQ_DTYPE_INT8 8
+#define LRQ_DTYPE_UINT64 9
+#define LRQ_DTYPE_UINT32 10
+#define LRQ_DTYPE_UINT16 11
+#define LRQ_DTYPE_UINT8 12
+#define LRQ_DTYPE_BOOL 13
+
+/* Tile schemes (spec §10); pinned. */
+#define LRQ_SCHEME_SIGNCUT 1
+#define LRQ_SCHEME_LPLR 2
+#define LRQ_SCHEME_DENSE 3
+
+/* Section kinds (spec §10), in the order a tile of each scheme lists them:
+ * dense: VALUES; signcut: C, TT, S; lplr: R_CODES, R_SCALES, L_CODES,
+ * L_SCALES.  Pinned. */
+#define LRQ_SECTION_VALUES 1
+#define LRQ_SECTION_C 2
+#define LRQ_SECTION_TT 3
+#define LRQ_SECTION_S 4
+#define LRQ_SECTION_R_CODES 5
+#define LRQ_SECTION_R_SCALES 6
+#define LRQ_SECTION_L_CODES 7
+#define LRQ_SECTION_L_SCALES 8
+
+/*
+ * lrq_dtype_name, lrq_scheme_name, lrq_section_kind_name -- the names the
+ * file itself uses for a code above ("bfloat16", "signcut", "r_scales"),
+ * or NULL for a value that is not a code.  Static strings: never free them.
+ *
+ * lrq_dtype_size -- the item size in bytes of a dtype code (8 for
+ * LRQ_DTYPE_FLOAT64, 1 for LRQ_DTYPE_BOOL, ...), or 0 for a non-code.
+ *
+ * Errors: none.  Thread safety: safe.
+ */
+const char *lrq_dtype_name(int dtype);
+unsigned lrq_dtype_size(int dtype);
+const char *lrq_scheme_name(int scheme);
+const char *lrq_section_kind_name(int kind);
+
+/* The handle: opaque; create with lrq_file_open_buffer(), destroy with
+ * lrq_file_free(). */
+typedef struct lrq_file lrq_file;
+
+/* Flags of lrq_file_open_buffer() and lrq_file_verify(). */
+
+/* Verify the CRC-32C of every section now ([SEC-6]), in file order. */
+#define LRQ_FILE_VERIFY_CHECKSUMS 0x1u
+/* Verify the CRC-32C of every section, and then the content rules of every
+ * section, now (implies LRQ_FILE_VERIFY_CHECKSUMS).  All checksums are
+ * checked before any content, so a file that is both damaged and malformed
+ * is reported as damaged (LRQ_ERR_CHECKSUM), as the specification's
+ * decoding procedure (§15) orders it.  This is what a decoder that reads
+ * a whole file at once does. */
+#define LRQ_FILE_VERIFY_CONTENT 0x2u
+
+/*
+ * lrq_file_open_buffer -- parse and validate the `.lrq` file held in a
+ * caller's buffer.
+ *
+ * data:  the whole file, read only.  It must stay valid and unchanged until
+ *        lrq_file_free(): the handle keeps pointers into it and reads
+ *        sections from it on first use.  May be NULL when size is 0 (which
+ *        is then reported as a file too short, LRQ_ERR_FORMAT).
+ * size:  the number of bytes at data; the file's length.
+ * flags: 0 for lazy section checks, or LRQ_FILE_VERIFY_CHECKSUMS and/or
+ *        LRQ_FILE_VERIFY_CONTENT to run them now (see above).
+ * out:   receives the new handle on success, NULL on failure.
+ * detail, detail_size: the message buffer (see "Detail messages" above).
+ *
+ * Returns LRQ_OK, or
+ *   LRQ_ERR_FORMAT, LRQ_ERR_PADDING, LRQ_ERR_CHECKSUM, LRQ_ERR_UNSUPPORTED
+ *                       the file breaks the rule named in detail;
+ *   LRQ_ERR_ARGUMENT    out is NULL, data is NULL with size > 0, or flags
+ *                       has an unknown bit;
+ *   LRQ_ERR_MEMORY      the handle's tables could not be allocated (they
+ *                       are proportional to the header, at most a small
+ *                       multiple of its 16 MiB limit).
+ * Checks run in the order of the specification's decoding procedure (§15),
+ * so the first violated rule in that order is the one reported; in
+ * particular an unknown major version or required feature is reported as
+ * LRQ_ERR_UNSUPPORTED before the header checksum is even read.
+ *
+ * Ownership: the handle belongs to the caller, who frees it with
+ * lrq_file_free().  Thread safety: safe; the buffer may be shared by
+ * several handles.
+ */
+int lrq_file_open_buffer(const void *data, size_t size, unsigned flags, lrq_file **out,
+                         char *detail, size_t detail_size);
+
+/*
+ * lrq_file_free -- release a handle and everything it allocated.
+ *
+ * file: a handle from lrq_file_open_buffer(), or NULL (then nothing
+ *       happens).  The caller's buffer is not touched; it may be released
+ *       afterwards.  Every pointer the accessors below hand out points into
+ *       the caller's buffer or to a static string, never into the handle,
+ *       so it stays valid after this call for as long as the buffer does.
+ *
+ * Thread safety: no other call may use the handle during or after this.
+ */
+void lrq_file_free(lrq_file *file);
+
+/* What the preamble and the top of the header say. */
+typedef struct lrq_file_info {
+    unsigned format_major;      /* 1 */
+    unsigned format_minor;      /* any minor of major 1 is accepted */
+    uint64_t required_features; /* 0 for every file this library accepts */
+    uint64_t optional_features; /* bits this library ignores ([PRE-5]) */
+    uint64_t header_length;     /* L, the msgpack header's bytes */
+    uint64_t file_length;       /* the file's size */
+    uint64_t tensor_count;      /* entries of "tensors", 0 .. 65536 */
+    uint64_t metadata_count;    /* entries of "metadata", 0 .. 64 */
+} lrq_file_info;
+
+/*
+ * lrq_file_get_info -- fill *info from an open file.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT if file or info is NULL.
+ * Thread safety: safe.
+ */
+int lrq_file_get_info(const lrq_file *file, lrq_file_info *info);
+
+/*
+ * lrq_file_metadata -- one entry of the file's "metadata" map, in file
+ * order.
+ *
+ * index: 0 .. metadata_count - 1.
+ * key, key_len, value, value_len: receive the entry's key and value: UTF-8
+ *        bytes inside the caller's buffer, NOT NUL-terminated (they may
+ *        contain NUL bytes), valid as long as the buffer.  All four
+ *        pointers are required.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or an index out
+ * of range.  Thread safety: safe.
+ */
+int lrq_file_metadata(const lrq_file *file, uint64_t index, const char **key,
+                      size_t *key_len, const char **value, size_t *value_len);
+
+/* What the header says about one tensor (spec §6.4, §7.1). */
+typedef struct lrq_tensor_info {
+    const char *name;  /* UTF-8 inside the caller's buffer, NOT NUL-terminated */
+    size_t name_len;   /* 1 .. 1024 bytes */
+    unsigned ndim;     /* 0 .. LRQ_MAX_NDIM; 0 is a scalar */
+    uint64_t shape[LRQ_MAX_NDIM];      /* first ndim entries used */
+    uint64_t tile_shape[LRQ_MAX_NDIM]; /* equal to shape unless ndim == 2 */
+    uint64_t grid[LRQ_MAX_NDIM];       /* tiles along each dimension */
+    int dtype;                         /* an LRQ_DTYPE_* code */
+    uint64_t panel;                    /* KP, a multiple of 64 in [64, 2^20] */
+    uint64_t tile_count;               /* product of grid; 1 .. 2^20 */
+    int has_rel_error;                 /* 1 if "rel_error" is present */
+    float rel_error;                   /* its binary32 value, else 0 */
+    /* The "encoder" map, informational ([TEN-8]): its msgpack bytes inside
+     * the caller's buffer (already checked against the profile of §5), or
+     * NULL and 0 when absent.  lrq attaches no meaning to it. */
+    const uint8_t *encoder;
+    size_t encoder_len;
+} lrq_tensor_info;
+
+/*
+ * lrq_file_tensor -- describe tensor number `tensor` (0 .. tensor_count-1,
+ * in file order).
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or an index out
+ * of range.  Thread safety: safe.
+ */
+int lrq_file_tensor(const lrq_file *file, uint64_t tensor, lrq_tensor_info *info);
+
+/*
+ * lrq_file_find_tensor -- the index of the tensor with the given name.
+ *
+ * name, name_len: the name's UTF-8 bytes (no NUL needed; compared byte by
+ *        byte, as the format compares names).
+ * index: receives the index on success.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or when no tensor
+ * has this name.  Takes O(log tensor_count) comparisons.
+ * Thread safety: safe.
+ */
+int lrq_file_find_tensor(const lrq_file *file, const char *name, size_t name_len,
+                         uint64_t *index);
+
+/* What the header says about one tile (spec §7, §8.1, §10). */
+typedef struct lrq_tile_info {
+    int scheme;                    /* an LRQ_SCHEME_* code */
+    unsigned ndim;                 /* the tensor's */
+    uint64_t origin[LRQ_MAX_NDIM]; /* index of the tile's first element */
+    uint64_t shape[LRQ_MAX_NDIM];  /* the tile's own dimensions (m, n) */
+    /* Scheme parameters; those of other schemes are 0. */
+    int storage;                   /* dense: an LRQ_DTYPE_* code */
+    uint64_t width;                /* signcut: w */
+    uint64_t rank;                 /* lplr: r */
+    unsigned bits_l, bits_r;       /* lplr: 1 .. 8 */
+    uint64_t group;                /* lplr: g */
+    float scale_l, scale_r;        /* lplr: the binary32 super-scales */
+    /* The section table, in the scheme's order (see LRQ_SECTION_*).
+     * Entries past section_count are 0.  Offsets and lengths are already
+     * proven to lie inside the file; the bytes themselves are not yet
+     * checked (see lrq_file_section()). */
+    unsigned section_count;
+    int section_kind[LRQ_MAX_SECTIONS];
+    uint64_t section_offset[LRQ_MAX_SECTIONS];
+    uint64_t section_length[LRQ_MAX_SECTIONS];
+    uint32_t section_crc32c[LRQ_MAX_SECTIONS];
+} lrq_tile_info;
+
+/*
+ * lrq_file_tile -- describe tile number `tile` of tensor `tensor`, tiles
+ * counted in row-major grid order (spec §7.1).
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or an index out
+ * of range.  Thread safety: safe.
+ */
+int lrq_file_tile(const lrq_file *file, uint64_t tensor, uint64_t tile, lrq_tile_info *info);
+
+/*
+ * lrq_file_section -- the bytes of one section, verified.
+ *
+ * tensor, tile: as for lrq_file_tile().
+ * section:      0 .. section_count - 1 of that tile.
+ * data:         receives a pointer to the section's first byte, inside the
+ *               caller's buffer (for a section of length 0, a pointer to
+ *               where it would start; do not dereference it).
+ * length:       receives the section's length in bytes.
+ * detail, detail_size: the message buffer.
+ *
+ * The first successful call for a section verifies its CRC-32C ([SEC-6])
+ * and then its content rules (see the introduction of this part), unless
+ * the open flags or lrq_file_verify() did so already; later calls only
+ * return the pointer.  Each section is verified at most once: concurrent
+ * first calls for the same section wait for one another (a lock shared by
+ * a stripe of sections), and calls for other sections proceed in
+ * parallel.  A failed verification is not remembered: the next call checks
+ * again and fails again.
+ *
+ * Returns LRQ_OK, or
+ *   LRQ_ERR_CHECKSUM    the section's bytes do not match its CRC-32C;
+ *   LRQ_ERR_FORMAT      a content rule fails (a NaN in c or in dense float
+ *                       values, a negative scale, a code out of range, a
+ *                       bool byte other than 0 or 1);
+ *   LRQ_ERR_PADDING     a padding bit or byte of a code or sign matrix is
+ *                       not zero;
+ *   LRQ_ERR_ARGUMENT    a NULL pointer or an index out of range.
+ * On failure *data and *length are not written.
+ *
+ * Thread safety: safe, also on one handle from many threads.
+ */
+int lrq_file_section(lrq_file *file, uint64_t tensor, uint64_t tile, unsigned section,
+                     const void **data, uint64_t *length, char *detail, size_t detail_size);
+
+/*
+ * lrq_file_verify -- run the lazy checks of every section now, in file
+ * order: the checksums, and with LRQ_FILE_VERIFY_CONTENT then the content
+ * rules.  Sections verified before are not verified again.
+ *
+ * flags: LRQ_FILE_VERIFY_CHECKSUMS and/or LRQ_FILE_VERIFY_CONTENT; 0 does
+ *        nothing.
+ *
+ * Returns LRQ_OK or the first error, as for lrq_file_section(), or
+ * LRQ_ERR_ARGUMENT for a NULL file or an unknown flag.
+ * Thread safety: safe, also concurrently with lrq_file_section().
+ */
+int lrq_file_verify(lrq_file *file, unsigned flags, char *detail, size_t detail_size);
+
+/*
+ * lrq_isa_set -- choose the instruction-set path for the rest of the
+ * process, as LRQ_FORCE_ISA does at start-up.
+ *
+ * name: one of the names lrq_isa_name() returns, or NULL to go back to the
+ *       path chosen at start-up (the CPU probe and LRQ_FORCE_ISA).  A path
+ *       the CPU does not support degrades to the best one below it.
+ *
+ * Meant for tests and benchmarks that compare paths within one process.
+ * Because every path gives the same bits (see lrq_isa_name()), switching
+ * while other threads run products is harmless: each product reads the
+ * path once when it starts.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT if name is not NULL and names no path
+ * (the path is then unchanged).
+ *
+ * Thread safety: safe.
+ */
+int lrq_isa_set(const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Threads                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Products and decoding run in one parallel region per call, split
+ * statically over output rows (never over a sum), so every result is the
+ * same bits whatever the thread count.  The calling thread always works;
+ * n - 1 worker threads, created on first use, join it.  Between calls a
+ * worker spins for about 0.2 ms and then sleeps; a call that finds it asleep
+ * does not wait for it -- the caller starts at once and takes over any part
+ * the worker has not claimed.  Two calls from different threads at once are
+ * fine: the second runs on its own thread.  Workers block all signals.
+ *
+ * The default is 2, or the number of CPUs online if that is 1, unless the
+ * environment variable LRQ_NUM_THREADS holds an integer in
+ * [1, LRQ_THREADS_MAX] (read once, on the first call that needs it).
+ */
+#define LRQ_THREADS_MAX 64
+
+/*
+ * lrq_threads_set -- the number of threads later calls use.
+ *
+ * n: 1 .. LRQ_THREADS_MAX.  1 runs everything on the calling thread.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT if n is out of range (the setting is
+ * then unchanged).  Thread safety: safe; calls already running keep the
+ * count they started with.
+ */
+int lrq_threads_set(int n);
+
+/*
+ * lrq_threads_get -- the number of threads products and decoding use now.
+ *
+ * Errors: none.  Thread safety: safe.
+ */
+int lrq_threads_get(void);
+
+/* ------------------------------------------------------------------------ */
+/* Factorized tiles: products and decoding                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An lrq_tile is one "signcut" or "lplr" tile (format spec §10.2, §10.3)
+ * ready for y = A x, y = A^T x and decoding, straight from its section
+ * bytes: the handle borrows the sections (for instance the pages of a
+ * memory-mapped file) and copies nothing.  The caller keeps the section
+ * buffers alive and unchanged until lrq_tile_free().
+ *
+ * Creating a tile checks everything the products rely on, once: the
+ * parameters, every section length, and the value rules of the format
+ * that are not checksums (zero padding bits and bytes [LAY-1, LAY-2],
+ * finite coefficients [SC-2], super-scales and scales [LP-2, LP-3], codes
+ * in range [LP-4]).  Section CRCs are the container's business and are not
+ * checked here.  A tile is immutable after creation, so one tile may serve
+ * any number of threads at once.
+ *
+ * Arithmetic.  Products and decoding are evaluated in binary32 with one
+ * fixed expression tree per output element (documented in the source,
+ * c_src/src/kernels.h): the results are bit-identical for every
+ * instruction-set path and every thread count, and within the accuracy
+ * the format asks of decoders ([NUM-1]: error at most 1e-5 times the sum of
+ * the magnitudes of the terms).  Inputs must be finite; with NaN or
+ * infinity in x the outputs are unspecified (but no memory is touched
+ * outside the documented buffers).
+ */
+typedef struct lrq_tile lrq_tile;
+
+/*
+ * lrq_tile_create_signcut -- a signcut tile A = S diag(c) T^T (m x n,
+ * width w).
+ *
+ * out:    receives the new tile; set to NULL on failure.
+ * m, n:   the tile's shape, each <= 2^31 - 1.
+ * w:      the width, <= 2^31 - 1; w == 0 gives a zero matrix.
+ * panel:  the tensor's panel length: a multiple of 64 in [64, 2^20].
+ * c, tt, s, and their lengths: the three sections ("c": 4w bytes of
+ *         little-endian binary32; "tt": T^T as a w x n sign matrix; "s": S
+ *         as an m x w sign matrix; §9 layout).  No alignment is required.
+ *
+ * Returns LRQ_OK, or
+ *   LRQ_ERR_ARGUMENT     out is NULL, a dimension or panel is out of range,
+ *                        or a section pointer is NULL with a non-zero length;
+ *   LRQ_ERR_BUFFER_SIZE  a section length differs from the one the
+ *                        parameters give;
+ *   LRQ_ERR_FORMAT       a coefficient is NaN or infinite [SC-2];
+ *   LRQ_ERR_PADDING      a padding bit is set [LAY-1];
+ *   LRQ_ERR_UNSUPPORTED  the host is big-endian;
+ *   LRQ_ERR_MEMORY       the handle could not be allocated.
+ *
+ * Thread safety: safe.
+ */
+int lrq_tile_create_signcut(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
+                            uint64_t panel, const void *c, size_t c_len,
+                            const void *tt, size_t tt_len, const void *s,
+                            size_t s_len);
+
+/*
+ * lrq_tile_create_lplr -- an lplr tile A = L R (m x n, rank r).
+ *
+ * out, m, n, panel: as for lrq_tile_create_signcut().
+ * rank:             r <= 2^31 - 1; r == 0 gives a zero matrix.
+ * bits_l, bits_r:   code widths, 1 .. 8 (<= 4: bit-planes; >= 5: bytes).
+ * group:            the scale group g, a power of two in [16, 2^20].
+ * scale_l, scale_r: the super-scales sigma_L, sigma_R: finite and > 0.
+ * the four sections and their lengths: "r_codes", "r_scales", "l_codes",
+ *                   "l_scales" as §10.3 defines them.
+ *
+ * Returns LRQ_OK, or the errors of lrq_tile_create_signcut(), where
+ * LRQ_ERR_ARGUMENT also covers bits or group out of range, and
+ * LRQ_ERR_FORMAT covers a bad super-scale [LP-2], a scale that is
+ * negative, infinite or NaN [LP-3] or a byte code >= 2^bits [LP-4];
+ * LRQ_ERR_PADDING covers padding bytes of byte codes [LAY-2].
+ *
+ * Thread safety: safe.
+ */
+int lrq_tile_create_lplr(lrq_tile **out, uint64_t m, uint64_t n, uint64_t rank,
+                         int bits_l, int bits_r, uint64_t group, float scale_l,
+                         float scale_r, uint64_t panel, const void *r_codes,
+                         size_t r_codes_len, const void *r_scales,
+                         size_t r_scales_len, const void *l_codes,
+                         size_t l_codes_len, const void *l_scales,
+                         size_t l_scales_len);
+
+/*
+ * lrq_tile_free -- release a tile (not its sections, which were borrowed).
+ * NULL is accepted and ignored.  Thread safety: no other call may use the
+ * tile during or after this one.
+ */
+void lrq_tile_free(lrq_tile *t);
+
+/* Flags of lrq_tile_product(). */
+/* Compute y = A^T x instead of y = A x. */
+#define LRQ_PRODUCT_TRANSPOSE 1u
+/* Opt-in fast paths (y = A x only): see "Fast paths" below. */
+#define LRQ_PRODUCT_INT16 2u
+#define LRQ_PRODUCT_INT8 4u
+
+/*
+ * lrq_tile_product -- Y = A X, or Y = A^T X, for a batch of vectors.
+ *
+ * t:        the tile (m x n).
+ * flags:    0 (exact binary32, the default), or an OR of
+ *           LRQ_PRODUCT_TRANSPOSE and at most one of LRQ_PRODUCT_INT16 and
+ *           LRQ_PRODUCT_INT8 (not both, and not with TRANSPOSE).
+ * nvec:     the number of vectors; 0 does nothing.
+ * x:        the inputs.  Element i of vector j is
+ *           x[j * x_vstride + i * x_estride], for i < n (or m with
+ *           TRANSPOSE).  Strides are in floats and may be any value
+ *           (negative, zero for a broadcast), so a NumPy array is used in
+ *           place whatever its memory order.
+ * y:        the outputs, element i of vector j at
+ *           y[j * y_vstride + i * y_estride], i < m (or n with TRANSPOSE);
+ *           every output element is written.  y must not overlap x.
+ *
+ * Each vector's result does not depend on the other vectors in the batch:
+ * column j of Y is bit-identical to the product with vector j alone.
+ *
+ * Returns LRQ_OK, or
+ *   LRQ_ERR_ARGUMENT  t is NULL, flags are unknown or combined as above, or
+ *                     x or y is NULL while needed;
+ *   LRQ_ERR_MEMORY    scratch memory could not be allocated.
+ * Scratch memory is proportional to the vectors (about 20 bytes per
+ * element of the input and of the inner width w or r, 4 per element of
+ * the output), never to the tile's data; it is kept between calls while it
+ * is at most 64 MiB.  Products with less than 32 KiB of sections run on the
+ * calling thread alone (handing work to a second thread costs more).
+ *
+ * Thread safety: safe; calls may share t but not y.
+ *
+ * Fast paths.  LRQ_PRODUCT_INT16 and LRQ_PRODUCT_INT8 replace the binary32
+ * tables of the sign kernels by integer tables: the input vector of each
+ * bit-plane factor (x, then the inner vector v) is cut into blocks of 256
+ * elements, and every partial sum of 4 consecutive inputs with signs
+ * (+-v_a +- v_b +- v_c +- v_d) is rounded to a multiple of the block's step
+ * d = M / L, where M is the block's largest |v_a| + |v_b| + |v_c| + |v_d|
+ * over its groups of 4 and L = 32767 (INT16) or 127 (INT8).  The sums of
+ * table entries are then exact integers.  Factors stored as byte codes
+ * (lplr, 5..8 bits) are always computed exactly.  Error, for one factor
+ * F with per-entry magnitudes |F[i,k]| <= a_i on the sign planes:
+ *
+ *   |(F v)_i computed - (F v)_i exact| <= sum over 4-groups g of
+ *        A_{i,g} * d_{block(g)} / 2        (+ binary32 rounding),
+ *
+ * with A_{i,g} = 1 for a signcut sign matrix and
+ * |sigma| * scale[i][g] * (2^b - 1) / 2 for an lplr factor of b bit-planes.
+ * For a whole signcut product the error of u = T^T x carries through
+ * c and S: |dy_i| <= sum_k |c_k| |du_k| + (the bound above for S and
+ * v = c o u).  In practice, for Gaussian inputs the relative error
+ * ||dy|| / ||y|| is about 3e-5 with INT16 and about 1e-2 with INT8; the
+ * bound and these figures are checked by tests/test_kernels.py.  The fast
+ * paths are as deterministic as the exact one (identical bits on every
+ * path and thread count).
+ */
+int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
+                     const float *x, int64_t x_vstride, int64_t x_estride,
+                     float *y, int64_t y_vstride, int64_t y_estride);
+
+/*
+ * lrq_tile_decode -- the dense tile, in binary32.
+ *
+ * out: m rows of n floats, row i starting at out + i * ld (so a tile can be
+ *      written straight into a larger row-major array).  Must not overlap
+ *      the sections.
+ * ld:  the row stride in floats, >= n.
+ *
+ * The same arithmetic as the products: column j is bit for bit the product
+ * A e_j of lrq_tile_product() (the first factor's column is read from its
+ * bits, the second factor runs the forward kernel).
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT (t NULL, ld < n, out NULL for a
+ * non-empty tile) or LRQ_ERR_MEMORY.  Thread safety: safe.
+ */
+int lrq_tile_decode(const lrq_tile *t, float *out, uint64_t ld);
 
 /* ------------------------------------------------------------------------ */
 /* Encoders: signed cuts                                                    */

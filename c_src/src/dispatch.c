@@ -6,6 +6,10 @@
 #include "lrq.h"
 #include "lrq_internal.h"
 
+#if LRQ_X86
+#include <cpuid.h>
+#endif
+
 /* Indexed by lrq_isa; these strings are also what LRQ_FORCE_ISA accepts. */
 static const char *const isa_names[] = {"scalar", "sse4.2", "avx2", "avx512"};
 #define ISA_COUNT (sizeof isa_names / sizeof isa_names[0])
@@ -14,7 +18,21 @@ static const char *const isa_names[] = {"scalar", "sse4.2", "avx2", "avx512"};
  * gives the happens-before edge, so readers need no atomics and there is no
  * benign race for a sanitizer to flag. */
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
-static lrq_isa active_isa = LRQ_ISA_SCALAR;
+static lrq_isa best_isa = LRQ_ISA_SCALAR;
+static lrq_isa startup_isa = LRQ_ISA_SCALAR;
+/* Changed later only by lrq_isa_set(), hence atomic accesses; every path
+ * gives the same results, so a reader seeing either value is fine. */
+static int active_isa = LRQ_ISA_SCALAR;
+
+#if LRQ_X86
+/* F16C (CPUID leaf 1, ECX bit 29) by hand: not every compiler's
+ * __builtin_cpu_supports knows its name. */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1u);
+}
+#endif
 
 static lrq_isa best_supported(void)
 {
@@ -24,12 +42,18 @@ static lrq_isa best_supported(void)
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("sse4.2"))
         return LRQ_ISA_SCALAR;
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !has_f16c())
         return LRQ_ISA_SSE42;
+    /* The kernels' AVX-512 path uses byte permutes (VBMI), dot products of
+     * bytes (VNNI) and GF(2) affine bit transposes (GFNI) besides the core
+     * subsets: all present together from Ice Lake and Zen 4 on. */
     if (!__builtin_cpu_supports("avx512f") ||
         !__builtin_cpu_supports("avx512bw") ||
         !__builtin_cpu_supports("avx512dq") ||
-        !__builtin_cpu_supports("avx512vl"))
+        !__builtin_cpu_supports("avx512vl") ||
+        !__builtin_cpu_supports("avx512vbmi") ||
+        !__builtin_cpu_supports("avx512vnni") ||
+        !__builtin_cpu_supports("gfni"))
         return LRQ_ISA_AVX2;
     return LRQ_ISA_AVX512;
 #else
@@ -37,30 +61,45 @@ static lrq_isa best_supported(void)
 #endif
 }
 
+/* The path a name asks for, capped at what the CPU supports, or -1. */
+static int isa_by_name(const char *const name)
+{
+    size_t i;
+    for (i = 0; i < ISA_COUNT; i++)
+        if (strcmp(name, isa_names[i]) == 0)
+            /* Never run instructions the CPU lacks: a forced level above
+             * what is supported degrades to the best supported one. */
+            return (lrq_isa)i < best_isa ? (int)i : (int)best_isa;
+    return -1;
+}
+
 static void probe(void)
 {
-    const lrq_isa best = best_supported();
     const char *const forced = getenv("LRQ_FORCE_ISA");
-    lrq_isa chosen = best;
+    int chosen;
 
-    if (forced != NULL) {
-        size_t i;
-        for (i = 0; i < ISA_COUNT; i++) {
-            if (strcmp(forced, isa_names[i]) == 0) {
-                /* Never run instructions the CPU lacks: a forced level above
-                 * what is supported degrades to the best supported one. */
-                chosen = (lrq_isa)i < best ? (lrq_isa)i : best;
-                break;
-            }
-        }
-    }
-    active_isa = chosen;
+    best_isa = best_supported();
+    chosen = forced != NULL ? isa_by_name(forced) : -1;
+    startup_isa = chosen >= 0 ? (lrq_isa)chosen : best_isa;
+    __atomic_store_n(&active_isa, (int)startup_isa, __ATOMIC_RELAXED);
 }
 
 lrq_isa lrq_isa_active(void)
 {
     (void)pthread_once(&probe_once, probe);
-    return active_isa;
+    return (lrq_isa)__atomic_load_n(&active_isa, __ATOMIC_RELAXED);
+}
+
+int lrq_isa_set(const char *const name)
+{
+    int chosen;
+
+    (void)pthread_once(&probe_once, probe);
+    chosen = name == NULL ? (int)startup_isa : isa_by_name(name);
+    if (chosen < 0)
+        return LRQ_ERR_ARGUMENT;
+    __atomic_store_n(&active_isa, chosen, __ATOMIC_RELAXED);
+    return LRQ_OK;
 }
 
 const char *lrq_isa_name(void)

@@ -34,13 +34,28 @@ FORMAT_VERSION = (FORMAT_MAJOR, FORMAT_MINOR)
 
 
 def build_info() -> dict:
-    """How this copy of lrq was built and which kernel path is active."""
+    """How this copy of lrq was built, which kernel path is active, how many threads."""
     return {
         "version": __version__,
         "library_version_number": _native.version_number(),
         "format_version": f"{FORMAT_MAJOR}.{FORMAT_MINOR}",
         "isa": _native.isa_name(),
+        "threads": _native.threads(),
     }
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for products and decoding (default 2, or ``LRQ_NUM_THREADS``).
+
+    Work is split statically over output rows, so results are the same bits
+    for every thread count.
+    """
+    _native.set_threads(n)
+
+
+def get_num_threads() -> int:
+    """Threads products and decoding use (see :func:`set_num_threads`)."""
+    return _native.threads()
 
 
 __all__ = [
@@ -52,6 +67,8 @@ __all__ = [
     "open",
     "signcut_from_factors",
     "build_info",
+    "set_num_threads",
+    "get_num_threads",
     "Matrix",
     "File",
     "LrqError",

@@ -59,9 +59,34 @@ def isa_name() -> str:
     """The instruction-set path in use: "scalar", "sse4.2", "avx2" or "avx512".
 
     Chosen once per process from the CPU and the ``LRQ_FORCE_ISA`` environment
-    variable; it never changes results, only speed.
+    variable (or later by :func:`set_isa`); it never changes results, only speed.
     """
     return ffi.string(lib.lrq_isa_name()).decode("ascii")
+
+
+def set_isa(name) -> str:
+    """Use the path ``name`` from now on (capped at what the CPU supports).
+
+    ``None`` goes back to the path chosen at start-up.  Returns the path now
+    active.  Every path computes the same bits, so this is for tests and
+    benchmarks.
+    """
+    if name is not None and not isinstance(name, str):
+        raise ArgumentError(f"name must be a string or None, not {type(name).__name__}")
+    _check(lib.lrq_isa_set(ffi.NULL if name is None else name.encode("ascii")), "lrq_isa_set",
+           f"{name!r} is not one of scalar, sse4.2, avx2, avx512")
+    return isa_name()
+
+
+def threads() -> int:
+    """The number of threads products and decoding use."""
+    return int(lib.lrq_threads_get())
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` threads (1 .. LRQ_THREADS_MAX) from now on; results do not change."""
+    n = _integer(n, "n", 1, int(lib.LRQ_THREADS_MAX))
+    _check(lib.lrq_threads_set(n), "lrq_threads_set")
 
 
 def error_name(code: int) -> str:
@@ -77,6 +102,15 @@ def _check(rc: int, func: str, detail: str = "") -> None:
         return
     exc = _EXCEPTIONS.get(rc, LrqError)
     raise exc(f"{func}: {error_name(rc)}" + (f": {detail}" if detail else ""))
+
+
+def _check_file(rc: int, func: str, detail) -> None:
+    """Raise for a container call; the C message (it leads with the spec rule
+    that failed, "[SEC-3] ...") is the whole text when there is one."""
+    if rc == lib.LRQ_OK:
+        return
+    text = ffi.string(detail).decode("utf-8", "replace")
+    raise _EXCEPTIONS.get(rc, LrqError)(text or f"{func}: {error_name(rc)}")
 
 
 def _integer(value, name: str, low: int, high: int) -> int:
@@ -213,10 +247,258 @@ def unpack_signs_f32(buf, rows: int, k: int, panel: int) -> np.ndarray:
     return out
 
 
+def _name(table, code: int) -> str:
+    return ffi.string(table(code)).decode("ascii")
+
+
+class ContainerFile:
+    """A `.lrq` file parsed and validated by the C core (``lrq_file``).
+
+    ``data`` is any C-contiguous bytes-like object holding the whole file (a
+    ``bytes`` or a read-only ``mmap``); it is borrowed, never copied, and kept
+    alive by this object.  Opening checks the preamble, the header and the
+    placement of every section; with ``verify="checksums"`` or
+    ``verify="content"`` every section's CRC (and content rules) too, all
+    checksums before any content.  Otherwise :meth:`section` checks each
+    section the first time it is asked for, once.
+
+    Everything returned is plain Python data; errors are the
+    :mod:`lrq.errors` classes with the C message, which names the rule.
+    """
+
+    _FLAGS = {"none": 0, "checksums": lib.LRQ_FILE_VERIFY_CHECKSUMS, "content": lib.LRQ_FILE_VERIFY_CONTENT}
+
+    def __init__(self, data, verify: str = "none"):
+        if verify not in self._FLAGS:
+            raise ArgumentError(f"verify must be one of {', '.join(self._FLAGS)}, not {verify!r}")
+        self._buf = _borrow(data, "data")
+        self._view = memoryview(data).cast("B")
+        out = ffi.new("lrq_file **")
+        detail = ffi.new("char[]", lib.LRQ_DETAIL_SIZE)
+        rc = lib.lrq_file_open_buffer(self._buf, len(self._buf), self._FLAGS[verify], out, detail, len(detail))
+        _check_file(rc, "lrq_file_open_buffer", detail)
+        self._handle = ffi.gc(out[0], lib.lrq_file_free)
+        self._info = ffi.new("lrq_file_info *")
+        _check(lib.lrq_file_get_info(self._handle, self._info), "lrq_file_get_info")
+        self._tensor = ffi.new("lrq_tensor_info *")
+        self._tile = ffi.new("lrq_tile_info *")
+
+    @property
+    def minor(self) -> int:
+        return int(self._info.format_minor)
+
+    @property
+    def features(self) -> tuple[int, int]:
+        """(required, optional) feature flags of the preamble."""
+        return int(self._info.required_features), int(self._info.optional_features)
+
+    def __len__(self) -> int:
+        return int(self._info.tensor_count)
+
+    def metadata(self) -> dict:
+        """The "metadata" map, str -> str, in file order."""
+        key, key_len = ffi.new("const char **"), ffi.new("size_t *")
+        value, value_len = ffi.new("const char **"), ffi.new("size_t *")
+        out = {}
+        for i in range(int(self._info.metadata_count)):
+            _check(lib.lrq_file_metadata(self._handle, i, key, key_len, value, value_len), "lrq_file_metadata")
+            out[ffi.unpack(key[0], key_len[0]).decode("utf-8")] = ffi.unpack(value[0], value_len[0]).decode("utf-8")
+        return out
+
+    def tensor(self, index: int) -> dict:
+        """What the header says about tensor ``index``.
+
+        Keys: name, shape, tile_shape, dtype (its name), panel, tile_count,
+        rel_error (float or None), encoder (the msgpack bytes of the
+        "encoder" map, or None).
+        """
+        t = self._tensor
+        _check(lib.lrq_file_tensor(self._handle, index, t), "lrq_file_tensor")
+        ndim = t.ndim
+        return {
+            "name": ffi.unpack(t.name, t.name_len).decode("utf-8"),
+            "shape": tuple(t.shape[0:ndim]),
+            "tile_shape": tuple(t.tile_shape[0:ndim]),
+            "dtype": _name(lib.lrq_dtype_name, t.dtype),
+            "panel": int(t.panel),
+            "tile_count": int(t.tile_count),
+            "rel_error": float(t.rel_error) if t.has_rel_error else None,
+            "encoder": ffi.unpack(ffi.cast("char *", t.encoder), t.encoder_len) if t.encoder_len else None,
+        }
+
+    def tile(self, tensor: int, index: int) -> dict:
+        """Tile ``index`` of ``tensor``: scheme, origin, shape, params (the
+        header keys of its scheme) and sections [(kind, offset, length, crc)]."""
+        t = self._tile
+        _check(lib.lrq_file_tile(self._handle, tensor, index, t), "lrq_file_tile")
+        scheme = _name(lib.lrq_scheme_name, t.scheme)
+        if scheme == "dense":
+            params = {"storage": _name(lib.lrq_dtype_name, t.storage)}
+        elif scheme == "signcut":
+            params = {"width": int(t.width)}
+        else:
+            params = {"rank": int(t.rank), "bits_l": int(t.bits_l), "bits_r": int(t.bits_r),
+                      "group": int(t.group), "scale_l": float(t.scale_l), "scale_r": float(t.scale_r)}
+        sections = [
+            (_name(lib.lrq_section_kind_name, t.section_kind[s]), int(t.section_offset[s]),
+             int(t.section_length[s]), int(t.section_crc32c[s]))
+            for s in range(t.section_count)
+        ]
+        ndim = t.ndim
+        return {"scheme": scheme, "origin": tuple(t.origin[0:ndim]), "shape": tuple(t.shape[0:ndim]),
+                "params": params, "sections": sections}
+
+    def view(self, offset: int, length: int) -> memoryview:
+        """Bytes [offset, offset + length) of the file, unchecked (for copying)."""
+        return self._view[offset : offset + length]
+
+    def section(self, tensor: int, tile: int, index: int) -> memoryview:
+        """A section's bytes, its CRC-32C and content rules verified first
+        (once per section; later calls return at once)."""
+        data, length = ffi.new("const void **"), ffi.new("uint64_t *")
+        detail = ffi.new("char[]", lib.LRQ_DETAIL_SIZE)
+        rc = lib.lrq_file_section(self._handle, tensor, tile, index, data, length, detail, len(detail))
+        _check_file(rc, "lrq_file_section", detail)
+        offset = int(ffi.cast("uintptr_t", data[0])) - int(ffi.cast("uintptr_t", self._buf))
+        return self._view[offset : offset + int(length[0])]
+
+    def verify(self, content: bool = True) -> None:
+        """Check every section now (checksums, then content rules)."""
+        detail = ffi.new("char[]", lib.LRQ_DETAIL_SIZE)
+        flags = lib.LRQ_FILE_VERIFY_CONTENT if content else lib.LRQ_FILE_VERIFY_CHECKSUMS
+        _check_file(lib.lrq_file_verify(self._handle, flags, detail, len(detail)), "lrq_file_verify", detail)
+
+# ----------------------------------------------------------------- tiles
+
+_PRECISIONS = {"float32": 0, "int16": lib.LRQ_PRODUCT_INT16, "int8": lib.LRQ_PRODUCT_INT8}
+
+
+def _float_view(a: np.ndarray, writable: bool):
+    """A cffi float pointer to a float32 array with non-negative strides, no copy.
+
+    The C call takes the strides separately, so the buffer handed to
+    ``ffi.from_buffer`` only has to start at the first element and cover the
+    memory the array touches: the array itself when it is contiguous (its
+    transpose when Fortran-ordered), else that span viewed as 1-D.
+    """
+    if a.size == 0:
+        return ffi.NULL
+    if a.flags.c_contiguous:
+        return ffi.from_buffer("float[]", a, require_writable=writable)
+    if a.flags.f_contiguous:
+        return ffi.from_buffer("float[]", a.T, require_writable=writable)
+    span = sum((n - 1) * st for n, st in zip(a.shape, a.strides)) // 4 + 1
+    flat = np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(4,), writeable=writable)
+    return ffi.from_buffer("float[]", flat, require_writable=writable)
+
+
+class Tile:
+    """A signcut or lplr tile on the C core (``lrq_tile``), over borrowed bytes.
+
+    The handle reads the section buffers in place -- bytes, or memoryviews of
+    a memory-mapped file -- and this object keeps them alive.  Creation checks
+    the value rules of the format (padding, coefficients, scales, codes); the
+    section CRCs are the caller's to check first.
+    """
+
+    __slots__ = ("_handle", "_keep", "shape", "scheme")
+
+    def __init__(self, handle, keep, shape, scheme):
+        self._handle = handle
+        self._keep = keep
+        self.shape = shape
+        self.scheme = scheme
+
+    def product(self, x: np.ndarray, *, transpose: bool = False, precision: str = "float32",
+                out: np.ndarray = None) -> np.ndarray:
+        """A @ x (or A.T @ x) for x of shape (k,) or (k, nvec), any strides.
+
+        float32 in, float32 out; ``out`` (same shape rules) is written in
+        place when given.  ``precision`` "int16" / "int8" selects the fast
+        paths of lrq.h (A @ x only).
+        """
+        m, n = self.shape
+        k_in, k_out = (m, n) if transpose else (n, m)
+        if precision not in _PRECISIONS:
+            raise ArgumentError(f"precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
+        if transpose and precision != "float32":
+            raise ArgumentError("the int16 / int8 fast paths compute A @ x only, not A.T @ x")
+        if x.dtype != np.float32 or x.ndim not in (1, 2) or x.shape[0] != k_in:
+            raise ArgumentError(f"internal: float32 input of {k_in} rows expected, got {x.dtype} {x.shape}")
+        if any(s < 0 for s in x.strides):
+            x = np.ascontiguousarray(x)
+        nvec = 1 if x.ndim == 1 else x.shape[1]
+        if out is None:
+            out = _allocate((k_out,) if x.ndim == 1 else (k_out, nvec), np.float32)
+        if out.shape != ((k_out,) if x.ndim == 1 else (k_out, nvec)) or any(s < 0 for s in out.strides):
+            raise ArgumentError("internal: output array of the wrong shape or strides")
+        xe = x.strides[0] // 4
+        xv = x.strides[1] // 4 if x.ndim == 2 else 0
+        ye = out.strides[0] // 4
+        yv = out.strides[1] // 4 if out.ndim == 2 else 0
+        flags = _PRECISIONS[precision] | (lib.LRQ_PRODUCT_TRANSPOSE if transpose else 0)
+        _check(lib.lrq_tile_product(self._handle, flags, nvec, _float_view(x, False), xv, xe,
+                                    _float_view(out, True), yv, ye), "lrq_tile_product")
+        return out
+
+    def decode(self, out: np.ndarray = None) -> np.ndarray:
+        """The dense tile as float32; ``out`` may be a row-major view with unit column stride."""
+        m, n = self.shape
+        if out is None:
+            out = _allocate((m, n), np.float32)
+        if out.dtype != np.float32 or out.shape != (m, n) or (m and n and (out.strides[1] != 4 or out.strides[0] % 4 or out.strides[0] < 0)):
+            raise ArgumentError("internal: decode needs a float32 (m, n) array with unit column stride")
+        ld = out.strides[0] // 4 if m > 1 else n
+        _check(lib.lrq_tile_decode(self._handle, _float_view(out, True), ld), "lrq_tile_decode")
+        return out
+
+
+def _tile(create, args, keep, shape, scheme, what):
+    out = ffi.new("lrq_tile **")
+    rc = create(out, *args)
+    _check(rc, what, {
+        lib.LRQ_ERR_PADDING: "a padding bit or byte is not zero [LAY-1, LAY-2]",
+        lib.LRQ_ERR_FORMAT: "a coefficient, super-scale, scale or code is out of range [SC-2, LP-2, LP-3, LP-4]",
+        lib.LRQ_ERR_BUFFER_SIZE: "a section length does not match the tile's parameters",
+    }.get(rc, ""))
+    return Tile(ffi.gc(out[0], lib.lrq_tile_free), keep, shape, scheme)
+
+
+def signcut_tile(m: int, n: int, w: int, panel: int, c, tt, s) -> Tile:
+    """A signcut tile from its three sections (any C-contiguous buffers)."""
+    bufs = [_borrow(b, name) for b, name in ((c, "c"), (tt, "tt"), (s, "s"))]
+    args = (_integer(m, "m", 0, _U64_MAX), _integer(n, "n", 0, _U64_MAX), _integer(w, "w", 0, _U64_MAX),
+            _integer(panel, "panel", 0, _U64_MAX))
+    flat = [x for b in bufs for x in (b, len(b))]
+    return _tile(lib.lrq_tile_create_signcut, (*args, *flat), bufs, (m, n), "signcut", "lrq_tile_create_signcut")
+
+
+def lplr_tile(m: int, n: int, params: dict, panel: int, r_codes, r_scales, l_codes, l_scales) -> Tile:
+    """An lplr tile from its parameters (the tile map's) and four sections."""
+    names = ("r_codes", "r_scales", "l_codes", "l_scales")
+    bufs = [_borrow(b, name) for b, name in zip((r_codes, r_scales, l_codes, l_scales), names)]
+    args = (
+        _integer(m, "m", 0, _U64_MAX), _integer(n, "n", 0, _U64_MAX),
+        _integer(params["rank"], "rank", 0, _U64_MAX),
+        _integer(params["bits_l"], "bits_l", _INT_MIN, _INT_MAX), _integer(params["bits_r"], "bits_r", _INT_MIN, _INT_MAX),
+        _integer(params["group"], "group", 0, _U64_MAX),
+        float(params["scale_l"]), float(params["scale_r"]), _integer(panel, "panel", 0, _U64_MAX),
+    )
+    flat = [x for b in bufs for x in (b, len(b))]
+    return _tile(lib.lrq_tile_create_lplr, (*args, *flat), bufs, (m, n), "lplr", "lrq_tile_create_lplr")
+
+
 __all__ = [
+    "ContainerFile",
     "crc32c",
     "error_name",
     "isa_name",
+    "lplr_tile",
+    "set_isa",
+    "set_threads",
+    "signcut_tile",
+    "threads",
+    "Tile",
     "layout_size",
     "pack_interleaved",
     "unpack_interleaved",

@@ -8,12 +8,11 @@ from typing import Optional
 import numpy as np
 
 from . import _native
-from .errors import ArgumentError
+from .errors import ArgumentError, FormatError
 from .reference import container, decoder, lplr, signcut
 
-
-def _unpack_signs(buf, rows, k, panel):
-    return _native.unpack_signs_f32(buf, rows, k, panel)
+_FACTORED = ("signcut", "lplr")
+_PRECISIONS = ("float32", "int16", "int8")
 
 
 class Matrix:
@@ -21,8 +20,15 @@ class Matrix:
 
     Made by :func:`lrq.encode`, :func:`lrq.loads`, :func:`lrq.signcut_from_factors`
     or read from :func:`lrq.open`.  Nothing is decoded to dense unless you ask
-    (``lrq.decode(M)`` or ``np.asarray(M)``): products ``M @ x``, ``M.T @ y``
-    and ``M @ X`` run on the factors.
+    (``lrq.decode(M)`` or ``np.asarray(M)``): products ``M @ x``, ``M.T @ y``,
+    ``x @ M`` and ``M @ X`` run on the factors, in the C core, straight from
+    the section bytes (for a file from :func:`lrq.open`, from the mapping).
+
+    Signcut and lplr tiles are computed in float32 with the exact kernels:
+    results are the same bits on every CPU path and thread count, and within
+    1e-5 of the sum of the terms' magnitudes (spec [NUM-1]).  ``matvec`` and
+    ``matmat`` accept ``precision="int16"`` or ``"int8"`` for the faster
+    paths that quantize the input vector (error bounds in ``lrq.h``).
 
     Attributes
     ----------
@@ -41,6 +47,9 @@ class Matrix:
         self._record = record
         self._owner = owner  # keeps a file mapping alive while views point into it
         self._cache = {} if cache else None
+        # C tile handles: they borrow the section bytes (no copy), so they are
+        # kept even when factor copies are not (files from lrq.open).
+        self._tiles = {}
         self._nbytes: Optional[int] = None
         self.name: Optional[str] = record.name
 
@@ -121,34 +130,56 @@ class Matrix:
     def decode(self) -> np.ndarray:
         """The dense array (same as ``lrq.decode(M)``)."""
         out = np.empty(self.shape, dtype=self.dtype)
-        for tile in self._record.tiles:
+        for number, tile in enumerate(self._record.tiles):
             index = tuple(slice(o, o + s) for o, s in zip(tile.origin, tile.shape))
-            if tile.scheme == "signcut":
-                values = signcut.decode(tile, self._record.panel, _native.crc32c, _unpack_signs)
+            if tile.scheme in _FACTORED:
+                kernel = self._kernel(number, tile)
+                if out.dtype == np.float32:
+                    kernel.decode(out=out[index])
+                else:
+                    out[index] = kernel.decode()
             else:
-                values = decoder.decode_tile(tile, self._record.panel, _native.crc32c)
-            out[index] = values
+                out[index] = decoder.decode_tile(tile, self._record.panel, _native.crc32c)
         return out
 
     # -------------------------------------------------------------- products
-    def _factors(self, index: int, tile):
-        """Per-tile operands for products, cached for in-memory matrices."""
+    def _kernel(self, index: int, tile) -> "_native.Tile":
+        """The C handle of a signcut or lplr tile, made on first use.
+
+        ``tile.section`` checks each section's CRC the first time it is read;
+        the handle then checks the value rules and borrows the bytes.  When
+        the C core rejects a tile, the reference decoder runs to name the
+        exact rule that fails.
+        """
+        kernel = self._tiles.get(index)
+        if kernel is not None:
+            return kernel
+        panel = self._record.panel
+        (m, n), p = tile.shape, tile.params
+        crc = _native.crc32c
+        try:
+            if tile.scheme == "signcut":
+                kernel = _native.signcut_tile(m, n, p["width"], panel, tile.section("c", crc),
+                                              tile.section("tt", crc), tile.section("s", crc))
+            else:
+                kernel = _native.lplr_tile(m, n, p, panel, *(tile.section(kind, crc) for kind in
+                                                             ("r_codes", "r_scales", "l_codes", "l_scales")))
+        except FormatError:
+            (signcut if tile.scheme == "signcut" else lplr).factors(tile, panel, crc)
+            raise
+        self._tiles[index] = kernel
+        return kernel
+
+    def _dense(self, index: int, tile):
+        """A dense tile's values for products, cached for in-memory matrices."""
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        panel = self._record.panel
-        # A float64 matrix keeps float64 operands: dequantized lplr factors
-        # and float64 dense values do not survive a round trip through float32.
+        # A float64 matrix keeps float64 values: they do not survive float32.
         kept = np.float64 if self.dtype == np.float64 else np.float32
-        if tile.scheme == "signcut":
-            ops = signcut.factors(tile, panel, _native.crc32c, _unpack_signs)
-        elif tile.scheme == "lplr":
-            left, right = lplr.factors(tile, panel, _native.crc32c)
-            ops = (left.astype(kept), right.astype(kept))
-        else:
-            ops = (decoder.decode_tile(tile, panel, _native.crc32c).astype(kept),)
+        values = decoder.decode_tile(tile, self._record.panel, _native.crc32c).astype(kept)
         if self._cache is not None:
-            self._cache[index] = ops
-        return ops
+            self._cache[index] = values
+        return values
 
     def _check_operand(self, x, axis_len: int, what: str) -> np.ndarray:
         if self.ndim != 2:
@@ -169,44 +200,80 @@ class Matrix:
         wide = x.dtype == np.float64 or self.dtype == np.float64
         return np.dtype(np.float64 if wide else np.float32)
 
-    def _product(self, x, transpose: bool) -> np.ndarray:
+    def _product(self, x, transpose: bool, precision: str = "float32") -> np.ndarray:
         m, n = self.shape
         x = self._check_operand(x, m if transpose else n, "the vector" if np.ndim(x) == 1 else "the matrix")
+        if precision not in _PRECISIONS:
+            raise ArgumentError(f"precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
+        if transpose and precision != "float32":
+            raise ArgumentError("the int16 / int8 fast paths compute M @ x only")
         ct = self._compute_dtype(x)
-        xc = x.astype(ct, copy=False)
+        tiles = self._record.tiles
+        factored = any(t.scheme in _FACTORED for t in tiles)
+        # Factorized tiles run in float32 on the C core, which reads any
+        # strides, so a float32 operand is used in place.
+        x32 = x.astype(np.float32, copy=False) if factored else None
+        if x32 is not None and x.dtype != np.float32 and not np.isfinite(x32).all():
+            raise ArgumentError("the operand holds values beyond the float32 range")
         out_rows = n if transpose else m
-        out = np.zeros((out_rows,) + x.shape[1:], dtype=ct)
-        for index, tile in enumerate(self._record.tiles):
+        whole = len(tiles) == 1 and factored and ct == np.float32  # C writes every element
+        out = (np.empty if whole else np.zeros)((out_rows,) + x.shape[1:], dtype=ct)
+        for index, tile in enumerate(tiles):
             (r0, c0), (tm, tn) = tile.origin, tile.shape
-            ops = [np.asarray(op, dtype=ct) if op.dtype != ct else op for op in self._factors(index, tile)]
-            if transpose:
-                part = xc[r0 : r0 + tm]
-                for op in ops:  # A = ops[0] @ ops[1] @ …; Aᵀy applies them first to last
-                    part = op.T @ part if op.ndim == 2 else (op[:, None] * part if part.ndim == 2 else op * part)
-                out[c0 : c0 + tn] += part
+            src, dst = (slice(r0, r0 + tm), slice(c0, c0 + tn)) if transpose else (slice(c0, c0 + tn), slice(r0, r0 + tm))
+            if tile.scheme in _FACTORED:
+                kernel = self._kernel(index, tile)
+                if whole:
+                    kernel.product(x32[src], transpose=transpose, precision=precision, out=out[dst])
+                else:
+                    out[dst] += kernel.product(x32[src], transpose=transpose, precision=precision)
             else:
-                part = xc[c0 : c0 + tn]
-                for op in reversed(ops):
-                    part = op @ part if op.ndim == 2 else (op[:, None] * part if part.ndim == 2 else op * part)
-                out[r0 : r0 + tm] += part
+                values = self._dense(index, tile)
+                values = values.astype(ct) if values.dtype != ct else values
+                out[dst] += (values.T if transpose else values) @ x[src].astype(ct, copy=False)
         return out
 
-    def matvec(self, x) -> np.ndarray:
-        """y = A x for a vector x (or A X for a matrix X with one column per vector)."""
-        return self._product(x, transpose=False)
+    def matvec(self, x, precision: str = "float32") -> np.ndarray:
+        """y = A x for a vector x (or A X for a matrix X with one column per vector).
+
+        ``precision="int16"`` or ``"int8"`` quantizes the input of each
+        bit-plane factor to integer tables: faster, with the error bounds
+        documented in ``lrq.h`` (about 3e-5 and 1e-2 relative for Gaussian x).
+        """
+        return self._product(x, transpose=False, precision=precision)
 
     def rmatvec(self, y) -> np.ndarray:
         """x = Aᵀ y."""
         return self._product(y, transpose=True)
 
-    def matmat(self, x) -> np.ndarray:
-        return self._product(x, transpose=False)
+    def matmat(self, x, precision: str = "float32") -> np.ndarray:
+        """Y = A X for X of shape (n, k); column j equals ``matvec(X[:, j])`` bit for bit."""
+        return self._product(x, transpose=False, precision=precision)
+
+    def rmatmat(self, y) -> np.ndarray:
+        """Aᵀ Y for Y of shape (m, k)."""
+        return self._product(y, transpose=True)
+
+    def aslinearoperator(self):
+        """This matrix as a ``scipy.sparse.linalg.LinearOperator`` (needs scipy).
+
+        ``scipy.sparse.linalg.aslinearoperator(M)`` works as well; this one
+        also hands scipy the batched ``matmat``.
+        """
+        try:
+            from scipy.sparse.linalg import LinearOperator
+        except ImportError:
+            raise ImportError("Matrix.aslinearoperator needs scipy (pip install scipy)") from None
+        if self.ndim != 2:
+            raise ArgumentError(f"a linear operator needs a 2-D matrix; this one has shape {self.shape}")
+        return LinearOperator(self.shape, matvec=self.matvec, rmatvec=self.rmatvec, matmat=self.matmat,
+                              rmatmat=self.rmatmat, dtype=self.dtype)
 
     def __matmul__(self, x):
         return self._product(x, transpose=False)
 
     def __rmatmul__(self, x):
-        # x @ A = (Aᵀ xᵀ)ᵀ
+        # x @ A = (Aᵀ xᵀ)ᵀ; the transposed view is passed by its strides, not copied.
         x = np.asarray(x)
         return self._product(x.T, transpose=True).T
 

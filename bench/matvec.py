@@ -1,0 +1,136 @@
+"""Matrix-vector products on compressed 4096 x 4096 matrices against NumPy dense.
+
+    python bench/matvec.py [--size 4096] [--reps 60] [--quick]
+
+For signcut at 2, 4 and 8 bits per entry (w = 4096, 8192, 16384 cuts) and
+lplr at the same budgets (rank 2048 with 2-, 4- and 8-bit codes; the 8-bit
+one exercises the byte-code kernels), prints:
+
+  - lrq ``M @ x`` time (exact float32 path), NumPy float32 dense ``A @ x``
+    time measured in the same run, their ratio, and the throughput in GB/s
+    of the compressed bytes the product reads;
+  - the same product with the matrix taken from a file opened with
+    ``lrq.open`` (memory-mapped), and its ratio to the in-memory time;
+  - ``lrq.decode`` time;
+  - the opt-in int16 / int8 fast paths: time and relative error.
+
+Timings are medians over ``--reps`` runs after warm-up, with lrq and NumPy
+runs interleaved so that a change of machine load hits both.  The factors
+are random (signcut: random signs through ``lrq.signcut_from_factors``; the
+NumPy encoder would take hours at w = 16384; lplr: random codes and scales
+through the reference writer).  Speed does not depend on the values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import lrq
+from lrq import _native
+from lrq.matrix import Matrix
+from lrq.reference import container, lplr
+
+
+def signcut(size: int, width: int, rng) -> Matrix:
+    S = np.where(rng.integers(0, 2, (size, width), dtype=np.int8) == 1, -1, 1).astype(np.int8)
+    T = np.where(rng.integers(0, 2, (size, width), dtype=np.int8) == 1, -1, 1).astype(np.int8)
+    c = (rng.standard_normal(width) / width).astype(np.float32)
+    return lrq.signcut_from_factors(S, T, c)
+
+
+def lplr_tile(size: int, rank: int, bits: int, rng, group: int = 128) -> Matrix:
+    codes = [rng.integers(0, 2**bits, shape, dtype=np.uint8) for shape in ((size, rank), (rank, size))]
+    scales = [rng.uniform(0.5, 1.0, (rows, -(-k // group))).astype(np.float16) for rows, k in ((size, rank), (rank, size))]
+    left, right = (codes[0], scales[0], 1.0 / rank), (codes[1], scales[1], 1.0)
+    params, raw = lplr.params_and_sections(rank, bits, bits, group, left, right, container.DEFAULT_PANEL,
+                                           pack=_native.pack_interleaved)
+    sections = {kind: container.make_section(kind, data, _native.crc32c) for kind, data in raw.items()}
+    tile = container.TileRecord((0, 0), (size, size), "lplr", params, sections)
+    return Matrix(container.TensorRecord("lplr", (size, size), "float32", (size, size), container.DEFAULT_PANEL, [tile]))
+
+
+def section_bytes(m: Matrix) -> int:
+    return sum(s.length for t in m._record.tiles for s in t.sections.values())
+
+
+def interleaved_medians(fns, reps: int, warmup: int = 5):
+    """Median seconds of each function, run in turn so load changes hit all alike."""
+    for f in fns:
+        for _ in range(warmup):
+            f()
+    times = [[] for _ in fns]
+    for _ in range(reps):
+        for f, ts in zip(fns, times):
+            start = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - start)
+    return [statistics.median(ts) for ts in times]
+
+
+def rel(a, b) -> float:
+    return float(np.linalg.norm(a.astype(np.float64) - b) / np.linalg.norm(b))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--reps", type=int, default=60)
+    parser.add_argument("--quick", action="store_true", help="1024 x 1024, fewer repetitions")
+    args = parser.parse_args()
+    size, reps = (1024, 20) if args.quick else (args.size, args.reps)
+
+    info = lrq.build_info()
+    print(f"lrq {info['version']}: kernels {info['isa']}, {info['threads']} threads; "
+          f"numpy {np.__version__}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} at start")
+    rng = np.random.default_rng(0)
+    dense = rng.standard_normal((size, size)).astype(np.float32)
+    x = rng.standard_normal(size).astype(np.float32)
+    cases = []
+    for bits in (2, 4, 8):
+        cases.append((f"signcut w={bits * size // 2}", signcut(size, bits * size // 2, rng)))
+    for bits in (2, 4, 8):
+        cases.append((f"lplr r={size // 2} b={bits}", lplr_tile(size, size // 2, bits, rng)))
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "bench.lrq")
+        lrq.save(path, {name: m for name, m in cases})
+        with lrq.open(path) as f:
+            rows = []
+            for name, m in cases:
+                mf = f[name]
+                assert np.array_equal(mf @ x, m @ x)  # also verifies the file's CRCs once
+                t_lrq, t_np, t_file = interleaved_medians([lambda: m @ x, lambda: dense @ x, lambda: mf @ x], reps)
+                t_i16, t_i8 = interleaved_medians([lambda: m.matvec(x, precision="int16"),
+                                                   lambda: m.matvec(x, precision="int8")], reps)
+                exact = m @ x
+                start = time.perf_counter()
+                lrq.decode(m)
+                t_dec = time.perf_counter() - start
+                nbytes = section_bytes(m)
+                rows.append((name, f"{8 * m.nbytes / m.size:.2f}", f"{t_lrq * 1e3:.3f}", f"{t_np * 1e3:.3f}",
+                             f"{t_np / t_lrq:.2f}x", f"{nbytes / t_lrq / 1e9:.1f}", f"{t_file * 1e3:.3f}",
+                             f"{t_file / t_lrq:.2f}", f"{t_dec:.2f}",
+                             f"{t_i16 * 1e3:.3f} ({rel(m.matvec(x, precision='int16'), exact):.0e})",
+                             f"{t_i8 * 1e3:.3f} ({rel(m.matvec(x, precision='int8'), exact):.0e})"))
+    header = ("matrix", "bits/entry", "lrq ms", "numpy ms", "speed-up", "GB/s", "file ms", "file/mem",
+              "decode s", "int16 ms (rel err)", "int8 ms (rel err)")
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    print(f"\n{size} x {size}, y = M @ x, float32; numpy dense float32 A @ x measured in the same run\n")
+    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
+    print(f"\nload average {os.getloadavg()[0]:.2f} at end (the machine is shared: compare ratios, "
+          "rerun when the load is low)")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
