@@ -14,8 +14,10 @@ one exercises the byte-code kernels), prints:
   - ``lrq.decode`` time;
   - the opt-in int16 / int8 fast paths: time and relative error.
 
-Timings are medians over ``--reps`` runs after warm-up, with lrq and NumPy
-runs interleaved so that a change of machine load hits both.  The factors
+Timings are medians over ``--reps`` runs after warm-up, in alternating blocks
+of lrq and NumPy runs so that a change of machine load hits both (with a
+pause between blocks: OpenBLAS's threads spin after a product and would
+otherwise take a core from the next block).  The factors
 are random (signcut: random signs through ``lrq.signcut_from_factors``; the
 NumPy encoder would take hours at w = 16384; lplr: random codes and scales
 through the reference writer).  Speed does not depend on the values.
@@ -60,17 +62,25 @@ def section_bytes(m: Matrix) -> int:
     return sum(s.length for t in m._record.tiles for s in t.sections.values())
 
 
-def interleaved_medians(fns, reps: int, warmup: int = 5):
-    """Median seconds of each function, run in turn so load changes hit all alike."""
-    for f in fns:
-        for _ in range(warmup):
-            f()
+def interleaved_medians(fns, reps: int, rounds: int = 5):
+    """Median seconds of each function over ``reps`` calls, in alternating blocks.
+
+    The blocks alternate (f1 block, f2 block, f1 block, ...) so that a change
+    of machine load hits every function alike.  Each block is preceded by a
+    pause of 0.3 s and two warm-up calls: OpenBLAS's worker threads keep
+    spinning for a while after a NumPy product, and a block timed during
+    that spin would run with one core fewer.
+    """
     times = [[] for _ in fns]
-    for _ in range(reps):
+    per_block = max(1, reps // rounds)
+    for _ in range(rounds):
         for f, ts in zip(fns, times):
-            start = time.perf_counter()
-            f()
-            ts.append(time.perf_counter() - start)
+            time.sleep(0.3)
+            f(), f()
+            for _ in range(per_block):
+                start = time.perf_counter()
+                f()
+                ts.append(time.perf_counter() - start)
     return [statistics.median(ts) for ts in times]
 
 
@@ -83,7 +93,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--reps", type=int, default=60)
     parser.add_argument("--quick", action="store_true", help="1024 x 1024, fewer repetitions")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="lrq threads (default: lrq's own, 2); NumPy's follow OPENBLAS_NUM_THREADS")
     args = parser.parse_args()
+    if args.threads is not None:
+        lrq.set_num_threads(args.threads)
     size, reps = (1024, 20) if args.quick else (args.size, args.reps)
 
     info = lrq.build_info()

@@ -846,7 +846,7 @@ void lrq_tile_free(lrq_tile *t);
  * For a whole signcut product the error of u = T^T x carries through
  * c and S: |dy_i| <= sum_k |c_k| |du_k| + (the bound above for S and
  * v = c o u).  In practice, for Gaussian inputs the relative error
- * ||dy|| / ||y|| is about 3e-5 with INT16 and about 1e-2 with INT8; the
+ * ||dy|| / ||y|| is about 4e-5 with INT16 and about 1e-2 with INT8; the
  * bound and these figures are checked by tests/test_kernels.py.  The fast
  * paths are as deterministic as the exact one (identical bits on every
  * path and thread count).

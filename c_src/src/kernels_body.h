@@ -31,8 +31,12 @@ static inline size_t min_sz(const size_t a, const size_t b)
 }
 
 /* Inlined into callers whose plane count is a constant, so the Horner loop
- * and the per-plane offsets unroll away. */
+ * and the per-plane offsets unroll away.  The scalar file leaves inlining to
+ * the compiler: forced, its 16-lane loops grow into functions that take
+ * minutes to compile with sanitizers, for speed nobody needs there. */
+#ifndef ALWAYS_INLINE
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+#endif
 
 /* The chunk sum of one plane of one tile (kernels.h, "Sign matrix"). */
 ALWAYS_INLINE vf chunk_sum(const vt t0, const vt t1, const vt t2, const vt t3, const vi w)

@@ -8,6 +8,7 @@
 #include "kernels.h"
 
 #define LRQ_KERNEL_ISA scalar
+#define ALWAYS_INLINE static
 
 typedef struct {
     float v[16];

@@ -427,7 +427,7 @@ static void apply_factor(const product *p, const lrq_kmat *f, const size_t lo, c
         p->k->fwd_sign(f, lo, hi, tab, out);
 }
 
-static void forward_part(void *ctx, const int phase, const int part, const int nparts)
+static void forward_part(void *ctx, int phase, const int part, const int nparts)
 {
     product *p = ctx;
     const lrq_tile *t = p->t;
@@ -435,6 +435,8 @@ static void forward_part(void *ctx, const int phase, const int part, const int n
     const size_t tiles_a = lrq_kmat_tiles(&t->a), tiles_b = lrq_kmat_tiles(&t->b);
     size_t lo, hi, i;
 
+    if (phase >= 2 && !p->int_b)
+        phase++; /* phase 2 exists only for int tables: no barrier for nothing */
     switch (phase) {
     case 0: { /* gather x, then its tables (split by int-table blocks) */
         const size_t blocks = ka / LRQ_QBLOCK_CHUNKS + (ka % LRQ_QBLOCK_CHUNKS != 0);
@@ -607,7 +609,8 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
         if (transpose)
             lrq_parallel_run(transposed_part, &p, 3, nthreads * LRQ_PARTS_PER_THREAD, nthreads);
         else
-            lrq_parallel_run(forward_part, &p, 4, nthreads * LRQ_PARTS_PER_THREAD, nthreads);
+            lrq_parallel_run(forward_part, &p, p.int_b ? 4 : 3, nthreads * LRQ_PARTS_PER_THREAD,
+                             nthreads);
     }
     scratch_put(block, cached);
     return LRQ_OK;

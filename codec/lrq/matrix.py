@@ -238,7 +238,7 @@ class Matrix:
 
         ``precision="int16"`` or ``"int8"`` quantizes the input of each
         bit-plane factor to integer tables: faster, with the error bounds
-        documented in ``lrq.h`` (about 3e-5 and 1e-2 relative for Gaussian x).
+        documented in ``lrq.h`` (about 4e-5 and 1e-2 relative for Gaussian x).
         """
         return self._product(x, transpose=False, precision=precision)
 
