@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer harness for the container parser.
+ * libFuzzer harness for the container parser and the tile decoder.
  *
  * Build and run (clang only; not part of the test suite):
  *
@@ -18,8 +18,9 @@
  *         with the right lengths and checksum, followed by nothing: this is
  *         the mode that reaches the msgpack reader and the header rules.
  *
- * Each accepted file is walked through every accessor, and every section is
- * fetched (which runs its checksum and content checks), so the sanitizers
+ * Each accepted file is walked through every accessor, every section is
+ * fetched (which runs its checksum and content checks), and every small
+ * signcut or lplr tile is decoded by the product kernels, so the sanitizers
  * see all of the code a reader of a hostile file exercises.
  */
 #include <stdint.h>
@@ -27,6 +28,43 @@
 #include <string.h>
 
 #include "lrq.h"
+
+/* Decode a small signcut or lplr tile with the product kernels: what a
+ * reader does next with sections the parser accepted.  Large tiles are left
+ * out only to keep each fuzz iteration fast. */
+static void decode_tile(lrq_file *const f, const uint64_t t, const uint64_t k,
+                        const lrq_tile_info *const tl, const uint64_t panel)
+{
+    const void *p[LRQ_MAX_SECTIONS] = {NULL};
+    uint64_t n[LRQ_MAX_SECTIONS] = {0};
+    char detail[LRQ_DETAIL_SIZE];
+    lrq_tile *tile = NULL;
+    float *out;
+    unsigned s;
+    int rc;
+
+    if (tl->scheme == LRQ_SCHEME_DENSE || tl->shape[0] * tl->shape[1] > 65536 ||
+        tl->width > 4096 || tl->rank > 4096)
+        return;
+    for (s = 0; s < tl->section_count; s++)
+        if (lrq_file_section(f, t, k, s, &p[s], &n[s], detail, sizeof detail) != LRQ_OK)
+            return; /* a damaged section: refused before any kernel sees it */
+    if (tl->scheme == LRQ_SCHEME_SIGNCUT)
+        rc = lrq_tile_create_signcut(&tile, tl->shape[0], tl->shape[1], tl->width, panel,
+                                     p[0], (size_t)n[0], p[1], (size_t)n[1], p[2], (size_t)n[2]);
+    else
+        rc = lrq_tile_create_lplr(&tile, tl->shape[0], tl->shape[1], tl->rank, (int)tl->bits_l,
+                                  (int)tl->bits_r, tl->group, tl->scale_l, tl->scale_r, panel,
+                                  p[0], (size_t)n[0], p[1], (size_t)n[1], p[2], (size_t)n[2],
+                                  p[3], (size_t)n[3]);
+    if (rc != LRQ_OK)
+        abort(); /* the parser accepted these sections: the kernels must too */
+    out = malloc((size_t)(tl->shape[0] * tl->shape[1]) * sizeof *out + 1);
+    if (out != NULL && lrq_tile_decode(tile, out, tl->shape[1]) != LRQ_OK)
+        abort();
+    free(out);
+    lrq_tile_free(tile);
+}
 
 static void walk(lrq_file *const f)
 {
@@ -60,6 +98,7 @@ static void walk(lrq_file *const f)
                     n != tl.section_length[s])
                     abort();
             }
+            decode_tile(f, t, k, &tl, ti.panel);
         }
     }
 }
