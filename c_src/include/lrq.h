@@ -668,8 +668,11 @@ int lrq_isa_set(const char *name);
  * n - 1 worker threads, created on first use, join it.  Between calls a
  * worker spins for about 0.2 ms and then sleeps; a call that finds it asleep
  * does not wait for it -- the caller starts at once and takes over any part
- * the worker has not claimed.  Two calls from different threads at once are
- * fine: the second runs on its own thread.  Workers block all signals.
+ * the worker has not claimed.  Each call is cut into four parts per thread
+ * and any thread may run any part, so a thread the operating system
+ * deschedules (on a busy machine) holds the call up by one part at most.
+ * Two calls from different threads at once are fine: the second runs on
+ * its own thread.  Workers block all signals.
  *
  * The default is 2, or the number of CPUs online if that is 1, unless the
  * environment variable LRQ_NUM_THREADS holds an integer in
@@ -713,6 +716,10 @@ int lrq_threads_get(void);
  * in range [LP-4]).  Section CRCs are the container's business and are not
  * checked here.  A tile is immutable after creation, so one tile may serve
  * any number of threads at once.
+ *
+ * Kernels exist for the "scalar", "avx2" and "avx512" paths of
+ * lrq_isa_name(); "sse4.2" (which only speeds up CRC-32C) runs the scalar
+ * ones.
  *
  * Arithmetic.  Products and decoding are evaluated in binary32 with one
  * fixed expression tree per output element (documented in the source,
