@@ -56,6 +56,84 @@ int lrq_layout_unpack_signs_f32(const uint8_t *packed, size_t packed_len,
                                 uint64_t rows, uint64_t k, uint64_t panel,
                                 float *out);
 
+/* Reading `.lrq` files: container parsing and validation */
+#define LRQ_DETAIL_SIZE ...
+#define LRQ_MAX_NDIM ...
+#define LRQ_MAX_SECTIONS ...
+#define LRQ_FILE_VERIFY_CHECKSUMS ...
+#define LRQ_FILE_VERIFY_CONTENT ...
+
+const char *lrq_dtype_name(int dtype);
+unsigned lrq_dtype_size(int dtype);
+const char *lrq_scheme_name(int scheme);
+const char *lrq_section_kind_name(int kind);
+
+typedef struct lrq_file lrq_file;
+
+typedef struct {
+    unsigned format_major;
+    unsigned format_minor;
+    uint64_t required_features;
+    uint64_t optional_features;
+    uint64_t header_length;
+    uint64_t file_length;
+    uint64_t tensor_count;
+    uint64_t metadata_count;
+    ...;
+} lrq_file_info;
+
+typedef struct {
+    const char *name;
+    size_t name_len;
+    unsigned ndim;
+    uint64_t shape[...];
+    uint64_t tile_shape[...];
+    uint64_t grid[...];
+    int dtype;
+    uint64_t panel;
+    uint64_t tile_count;
+    int has_rel_error;
+    float rel_error;
+    const uint8_t *encoder;
+    size_t encoder_len;
+    ...;
+} lrq_tensor_info;
+
+typedef struct {
+    int scheme;
+    unsigned ndim;
+    uint64_t origin[...];
+    uint64_t shape[...];
+    int storage;
+    uint64_t width;
+    uint64_t rank;
+    unsigned bits_l;
+    unsigned bits_r;
+    uint64_t group;
+    float scale_l;
+    float scale_r;
+    unsigned section_count;
+    int section_kind[...];
+    uint64_t section_offset[...];
+    uint64_t section_length[...];
+    uint32_t section_crc32c[...];
+    ...;
+} lrq_tile_info;
+
+int lrq_file_open_buffer(const void *data, size_t size, unsigned flags, lrq_file **out,
+                         char *detail, size_t detail_size);
+void lrq_file_free(lrq_file *file);
+int lrq_file_get_info(const lrq_file *file, lrq_file_info *info);
+int lrq_file_metadata(const lrq_file *file, uint64_t index, const char **key,
+                      size_t *key_len, const char **value, size_t *value_len);
+int lrq_file_tensor(const lrq_file *file, uint64_t tensor, lrq_tensor_info *info);
+int lrq_file_find_tensor(const lrq_file *file, const char *name, size_t name_len,
+                         uint64_t *index);
+int lrq_file_tile(const lrq_file *file, uint64_t tensor, uint64_t tile, lrq_tile_info *info);
+int lrq_file_section(lrq_file *file, uint64_t tensor, uint64_t tile, unsigned section,
+                     const void **data, uint64_t *length, char *detail, size_t detail_size);
+int lrq_file_verify(lrq_file *file, unsigned flags, char *detail, size_t detail_size);
+
 typedef struct lrq_tile lrq_tile;
 int lrq_tile_create_signcut(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
                             uint64_t panel, const void *c, size_t c_len,
@@ -75,8 +153,32 @@ int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
 int lrq_tile_decode(const lrq_tile *t, float *out, uint64_t ld);
 """
 
+# ---- encoders (issue 4) ------------------------------------------------------
+CDEF_ENCODERS = """
+typedef struct lrq_signcut_encoder lrq_signcut_encoder;
+int lrq_signcut_encoder_create(const float *a, uint64_t rows, uint64_t cols,
+                               uint64_t ld, uint64_t seed, unsigned threads,
+                               lrq_signcut_encoder **out);
+int lrq_signcut_encoder_run(lrq_signcut_encoder *enc, uint64_t max_cuts,
+                            double rel_error);
+uint64_t lrq_signcut_encoder_width(const lrq_signcut_encoder *enc);
+int lrq_signcut_encoder_finished(const lrq_signcut_encoder *enc);
+double lrq_signcut_encoder_input_norm(const lrq_signcut_encoder *enc);
+int lrq_signcut_encoder_remainder_norm(lrq_signcut_encoder *enc, int exact,
+                                       double *norm);
+int lrq_signcut_encoder_write(const lrq_signcut_encoder *enc, uint64_t panel,
+                              uint8_t *c, size_t c_len, uint8_t *tt,
+                              size_t tt_len, uint8_t *s, size_t s_len);
+void lrq_signcut_encoder_free(lrq_signcut_encoder *enc);
+int lrq_quant_fit(const double *x, uint64_t rows, uint64_t k, uint64_t ld,
+                  int bits, uint64_t group, uint8_t *codes, uint16_t *scales,
+                  float *sigma);
+"""
+# ---- end encoders -------------------------------------------------------------
+
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
+ffibuilder.cdef(CDEF_ENCODERS)
 ffibuilder.set_source(
     "lrq._lrq_cffi",
     '#include "lrq.h"',
@@ -88,7 +190,8 @@ ffibuilder.set_source(
     # symbols from clashing with another copy of lrq in the same process.
     # -ffp-contract=off: GNU C modes otherwise let the compiler fuse a * b + c
     # into an FMA (even across intrinsics), differently per ISA file, which
-    # would break the bit-identity of the kernel paths (c_src/src/kernels.h).
+    # would break the bit-identity of the kernel paths (c_src/src/kernels.h)
+    # and of the encoder's sign decisions, which are made from float sums.
     extra_compile_args=["-O3", "-std=gnu99", "-pthread", "-fvisibility=hidden", "-ffp-contract=off"],
     extra_link_args=["-pthread"],
 )

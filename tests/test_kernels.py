@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pathlib
-import shutil
 import subprocess
 
 import numpy as np
@@ -31,7 +29,8 @@ from lrq.errors import ArgumentError, FormatError
 from lrq.matrix import Matrix
 from lrq.reference import container, lplr, quant, signcut
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from c_harness import needs_gcc, run_sanitized
+
 SETTINGS = settings(derandomize=True, max_examples=60, deadline=None)
 PATHS = ("scalar", "avx2", "avx512")
 
@@ -407,26 +406,10 @@ def test_build_info_names_path_and_threads():
 # ------------------------------------------------------------ C, sanitized
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+@needs_gcc
 @pytest.mark.parametrize("portable", [False, True], ids=["x86", "portable"])
 def test_c_kernels(tmp_path, portable):
     """tests/c/test_kernels.c under ASan/UBSan, per LRQ_FORCE_ISA value; "portable"
     builds without the x86 SIMD files, as on a CPU that is not x86."""
-    sources = sorted(str(p) for p in (ROOT / "c_src" / "src").glob("*.c"))
-    exe = tmp_path / "test_kernels"
-    cmd = [
-        "gcc", "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
-        "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-pthread",
-        *(["-DLRQ_NO_X86_SIMD"] if portable else []),
-        "-I", str(ROOT / "c_src" / "include"), "-I", str(ROOT / "c_src" / "src"),
-        str(ROOT / "tests" / "c" / "test_kernels.c"), *sources, "-o", str(exe),
-    ]
-    build = subprocess.run(cmd, capture_output=True, text=True)
-    assert build.returncode == 0 and not build.stderr, build.stderr
-    for path in [None] if portable else [None, *PATHS]:
-        env = {k: v for k, v in os.environ.items() if k not in ("LRQ_FORCE_ISA", "LRQ_NUM_THREADS")}
-        if path:
-            env["LRQ_FORCE_ISA"] = path
-        env["LRQ_NUM_THREADS"] = "3"
-        run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=600)
-        assert run.returncode == 0, run.stdout + run.stderr
+    run_sanitized(tmp_path, "test_kernels", isas=(None,) if portable else (None, *PATHS),
+                  defines=("-DLRQ_NO_X86_SIMD",) if portable else (), env={"LRQ_NUM_THREADS": "3"})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -20,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from c_harness import needs_gcc, run_sanitized
 from lrq import _native
 from lrq.errors import ArgumentError, FormatError, LrqError
 
@@ -310,21 +310,6 @@ def test_matches_numpy_reference(rows, k, elem_bits, panel, seed):
 # the C core on its own, under sanitizers
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed: cannot build tests/c/test_core.c")
+@needs_gcc
 def test_c_core(tmp_path):
-    sources = sorted(str(p) for p in (ROOT / "c_src" / "src").glob("*.c"))
-    exe = tmp_path / "test_core"
-    cmd = [
-        "gcc", "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-        "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-pthread",
-        "-I", str(ROOT / "c_src" / "include"),
-        str(ROOT / "tests" / "c" / "test_core.c"), *sources, "-o", str(exe),
-    ]
-    build = subprocess.run(cmd, capture_output=True, text=True)
-    assert build.returncode == 0 and not build.stderr, build.stderr
-    for isa in (None, "scalar"):
-        env = {k: v for k, v in os.environ.items() if k != "LRQ_FORCE_ISA"}
-        if isa:
-            env["LRQ_FORCE_ISA"] = isa
-        run = subprocess.run([str(exe)], capture_output=True, text=True, env=env)
-        assert run.returncode == 0, run.stdout + run.stderr
+    run_sanitized(tmp_path, "test_core", isas=(None, "scalar"))

@@ -302,6 +302,341 @@ int lrq_layout_unpack_signs_f32(const uint8_t *packed, size_t packed_len,
  */
 const char *lrq_isa_name(void);
 
+
+/* ------------------------------------------------------------------------ */
+/* Reading `.lrq` files: container parsing and validation                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An lrq_file is a parsed, validated view of a whole `.lrq` file that the
+ * caller holds in memory -- typically a read-only mmap of the file, or a
+ * byte buffer.  lrq never copies the file: names, metadata strings and
+ * section pointers handed out below point into the caller's buffer.
+ *
+ * What is checked when.  The format specification (spec/lrq-format.md) is
+ * normative; every message lrq writes names the rule it reports, e.g.
+ * "[SEC-3] tensor 'W' tile #0: section 'tt' is at offset 4160; the canonical
+ * offset is 4096".
+ *
+ *   At open (always): the preamble ([PRE-*]), the header checksum
+ *   ([PRE-9]), the msgpack profile and its limits ([HDR-1..4], [LIM-*]),
+ *   every header value ([HDR-5..8], [TEN-*], [TIL-*], [DN-1], [DN-2],
+ *   [SC-1], [LP-1], [LP-2], [SEC-1], [SEC-2]), and the placement of every
+ *   section: canonical offsets, zero padding between sections, no trailing
+ *   bytes ([SEC-3], [SEC-4], [SEC-5]).  This reads the preamble, the header
+ *   and at most 4095 padding bytes per section -- never the sections.
+ *
+ *   Per section, before first use: its CRC-32C ([SEC-6]), then the content
+ *   rules that need its bytes ([SC-2] finite c, [DN-3] finite dense floats,
+ *   [DN-4] bool bytes, [LP-3] scales, [LP-4] codes, [LAY-1]/[LAY-2] padding
+ *   bits and bytes).  lrq_file_section() runs both the first time a section
+ *   is asked for, so a caller that reaches section bytes only through it
+ *   never computes on unchecked bytes ([SEC-7]).  The open flags below run
+ *   them for every section up front instead.
+ *
+ * Every size and offset is computed in overflow-checked 64-bit arithmetic,
+ * and memory is allocated only in proportion to the header (at most
+ * 16 MiB), never to a count or size the file merely claims: a tiny file
+ * that declares a 2^31 x 2^31 matrix of 1 x 1 tiles is refused without
+ * allocating anything for it.
+ *
+ * Errors of the file (the classes of the specification, §1.6):
+ *   LRQ_ERR_FORMAT       the bytes are not a conforming file;
+ *   LRQ_ERR_PADDING      a padding byte or bit is not zero ([SEC-5],
+ *                        [LAY-1], [LAY-2]); a kind of format error;
+ *   LRQ_ERR_CHECKSUM     the header or a section fails its CRC-32C;
+ *   LRQ_ERR_UNSUPPORTED  another format major version, or a required
+ *                        feature flag this library does not implement.
+ * Errors of the call: LRQ_ERR_ARGUMENT (a NULL pointer, an index out of
+ * range, an unknown flag) and LRQ_ERR_MEMORY.
+ *
+ * Detail messages.  Every function below that can fail because of the file
+ * takes `char *detail, size_t detail_size`: a caller-owned buffer that
+ * receives a NUL-terminated, human-readable message on failure (cut to fit;
+ * LRQ_DETAIL_SIZE bytes is always enough to keep the rule ID and the gist)
+ * and an empty string on success.  detail may be NULL (or detail_size 0) to
+ * get no message.  lrq keeps no message in the handle or anywhere else, so
+ * concurrent calls never see each other's messages.
+ */
+#define LRQ_DETAIL_SIZE 256
+
+/* The most dimensions a tensor may have ([TEN-3]) and the most sections a
+ * tile may have (scheme lplr has four). */
+#define LRQ_MAX_NDIM 8
+#define LRQ_MAX_SECTIONS 4
+
+/* Element types (spec §6.5): the "dtype" of a tensor and the "storage" of a
+ * dense tile.  Values are pinned like the error codes; 0 is never a type. */
+#define LRQ_DTYPE_FLOAT64 1
+#define LRQ_DTYPE_FLOAT32 2
+#define LRQ_DTYPE_FLOAT16 3
+#define LRQ_DTYPE_BFLOAT16 4
+#define LRQ_DTYPE_INT64 5
+#define LRQ_DTYPE_INT32 6
+#define LRQ_DTYPE_INT16 7
+#define LRQ_DTYPE_INT8 8
+#define LRQ_DTYPE_UINT64 9
+#define LRQ_DTYPE_UINT32 10
+#define LRQ_DTYPE_UINT16 11
+#define LRQ_DTYPE_UINT8 12
+#define LRQ_DTYPE_BOOL 13
+
+/* Tile schemes (spec §10); pinned. */
+#define LRQ_SCHEME_SIGNCUT 1
+#define LRQ_SCHEME_LPLR 2
+#define LRQ_SCHEME_DENSE 3
+
+/* Section kinds (spec §10), in the order a tile of each scheme lists them:
+ * dense: VALUES; signcut: C, TT, S; lplr: R_CODES, R_SCALES, L_CODES,
+ * L_SCALES.  Pinned. */
+#define LRQ_SECTION_VALUES 1
+#define LRQ_SECTION_C 2
+#define LRQ_SECTION_TT 3
+#define LRQ_SECTION_S 4
+#define LRQ_SECTION_R_CODES 5
+#define LRQ_SECTION_R_SCALES 6
+#define LRQ_SECTION_L_CODES 7
+#define LRQ_SECTION_L_SCALES 8
+
+/*
+ * lrq_dtype_name, lrq_scheme_name, lrq_section_kind_name -- the names the
+ * file itself uses for a code above ("bfloat16", "signcut", "r_scales"),
+ * or NULL for a value that is not a code.  Static strings: never free them.
+ *
+ * lrq_dtype_size -- the item size in bytes of a dtype code (8 for
+ * LRQ_DTYPE_FLOAT64, 1 for LRQ_DTYPE_BOOL, ...), or 0 for a non-code.
+ *
+ * Errors: none.  Thread safety: safe.
+ */
+const char *lrq_dtype_name(int dtype);
+unsigned lrq_dtype_size(int dtype);
+const char *lrq_scheme_name(int scheme);
+const char *lrq_section_kind_name(int kind);
+
+/* The handle: opaque; create with lrq_file_open_buffer(), destroy with
+ * lrq_file_free(). */
+typedef struct lrq_file lrq_file;
+
+/* Flags of lrq_file_open_buffer() and lrq_file_verify(). */
+
+/* Verify the CRC-32C of every section now ([SEC-6]), in file order. */
+#define LRQ_FILE_VERIFY_CHECKSUMS 0x1u
+/* Verify the CRC-32C of every section, and then the content rules of every
+ * section, now (implies LRQ_FILE_VERIFY_CHECKSUMS).  All checksums are
+ * checked before any content, so a file that is both damaged and malformed
+ * is reported as damaged (LRQ_ERR_CHECKSUM), as the specification's
+ * decoding procedure (§15) orders it.  This is what a decoder that reads
+ * a whole file at once does. */
+#define LRQ_FILE_VERIFY_CONTENT 0x2u
+
+/*
+ * lrq_file_open_buffer -- parse and validate the `.lrq` file held in a
+ * caller's buffer.
+ *
+ * data:  the whole file, read only.  It must stay valid and unchanged until
+ *        lrq_file_free(): the handle keeps pointers into it and reads
+ *        sections from it on first use.  May be NULL when size is 0 (which
+ *        is then reported as a file too short, LRQ_ERR_FORMAT).
+ * size:  the number of bytes at data; the file's length.
+ * flags: 0 for lazy section checks, or LRQ_FILE_VERIFY_CHECKSUMS and/or
+ *        LRQ_FILE_VERIFY_CONTENT to run them now (see above).
+ * out:   receives the new handle on success, NULL on failure.
+ * detail, detail_size: the message buffer (see "Detail messages" above).
+ *
+ * Returns LRQ_OK, or
+ *   LRQ_ERR_FORMAT, LRQ_ERR_PADDING, LRQ_ERR_CHECKSUM, LRQ_ERR_UNSUPPORTED
+ *                       the file breaks the rule named in detail;
+ *   LRQ_ERR_ARGUMENT    out is NULL, data is NULL with size > 0, or flags
+ *                       has an unknown bit;
+ *   LRQ_ERR_MEMORY      the handle's tables could not be allocated (they
+ *                       are proportional to the header, at most a small
+ *                       multiple of its 16 MiB limit).
+ * Checks run in the order of the specification's decoding procedure (§15),
+ * so the first violated rule in that order is the one reported; in
+ * particular an unknown major version or required feature is reported as
+ * LRQ_ERR_UNSUPPORTED before the header checksum is even read.
+ *
+ * Ownership: the handle belongs to the caller, who frees it with
+ * lrq_file_free().  Thread safety: safe; the buffer may be shared by
+ * several handles.
+ */
+int lrq_file_open_buffer(const void *data, size_t size, unsigned flags, lrq_file **out,
+                         char *detail, size_t detail_size);
+
+/*
+ * lrq_file_free -- release a handle and everything it allocated.
+ *
+ * file: a handle from lrq_file_open_buffer(), or NULL (then nothing
+ *       happens).  The caller's buffer is not touched; it may be released
+ *       afterwards.  Every pointer the accessors below hand out points into
+ *       the caller's buffer or to a static string, never into the handle,
+ *       so it stays valid after this call for as long as the buffer does.
+ *
+ * Thread safety: no other call may use the handle during or after this.
+ */
+void lrq_file_free(lrq_file *file);
+
+/* What the preamble and the top of the header say. */
+typedef struct lrq_file_info {
+    unsigned format_major;      /* 1 */
+    unsigned format_minor;      /* any minor of major 1 is accepted */
+    uint64_t required_features; /* 0 for every file this library accepts */
+    uint64_t optional_features; /* bits this library ignores ([PRE-5]) */
+    uint64_t header_length;     /* L, the msgpack header's bytes */
+    uint64_t file_length;       /* the file's size */
+    uint64_t tensor_count;      /* entries of "tensors", 0 .. 65536 */
+    uint64_t metadata_count;    /* entries of "metadata", 0 .. 64 */
+} lrq_file_info;
+
+/*
+ * lrq_file_get_info -- fill *info from an open file.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT if file or info is NULL.
+ * Thread safety: safe.
+ */
+int lrq_file_get_info(const lrq_file *file, lrq_file_info *info);
+
+/*
+ * lrq_file_metadata -- one entry of the file's "metadata" map, in file
+ * order.
+ *
+ * index: 0 .. metadata_count - 1.
+ * key, key_len, value, value_len: receive the entry's key and value: UTF-8
+ *        bytes inside the caller's buffer, NOT NUL-terminated (they may
+ *        contain NUL bytes), valid as long as the buffer.  All four
+ *        pointers are required.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or an index out
+ * of range.  Thread safety: safe.
+ */
+int lrq_file_metadata(const lrq_file *file, uint64_t index, const char **key,
+                      size_t *key_len, const char **value, size_t *value_len);
+
+/* What the header says about one tensor (spec §6.4, §7.1). */
+typedef struct lrq_tensor_info {
+    const char *name;  /* UTF-8 inside the caller's buffer, NOT NUL-terminated */
+    size_t name_len;   /* 1 .. 1024 bytes */
+    unsigned ndim;     /* 0 .. LRQ_MAX_NDIM; 0 is a scalar */
+    uint64_t shape[LRQ_MAX_NDIM];      /* first ndim entries used */
+    uint64_t tile_shape[LRQ_MAX_NDIM]; /* equal to shape unless ndim == 2 */
+    uint64_t grid[LRQ_MAX_NDIM];       /* tiles along each dimension */
+    int dtype;                         /* an LRQ_DTYPE_* code */
+    uint64_t panel;                    /* KP, a multiple of 64 in [64, 2^20] */
+    uint64_t tile_count;               /* product of grid; 1 .. 2^20 */
+    int has_rel_error;                 /* 1 if "rel_error" is present */
+    float rel_error;                   /* its binary32 value, else 0 */
+    /* The "encoder" map, informational ([TEN-8]): its msgpack bytes inside
+     * the caller's buffer (already checked against the profile of §5), or
+     * NULL and 0 when absent.  lrq attaches no meaning to it. */
+    const uint8_t *encoder;
+    size_t encoder_len;
+} lrq_tensor_info;
+
+/*
+ * lrq_file_tensor -- describe tensor number `tensor` (0 .. tensor_count-1,
+ * in file order).
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or an index out
+ * of range.  Thread safety: safe.
+ */
+int lrq_file_tensor(const lrq_file *file, uint64_t tensor, lrq_tensor_info *info);
+
+/*
+ * lrq_file_find_tensor -- the index of the tensor with the given name.
+ *
+ * name, name_len: the name's UTF-8 bytes (no NUL needed; compared byte by
+ *        byte, as the format compares names).
+ * index: receives the index on success.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or when no tensor
+ * has this name.  Takes O(log tensor_count) comparisons.
+ * Thread safety: safe.
+ */
+int lrq_file_find_tensor(const lrq_file *file, const char *name, size_t name_len,
+                         uint64_t *index);
+
+/* What the header says about one tile (spec §7, §8.1, §10). */
+typedef struct lrq_tile_info {
+    int scheme;                    /* an LRQ_SCHEME_* code */
+    unsigned ndim;                 /* the tensor's */
+    uint64_t origin[LRQ_MAX_NDIM]; /* index of the tile's first element */
+    uint64_t shape[LRQ_MAX_NDIM];  /* the tile's own dimensions (m, n) */
+    /* Scheme parameters; those of other schemes are 0. */
+    int storage;                   /* dense: an LRQ_DTYPE_* code */
+    uint64_t width;                /* signcut: w */
+    uint64_t rank;                 /* lplr: r */
+    unsigned bits_l, bits_r;       /* lplr: 1 .. 8 */
+    uint64_t group;                /* lplr: g */
+    float scale_l, scale_r;        /* lplr: the binary32 super-scales */
+    /* The section table, in the scheme's order (see LRQ_SECTION_*).
+     * Entries past section_count are 0.  Offsets and lengths are already
+     * proven to lie inside the file; the bytes themselves are not yet
+     * checked (see lrq_file_section()). */
+    unsigned section_count;
+    int section_kind[LRQ_MAX_SECTIONS];
+    uint64_t section_offset[LRQ_MAX_SECTIONS];
+    uint64_t section_length[LRQ_MAX_SECTIONS];
+    uint32_t section_crc32c[LRQ_MAX_SECTIONS];
+} lrq_tile_info;
+
+/*
+ * lrq_file_tile -- describe tile number `tile` of tensor `tensor`, tiles
+ * counted in row-major grid order (spec §7.1).
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or an index out
+ * of range.  Thread safety: safe.
+ */
+int lrq_file_tile(const lrq_file *file, uint64_t tensor, uint64_t tile, lrq_tile_info *info);
+
+/*
+ * lrq_file_section -- the bytes of one section, verified.
+ *
+ * tensor, tile: as for lrq_file_tile().
+ * section:      0 .. section_count - 1 of that tile.
+ * data:         receives a pointer to the section's first byte, inside the
+ *               caller's buffer (for a section of length 0, a pointer to
+ *               where it would start; do not dereference it).
+ * length:       receives the section's length in bytes.
+ * detail, detail_size: the message buffer.
+ *
+ * The first successful call for a section verifies its CRC-32C ([SEC-6])
+ * and then its content rules (see the introduction of this part), unless
+ * the open flags or lrq_file_verify() did so already; later calls only
+ * return the pointer.  Each section is verified at most once: concurrent
+ * first calls for the same section wait for one another (a lock shared by
+ * a stripe of sections), and calls for other sections proceed in
+ * parallel.  A failed verification is not remembered: the next call checks
+ * again and fails again.
+ *
+ * Returns LRQ_OK, or
+ *   LRQ_ERR_CHECKSUM    the section's bytes do not match its CRC-32C;
+ *   LRQ_ERR_FORMAT      a content rule fails (a NaN in c or in dense float
+ *                       values, a negative scale, a code out of range, a
+ *                       bool byte other than 0 or 1);
+ *   LRQ_ERR_PADDING     a padding bit or byte of a code or sign matrix is
+ *                       not zero;
+ *   LRQ_ERR_ARGUMENT    a NULL pointer or an index out of range.
+ * On failure *data and *length are not written.
+ *
+ * Thread safety: safe, also on one handle from many threads.
+ */
+int lrq_file_section(lrq_file *file, uint64_t tensor, uint64_t tile, unsigned section,
+                     const void **data, uint64_t *length, char *detail, size_t detail_size);
+
+/*
+ * lrq_file_verify -- run the lazy checks of every section now, in file
+ * order: the checksums, and with LRQ_FILE_VERIFY_CONTENT then the content
+ * rules.  Sections verified before are not verified again.
+ *
+ * flags: LRQ_FILE_VERIFY_CHECKSUMS and/or LRQ_FILE_VERIFY_CONTENT; 0 does
+ *        nothing.
+ *
+ * Returns LRQ_OK or the first error, as for lrq_file_section(), or
+ * LRQ_ERR_ARGUMENT for a NULL file or an unknown flag.
+ * Thread safety: safe, also concurrently with lrq_file_section().
+ */
+int lrq_file_verify(lrq_file *file, unsigned flags, char *detail, size_t detail_size);
+
 /*
  * lrq_isa_set -- choose the instruction-set path for the rest of the
  * process, as LRQ_FORCE_ISA does at start-up.
@@ -543,6 +878,183 @@ int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
  * non-empty tile) or LRQ_ERR_MEMORY.  Thread safety: safe.
  */
 int lrq_tile_decode(const lrq_tile *t, float *out, uint64_t ld);
+
+/* ------------------------------------------------------------------------ */
+/* Encoders: signed cuts                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The signcut encoder finds A ~ S diag(c) T^T greedily, one cut at a time
+ * (format spec section 10.2; the algorithm is the signed cut decomposition of
+ * Riasanovsky & El Kazdadi 2024): each cut starts from a uniformly random
+ * t in {-1,+1}^n, alternates s = sign(R t) and t = sign(R^T s) while the
+ * cut s^T R t strictly increases, takes the least-squares weight
+ * c = s^T R t / (m n) (stored as float32), and subtracts c s t^T from the
+ * remainder R (initially A).  The squared Frobenius norm of the remainder
+ * falls by exactly 2 c s^T R t - c^2 m n per cut, so an error target is met
+ * at the smallest width that meets it.
+ *
+ * Defined behaviour (part of what "the same bytes" means):
+ *   - sign(x) is the IEEE sign bit of x as computed: +0 gives +1 and -0
+ *     gives -1, and bit 1 means -1 as in the file format.
+ *   - Random starts: at each block update (at creation, after every 32nd
+ *     cut, and at a restart) 32 vectors t are drawn, each n bits taken
+ *     least-significant first from ceil(n/64) successive outputs of
+ *     xoshiro256** seeded by four SplitMix64 outputs of `seed` (unused bits
+ *     of the last word are dropped: padding bits are always zero); cut k of
+ *     the block starts from the k-th.  Starts a block does not use are
+ *     discarded.  Only t is random.
+ *   - If a cut finds s^T R t = 0 although R may be non-zero, the cut
+ *     restarts from t = sign(row of R holding its largest |entry|, first in
+ *     row-major order); if R is exactly zero the encoder finishes.
+ *   - The remainder is float32 and updated every 32 cuts (a block).  The
+ *     images R t and R^T s are float32, recomputed from it at each block
+ *     update and updated in between over the flipped coordinates only, by
+ *     rows of the remainder rounded to 16-bit fixed point (a power-of-two
+ *     scale per row; the images stay within ~1e-4 of exact).  The images
+ *     steer the sign decisions and give s^T R t, hence c; the remainder
+ *     and its norm are then updated with exactly the c that is stored.  The
+ *     norms are float64, exact (for the stored float32 remainder) at each
+ *     block update and whenever a stopping test needs it.  Every sum that
+ *     feeds a decision has one evaluation order, the same on every CPU.
+ *
+ * Determinism: the same matrix, seed and sequence of lrq_signcut_encoder_run
+ * calls give the same cuts on every CPU, instruction-set path
+ * (LRQ_FORCE_ISA) and thread count; how a caller splits its cuts between
+ * run() calls does not matter either.
+ *
+ * Thread safety: one encoder must not be used by two threads at once;
+ * different encoders are independent.  run() uses up to `threads` threads
+ * of its own and returns with all of them finished.
+ */
+typedef struct lrq_signcut_encoder lrq_signcut_encoder;
+
+/*
+ * lrq_signcut_encoder_create -- start encoding a float32 matrix.
+ *
+ * a:       rows x cols float32 values, row r at a + r*ld; copied, so the
+ *          caller may free or change it as soon as this returns.  Every value
+ *          must be finite.
+ * rows, cols: in [1, 2^31 - 1].
+ * ld:      the distance between rows of a, in floats, >= cols (lets a tile
+ *          of a larger matrix be passed without a copy).
+ * seed:    any value; see the random starts above.
+ * threads: threads run() may use, 1..8 (0 means 1).  Never changes results.
+ * out:     receives the new encoder; free it with lrq_signcut_encoder_free.
+ *
+ * Memory: about 12*rows*cols bytes (the float32 remainder row- and
+ * column-major, and both again in 16-bit fixed point for the image updates)
+ * plus the
+ * cuts, (rows + cols)/8 + 4 bytes each.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT (a bad size, a NULL pointer, a value
+ * that is not finite) or LRQ_ERR_MEMORY.  *out is written only on success.
+ */
+int lrq_signcut_encoder_create(const float *a, uint64_t rows, uint64_t cols,
+                               uint64_t ld, uint64_t seed, unsigned threads,
+                               lrq_signcut_encoder **out);
+
+/*
+ * lrq_signcut_encoder_run -- make up to max_cuts more cuts.
+ *
+ * rel_error: 0 for no target, or a relative error in (0, 1]: the encoder
+ *            finishes as soon as ||R||_F <= rel_error * ||A||_F (exactly, for
+ *            the stored float32 remainder), so the width is the smallest
+ *            that reaches the target.
+ *
+ * Stops early, and reports lrq_signcut_encoder_finished() != 0, when the
+ * target is met or the remainder is exactly zero.  Long encodes call this
+ * repeatedly with a small max_cuts to report progress and to let the caller
+ * stop between calls; results do not depend on how cuts are split between
+ * calls.  The call runs without Python's GIL when made through cffi.
+ *
+ * Returns LRQ_OK; LRQ_ERR_ARGUMENT for a NULL encoder or a rel_error
+ * outside [0, 1], or when a cut's weight does not fit float32 (values near
+ * the float32 limit); LRQ_ERR_MEMORY.  After an error the cuts made so far
+ * remain valid.
+ */
+int lrq_signcut_encoder_run(lrq_signcut_encoder *enc, uint64_t max_cuts,
+                            double rel_error);
+
+/* lrq_signcut_encoder_width -- the number of cuts made so far (0 for NULL). */
+uint64_t lrq_signcut_encoder_width(const lrq_signcut_encoder *enc);
+
+/* lrq_signcut_encoder_finished -- non-zero once run() will make no more
+ * cuts: the target was met or the remainder is exactly zero (1 for NULL). */
+int lrq_signcut_encoder_finished(const lrq_signcut_encoder *enc);
+
+/* lrq_signcut_encoder_input_norm -- ||A||_F of the float32 input, computed
+ * in float64 (0 for NULL). */
+double lrq_signcut_encoder_input_norm(const lrq_signcut_encoder *enc);
+
+/*
+ * lrq_signcut_encoder_remainder_norm -- ||A - S diag(c) T^T||_F so far.
+ *
+ * exact: 0 for the tracked value (free; exact after every 32nd cut and
+ *        within about 1e-6 relative otherwise), non-zero for the exact norm
+ *        of the stored remainder (one pass over it when not already exact).
+ *        Measuring never changes later cuts.
+ * norm:  receives the value.
+ *
+ * Returns LRQ_OK or LRQ_ERR_ARGUMENT (NULL pointer).
+ */
+int lrq_signcut_encoder_remainder_norm(lrq_signcut_encoder *enc, int exact,
+                                       double *norm);
+
+/*
+ * lrq_signcut_encoder_write -- the three sections of a signcut tile.
+ *
+ * With w = lrq_signcut_encoder_width(enc):
+ *   c:  exactly 4*w bytes: the weights as little-endian float32;
+ *   tt: exactly lrq_layout_size(w, cols, 1, panel) bytes: T^T as a sign
+ *       matrix in the interleaved layout;
+ *   s:  exactly lrq_layout_size(rows, w, 1, panel) bytes: S likewise.
+ * Padding bits are zero.  The encoder is not changed; encoding may go on
+ * after writing.  Buffers may be NULL when w == 0.
+ *
+ * Returns LRQ_OK, LRQ_ERR_ARGUMENT (bad panel, NULL pointer),
+ * LRQ_ERR_BUFFER_SIZE (a length differs) or LRQ_ERR_MEMORY (a temporary of
+ * rows*w/8 bytes for transposing S).
+ */
+int lrq_signcut_encoder_write(const lrq_signcut_encoder *enc, uint64_t panel,
+                              uint8_t *c, size_t c_len, uint8_t *tt,
+                              size_t tt_len, uint8_t *s, size_t s_len);
+
+/* lrq_signcut_encoder_free -- release an encoder; NULL is accepted. */
+void lrq_signcut_encoder_free(lrq_signcut_encoder *enc);
+
+/* ------------------------------------------------------------------------ */
+/* Encoders: quantization of lplr factors                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * lrq_quant_fit -- quantize a factor of an lplr tile (format spec 10.3).
+ *
+ * The factor F (rows x k, float64, row r at x + r*ld) becomes codes q in
+ * [0, 2^bits) and one float16 scale per (row, group of `group` elements
+ * along k), times one float32 super-scale sigma, so that
+ *     F[r, j] ~ sigma * scale[r][j / group] * (q[r, j] - (2^bits - 1) / 2).
+ * Each (row, group) scale is the clipping ratio (13 candidates from 0.1 to
+ * 1.0 of the group's largest magnitude, mapped to the top level) with the
+ * least squared error; sigma is the largest scale rounded to float32 (1.0 if
+ * all are zero); the codes are then chosen against the float16-rounded
+ * scale a decoder will use.  The same rule as lrq.reference.quant.quantize.
+ *
+ * x:      rows x k finite values (NULL allowed when rows*k == 0).
+ * rows, k: in [0, 2^31 - 1]; ld >= k.
+ * bits:   1..8.  group: >= 1 (the format requires a power of two >= 16).
+ * codes:  rows*k bytes, row-major.
+ * scales: rows*ceil(k/group) binary16 bit patterns, row-major (not yet in
+ *         the file's row-tile order; the caller packs them).
+ * sigma:  receives the super-scale.
+ *
+ * Returns LRQ_OK, LRQ_ERR_ARGUMENT (a parameter out of range, a NULL
+ * pointer, a value that is not finite) or LRQ_ERR_MEMORY.
+ * Thread safety: safe; concurrent calls must not share outputs.
+ */
+int lrq_quant_fit(const double *x, uint64_t rows, uint64_t k, uint64_t ld,
+                  int bits, uint64_t group, uint8_t *codes, uint16_t *scales,
+                  float *sigma);
 
 #ifdef __cplusplus
 }

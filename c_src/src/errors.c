@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "lrq.h"
+#include "lrq_internal.h"
 
 const char *lrq_error_name(const int code)
 {
@@ -28,4 +32,17 @@ const char *lrq_error_name(const int code)
     default:
         return "unknown error";
     }
+}
+
+int lrq_detail(char *const detail, const size_t detail_size, const int code,
+               const char *const fmt, ...)
+{
+    va_list args;
+
+    if (detail == NULL || detail_size == 0)
+        return code;
+    va_start(args, fmt);
+    (void)vsnprintf(detail, detail_size, fmt, args);
+    va_end(args);
+    return code;
 }

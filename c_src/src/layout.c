@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <string.h>
 
+#include "encoder_internal.h"
 #include "lrq.h"
 #include "lrq_internal.h"
 
@@ -199,7 +200,58 @@ static int unpack_byte_word(const uint8_t *const w, const unsigned n, uint8_t *c
     return LRQ_OK;
 }
 
-typedef enum { OP_PACK_SIGN, OP_PACK_BYTE, OP_UNPACK_SIGN, OP_UNPACK_BYTE, OP_SIGNS_F32 } layout_op;
+/* What lrq_layout_check() needs from the walk: the code limit going in, and
+ * the offset of the first bad word coming out. */
+typedef struct {
+    unsigned code_limit;
+    uint64_t bad_offset;
+} byte_check;
+
+static int check_byte_word(const uint8_t *const w, const unsigned n, const uint64_t off,
+                           byte_check *const state)
+{
+    unsigned b;
+
+    for (b = 0; b < 4; b++) {
+        if (b >= n ? w[b] != 0 : w[b] >= state->code_limit) {
+            state->bad_offset = off;
+            return b >= n ? LRQ_ERR_PADDING : LRQ_ERR_FORMAT;
+        }
+    }
+    return LRQ_OK;
+}
+
+typedef enum {
+    OP_PACK_SIGN,
+    OP_PACK_BYTE,
+    OP_UNPACK_SIGN,
+    OP_UNPACK_BYTE,
+    OP_SIGNS_F32,
+    OP_CHECK_BYTE, /* plain_out is a byte_check */
+    OP_PACK_BITROWS
+} layout_op;
+
+/* Rows of bits as the encoders keep them (see lrq_layout_pack_bitrows). */
+typedef struct {
+    const uint64_t *bits;
+    uint64_t row_words;
+} bit_rows;
+
+/* Chunks start at multiples of 16 elements, so a chunk never straddles two
+ * 64-bit words; bits past the row's end are masked off. */
+static void pack_bitrow_word(const bit_rows *const src, const uint64_t r, const uint64_t col,
+                             const unsigned n, uint8_t *const w)
+{
+    unsigned bits = 0;
+    if (n != 0) {
+        const uint64_t word = src->bits[r * src->row_words + col / 64];
+        bits = (unsigned)(word >> (col % 64)) & 0xFFFFu;
+        if (n < 16)
+            bits &= (1u << n) - 1u;
+    }
+    w[0] = (uint8_t)bits;
+    w[1] = (uint8_t)(bits >> 8);
+}
 
 /* The one place that knows the word order (format notes §3): every op walks
  * the packed side sequentially within a (panel, row tile) block and the plain
@@ -207,7 +259,8 @@ typedef enum { OP_PACK_SIGN, OP_PACK_BYTE, OP_UNPACK_SIGN, OP_UNPACK_BYTE, OP_SI
  * inner loop for brevity; it is loop-invariant, and -O3 unswitches it. */
 static int layout_walk(const layout_geom *const g, const layout_op op,
                        const uint8_t *const packed_in, uint8_t *const packed_out,
-                       const uint8_t *const plain_in, void *const plain_out)
+                       const uint8_t *const plain_in, void *const plain_out,
+                       const bit_rows *const rows_in)
 {
     const uint64_t ws = g->word_bytes, wc = g->chunk_elems;
     uint64_t c0, r0;
@@ -245,6 +298,12 @@ static int layout_walk(const layout_geom *const g, const layout_op op,
                     case OP_SIGNS_F32:
                         rc = unpack_sign_word_f32(packed_in + off, n, (float *)plain_out + at);
                         break;
+                    case OP_CHECK_BYTE:
+                        rc = check_byte_word(packed_in + off, n, off, (byte_check *)plain_out);
+                        break;
+                    case OP_PACK_BITROWS:
+                        pack_bitrow_word(rows_in, r0 + i, col, n, packed_out + off);
+                        break;
                     }
                     if (rc != LRQ_OK)
                         return rc;
@@ -271,7 +330,7 @@ int lrq_layout_pack(const uint8_t *const elements, const uint64_t rows, const ui
     if (out == NULL && g.nbytes != 0)
         return LRQ_ERR_ARGUMENT;
     return layout_walk(&g, elem_bits == 1 ? OP_PACK_SIGN : OP_PACK_BYTE, NULL, out,
-                       elements, NULL);
+                       elements, NULL, NULL);
 }
 
 /* Shared front half of both unpackers, in the documented order: arguments,
@@ -292,7 +351,7 @@ static int unpack_checked(const uint8_t *const packed, const size_t packed_len,
         return LRQ_ERR_ARGUMENT;
     if ((uint64_t)packed_len != g.nbytes)
         return LRQ_ERR_BUFFER_SIZE;
-    return layout_walk(&g, op, packed, NULL, NULL, plain);
+    return layout_walk(&g, op, packed, NULL, NULL, plain, NULL);
 }
 
 int lrq_layout_unpack(const uint8_t *const packed, const size_t packed_len,
@@ -309,4 +368,79 @@ int lrq_layout_unpack_signs_f32(const uint8_t *const packed, const size_t packed
 {
     return unpack_checked(packed, packed_len, rows, k, 1, panel, out, sizeof(float),
                           OP_SIGNS_F32);
+}
+
+/* The byte offset of word(r, c), spec §9.3.  Every term is below nbytes,
+ * which geom_init() showed to fit, so nothing here can overflow. */
+static uint64_t word_offset(const layout_geom *const g, const uint64_t r, const uint64_t c)
+{
+    const uint64_t cpp = g->panel_chunks, p = c / cpp, t = r / ROW_TILE;
+    const uint64_t c_p = (g->chunks - p * cpp < cpp ? g->chunks - p * cpp : cpp);
+    const uint64_t h_t = (g->rows - ROW_TILE * t < ROW_TILE ? g->rows - ROW_TILE * t : ROW_TILE);
+
+    return (g->rows * (p * cpp) + ROW_TILE * t * c_p + (c - p * cpp) * h_t + r % ROW_TILE) *
+           g->word_bytes;
+}
+
+int lrq_layout_check(const uint8_t *const packed, const uint64_t packed_len, const uint64_t rows,
+                     const uint64_t k, const int elem_bits, const uint64_t panel,
+                     const unsigned code_limit, uint64_t *const bad_offset)
+{
+    layout_geom g;
+    byte_check state;
+    int rc = geom_init(&g, rows, k, elem_bits, panel);
+    uint64_t r;
+
+    if (rc != LRQ_OK)
+        return rc;
+    if (packed == NULL && packed_len != 0)
+        return LRQ_ERR_ARGUMENT;
+    if (packed_len != g.nbytes)
+        return LRQ_ERR_BUFFER_SIZE;
+    if (elem_bits == 1) {
+        /* Sign bits cannot be out of range, and only the last chunk of a
+         * row holds padding: one word per row is all there is to read,
+         * which keeps a lazy first-use check of a large matrix cheap. */
+        const unsigned n = (unsigned)(k % 16);
+        if (n == 0)
+            return LRQ_OK;
+        for (r = 0; r < rows; r++) {
+            const uint64_t off = word_offset(&g, r, g.chunks - 1);
+            const unsigned bits = (unsigned)packed[off] | (unsigned)packed[off + 1] << 8;
+            if ((bits >> n) != 0) {
+                if (bad_offset != NULL)
+                    *bad_offset = off;
+                return LRQ_ERR_PADDING;
+            }
+        }
+        return LRQ_OK;
+    }
+    state.code_limit = code_limit;
+    state.bad_offset = 0;
+    rc = layout_walk(&g, OP_CHECK_BYTE, packed, NULL, NULL, &state, NULL);
+    if (rc != LRQ_OK && bad_offset != NULL)
+        *bad_offset = state.bad_offset;
+    return rc;
+}
+
+int lrq_layout_pack_bitrows(const uint64_t *const bits, const uint64_t row_words,
+                            const uint64_t rows, const uint64_t k, const uint64_t panel,
+                            uint8_t *const out, const size_t out_len)
+{
+    const bit_rows src = {bits, row_words};
+    layout_geom g;
+    uint64_t need;
+    int rc = geom_init(&g, rows, k, 1, panel);
+
+    if (rc != LRQ_OK)
+        return rc;
+    if (row_words < (k + 63) / 64 || __builtin_mul_overflow(rows, row_words, &need))
+        return LRQ_ERR_ARGUMENT;
+    if (bits == NULL && need != 0)
+        return LRQ_ERR_ARGUMENT;
+    if ((uint64_t)out_len < g.nbytes)
+        return LRQ_ERR_BUFFER_SIZE;
+    if (out == NULL && g.nbytes != 0)
+        return LRQ_ERR_ARGUMENT;
+    return layout_walk(&g, OP_PACK_BITROWS, NULL, out, NULL, NULL, &src);
 }

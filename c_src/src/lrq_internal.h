@@ -36,4 +36,25 @@ uint32_t lrq_crc32c_update_table(uint32_t reg, const uint8_t *p, size_t n);
 uint32_t lrq_crc32c_update_sse42(uint32_t reg, const uint8_t *p, size_t n);
 #endif
 
+/* Write a message into a caller's detail buffer (NULL or size 0: nothing is
+ * written; too long: cut, always NUL-terminated) and return `code`, so that
+ * a failing check reads `return lrq_detail(detail, n, LRQ_ERR_FORMAT, ...)`.
+ * Messages start with the spec rule they report, e.g. "[SEC-3] ...". */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+int lrq_detail(char *detail, size_t detail_size, int code, const char *fmt, ...);
+
+/* Check the content of an interleaved matrix without unpacking it: every
+ * padding bit (elem_bits 1, [LAY-1]) or padding byte (elem_bits 8, [LAY-2])
+ * must be zero, and with elem_bits 8 every element must be < code_limit
+ * ([LP-4]; pass 256 for no limit).  packed_len must equal the layout size.
+ * Returns LRQ_OK, LRQ_ERR_PADDING, LRQ_ERR_FORMAT (a code over the limit),
+ * or LRQ_ERR_ARGUMENT / LRQ_ERR_BUFFER_SIZE as lrq_layout_unpack() does.
+ * On a content error *bad_offset receives the byte offset of the first
+ * offending word. */
+int lrq_layout_check(const uint8_t *packed, uint64_t packed_len, uint64_t rows,
+                     uint64_t k, int elem_bits, uint64_t panel, unsigned code_limit,
+                     uint64_t *bad_offset);
+
 #endif /* LRQ_INTERNAL_H */

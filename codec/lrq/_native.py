@@ -104,6 +104,15 @@ def _check(rc: int, func: str, detail: str = "") -> None:
     raise exc(f"{func}: {error_name(rc)}" + (f": {detail}" if detail else ""))
 
 
+def _check_file(rc: int, func: str, detail) -> None:
+    """Raise for a container call; the C message (it leads with the spec rule
+    that failed, "[SEC-3] ...") is the whole text when there is one."""
+    if rc == lib.LRQ_OK:
+        return
+    text = ffi.string(detail).decode("utf-8", "replace")
+    raise _EXCEPTIONS.get(rc, LrqError)(text or f"{func}: {error_name(rc)}")
+
+
 def _integer(value, name: str, low: int, high: int) -> int:
     try:
         value = operator.index(value)
@@ -238,6 +247,127 @@ def unpack_signs_f32(buf, rows: int, k: int, panel: int) -> np.ndarray:
     return out
 
 
+def _name(table, code: int) -> str:
+    return ffi.string(table(code)).decode("ascii")
+
+
+class ContainerFile:
+    """A `.lrq` file parsed and validated by the C core (``lrq_file``).
+
+    ``data`` is any C-contiguous bytes-like object holding the whole file (a
+    ``bytes`` or a read-only ``mmap``); it is borrowed, never copied, and kept
+    alive by this object.  Opening checks the preamble, the header and the
+    placement of every section; with ``verify="checksums"`` or
+    ``verify="content"`` every section's CRC (and content rules) too, all
+    checksums before any content.  Otherwise :meth:`section` checks each
+    section the first time it is asked for, once.
+
+    Everything returned is plain Python data; errors are the
+    :mod:`lrq.errors` classes with the C message, which names the rule.
+    """
+
+    _FLAGS = {"none": 0, "checksums": lib.LRQ_FILE_VERIFY_CHECKSUMS, "content": lib.LRQ_FILE_VERIFY_CONTENT}
+
+    def __init__(self, data, verify: str = "none"):
+        if verify not in self._FLAGS:
+            raise ArgumentError(f"verify must be one of {', '.join(self._FLAGS)}, not {verify!r}")
+        self._buf = _borrow(data, "data")
+        self._view = memoryview(data).cast("B")
+        out = ffi.new("lrq_file **")
+        detail = ffi.new("char[]", lib.LRQ_DETAIL_SIZE)
+        rc = lib.lrq_file_open_buffer(self._buf, len(self._buf), self._FLAGS[verify], out, detail, len(detail))
+        _check_file(rc, "lrq_file_open_buffer", detail)
+        self._handle = ffi.gc(out[0], lib.lrq_file_free)
+        self._info = ffi.new("lrq_file_info *")
+        _check(lib.lrq_file_get_info(self._handle, self._info), "lrq_file_get_info")
+        self._tensor = ffi.new("lrq_tensor_info *")
+        self._tile = ffi.new("lrq_tile_info *")
+
+    @property
+    def minor(self) -> int:
+        return int(self._info.format_minor)
+
+    @property
+    def features(self) -> tuple[int, int]:
+        """(required, optional) feature flags of the preamble."""
+        return int(self._info.required_features), int(self._info.optional_features)
+
+    def __len__(self) -> int:
+        return int(self._info.tensor_count)
+
+    def metadata(self) -> dict:
+        """The "metadata" map, str -> str, in file order."""
+        key, key_len = ffi.new("const char **"), ffi.new("size_t *")
+        value, value_len = ffi.new("const char **"), ffi.new("size_t *")
+        out = {}
+        for i in range(int(self._info.metadata_count)):
+            _check(lib.lrq_file_metadata(self._handle, i, key, key_len, value, value_len), "lrq_file_metadata")
+            out[ffi.unpack(key[0], key_len[0]).decode("utf-8")] = ffi.unpack(value[0], value_len[0]).decode("utf-8")
+        return out
+
+    def tensor(self, index: int) -> dict:
+        """What the header says about tensor ``index``.
+
+        Keys: name, shape, tile_shape, dtype (its name), panel, tile_count,
+        rel_error (float or None), encoder (the msgpack bytes of the
+        "encoder" map, or None).
+        """
+        t = self._tensor
+        _check(lib.lrq_file_tensor(self._handle, index, t), "lrq_file_tensor")
+        ndim = t.ndim
+        return {
+            "name": ffi.unpack(t.name, t.name_len).decode("utf-8"),
+            "shape": tuple(t.shape[0:ndim]),
+            "tile_shape": tuple(t.tile_shape[0:ndim]),
+            "dtype": _name(lib.lrq_dtype_name, t.dtype),
+            "panel": int(t.panel),
+            "tile_count": int(t.tile_count),
+            "rel_error": float(t.rel_error) if t.has_rel_error else None,
+            "encoder": ffi.unpack(ffi.cast("char *", t.encoder), t.encoder_len) if t.encoder_len else None,
+        }
+
+    def tile(self, tensor: int, index: int) -> dict:
+        """Tile ``index`` of ``tensor``: scheme, origin, shape, params (the
+        header keys of its scheme) and sections [(kind, offset, length, crc)]."""
+        t = self._tile
+        _check(lib.lrq_file_tile(self._handle, tensor, index, t), "lrq_file_tile")
+        scheme = _name(lib.lrq_scheme_name, t.scheme)
+        if scheme == "dense":
+            params = {"storage": _name(lib.lrq_dtype_name, t.storage)}
+        elif scheme == "signcut":
+            params = {"width": int(t.width)}
+        else:
+            params = {"rank": int(t.rank), "bits_l": int(t.bits_l), "bits_r": int(t.bits_r),
+                      "group": int(t.group), "scale_l": float(t.scale_l), "scale_r": float(t.scale_r)}
+        sections = [
+            (_name(lib.lrq_section_kind_name, t.section_kind[s]), int(t.section_offset[s]),
+             int(t.section_length[s]), int(t.section_crc32c[s]))
+            for s in range(t.section_count)
+        ]
+        ndim = t.ndim
+        return {"scheme": scheme, "origin": tuple(t.origin[0:ndim]), "shape": tuple(t.shape[0:ndim]),
+                "params": params, "sections": sections}
+
+    def view(self, offset: int, length: int) -> memoryview:
+        """Bytes [offset, offset + length) of the file, unchecked (for copying)."""
+        return self._view[offset : offset + length]
+
+    def section(self, tensor: int, tile: int, index: int) -> memoryview:
+        """A section's bytes, its CRC-32C and content rules verified first
+        (once per section; later calls return at once)."""
+        data, length = ffi.new("const void **"), ffi.new("uint64_t *")
+        detail = ffi.new("char[]", lib.LRQ_DETAIL_SIZE)
+        rc = lib.lrq_file_section(self._handle, tensor, tile, index, data, length, detail, len(detail))
+        _check_file(rc, "lrq_file_section", detail)
+        offset = int(ffi.cast("uintptr_t", data[0])) - int(ffi.cast("uintptr_t", self._buf))
+        return self._view[offset : offset + int(length[0])]
+
+    def verify(self, content: bool = True) -> None:
+        """Check every section now (checksums, then content rules)."""
+        detail = ffi.new("char[]", lib.LRQ_DETAIL_SIZE)
+        flags = lib.LRQ_FILE_VERIFY_CONTENT if content else lib.LRQ_FILE_VERIFY_CHECKSUMS
+        _check_file(lib.lrq_file_verify(self._handle, flags, detail, len(detail)), "lrq_file_verify", detail)
+
 # ----------------------------------------------------------------- tiles
 
 _PRECISIONS = {"float32": 0, "int16": lib.LRQ_PRODUCT_INT16, "int8": lib.LRQ_PRODUCT_INT8}
@@ -359,6 +489,7 @@ def lplr_tile(m: int, n: int, params: dict, panel: int, r_codes, r_scales, l_cod
 
 
 __all__ = [
+    "ContainerFile",
     "crc32c",
     "error_name",
     "isa_name",
@@ -374,3 +505,100 @@ __all__ = [
     "unpack_signs_f32",
     "version_number",
 ]
+
+
+# ---------------------------------------------------------------------------
+# Encoders (issue 4): the signcut encoder context.
+
+
+class SignCutEncoder:
+    """A C signcut encoder (``lrq_signcut_encoder``) for one float32 matrix.
+
+    ``run(max_cuts, rel_error)`` makes up to ``max_cuts`` more cuts and
+    returns; the GIL is released during the call, so a caller can report
+    progress and be interrupted between calls, and several encoders can run
+    in parallel threads.  Results never depend on ``threads`` or on how the
+    cuts are split between calls.
+    """
+
+    def __init__(self, a: np.ndarray, seed: int, threads: int = 1):
+        if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.ndim != 2:
+            raise ArgumentError("the signcut encoder takes a 2-D float32 numpy array")
+        if a.strides[1] != 4 or a.strides[0] % 4 or a.strides[0] < 4 * a.shape[1]:
+            a = np.ascontiguousarray(a)
+        rows, cols = a.shape
+        ld = a.strides[0] // 4 if rows > 1 else cols
+        seed = _integer(seed, "seed", 0, _U64_MAX)
+        threads = _integer(threads, "threads", 0, 8)
+        out = ffi.new("lrq_signcut_encoder **")
+        # The first row's address and ld describe the (possibly strided) view.
+        base = ffi.cast("const float *", a.__array_interface__["data"][0])
+        _check(lib.lrq_signcut_encoder_create(base, rows, cols, ld, seed, threads, out),
+               "lrq_signcut_encoder_create", "sizes must be in [1, 2^31-1] and every value finite")
+        self._keep = a
+        self._enc = ffi.gc(out[0], lib.lrq_signcut_encoder_free)
+        self.shape = (rows, cols)
+
+    def run(self, max_cuts: int, rel_error: float = 0.0) -> None:
+        max_cuts = _integer(max_cuts, "max_cuts", 0, _U64_MAX)
+        _check(lib.lrq_signcut_encoder_run(self._enc, max_cuts, float(rel_error)), "lrq_signcut_encoder_run",
+               "a cut weight overflows float32" if rel_error <= 1 else "rel_error must be in [0, 1]")
+
+    @property
+    def width(self) -> int:
+        return int(lib.lrq_signcut_encoder_width(self._enc))
+
+    @property
+    def finished(self) -> bool:
+        return bool(lib.lrq_signcut_encoder_finished(self._enc))
+
+    @property
+    def input_norm(self) -> float:
+        return float(lib.lrq_signcut_encoder_input_norm(self._enc))
+
+    def remainder_norm(self, exact: bool = False) -> float:
+        out = ffi.new("double *")
+        _check(lib.lrq_signcut_encoder_remainder_norm(self._enc, 1 if exact else 0, out),
+               "lrq_signcut_encoder_remainder_norm")
+        return float(out[0])
+
+    def sections(self, panel: int) -> dict:
+        """{"c", "tt", "s"}: the tile's section bytes for the cuts so far."""
+        w = self.width
+        rows, cols = self.shape
+        c = bytearray(4 * w)
+        tt = bytearray(layout_size(w, cols, 1, panel))
+        s = bytearray(layout_size(rows, w, 1, panel))
+        _check(
+            lib.lrq_signcut_encoder_write(self._enc, panel, ffi.from_buffer("uint8_t[]", c), len(c),
+                                          ffi.from_buffer("uint8_t[]", tt), len(tt),
+                                          ffi.from_buffer("uint8_t[]", s), len(s)),
+            "lrq_signcut_encoder_write",
+        )
+        return {"c": bytes(c), "tt": bytes(tt), "s": bytes(s)}
+
+
+def quantize(values: np.ndarray, bits: int, group: int):
+    """lplr factor quantization in C: (codes uint8, scales float16, σ float).
+
+    The same contract as :func:`lrq.reference.quant.quantize`.
+    """
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if values.ndim != 2:
+        raise ArgumentError(f"values must be 2-D, not {values.ndim}-D")
+    rows, k = values.shape
+    bits = _integer(bits, "bits", 1, 8)
+    group = _integer(group, "group", 1, _U64_MAX)
+    codes = _allocate((rows, k), np.uint8)
+    scales = _allocate((rows, -(-k // group)), np.uint16)
+    sigma = ffi.new("float *")
+    _check(
+        lib.lrq_quant_fit(ffi.from_buffer("double[]", values), rows, k, k, bits, group,
+                          ffi.from_buffer("uint8_t[]", codes, require_writable=True),
+                          ffi.from_buffer("uint16_t[]", scales, require_writable=True), sigma),
+        "lrq_quant_fit", "values must be finite",
+    )
+    return codes, scales.view(np.float16), float(sigma[0])
+
+
+__all__ += ["SignCutEncoder", "quantize"]

@@ -9,8 +9,12 @@ every tile is held to its share, so the whole file meets the budget.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import math
-from dataclasses import dataclass
+import os
+import threading
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import msgpack
@@ -22,6 +26,7 @@ from .reference import container, dense, lplr, quant, signcut
 from .reference.container import make_section, section_alignment
 
 SCHEMES = ("auto", "signcut", "lplr", "dense")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 DEFAULT_BITS = 4.0
 DEFAULT_GROUP = 128
 # Bit widths the lplr search tries for each factor.  Only neighbouring pairs
@@ -29,8 +34,16 @@ DEFAULT_GROUP = 128
 # than one step apart in our measurements, and it keeps the search to 16 fits.
 LPLR_BIT_CHOICES = (1, 2, 3, 4, 6, 8)
 _FLOAT_SOURCES = {"float16": "float16", "float32": "float32", "float64": "float64", "bfloat16": "bfloat16"}
+# A matrix with a side longer than this is encoded in tiles of this size
+# unless tile_shape= says otherwise: memory stays bounded by the tile (the
+# signcut encoder keeps two float32 copies of its tile) and tiles encode in
+# parallel.
+DEFAULT_TILE = 4096
+# Cuts per call into the C signcut encoder: progress is reported and Ctrl-C
+# honoured between calls (results do not depend on it).
+SIGNCUT_STEP = 64
 _SCHEME_OPTIONS = {
-    "signcut": set(),
+    "signcut": {"refit"},
     "lplr": {"rank", "bits_l", "bits_r", "group", "variant"},
     "dense": {"storage"},
 }
@@ -115,8 +128,8 @@ def _target(bits, width, rel_error) -> Target:
         value = float(value)
     except (TypeError, ValueError):
         raise ArgumentError(f"{kind} must be a number, not {value!r}") from None
-    if kind == "bits" and not (math.isfinite(value) and 0 < value <= 64):
-        raise ArgumentError(f"bits must be in (0, 64], not {value}")
+    if kind == "bits" and not (math.isfinite(value) and 0 < value <= 1024):
+        raise ArgumentError(f"bits must be in (0, 1024], not {value}")
     if kind == "rel_error" and not (math.isfinite(value) and 0 < value < 1):
         raise ArgumentError(f"rel_error must be in (0, 1), not {value}")
     return Target(kind, value)
@@ -160,7 +173,24 @@ def _largest_fitting(lo: int, hi: int, fits: Callable[[int], bool]) -> Optional[
     return lo
 
 
-def _signcut_candidate(tile, target, allowance, seed, panel, progress) -> Optional[Candidate]:
+class _Cancelled(Exception):
+    """Another tile failed or the user interrupted: stop between C calls."""
+
+
+@dataclass
+class _Run:
+    """What every tile job shares: C threads per encoder and a stop flag."""
+
+    threads: int = 1
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise _Cancelled()
+
+
+def _signcut_candidate(tile, target, allowance, seed, panel, progress, options=None, run=None) -> Optional[Candidate]:
+    run = run or _Run()
     m, n = tile.shape
     # Past the width at which signcut costs as much as dense float32 there is
     # no point going on: that caps searches for an error target.
@@ -177,25 +207,80 @@ def _signcut_candidate(tile, target, allowance, seed, panel, progress) -> Option
             width = 1
         goal = None
 
-    def on_cut(done, err):
-        if done % 16 == 0 or done == width:
-            _report(progress, done / width, f"signcut {done}/{width} cuts, error {err:.4g}")
-
-    S, T, c, errors = signcut.encode(tile.values, width=width, rel_error=goal, seed=seed, progress=on_cut)
-    if goal is not None and errors and errors[-1] > goal:
+    enc = _native.SignCutEncoder(tile.values32, seed, run.threads)
+    # The C encoder measures error against its float32 copy of the tile; the
+    # goal is an absolute error, ε‖A_t‖, expressed relative to that copy.
+    c_goal = 0.0
+    if goal is not None and enc.input_norm > 0:
+        c_goal = min(1.0, goal * tile.norm / enc.input_norm)
+    while enc.width < width and not enc.finished:
+        run.check()
+        enc.run(min(SIGNCUT_STEP, width - enc.width), c_goal)
+        err = enc.remainder_norm() / enc.input_norm if enc.input_norm > 0 else 0.0
+        _report(progress, enc.width / width, f"signcut {enc.width}/{width} cuts, error {err:.4g}")
+    error = enc.remainder_norm(exact=True)
+    if goal is not None and error > goal * tile.norm:
         return None
-    params = {"width": len(c)}
-    sections = signcut.sections(S, T, c, panel, pack=_native.pack_interleaved)
-    rel = errors[-1] if errors else 1.0 if tile.norm > 0 else 0.0
-    return Candidate("signcut", params, sections, rel * tile.norm, _tile_cost("signcut", tile.shape, params))
+    params = {"width": enc.width}
+    sections = enc.sections(panel)
+    if (options or {}).get("refit") and enc.width > 0:
+        sections, error = _refit(tile, sections, enc.width, panel, error)
+    return Candidate("signcut", params, sections, error, _tile_cost("signcut", tile.shape, params))
+
+
+def _refit(tile, sections: dict, w: int, panel: int, error: float):
+    """Least-squares refit of every c for the signs found (research §1.7).
+
+    Solves (SᵀS ∘ TᵀT) c = diag(Sᵀ A T) and keeps the new weights only if
+    the exact error, ‖A‖² − 2cᵀb + cᵀGc evaluated with the stored float32
+    c, goes down.  Costs two sign Gram matrices and A·T: a few dense GEMMs.
+    """
+    m, n = tile.shape
+    s = _native.unpack_signs_f32(sections["s"], m, w, panel)
+    tt = _native.unpack_signs_f32(sections["tt"], w, n, panel)
+    gram = (s.T @ s).astype(np.float64) * (tt @ tt.T).astype(np.float64)
+    b = np.einsum("ij,ij->j", s.astype(np.float64), tile.values @ tt.T.astype(np.float64))
+    try:
+        c = np.linalg.solve(gram, b)
+    except np.linalg.LinAlgError:
+        c = np.linalg.lstsq(gram, b, rcond=None)[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        c32 = c.astype(np.float32)
+    if not np.isfinite(c32).all():
+        return sections, error
+    c64 = c32.astype(np.float64)
+    sq = float(tile.norm**2 - 2.0 * c64 @ b + c64 @ gram @ c64)
+    new_error = math.sqrt(max(sq, 0.0))
+    if not new_error < error:
+        return sections, error
+    return {**sections, "c": c32.astype("<f4").tobytes()}, new_error
 
 
 def _lplr_one(tile, rank, bits_l, bits_r, group, variant, seed, panel, svd) -> Candidate:
     left0 = lplr.starting_factor(tile.values, rank, variant, seed, svd)
-    left, right, l_hat, r_hat = lplr.fit(tile.values, left0, bits_l, bits_r, group)
+    left, right, l_hat, r_hat = lplr.fit(tile.values, left0, bits_l, bits_r, group,
+                                         quantize=_native.quantize, solve=_least_squares)
     params, sections = lplr.params_and_sections(rank, bits_l, bits_r, group, left, right, panel, _native.pack_interleaved)
     error = float(np.linalg.norm(tile.values - l_hat @ r_hat))
     return Candidate("lplr", params, sections, error, _tile_cost("lplr", tile.shape, params))
+
+
+def _least_squares(left: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """argmin_W ‖left · W − a‖ by the normal equations (GEMM speed).
+
+    Used when left is well conditioned (cond < 1e4 from its Cholesky
+    factor, so the squared condition costs at most ~1e-8 relative);
+    otherwise the reference's QR / SVD path.  The error of the result is
+    measured afterwards either way.
+    """
+    gram = left.T @ left
+    try:
+        diag = np.abs(np.diag(np.linalg.cholesky(gram)))
+    except np.linalg.LinAlgError:
+        return lplr.least_squares(left, a)
+    if not diag.size or diag.min() <= 1e-4 * diag.max():
+        return lplr.least_squares(left, a)
+    return np.linalg.solve(gram, left.T @ a)
 
 
 def _lplr_candidate(tile, target, allowance, seed, panel, options, progress) -> Optional[Candidate]:
@@ -302,27 +387,79 @@ def _better(best: Optional[Candidate], cand: Candidate, target: Target, tile) ->
 # ----------------------------------------------------------------- orchestration
 
 
-@dataclass
 class _Tile:
-    origin: tuple
-    shape: tuple
-    values: np.ndarray  # float64
-    norm: float
-    source: str
+    """One tile: a view of the input, converted only when a scheme asks."""
+
+    def __init__(self, origin: tuple, shape: tuple, raw: np.ndarray, source: str):
+        self.origin, self.shape, self.raw, self.source = origin, shape, raw, source
+
+    @functools.cached_property
+    def values(self) -> np.ndarray:
+        return np.asarray(self.raw, dtype=np.float64)
+
+    @property
+    def values32(self) -> np.ndarray:
+        # A float32 input is passed as a strided view: the C encoder copies it.
+        return self.raw if self.raw.dtype == np.float32 else np.asarray(self.raw, dtype=np.float32)
+
+    @functools.cached_property
+    def norm(self) -> float:
+        return _norm(self.raw)
 
 
-def _header_bound(name: str, shape: tuple, source: str, tile_shape: tuple, panel: int, schemes_per_tile, encoder_info) -> int:
-    """Bytes of preamble + header with every number at its widest encoding."""
-    tiles = []
-    for origin, tshape in container.tile_grid(shape, tile_shape):
-        big = {"width": container.MAX_PARAM, "rank": container.MAX_PARAM, "bits_l": 8, "bits_r": 8,
-               "group": container.MAX_GROUP, "scale_l": 1.0, "scale_r": 1.0, "storage": "bfloat16"}
-        scheme = schemes_per_tile
-        tiles.append(container.TileRecord(origin, tshape, scheme, {k: big[k] for k in container.PARAM_KEYS[scheme]}))
+def _norm(a: np.ndarray) -> float:
+    """‖a‖_F in float64, a few rows at a time (no full-size temporary)."""
+    if a.ndim != 2:
+        return float(np.linalg.norm(np.asarray(a, dtype=np.float64)))
+    step = max(1, (1 << 20) // max(1, a.shape[1]))
+    total = 0.0
+    for r in range(0, a.shape[0], step):
+        block = np.asarray(a[r : r + step], dtype=np.float64)
+        total += float(np.einsum("ij,ij->", block, block))
+    return math.sqrt(total)
+
+
+def _max_abs(a: np.ndarray) -> float:
+    return max(float(np.max(a)), -float(np.min(a))) if a.size else 0.0
+
+
+def _header_bound(name, shape, source, tile_shape, panel, scheme, encoder_info, budget) -> int:
+    """Bytes of preamble + header, every number at the widest the budget allows.
+
+    Offsets and lengths cannot exceed the budget in a file that meets it, and
+    a width or rank cannot exceed 8 × budget; ``scheme`` "auto" takes the
+    largest bound over the schemes a tile may get.
+    """
+    if scheme == "auto":
+        return max(_header_bound(name, shape, source, tile_shape, panel, s, encoder_info, budget) for s in ("signcut", "lplr", "dense"))
+    limit = container.MAX_PARAM if budget is None else min(container.MAX_PARAM, 8 * budget)
+    size_limit = (1 << 62) if budget is None else budget
+    widest = {"width": limit, "rank": limit, "bits_l": 8, "bits_r": 8, "group": container.MAX_GROUP,
+              "scale_l": 1.0, "scale_r": 1.0, "storage": "bfloat16"}
+    params = {k: widest[k] for k in container.PARAM_KEYS[scheme]}
+    tiles = [container.TileRecord(o, t, scheme, params) for o, t in container.tile_grid(shape, tile_shape)]
     record = container.TensorRecord(name, shape, source, tile_shape, panel, tiles, 1.0, encoder_info)
-    table = [("r_scales", 1 << 62, 1 << 62, 0xFFFFFFFF)] * sum(len(container.SECTION_KINDS[t.scheme]) for t in tiles)
+    entry = (max(container.SECTION_KINDS[scheme], key=len), size_limit, size_limit, 0xFFFFFFFF)
+    table = [entry] * (len(tiles) * len(container.SECTION_KINDS[scheme]))
     raw = msgpack.packb(container.header_object([record], None, table), use_single_float=True)
     return container.PREAMBLE_SIZE + len(raw)
+
+
+def _smallest_tile_cost(scheme: str, shape: tuple, options: dict) -> int:
+    """Bytes the cheapest encoding of a tile may take (auto: of any scheme)."""
+    if scheme == "auto":
+        return min(_smallest_tile_cost(s, shape, options) for s in ("signcut", "lplr", "dense"))
+    if scheme == "signcut":
+        return _tile_cost("signcut", shape, {"width": 1})
+    if scheme == "dense":
+        return _tile_cost("dense", shape, {"storage": options.get("storage") or "float16"})
+    params = {
+        "rank": options.get("rank") or 1,
+        "bits_l": options.get("bits_l") or 1,
+        "bits_r": options.get("bits_r") or 1,
+        "group": options.get("group") or DEFAULT_GROUP,
+    }
+    return _tile_cost("lplr", shape, params)
 
 
 def encode(
@@ -338,6 +475,7 @@ def encode(
     progress: Optional[Callable[[float, str], None]] = None,
     name: Optional[str] = None,
     source_dtype: Optional[str] = None,
+    threads: Optional[int] = None,
     **options,
 ):
     """Compress a float matrix into an :class:`lrq.Matrix`.
@@ -359,24 +497,36 @@ def encode(
     rel_error : float in (0, 1), optional
         Relative Frobenius error to reach with the smallest encoding; signcut
         stops at the first width that meets it (its error is known exactly).
-        With none of the three targets, ``bits=4`` is used, or the smallest
-        encoding when a matrix is too small for that budget.
+        With none of the three targets, ``bits=4`` is used; for a matrix too
+        small for any encoding to fit that (headers alone exceed it), signcut
+        uses one cut, lplr rank 1, and auto and dense store the values exactly.
     seed : int
         Seeds every random choice: equal inputs, parameters and seeds give
         byte-identical files.
     tile_shape : (rows, cols), optional
         Encode in independent tiles of this size; the budget is shared by
-        area and each tile is held to its share.
+        area and each tile is held to its share.  By default a matrix with
+        a side longer than 4096 is encoded in 4096×4096 tiles (memory stays
+        bounded by a tile and tiles encode in parallel); pass its own shape
+        to encode it whole.
     panel : int
         Reduction panel of the kernel layout (multiple of 64; default 4096).
     progress : callable(fraction, message), optional
-        Called during long encodes.
+        Called during long encodes, always from the calling thread.
+        Ctrl-C (KeyboardInterrupt) stops an encode within one step of
+        64 cuts and raises; nothing is left running.
+    threads : int, optional
+        Threads to use (default: up to 2, the cores of the machine).  Never
+        changes the result: files are byte-identical for any value.
     name : str, optional
         The tensor's name when written alone with :func:`lrq.dumps`.
     source_dtype : str, optional
         The dtype the values came from when it differs from ``a``'s, e.g.
         "bfloat16" for bf16 weights passed widened to float32.
     **options
+        signcut: ``refit`` (bool, default False): after the greedy cuts,
+        refit every c jointly by least squares for the signs found, keeping
+        the result only when the error goes down.
         lplr: ``rank``, ``bits_l``, ``bits_r`` (1–8; searched when not given),
         ``group`` (scale group, a power of two >= 16, default 128),
         ``variant`` ("sketch" or "svd").  dense: ``storage`` ("float32",
@@ -405,6 +555,13 @@ def encode(
     ):
         raise ArgumentError(f"panel must be a multiple of 64 in [64, 2^20], not {panel!r}")
     shape = tuple(int(d) for d in a.shape)
+    if threads is None:
+        threads = min(2, os.cpu_count() or 1)
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 8:
+        raise ArgumentError(f"threads must be an integer in [1, 8], not {threads!r}")
+    threads = int(threads)
+    if tile_shape is None and a.ndim == 2 and max(shape) > DEFAULT_TILE:
+        tile_shape = (DEFAULT_TILE, DEFAULT_TILE)
     if tile_shape is None or a.ndim != 2:
         tile_shape = shape
     else:
@@ -420,29 +577,46 @@ def encode(
         raise ArgumentError(f"progress must be a callable taking (fraction, message), not {progress!r}")
     encoder_info = {"scheme": scheme, "seed": int(seed), "target": target.kind, "value": float(target.value)}
 
-    values = np.asarray(a, dtype=np.float64)
+    if scheme in ("signcut", "lplr") and a.size and _max_abs(a) > _FLOAT32_MAX:
+        raise ArgumentError(
+            f"values reach {_max_abs(a):.3g}, beyond the float32 range that scheme '{scheme}' stores; "
+            "scale the matrix or use scheme='dense' with storage='float64'"
+        )
     grid = list(container.tile_grid(shape, tile_shape))
     total = math.prod(shape)
     budget = math.floor(target.value * total / 8) if target.kind in ("bits", "default") else None
-    overhead = _header_bound(name, shape, source, tile_shape, int(panel), "lplr", encoder_info)
-    tiles, sq_error = [], 0.0
-    for k, (origin, tshape) in enumerate(grid):
+    # The budget pays first for the header and for the cheapest encoding of
+    # every tile (so a small edge tile is never starved); what is left is
+    # shared by area.  Each tile is then held to its allowance, and the sum of
+    # allowances plus the header bound is the budget: the file fits.
+    overhead = _header_bound(name, shape, source, tile_shape, int(panel), scheme, encoder_info, budget)
+    smallest = [_smallest_tile_cost(scheme, tshape, options) for _, tshape in grid]
+    spare = None if budget is None else budget - overhead - sum(smallest)
+    if spare is not None and spare < 0 and target.strict:
+        raise BudgetError(_infeasible_message(scheme, target, shape, overhead + sum(smallest)))
+
+    def job(k, report, run):
+        origin, tshape = grid[k]
         index = tuple(slice(o, o + s) for o, s in zip(origin, tshape))
-        block = values[index]
-        tile = _Tile(origin, tshape, block, float(np.linalg.norm(block)), source)
-        allowance = None if budget is None else (budget - overhead) * math.prod(tshape) / total
-
-        def tile_progress(done, message, k=k):
-            prefix = f"tile {k + 1}/{len(grid)}: " if len(grid) > 1 else ""
-            _report(progress, (k + done) / len(grid), prefix + message)
-
-        cand = _choose(tile, scheme, target, allowance, int(seed), int(panel), options, tile_progress)
+        tile = _Tile(origin, tshape, a[index], source)
+        if budget is None:
+            allowance = None
+        elif spare < 0:
+            allowance = -1  # the default budget cannot be met: each scheme's fallback applies
+        else:
+            allowance = smallest[k] + spare * math.prod(tshape) / total
+        cand = _choose(tile, scheme, target, allowance, int(seed), int(panel), options, report, run)
         if cand is None:
-            raise BudgetError(_infeasible_message(scheme, target, shape, overhead))
+            raise BudgetError(_infeasible_message(scheme, target, shape, overhead + sum(smallest)))
         sections = {kind: make_section(kind, data, _native.crc32c) for kind, data in cand.sections.items()}
-        tiles.append(container.TileRecord(origin, tshape, cand.scheme, cand.params, sections))
-        sq_error += cand.error**2
-    norm = float(np.linalg.norm(values))
+        return container.TileRecord(origin, tshape, cand.scheme, cand.params, sections), cand.error
+
+    if "refit" in options and not isinstance(options["refit"], (bool, np.bool_)):
+        raise ArgumentError(f"refit must be True or False, not {options['refit']!r}")
+    results = _run_tiles(len(grid), job, progress, threads)
+    tiles = [record for record, _ in results]
+    sq_error = sum(error**2 for _, error in results)
+    norm = _norm(a)
     rel = math.sqrt(sq_error) / norm if norm > 0 else 0.0
     record = container.TensorRecord(name, shape, source, tile_shape, int(panel), tiles, float(np.float32(rel)), encoder_info)
     matrix = Matrix(record)
@@ -452,21 +626,86 @@ def encode(
     return matrix
 
 
-def _choose(tile, scheme, target, allowance, seed, panel, options, progress) -> Optional[Candidate]:
+def _run_tiles(count: int, job, progress, threads: int) -> list:
+    """Runs job(k, report, run) for every tile k, in parallel when it pays.
+
+    With one tile, its encoder gets every thread.  With several, a pool of
+    ``threads`` workers encodes one tile each (one C thread per encoder,
+    never more threads than cores); the calling thread reports progress
+    and, on Ctrl-C or an error, tells the workers to stop at their next
+    step and waits for them, so nothing keeps running behind the caller.
+    Results come back in tile order: the bytes do not depend on the order
+    in which tiles finish.
+    """
+    done = [0.0] * count
+    notes = [(f"tile {k + 1}/{count}: " if count > 1 else "") + "starting" for k in range(count)]
+
+    def report(k):
+        def update(fraction, message):
+            done[k] = fraction
+            notes[k] = (f"tile {k + 1}/{count}: " if count > 1 else "") + message
+        return update
+
+    def show():
+        active = max(range(count), key=lambda k: (0.0 < done[k] < 1.0, k))
+        _report(progress, sum(done) / count, notes[active])
+
+    if count == 1 or threads <= 1:
+        run = _Run(threads=threads)
+        out = []
+        for k in range(count):
+            def update(fraction, message, k=k, inner=report(k)):
+                inner(fraction, message)
+                show()
+            out.append(job(k, update, run))
+            done[k] = 1.0
+        _report(progress, 1.0, "done")
+        return out
+    run = _Run(threads=1)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(threads, count), thread_name_prefix="lrq-tile")
+
+    def wrapped(k):
+        run.check()
+        result = job(k, report(k), run)
+        done[k] = 1.0
+        return result
+
+    futures = [pool.submit(wrapped, k) for k in range(count)]
+    try:
+        pending = set(futures)
+        while pending:
+            finished, pending = concurrent.futures.wait(pending, timeout=0.1, return_when=concurrent.futures.FIRST_EXCEPTION)
+            for f in finished:
+                f.result()  # re-raises a tile's error here, in the caller's thread
+            show()
+    except BaseException:
+        run.cancel.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    _report(progress, 1.0, "done")
+    return [f.result() for f in futures]
+
+
+def _choose(tile, scheme, target, allowance, seed, panel, options, progress, run=None) -> Optional[Candidate]:
     if scheme == "signcut":
-        return _signcut_candidate(tile, target, allowance, seed, panel, progress)
+        return _signcut_candidate(tile, target, allowance, seed, panel, progress, options, run)
     if scheme == "lplr":
         return _lplr_candidate(tile, target, allowance, seed, panel, options, progress)
     if scheme == "dense":
         return _dense_candidate(tile, target, allowance, options)
-    # auto: every scheme under the same target; lplr in both variants.
+    # auto: every scheme under the same target; lplr in both variants.  The
+    # factorizations store float32 numbers, so they sit out values beyond it.
     strict = Target(target.kind if target.kind != "default" else "bits", target.value)
+    factorizable = _max_abs(tile.raw) <= _FLOAT32_MAX
     steps = [
-        lambda p: _signcut_candidate(tile, strict, allowance, seed, panel, p),
+        lambda p: _signcut_candidate(tile, strict, allowance, seed, panel, p, options, run),
         lambda p: _lplr_candidate(tile, strict, allowance, seed, panel, {**options, "variant": "sketch"}, p),
         lambda p: _lplr_candidate(tile, strict, allowance, seed, panel, {**options, "variant": "svd"}, p),
         lambda p: _dense_candidate(tile, strict, allowance, {k: v for k, v in options.items() if k == "storage"}),
     ]
+    if not factorizable:
+        steps = steps[-1:]
     best = None
     for i, step in enumerate(steps):
         cand = step(lambda done, message, i=i: progress((i + done) / len(steps), "auto: " + message))
@@ -478,13 +717,13 @@ def _choose(tile, scheme, target, allowance, seed, panel, options, progress) -> 
     return best
 
 
-def _infeasible_message(scheme, target, shape, overhead) -> str:
+def _infeasible_message(scheme, target, shape, smallest_bytes) -> str:
     where = "×".join(map(str, shape))
     if target.kind == "bits":
-        floor = 8 * overhead / math.prod(shape)
+        floor = 8 * smallest_bytes / math.prod(shape)
         return (
             f"no {scheme} encoding of a {where} matrix fits {target.value:g} bits/entry "
-            f"(headers alone take about {floor:.3g}); raise bits= or choose another scheme"
+            f"(the smallest, headers included, may take {floor:.3g}); raise bits= or choose another scheme"
         )
     if target.kind == "rel_error":
         return f"scheme '{scheme}' cannot reach rel_error={target.value:g} on this {where} matrix; try scheme='dense'"
@@ -520,7 +759,8 @@ def signcut_from_factors(S, T, c, *, name: Optional[str] = None, panel: int = co
         raise ArgumentError(f"S is {S.shape}, T is {T.shape} and c has {c.size} values; they must share the width w")
     if S.shape[0] < 1 or T.shape[0] < 1:
         raise ArgumentError("S and T need at least one row")
-    c32 = c.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported just below, as an error
+        c32 = c.astype(np.float32)
     if not np.isfinite(c32).all():
         raise ArgumentError("c holds NaN or infinity (or values beyond float32)")
     if w > container.MAX_PARAM:

@@ -7,6 +7,7 @@ import os
 import tempfile
 from typing import Iterator, Mapping, Optional
 
+import msgpack
 import numpy as np
 
 from . import _native
@@ -20,24 +21,85 @@ def dumps(matrix: Matrix) -> bytes:
     """One tensor as the bytes of a complete `.lrq` file."""
     if not isinstance(matrix, Matrix):
         raise ArgumentError(f"dumps takes an lrq.Matrix, not {type(matrix).__name__}")
+    _verify(matrix._record)
     return b"".join(bytes(p) for p in matrix._serialize())
+
+
+def _verify(record: container.TensorRecord) -> None:
+    """Check the sections of a tensor read lazily from a file before they are
+    copied into a new one, so that a writer never passes on a section that
+    breaks a rule (sections made by an encoder are verified already)."""
+    for tile in record.tiles:
+        for section in tile.sections.values():
+            section.payload(_native.crc32c)
+
+
+class _CheckedSection(container.Section):
+    """A section of a file parsed by the C core.
+
+    ``data`` views the file's buffer; :meth:`payload` (every use that computes
+    with the bytes goes through it) has C verify the section's CRC-32C and
+    content rules first, once per section [SEC-7].  Copying the section into
+    another file (``serialize``) reads ``data`` directly: bytes copied with
+    their own checksum need no verification.
+    """
+
+    def __init__(self, parsed: _native.ContainerFile, index: tuple, entry: tuple, verified: bool):
+        kind, offset, length, crc = entry
+        super().__init__(kind, offset, length, crc, parsed.view(offset, length), verified)
+        self._parsed = parsed
+        self._index = index
+
+    def payload(self, crc32c=None) -> memoryview:
+        if not self.verified:
+            self._parsed.section(*self._index)
+            self.verified = True
+        return self.data
+
+
+def _parse(buf, *, verify: bool) -> container.FileRecord:
+    """Parse and validate a whole `.lrq` file with the C core.
+
+    Builds the same records as the reference parser (``lrq.reference``, which
+    keeps its own pure-Python parser), with section views into ``buf``.  With
+    ``verify`` every section's checksum and content rules are checked now
+    (all checksums first); otherwise each section is checked on first use.
+    """
+    parsed = _native.ContainerFile(buf, "content" if verify else "none")
+    tensors = []
+    for i in range(len(parsed)):
+        t = parsed.tensor(i)
+        tiles = []
+        for k in range(t["tile_count"]):
+            tile = parsed.tile(i, k)
+            sections = {
+                entry[0]: _CheckedSection(parsed, (i, k, s), entry, verify)
+                for s, entry in enumerate(tile["sections"])
+            }
+            tiles.append(container.TileRecord(tile["origin"], tile["shape"], tile["scheme"], tile["params"], sections))
+        # The informational "encoder" map comes back as the msgpack bytes C
+        # already checked against the header profile; decoding them cannot fail.
+        encoder = msgpack.unpackb(t["encoder"], raw=False) if t["encoder"] is not None else None
+        tensors.append(container.TensorRecord(t["name"], t["shape"], t["dtype"], t["tile_shape"], t["panel"],
+                                              tiles, t["rel_error"], encoder))
+    required, optional = parsed.features
+    return container.FileRecord(tensors, parsed.metadata(), required, optional, parsed.minor)
 
 
 def loads(data) -> Matrix:
     """Read a `.lrq` file held in bytes; it must contain exactly one tensor.
 
-    Every checksum and value is verified now, so a damaged file fails here.
+    Every checksum and value rule is verified now, so a damaged file fails
+    here.  The bytes are copied, so later changes to ``data`` do not matter.
     """
     try:
         view = memoryview(data)
     except TypeError:
         raise ArgumentError(f"loads takes bytes-like data, not {type(data).__name__}") from None
-    record = container.parse(bytes(view), _native.crc32c, verify_sections=True)
+    record = _parse(bytes(view), verify=True)
     if len(record.tensors) != 1:
         raise ArgumentError(f"loads needs a file with one tensor; this one has {len(record.tensors)} (use lrq.open)")
-    matrix = Matrix(record.tensors[0])
-    matrix.decode()  # checks every value rule (NaN coefficients, padding bits, …)
-    return matrix
+    return Matrix(record.tensors[0])
 
 
 def decode(matrix) -> np.ndarray:
@@ -93,6 +155,7 @@ def _records(tensors: Mapping) -> list:
             raise ArgumentError(f"tensor names must be non-empty strings of at most 1024 bytes, not {name!r}")
         if isinstance(value, Matrix):
             record = value._record
+            _verify(record)
             records.append(container.TensorRecord(name, record.shape, record.dtype, record.tile_shape,
                                                   record.panel, record.tiles, record.rel_error, record.encoder))
         else:
@@ -152,12 +215,12 @@ class File(Mapping):
             with builtin_open(self.path, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
                 if size == 0:
-                    raise FormatError("not an .lrq file: it is empty [PRE-8]")
+                    raise FormatError("[PRE-8] not an .lrq file: it is empty")
                 self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except OSError as exc:
             raise ResourceError(f"cannot open {self.path}: {exc}") from None
         try:
-            record = container.parse(self._map, _native.crc32c, verify_sections=False)
+            record = _parse(self._map, verify=False)
         except BaseException:
             self._matrices = {}
             self.close()

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the C test programs share: a CHECK that counts failures instead of
- * stopping at the first, and a small fixed-seed generator (xorshift64*),
- * reproducible on every libc.
+ * What every C test program of tests/c shares: a CHECK that reports and
+ * counts instead of aborting (so one run lists every failure), and a small
+ * fixed-seed generator.  Each program is one translation unit, so the
+ * static state below exists once per program.
  */
 #ifndef LRQ_TEST_CHECK_H
 #define LRQ_TEST_CHECK_H
@@ -12,14 +13,16 @@
 
 static int failures = 0;
 
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-            failures++;                                                                \
-        }                                                                              \
+#define CHECK(cond)                                                        \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
+                    #cond);                                                \
+            failures++;                                                    \
+        }                                                                  \
     } while (0)
 
+/* xorshift64*: reproducible on every libc, unlike rand(). */
 static uint64_t rng_state = UINT64_C(0x9E3779B97F4A7C15);
 
 static uint64_t rng_next(void)

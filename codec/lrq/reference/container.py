@@ -416,7 +416,10 @@ class _Field:
 
 
 def _f32(value: float) -> float:
-    return float(np.float32(value))
+    # A float 64 beyond binary32's range rounds to an infinity [HDR-8], which
+    # the key's range check then refuses; that is not worth a RuntimeWarning.
+    with np.errstate(over="ignore"):
+        return float(np.float32(value))
 
 
 def _scheme_params(f: _Field, scheme: str, tensor_dtype: str) -> dict:

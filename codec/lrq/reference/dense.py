@@ -21,15 +21,16 @@ def bfloat16_bits_to_float(bits: np.ndarray) -> np.ndarray:
 
 def store(values: np.ndarray, storage: str) -> bytes:
     """Encode a tile's values in ``storage`` type; refuses what would overflow."""
-    if storage == "bfloat16":
-        bits = float_to_bfloat16_bits(values)
-        decoded = bfloat16_bits_to_float(bits)
-        raw = bits.astype("<u2")
-    elif storage == "bool":
-        decoded = raw = np.ascontiguousarray(values, dtype=np.bool_).view(np.uint8)
-    else:
-        raw = np.ascontiguousarray(values).astype(DTYPES[storage][0])
-        decoded = raw
+    with np.errstate(over="ignore"):  # overflow is reported just below, as an error
+        if storage == "bfloat16":
+            bits = float_to_bfloat16_bits(values)
+            decoded = bfloat16_bits_to_float(bits)
+            raw = bits.astype("<u2")
+        elif storage == "bool":
+            decoded = raw = np.ascontiguousarray(values, dtype=np.bool_).view(np.uint8)
+        else:
+            raw = np.ascontiguousarray(values).astype(DTYPES[storage][0])
+            decoded = raw
     if storage in FLOAT_STORAGE and not np.isfinite(decoded).all():
         raise ArgumentError(f"values do not fit in {storage} (they would become infinite); choose a wider storage")
     return raw.tobytes()

@@ -42,16 +42,19 @@ def least_squares(left: np.ndarray, a: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(left, a, rcond=None)[0]
 
 
-def fit(a: np.ndarray, left: np.ndarray, bits_l: int, bits_r: int, group: int):
+def fit(a: np.ndarray, left: np.ndarray, bits_l: int, bits_r: int, group: int,
+        quantize=quant.quantize, solve=None):
     """Quantize ``left``, fit and quantize the right factor.
 
     Returns ((l_codes, l_scales, σ_L), (r_codes, r_scales, σ_R), L̂, R̂) where
     L̂ and R̂ are the factors exactly as a decoder reconstructs them.
+    ``quantize`` and ``solve`` (the least-squares fit) may be replaced by
+    faster implementations of the same contract (the encoder uses C ones).
     """
-    l_codes, l_scales, l_sigma = quant.quantize(left, bits_l, group)
+    l_codes, l_scales, l_sigma = quantize(left, bits_l, group)
     l_hat = quant.dequantize(l_codes, l_scales, l_sigma, bits_l, group)
-    right = least_squares(l_hat, a)
-    r_codes, r_scales, r_sigma = quant.quantize(right, bits_r, group)
+    right = (solve or least_squares)(l_hat, a)
+    r_codes, r_scales, r_sigma = quantize(right, bits_r, group)
     r_hat = quant.dequantize(r_codes, r_scales, r_sigma, bits_r, group)
     return (l_codes, l_scales, l_sigma), (r_codes, r_scales, r_sigma), l_hat, r_hat
 

@@ -76,5 +76,8 @@ def dequantize(codes: np.ndarray, scales: np.ndarray, sigma: float, bits: int, g
     """The factor the decoder sees, in float64."""
     rows, k = codes.shape
     half = (2**bits - 1) / 2
-    per_element = np.repeat(scales.astype(np.float64), group, axis=1)[:, :k]
+    # Index rather than np.repeat: repeating makes rows × groups × g values,
+    # which for a large g (up to 2^20) and a short reduction is far more than
+    # the rows × k the factor has.
+    per_element = scales.astype(np.float64)[:, np.arange(k) // group]
     return float(np.float32(sigma)) * per_element * (codes.astype(np.float64) - half)

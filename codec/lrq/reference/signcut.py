@@ -23,6 +23,49 @@ from ..errors import FormatError
 from . import layout
 
 BLOCK = 32  # cuts applied to the dense remainder at once
+RNGS = ("numpy", "lrq")
+_M64 = (1 << 64) - 1
+
+
+class LrqRandom:
+    """The C encoder's random starts (lrq.h): xoshiro256** seeded by SplitMix64.
+
+    ``signs(n)`` draws one t: n bits taken least-significant first from
+    ceil(n/64) successive outputs, bit 1 meaning −1.  With ``rng="lrq"`` the
+    reference encoder starts cut i from the i-th t of this stream, as the C
+    encoder does (the C encoder draws them 32 at a time and skips to a new
+    batch after a zero-cut restart, which the reference does not model), so
+    the two differ only in arithmetic (float64 here, float32 in C).
+    """
+
+    def __init__(self, seed: int):
+        x, self.state = seed & _M64, []
+        for _ in range(4):
+            x = (x + 0x9E3779B97F4A7C15) & _M64
+            z = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+            self.state.append(z ^ (z >> 31))
+
+    @staticmethod
+    def _rotl(x: int, k: int) -> int:
+        return ((x << k) | (x >> (64 - k))) & _M64
+
+    def next(self) -> int:
+        s = self.state
+        result = (self._rotl((s[1] * 5) & _M64, 7) * 9) & _M64
+        t = (s[1] << 17) & _M64
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = self._rotl(s[3], 45)
+        return result
+
+    def signs(self, n: int) -> np.ndarray:
+        words = np.array([self.next() for _ in range(-(-n // 64))], dtype="<u8")
+        bits = np.unpackbits(words.view(np.uint8), bitorder="little")[:n]
+        return np.where(bits == 1, -1.0, 1.0)
 
 
 class _Remainder:
@@ -133,6 +176,7 @@ def encode(
     seed: int = 0,
     max_width: Optional[int] = None,
     progress: Optional[Callable[[int, float], None]] = None,
+    rng: str = "numpy",
 ):
     """Greedy signed cuts of ``a`` until ``width`` cuts or ``rel_error`` is met.
 
@@ -140,11 +184,18 @@ def encode(
     and the relative Frobenius error after each cut (exact: the remainder is
     tracked with the float32 c actually stored, and re-measured every block).
     The decomposition stops early when the remainder is exactly zero.
+    ``rng="lrq"`` draws the random starts from the C encoder's generator.
     """
     a = np.asarray(a, dtype=np.float64)
     m, n = a.shape
     limit = width if width is not None else max_width
-    rng = np.random.default_rng(seed)
+    if rng not in RNGS:
+        raise ValueError(f"rng must be one of {RNGS}")
+    if rng == "lrq":
+        draw = LrqRandom(seed).signs
+    else:
+        generator = np.random.default_rng(seed)
+        draw = lambda n: np.where(generator.integers(0, 2, size=n) == 1, -1.0, 1.0)  # noqa: E731
     rem = _Remainder(a)
     total2 = float(np.einsum("ij,ij->", a, a))
     norm2 = total2
@@ -157,7 +208,7 @@ def encode(
     while len(coefs) < limit:
         if norm2 <= 0.0 or (rel_error is not None and rel(norm2) <= rel_error):
             break
-        t = np.where(rng.integers(0, 2, size=n) == 1, -1.0, 1.0)
+        t = draw(n)
         cut, s, t = _one_cut(rem, s_prev, t)
         if not cut > 0.0:
             # A random t can be orthogonal to every row of a non-zero R

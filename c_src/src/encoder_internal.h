@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private interface between the signcut encoder (signcut.c) and its per-ISA
+ * kernels (encoder_scalar.c, encoder_avx2.c, encoder_avx512.c), and the
+ * layout helper the encoder's writer uses.  Not part of lrq.h.
+ *
+ * Determinism contract.  Every kernel here produces bit-identical results on
+ * every ISA.  Element-wise kernels perform, for each output element, the same
+ * sequence of IEEE single operations (adds of values whose sign bit was
+ * flipped; never a fused multiply-add) in the same order, so vectorizing
+ * across elements or splitting elements between threads cannot change a
+ * bit.  Reductions use one canonical structure, defined by the scalar code
+ * and emulated lane for lane by the SIMD code:
+ *
+ *   16 float64 partial sums p[0..15]; element i goes to p[i mod 16], added
+ *   in ascending i; then p[l] += p[l+8] (l < 8), p[l] += p[l+4] (l < 4),
+ *   p[l] += p[l+2] (l < 2), p[0] += p[1]; the result is p[0].
+ *
+ * Elements past the end are never added (SIMD tails add +0.0, which leaves
+ * a partial sum that started at +0.0 unchanged bit for bit).
+ */
+#ifndef LRQ_ENCODER_INTERNAL_H
+#define LRQ_ENCODER_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Cuts per block: the dense remainder is updated once per block.  It is part
+ * of the algorithm's definition (images are re-synchronized at each block
+ * boundary), so changing it changes the bytes an encoder writes. */
+#define LRQ_SC_BLOCK 32
+
+/*
+ * Signed sums over the open block, sum_k (bit k of x ? -w_k : w_k) for a
+ * block pattern x (bit k = the sign in cut k), are evaluated through nibble
+ * tables: tab[g][b] is the sum, from +0.0f in ascending k, over the cuts k
+ * of nibble g (k = 4g .. 4g+3, k < nk) of (bit k-4g of b ? -w_k : w_k); the
+ * signed sum is then acc = +0.0f; acc += tab[g][(x >> 4g) & 15] for
+ * g = 0 .. groups-1 with groups = ceil(nk / 4).  lrq_sc_tables() builds the
+ * tables once, in scalar code, for every ISA.
+ */
+typedef float lrq_sc_table[16];
+
+typedef struct {
+    /* out[i] += (float)rows[idx[q]*ld + i] * scale[q] for q < count
+     * ascending, i in [0, len): the int16 fixed-point rows of lrq_sc_fixed
+     * times their signed scales (powers of two, so each product is exact and
+     * no contraction into an FMA can change it). */
+    void (*flip_update)(float *out, size_t len, const int16_t *rows, size_t ld,
+                        const uint32_t *idx, const float *scale, size_t count);
+    /* max over j < len of |row[j]| (order-free: max is exact). */
+    float (*max_abs)(const float *row, size_t len);
+    /* out[j] = round-half-even(row[j] * 2^shift) as int16, j < len; the
+     * caller picks shift so that every |value| stays within 2^14. */
+    void (*to_fixed)(const float *row, size_t len, int shift, int16_t *out);
+    /* out[i] -= signed block sum of pat[i] (tables above), i < len. */
+    void (*block_correct)(float *out, size_t len, const uint32_t *pat,
+                          const lrq_sc_table *tab, unsigned groups);
+    /* out[i] -= (bit i of bits ? -a : a), i < len. */
+    void (*sub_signed)(float *out, size_t len, const uint64_t *bits, float a);
+    /* Canonical sum of |x[i]| in float64. */
+    double (*sum_abs)(const float *x, size_t len);
+    /* Canonical sum of (bit i of bits ? -x[i] : x[i]) in float64. */
+    double (*signed_sum)(const float *x, const uint64_t *bits, size_t len);
+    /* One row of the block update: for j < len, with acc the signed block
+     * sum of (rowpat ^ colpat[j]), v = row[j] - acc, row[j] = v if write.
+     * Returns the canonical float64 sum of v*v (each square exact). */
+    double (*block_row)(float *row, size_t len, uint32_t rowpat, const uint32_t *colpat,
+                        const lrq_sc_table *tab, unsigned groups, int write);
+    /* For k < nk: out[k] = 0.5f * the float32 canonical sum of (bit j of
+     * vecs[k*words] ? -row[j] : row[j]) over j < len: 16 float32 partials
+     * (lane j mod 16, ascending j) combined by the tree of
+     * lrq_sc_combine16, in float32.  The images of a block's random starts. */
+    void (*multi_signed_sum)(const float *row, size_t len, const uint64_t *vecs, size_t words,
+                             unsigned nk, float *out);
+    /* bits[i/64] bit i%64 = IEEE sign bit of x[i]; the words are overwritten
+     * entirely, bits past len are 0. */
+    void (*sign_bits)(const float *x, size_t len, uint64_t *bits);
+    /* sum over w < words of popcount((a[w] ^ b[w]) & f[w]). */
+    uint64_t (*count_differ)(const uint64_t *a, const uint64_t *b, const uint64_t *f,
+                             size_t words);
+} lrq_sc_kernels;
+
+extern const lrq_sc_kernels lrq_sc_kernels_scalar;
+#if defined(__x86_64__) || defined(__i386__)
+extern const lrq_sc_kernels lrq_sc_kernels_avx2;
+extern const lrq_sc_kernels lrq_sc_kernels_avx512;
+/* count_differ with POPCNT (every AVX2 CPU has it), shared by both tables. */
+uint64_t lrq_sc_count_differ_popcnt(const uint64_t *a, const uint64_t *b, const uint64_t *f,
+                                    size_t words);
+#endif
+
+/* The combine step of the canonical reduction, shared by every ISA file so
+ * the tree is written once. */
+static inline double lrq_sc_combine16(double p[16])
+{
+    int h, l;
+    for (h = 8; h >= 1; h >>= 1)
+        for (l = 0; l < h; l++)
+            p[l] += p[l + h];
+    return p[0];
+}
+
+/* The shift of a row's int16 copy: the largest with max|row| * 2^shift <
+ * 2^14 (so rounding cannot overflow), clamped so that 2^shift and 2^-shift
+ * are normal floats.  Relative precision is 2^-15 of the row's largest
+ * entry, about 2^-13 of a typical one: images built from these rows steer
+ * sign decisions only, and stay within ~1e-4 of exact. */
+static inline int lrq_sc_shift(const float peak)
+{
+    int e;
+    if (!(peak > 0.0f))
+        return 0;
+    (void)__builtin_frexpf(peak, &e); /* peak < 2^e */
+    e = 14 - e;
+    return e > 100 ? 100 : e < -100 ? -100 : e;
+}
+
+/* 2^k as a float, for |k| <= 126. */
+static inline float lrq_sc_pow2(const int k)
+{
+    const uint32_t u = (uint32_t)(127 + k) << 23;
+    float f;
+    __builtin_memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* The body of every count_differ kernel: a file compiles it with its own
+ * target, so the popcount becomes one instruction where POPCNT exists. */
+static inline uint64_t lrq_sc_count_differ_body(const uint64_t *const a, const uint64_t *const b,
+                                                const uint64_t *const f, const size_t words)
+{
+    uint64_t total = 0;
+    size_t w;
+    for (w = 0; w < words; w++)
+        total += (uint64_t)__builtin_popcountll((a[w] ^ b[w]) & f[w]);
+    return total;
+}
+
+/* The combine step in float32, for the multi_signed_sum kernels. */
+static inline float lrq_sc_combine16f(float p[16])
+{
+    int h, l;
+    for (h = 8; h >= 1; h >>= 1)
+        for (l = 0; l < h; l++)
+            p[l] += p[l + h];
+    return p[0];
+}
+
+/* The nibble tables of weights w[0 .. nk) (nk <= 32); returns groups. */
+static inline unsigned lrq_sc_tables(const float *const w, const unsigned nk, lrq_sc_table *const tab)
+{
+    const unsigned groups = (nk + 3) / 4;
+    unsigned g, b, k;
+    for (g = 0; g < groups; g++)
+        for (b = 0; b < 16; b++) {
+            float acc = 0.0f;
+            for (k = 4 * g; k < 4 * g + 4 && k < nk; k++)
+                acc += (b >> (k - 4 * g) & 1u) ? -w[k] : w[k];
+            tab[g][b] = acc;
+        }
+    return groups;
+}
+
+/* lrq_layout_pack() for a matrix given as rows of bits (element c of row r
+ * is bit c%64 of bits[r*row_words + c/64]), without a byte per element.
+ * Bits at index >= k are ignored.  Same arguments and errors otherwise. */
+int lrq_layout_pack_bitrows(const uint64_t *bits, uint64_t row_words,
+                            uint64_t rows, uint64_t k, uint64_t panel,
+                            uint8_t *out, size_t out_len);
+
+#endif /* LRQ_ENCODER_INTERNAL_H */

@@ -1,0 +1,903 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The signed cut encoder: greedy cuts A ~ S diag(c) T^T (research notes
+ * algorithms.md section 1.2-1.4), with the engineering that makes it cost a
+ * few dense matrix-vector products per cut:
+ *
+ *   - The remainder R is kept dense in float32, twice (row-major and
+ *     transposed), and both copies again in int16 fixed point: flipping
+ *     coordinate j of t adds the contiguous row j of R^T to the image R t,
+ *     and flipping i of s adds row i of R, read from the int16 copies (half
+ *     the bytes; see to_fixed() for why that is safe).
+ *   - Images are kept halved (h = R t / 2), so a flip adds +-R[:, j] with no
+ *     factor 2 (the factor the signtensors refactor lost).
+ *   - Cuts are subtracted from the dense remainder once per block of
+ *     LRQ_SC_BLOCK cuts.  Between block updates an image update adds the
+ *     open block's contribution as a low-rank correction whose weights are
+ *     signed popcounts over the flipped coordinates.  At every block update
+ *     both images are recomputed from the new dense remainder, so float32
+ *     drift never outlives a block, and the squared norm of the remainder is
+ *     recomputed exactly in float64.
+ *   - The 32 random starts of a block are drawn at its block update and
+ *     their images come out of that same pass over R: a cut then starts from
+ *     its image plus the block correction, instead of reading half of R to
+ *     move the image from the previous cut's t.  Per cut that leaves about
+ *     1.6 passes' worth of flipped rows to read (at 2048^2), the floor for
+ *     this algorithm: the first s and t of a cut each flip about half.
+ *   - Block sums over cuts (the remainder update, the corrections) go through
+ *     nibble tables: 8 lookups per element for 32 cuts instead of 32 adds.
+ *
+ * Determinism: every value that feeds a sign decision or a stopping test is
+ * computed by the kernels of encoder_internal.h, which give identical bits
+ * on every ISA; threads split element ranges at fixed multiples of 64, and
+ * every per-element computation is independent of the split, so the thread
+ * count cannot change a bit either.  Reductions are single-threaded or
+ * per-row partials summed in row order.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE 1 /* MADV_HUGEPAGE */
+
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "encoder_internal.h"
+#include "lrq.h"
+#include "lrq_internal.h"
+
+#define BLOCK LRQ_SC_BLOCK
+#define MAX_THREADS 8
+#define MAX_DIM ((UINT64_C(1) << 31) - 1)
+/* Below this many element operations a task runs on the calling thread: the
+ * hand-off costs about as much as the work. */
+#define PARALLEL_MIN 32768
+/* A tracked squared norm within this factor of the target triggers an exact
+ * measurement; the tracked value is accurate to far better than this. */
+#define PEEK_MARGIN 1e-4
+/* On a machine whose other cores are busy a worker can be descheduled in the
+ * middle of a chunk, and the caller then waits for a whole time slice.  A
+ * wait longer than this turns the team off for SOLO_TASKS tasks; which
+ * thread runs a chunk never changes a result, so this is free to adapt. */
+#define WAIT_LIMIT_NS 100000
+#define SOLO_TASKS 8192
+/* Every this many shared tasks, the workers' share of the chunks is checked:
+ * a worker that shares its core with the caller (the machine's other cores
+ * being busy) does little and slows the caller down by preempting it. */
+#define REVIEW_TASKS 256
+
+/* ------------------------------------------------------------------ PRNG */
+
+/* xoshiro256** seeded through SplitMix64 (Blackman & Vigna): fixed,
+ * portable and defined here, so the random starts are the same everywhere.
+ * lrq.reference.signcut has a Python twin of this generator. */
+static uint64_t splitmix64(uint64_t *const x)
+{
+    uint64_t z = (*x += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl(const uint64_t x, const int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t xoshiro_next(uint64_t s[4])
+{
+    const uint64_t result = rotl(s[1] * 5, 7) * 9;
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+/* ------------------------------------------------------------------ state */
+
+typedef enum { T_UPDATE_HT, T_UPDATE_HS, T_BLOCK_R, T_BLOCK_RT, T_PEEK, T_START } task_kind;
+
+struct lrq_signcut_encoder;
+
+typedef struct {
+    struct lrq_signcut_encoder *enc;
+    pthread_t thread;
+} worker;
+
+struct lrq_signcut_encoder {
+    uint64_t m, n;
+    size_t mw, nw;      /* 64-bit words of an s (m bits) and a t (n bits) */
+    float *r;           /* remainder at the last block update, m x n */
+    float *rt;          /* its transpose, n x m */
+    int16_t *rb, *rtb;  /* both in int16 fixed point, what image updates read */
+    float *rb_scale;    /* m: 2^-shift of each row of rb */
+    float *rtb_scale;   /* n: the same for rtb */
+    float *fscale;      /* per flip: its row's scale, signed by the new sign */
+    float *ht;          /* R_cur t_cur / 2, m values */
+    float *hs;          /* R_cur^T s_cur / 2, n values */
+    uint64_t *t_cur, *t_new, *s_cur, *s_new;
+    uint32_t *idx;
+    uint64_t *flipmask; /* old ^ new of the current flip */
+    double *row_sq;     /* per-row squared norms, summed in row order */
+    float d[BLOCK];       /* correction weights of the current flip */
+    lrq_sc_table tab_d[BLOCK / 4], tab_c[BLOCK / 4];
+    unsigned groups_d, groups_c;
+    uint64_t *tstart;     /* BLOCK x nw: the random starts of the open block */
+    float *g;             /* m x BLOCK: R t / 2 for each start, R as at the block update */
+    uint32_t *spat;       /* m: bit k = s_k[i] for the cuts of the open block */
+    uint32_t *tpat;       /* n: bit k = t_k[j] */
+    uint64_t width, cap, open;
+    uint64_t *out_s;    /* cap x mw: the s of every cut */
+    uint64_t *out_t;    /* cap x nw */
+    float *out_c;
+    double norm2_a, norm2;
+    int exact, done;
+    uint64_t rng[4];
+    const lrq_sc_kernels *k;
+
+    /* The team.  Workers live for one lrq_signcut_encoder_run() call.  A
+     * task is cut into fixed chunks that any thread claims with an atomic
+     * ticket (task generation << 32 | next chunk), so a worker that the OS
+     * does not schedule costs nothing but its chunk in flight: the calling
+     * thread simply takes the rest.  Chunk boundaries are multiples of 64
+     * elements and depend only on the task's length. */
+    unsigned threads, running;
+    worker workers[MAX_THREADS];
+    uint64_t ticket;   /* __atomic */
+    unsigned busy;     /* __atomic: workers inside a claim */
+    unsigned quit;     /* __atomic */
+    task_kind task;
+    size_t task_len, task_count, chunk;
+    unsigned solo;    /* tasks left to run alone: the team did not pay */
+    unsigned shared;  /* tasks shared since the last review */
+    size_t chunks_all;
+    size_t chunks_helped; /* __atomic: chunks the workers ran */
+    /* Idle workers sleep here after a short spin, so that on a busy machine
+     * a waiting worker does not take CPU time from the thread doing work. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    unsigned sleeping; /* under lock */
+};
+
+typedef struct lrq_signcut_encoder enc_t;
+
+static const uint64_t *block_s(const enc_t *e)
+{
+    return e->out_s + (e->width - e->open) * e->mw;
+}
+
+static const uint64_t *block_t(const enc_t *e)
+{
+    return e->out_t + (e->width - e->open) * e->nw;
+}
+
+/* ------------------------------------------------------------------ tasks */
+
+/* The copies image updates read: int16 with a power-of-two scale per row
+ * (lrq_sc_shift), half the bytes of float32.  The flipped rows read per cut
+ * are most of an encoder's memory traffic, and images only steer sign
+ * decisions (they stay within ~1e-4 of exact), while the float32
+ * remainder, updated exactly once per block, makes every stored c and
+ * every reported norm exact and re-synchronizes the images at each block
+ * update.  Returns the row's scale, 2^-shift. */
+static float to_fixed(const enc_t *const e, const float *const row, const size_t len, int16_t *const out)
+{
+    const int shift = lrq_sc_shift(e->k->max_abs(row, len));
+    e->k->to_fixed(row, len, shift, out);
+    return lrq_sc_pow2(-shift);
+}
+
+/* Runs elements [lo, hi) of the current task. */
+static void run_task(enc_t *const e, const size_t lo, const size_t hi)
+{
+    const size_t m = (size_t)e->m, n = (size_t)e->n;
+    size_t i;
+    switch (e->task) {
+    case T_UPDATE_HT:
+        e->k->flip_update(e->ht + lo, hi - lo, e->rtb + lo, m, e->idx, e->fscale, e->task_count);
+        if (e->open)
+            e->k->block_correct(e->ht + lo, hi - lo, e->spat + lo, e->tab_d, e->groups_d);
+        break;
+    case T_UPDATE_HS:
+        e->k->flip_update(e->hs + lo, hi - lo, e->rb + lo, n, e->idx, e->fscale, e->task_count);
+        if (e->open)
+            e->k->block_correct(e->hs + lo, hi - lo, e->tpat + lo, e->tab_d, e->groups_d);
+        break;
+    case T_BLOCK_R:
+    case T_PEEK:
+        /* Row i of R loses sum_k c_k s_k[i] t_k; the row's squared norm and
+         * the images of the next block's starts come from the new row. */
+        for (i = lo; i < hi; i++) {
+            float *const row = e->r + i * n;
+            e->row_sq[i] = e->k->block_row(row, n, e->spat[i], e->tpat, e->tab_c, e->groups_c,
+                                           e->task == T_BLOCK_R);
+            /* ht needs no update: the next cut replaces it by a start's
+             * image (restart() recomputes it when it needs it). */
+            if (e->task == T_BLOCK_R) {
+                e->k->multi_signed_sum(row, n, e->tstart, e->nw, BLOCK, e->g + i * BLOCK);
+                e->rb_scale[i] = to_fixed(e, row, n, e->rb + i * n);
+            }
+        }
+        break;
+    case T_START:
+        /* The image of the open block's next start: its image under the
+         * remainder of the last block update, corrected for the block's
+         * cuts so far (weights in tab_d). */
+        for (i = lo; i < hi; i++)
+            e->ht[i] = e->g[i * BLOCK + e->open];
+        if (e->open)
+            e->k->block_correct(e->ht + lo, hi - lo, e->spat + lo, e->tab_d, e->groups_d);
+        break;
+    case T_BLOCK_RT:
+        /* The same update of R^T with the roles of s and t exchanged: each
+         * entry gets the same sum (the table lookup of s_i ^ t_j), so R^T
+         * stays the exact transpose of R without a transposition pass. */
+        for (i = lo; i < hi; i++) {
+            float *const row = e->rt + i * m;
+            (void)e->k->block_row(row, m, e->tpat[i], e->spat, e->tab_c, e->groups_c, 1);
+            e->hs[i] = (float)(0.5 * e->k->signed_sum(row, e->s_cur, m));
+            e->rtb_scale[i] = to_fixed(e, row, m, e->rtb + i * m);
+        }
+        break;
+    }
+}
+
+static inline void cpu_relax(void)
+{
+#if LRQ_X86
+    __builtin_ia32_pause();
+#endif
+}
+
+/* The ticket packs everything a claim decides on into one atomic word:
+ * generation (bits 32-63), chunk count (16-31) and next chunk (0-15).  A
+ * stale ticket is always exhausted, so a late worker can never claim a
+ * chunk of a task whose parameters are being rewritten. */
+#define TICKET_NEXT(t) ((size_t)((t) & 0xFFFFu))
+#define TICKET_COUNT(t) ((size_t)((t) >> 16 & 0xFFFFu))
+
+/* Claims and runs chunks of the task in ticket t until none is left. */
+static void claim_chunks(enc_t *const e, uint64_t t, const int helper)
+{
+    for (;;) {
+        size_t lo, hi;
+        if (TICKET_NEXT(t) >= TICKET_COUNT(t))
+            return;
+        if (!__atomic_compare_exchange_n(&e->ticket, &t, t + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            continue; /* t now holds the current ticket */
+        lo = TICKET_NEXT(t) * e->chunk;
+        hi = lo + e->chunk < e->task_len ? lo + e->chunk : e->task_len;
+        run_task(e, lo, hi);
+        if (helper)
+            __atomic_add_fetch(&e->chunks_helped, 1, __ATOMIC_RELAXED);
+        t = __atomic_load_n(&e->ticket, __ATOMIC_SEQ_CST);
+    }
+}
+
+static int has_work(enc_t *const e)
+{
+    const uint64_t t = __atomic_load_n(&e->ticket, __ATOMIC_SEQ_CST);
+    return TICKET_NEXT(t) < TICKET_COUNT(t) || __atomic_load_n(&e->quit, __ATOMIC_SEQ_CST);
+}
+
+static void *worker_main(void *const arg)
+{
+    enc_t *const e = ((worker *)arg)->enc;
+    unsigned spins = 0;
+    while (!__atomic_load_n(&e->quit, __ATOMIC_SEQ_CST)) {
+        uint64_t t;
+        /* Announce before looking, so that the caller, which waits for
+         * busy == 0 after the last chunk is claimed, never changes a task's
+         * parameters under a worker that is about to read them. */
+        __atomic_add_fetch(&e->busy, 1, __ATOMIC_SEQ_CST);
+        t = __atomic_load_n(&e->ticket, __ATOMIC_SEQ_CST);
+        if (TICKET_NEXT(t) < TICKET_COUNT(t)) {
+            claim_chunks(e, t, 1);
+            spins = 0;
+        }
+        __atomic_sub_fetch(&e->busy, 1, __ATOMIC_SEQ_CST);
+        if (++spins < 500) {
+            cpu_relax();
+            continue;
+        }
+        pthread_mutex_lock(&e->lock);
+        e->sleeping++;
+        while (!has_work(e))
+            pthread_cond_wait(&e->wake, &e->lock);
+        e->sleeping--;
+        pthread_mutex_unlock(&e->lock);
+        spins = 0;
+    }
+    return NULL;
+}
+
+static void wake_workers(enc_t *const e)
+{
+    pthread_mutex_lock(&e->lock);
+    if (e->sleeping)
+        pthread_cond_broadcast(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* Runs the current task over [0, len), on the team when it pays. */
+static void parallel(enc_t *const e, const task_kind task, const size_t len, const size_t work)
+{
+    uint64_t t;
+    e->task = task;
+    e->task_len = len;
+    if (e->running == 0 || work < PARALLEL_MIN || len <= 64 || e->solo) {
+        if (e->solo && work >= PARALLEL_MIN)
+            e->solo--;
+        run_task(e, 0, len);
+        return;
+    }
+    /* Enough chunks to balance threads that run at different speeds; but
+     * an image update streams a slice of every flipped row per chunk, and
+     * long slices are what the prefetchers need, so it gets few chunks. */
+    {
+        const size_t parts = task == T_UPDATE_HT || task == T_UPDATE_HS ? 4 : 16;
+        e->chunk = ((len + parts - 1) / parts + 63) & ~(size_t)63;
+    }
+    t = (((__atomic_load_n(&e->ticket, __ATOMIC_SEQ_CST) >> 32) + 1) << 32) |
+        (uint64_t)((len + e->chunk - 1) / e->chunk) << 16;
+    __atomic_store_n(&e->ticket, t, __ATOMIC_SEQ_CST);
+    wake_workers(e);
+    claim_chunks(e, t, 0);
+    e->chunks_all += TICKET_COUNT(t);
+    if (__atomic_load_n(&e->busy, __ATOMIC_SEQ_CST) != 0) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (__atomic_load_n(&e->busy, __ATOMIC_SEQ_CST) != 0)
+            cpu_relax();
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) > WAIT_LIMIT_NS)
+            e->solo = SOLO_TASKS;
+    }
+    if (++e->shared == REVIEW_TASKS) {
+        const size_t helped = __atomic_exchange_n(&e->chunks_helped, 0, __ATOMIC_RELAXED);
+        if (4 * helped < e->chunks_all)
+            e->solo = SOLO_TASKS;
+        e->shared = 0;
+        e->chunks_all = 0;
+    }
+}
+
+static void team_start(enc_t *const e)
+{
+    unsigned p;
+    e->running = 0;
+    __atomic_store_n(&e->quit, 0, __ATOMIC_SEQ_CST);
+    for (p = 1; p < e->threads; p++) {
+        worker *const w = &e->workers[e->running];
+        w->enc = e;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+            break; /* fewer threads: slower, never different */
+        e->running++;
+    }
+}
+
+static void team_stop(enc_t *const e)
+{
+    unsigned p;
+    __atomic_store_n(&e->quit, 1, __ATOMIC_SEQ_CST);
+    wake_workers(e);
+    for (p = 0; p < e->running; p++)
+        pthread_join(e->workers[p].thread, NULL);
+    e->running = 0;
+}
+
+/* ------------------------------------------------------------ remainder */
+
+static double sum_rows(const enc_t *const e)
+{
+    double total = 0.0;
+    uint64_t i;
+    for (i = 0; i < e->m; i++)
+        total += e->row_sq[i];
+    return total;
+}
+
+static void load_block_c(enc_t *const e)
+{
+    e->groups_c = lrq_sc_tables(e->out_c + (e->width - e->open), (unsigned)e->open, e->tab_c);
+}
+
+/* Subtracts the open block from the dense remainder (both copies),
+ * re-synchronizes both images with it and makes the squared norm exact. */
+static void flush(enc_t *const e)
+{
+    const size_t m = (size_t)e->m, n = (size_t)e->n;
+    size_t w;
+    /* The next block's random starts are drawn now, so that their images
+     * come out of the pass over R that updates it: one pass serves 32
+     * cuts, where starting each cut from the last one's image would read
+     * half of R per cut.  Padding bits are zero. */
+    for (w = 0; w < BLOCK * e->nw; w++)
+        e->tstart[w] = xoshiro_next(e->rng);
+    if (n % 64)
+        for (w = 0; w < BLOCK; w++)
+            e->tstart[w * e->nw + e->nw - 1] &= (UINT64_C(1) << (n % 64)) - 1;
+    load_block_c(e);
+    parallel(e, T_BLOCK_R, m, m * n * (e->open + 1));
+    parallel(e, T_BLOCK_RT, n, m * n * (e->open + 1));
+    e->open = 0;
+    memset(e->spat, 0, m * sizeof *e->spat);
+    memset(e->tpat, 0, n * sizeof *e->tpat);
+    e->norm2 = sum_rows(e);
+    e->exact = 1;
+}
+
+/* The exact squared norm of the current remainder, state untouched. */
+static double peek(enc_t *const e)
+{
+    load_block_c(e);
+    parallel(e, T_PEEK, (size_t)e->m, (size_t)(e->m * e->n * (e->open + 1)));
+    return sum_rows(e);
+}
+
+/* ------------------------------------------------------------ one cut */
+
+/* Collects the coordinates where `old` and `now` differ, with now's sign
+ * as a float sign mask, and the open block's correction weights: for cut
+ * k, d_k = c_k * y_k with y_k = sum over flips of now_j * (cut k's sign
+ * at j) = |F| - 2 popcount((now ^ cut_k) & F).  Returns |F|. */
+static size_t flips(enc_t *const e, const uint64_t *const old, const uint64_t *const now,
+                    const size_t words, const uint64_t *const block, const size_t block_words,
+                    const float *const row_scale)
+{
+    size_t count = 0, w, k;
+    for (w = 0; w < words; w++) {
+        uint64_t f = e->flipmask[w] = old[w] ^ now[w];
+        while (f) {
+            const unsigned b = (unsigned)__builtin_ctzll(f);
+            const size_t j = w * 64 + b;
+            e->idx[count] = (uint32_t)j;
+            e->fscale[count] = (now[w] >> b & 1u) ? -row_scale[j] : row_scale[j];
+            count++;
+            f &= f - 1;
+        }
+    }
+    for (k = 0; k < e->open; k++) {
+        const uint64_t *const cut = block + k * block_words;
+        const int64_t differ = (int64_t)e->k->count_differ(now, cut, e->flipmask, words);
+        e->d[k] = (float)((double)e->out_c[e->width - e->open + k] * (double)((int64_t)count - 2 * differ));
+    }
+    e->groups_d = lrq_sc_tables(e->d, (unsigned)e->open, e->tab_d);
+    return count;
+}
+
+/* t moves from t_cur to t_new: update ht, then make t_new current. */
+static void move_t(enc_t *const e)
+{
+    const size_t count = flips(e, e->t_cur, e->t_new, e->nw, block_t(e), e->nw, e->rtb_scale);
+    uint64_t *const tmp = e->t_cur;
+    if (count) {
+        e->task_count = count;
+        parallel(e, T_UPDATE_HT, (size_t)e->m, count * (size_t)e->m);
+    }
+    e->t_cur = e->t_new;
+    e->t_new = tmp;
+}
+
+static void move_s(enc_t *const e)
+{
+    const size_t count = flips(e, e->s_cur, e->s_new, e->mw, block_s(e), e->mw, e->rb_scale);
+    uint64_t *const tmp = e->s_cur;
+    if (count) {
+        e->task_count = count;
+        parallel(e, T_UPDATE_HS, (size_t)e->n, count * (size_t)e->n);
+    }
+    e->s_cur = e->s_new;
+    e->s_new = tmp;
+}
+
+/* Alternates s = sign(R t), t = sign(R^T s) from the current t while the
+ * cut s^T R t strictly increases; returns the final half-cut s^T R t / 2.
+ * On entry ht is the image of t_cur and hs that of s_cur = s_prev. */
+static double alternate(enc_t *const e)
+{
+    const size_t m = (size_t)e->m, n = (size_t)e->n;
+    double cut = e->k->signed_sum(e->ht, e->s_cur, m);
+    for (;;) {
+        double v = e->k->sum_abs(e->ht, m);
+        if (!(v > cut))
+            break;
+        cut = v;
+        e->k->sign_bits(e->ht, m, e->s_new);
+        move_s(e);
+        v = e->k->sum_abs(e->hs, n);
+        if (!(v > cut))
+            break;
+        cut = v;
+        e->k->sign_bits(e->hs, n, e->t_new);
+        move_t(e);
+    }
+    return cut;
+}
+
+/* After the alternation found no positive cut although R may be non-zero
+ * (a random t orthogonal to every row, e.g. R = [1 -1] and t = [1 1]):
+ * restart from the signs of the row holding R's largest entry, whose image
+ * is then certainly non-zero.  Returns the half-cut, 0 if R is zero. */
+static double restart(enc_t *const e)
+{
+    const size_t m = (size_t)e->m, n = (size_t)e->n;
+    size_t i, j, best_i = 0;
+    float best = 0.0f;
+    if (e->open)
+        flush(e);
+    for (i = 0; i < m; i++) /* the image of t_cur, which flush() leaves stale */
+        e->ht[i] = (float)(0.5 * e->k->signed_sum(e->r + i * n, e->t_cur, n));
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++)
+            if (fabsf(e->r[i * n + j]) > best) {
+                best = fabsf(e->r[i * n + j]);
+                best_i = i;
+            }
+    if (!(best > 0.0f))
+        return 0.0;
+    e->k->sign_bits(e->r + best_i * n, n, e->t_new);
+    move_t(e);
+    return alternate(e);
+}
+
+static int grow(enc_t *const e)
+{
+    uint64_t cap = e->cap ? e->cap * 2 : 64;
+    uint64_t *s, *t;
+    float *c;
+    if (cap > MAX_DIM)
+        cap = MAX_DIM;
+    if (e->width < e->cap)
+        return LRQ_OK;
+    if (e->width >= MAX_DIM)
+        return LRQ_ERR_ARGUMENT;
+    s = (uint64_t *)realloc(e->out_s, (size_t)cap * e->mw * sizeof *s);
+    if (s == NULL)
+        return LRQ_ERR_MEMORY;
+    e->out_s = s;
+    t = (uint64_t *)realloc(e->out_t, (size_t)cap * e->nw * sizeof *t);
+    if (t == NULL)
+        return LRQ_ERR_MEMORY;
+    e->out_t = t;
+    c = (float *)realloc(e->out_c, (size_t)cap * sizeof *c);
+    if (c == NULL)
+        return LRQ_ERR_MEMORY;
+    e->out_c = c;
+    e->cap = cap;
+    return LRQ_OK;
+}
+
+static int one_cut(enc_t *const e)
+{
+    const size_t m = (size_t)e->m, n = (size_t)e->n;
+    const double mn = (double)m * (double)n;
+    double cut;
+    float c;
+    size_t w;
+    int rc = grow(e);
+    if (rc != LRQ_OK)
+        return rc;
+    /* The cut starts from the block's next random t:
+     * R_cur t / 2 = G t - sum_j c_j s_j (t_j^T t) / 2 over the block's cuts. */
+    {
+        const uint64_t *const t = e->tstart + e->open * e->nw;
+        const uint64_t *const tb = block_t(e);
+        uint64_t k;
+        for (w = 0; w < e->nw; w++)
+            e->flipmask[w] = ~UINT64_C(0);
+        for (k = 0; k < e->open; k++) {
+            const uint64_t differ = e->k->count_differ(t, tb + k * e->nw, e->flipmask, e->nw);
+            e->d[k] = (float)((double)e->out_c[e->width - e->open + k] * 0.5 *
+                              ((double)n - 2.0 * (double)differ));
+        }
+        e->groups_d = lrq_sc_tables(e->d, (unsigned)e->open, e->tab_d);
+        parallel(e, T_START, m, m * (e->open + 1));
+        memcpy(e->t_cur, t, e->nw * sizeof *t);
+    }
+    cut = alternate(e);
+    if (!(cut > 0.0)) {
+        cut = restart(e);
+        if (!(cut > 0.0)) {
+            e->done = 1; /* the remainder is exactly zero */
+            return LRQ_OK;
+        }
+    }
+    /* c = s^T R t / (m n), the least-squares weight of s t^T. */
+    c = (float)(2.0 * cut / mn);
+    if (!isfinite(c) || !(c > 0.0f))
+        return LRQ_ERR_ARGUMENT; /* only for values near the float32 limit */
+    e->norm2 = e->norm2 - 2.0 * (double)c * (2.0 * cut) + (double)c * (double)c * mn;
+    e->exact = 0;
+    memcpy(e->out_s + e->width * e->mw, e->s_cur, e->mw * sizeof *e->s_cur);
+    memcpy(e->out_t + e->width * e->nw, e->t_cur, e->nw * sizeof *e->t_cur);
+    e->out_c[e->width] = c;
+    /* (R - c s t^T) t = R t - c n s and (R - c s t^T)^T s = R^T s - c m t,
+     * halved: a one-cut "block correction" with weight c n / 2 (c m / 2). */
+    e->k->sub_signed(e->ht, m, e->s_cur, (float)((double)c * (double)n * 0.5));
+    e->k->sub_signed(e->hs, n, e->t_cur, (float)((double)c * (double)m * 0.5));
+    for (w = 0; w < m; w++)
+        e->spat[w] |= (uint32_t)(e->s_cur[w >> 6] >> (w & 63) & 1u) << e->open;
+    for (w = 0; w < n; w++)
+        e->tpat[w] |= (uint32_t)(e->t_cur[w >> 6] >> (w & 63) & 1u) << e->open;
+    e->width++;
+    e->open++;
+    if (e->open == BLOCK)
+        flush(e);
+    return LRQ_OK;
+}
+
+/* --------------------------------------------------------------- public */
+
+/* The remainder copies are read a row at a time in an order set by the
+ * flips, i.e. all over the matrix: with 4 KiB pages every row costs TLB
+ * misses, so ask for transparent huge pages (a hint; ignored where
+ * unsupported).  2 MiB alignment lets the kernel back them fully. */
+static void *alloc_remainder(const size_t bytes)
+{
+    void *p = NULL;
+    const size_t align = (size_t)1 << 21;
+    if (posix_memalign(&p, bytes >= align ? align : 64, bytes) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= align)
+        (void)madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+/* dst (cols x rows) = src^T, in 32 x 32 tiles that stay in cache. */
+static void transpose(const float *const src, const uint64_t rows, const uint64_t cols,
+                      float *const dst)
+{
+    uint64_t i0, j0, i, j;
+    for (i0 = 0; i0 < rows; i0 += 32)
+        for (j0 = 0; j0 < cols; j0 += 32)
+            for (i = i0; i < i0 + 32 && i < rows; i++)
+                for (j = j0; j < j0 + 32 && j < cols; j++)
+                    dst[j * rows + i] = src[i * cols + j];
+}
+
+static const lrq_sc_kernels *pick_kernels(void)
+{
+#if LRQ_X86
+    switch (lrq_isa_active()) {
+    case LRQ_ISA_AVX512:
+        return &lrq_sc_kernels_avx512;
+    case LRQ_ISA_AVX2:
+        return &lrq_sc_kernels_avx2;
+    default:
+        break;
+    }
+#endif
+    return &lrq_sc_kernels_scalar;
+}
+
+void lrq_signcut_encoder_free(lrq_signcut_encoder *const e)
+{
+    if (e == NULL)
+        return;
+    free(e->r);
+    free(e->rt);
+    free(e->rb);
+    free(e->rtb);
+    free(e->ht);
+    free(e->hs);
+    free(e->t_cur);
+    free(e->t_new);
+    free(e->s_cur);
+    free(e->s_new);
+    free(e->idx);
+    free(e->fscale);
+    free(e->rb_scale);
+    free(e->rtb_scale);
+    free(e->row_sq);
+    free(e->flipmask);
+    free(e->spat);
+    free(e->tstart);
+    free(e->g);
+    free(e->tpat);
+    free(e->out_s);
+    free(e->out_t);
+    free(e->out_c);
+    pthread_cond_destroy(&e->wake);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
+
+int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const uint64_t cols,
+                               const uint64_t ld, const uint64_t seed, const unsigned threads,
+                               lrq_signcut_encoder **const out)
+{
+    enc_t *e;
+    uint64_t cells, bytes, i, j;
+    uint64_t x = seed;
+    int p;
+
+    if (out == NULL || a == NULL || rows == 0 || cols == 0 || rows > MAX_DIM || cols > MAX_DIM ||
+        ld < cols || threads > MAX_THREADS)
+        return LRQ_ERR_ARGUMENT;
+    if (__builtin_mul_overflow(rows, cols, &cells) ||
+        __builtin_mul_overflow(cells, (uint64_t)sizeof(float), &bytes) || bytes > SIZE_MAX / 2)
+        return LRQ_ERR_ARGUMENT;
+    for (i = 0; i < rows; i++)
+        for (j = 0; j < cols; j++)
+            if (!isfinite(a[i * ld + j]))
+                return LRQ_ERR_ARGUMENT;
+    e = (enc_t *)calloc(1, sizeof *e);
+    if (e == NULL)
+        return LRQ_ERR_MEMORY;
+    if (pthread_mutex_init(&e->lock, NULL) != 0) {
+        free(e);
+        return LRQ_ERR_MEMORY;
+    }
+    if (pthread_cond_init(&e->wake, NULL) != 0) {
+        pthread_mutex_destroy(&e->lock);
+        free(e);
+        return LRQ_ERR_MEMORY;
+    }
+    e->m = rows;
+    e->n = cols;
+    e->mw = (size_t)((rows + 63) / 64);
+    e->nw = (size_t)((cols + 63) / 64);
+    e->k = pick_kernels();
+    e->threads = threads ? threads : 1;
+    e->r = (float *)alloc_remainder((size_t)bytes);
+    e->rt = (float *)alloc_remainder((size_t)bytes);
+    e->rb = (int16_t *)alloc_remainder((size_t)bytes / 2);
+    e->rtb = (int16_t *)alloc_remainder((size_t)bytes / 2);
+    e->ht = (float *)malloc((size_t)rows * sizeof(float));
+    e->hs = (float *)malloc((size_t)cols * sizeof(float));
+    e->t_cur = (uint64_t *)calloc(e->nw, sizeof(uint64_t));
+    e->t_new = (uint64_t *)calloc(e->nw, sizeof(uint64_t));
+    e->s_cur = (uint64_t *)calloc(e->mw, sizeof(uint64_t));
+    e->s_new = (uint64_t *)calloc(e->mw, sizeof(uint64_t));
+    e->idx = (uint32_t *)malloc((size_t)(rows > cols ? rows : cols) * sizeof(uint32_t));
+    e->fscale = (float *)malloc((size_t)(rows > cols ? rows : cols) * sizeof(float));
+    e->rb_scale = (float *)malloc((size_t)rows * sizeof(float));
+    e->rtb_scale = (float *)malloc((size_t)cols * sizeof(float));
+    e->row_sq = (double *)malloc((size_t)rows * sizeof(double));
+    e->spat = (uint32_t *)calloc((size_t)rows, sizeof(uint32_t));
+    e->tstart = (uint64_t *)calloc((size_t)BLOCK * e->nw, sizeof(uint64_t));
+    e->g = (float *)malloc((size_t)rows * BLOCK * sizeof(float));
+    e->tpat = (uint32_t *)calloc((size_t)cols, sizeof(uint32_t));
+    e->flipmask = (uint64_t *)calloc(e->mw > e->nw ? e->mw : e->nw, sizeof(uint64_t));
+    if (!e->r || !e->rt || !e->rb || !e->rtb || !e->ht || !e->hs || !e->t_cur || !e->t_new || !e->s_cur || !e->s_new ||
+        !e->idx || !e->fscale || !e->rb_scale || !e->rtb_scale || !e->row_sq ||
+        !e->flipmask || !e->spat || !e->tpat ||
+        !e->tstart || !e->g) {
+        lrq_signcut_encoder_free(e);
+        return LRQ_ERR_MEMORY;
+    }
+    for (i = 0; i < rows; i++)
+        memcpy(e->r + i * cols, a + i * ld, (size_t)cols * sizeof(float));
+    transpose(e->r, rows, cols, e->rt);
+    for (p = 0; p < 4; p++)
+        e->rng[p] = splitmix64(&x);
+    /* Images of the all-(+1) starting vectors and the exact norm: a block
+     * update with an empty block does exactly that. */
+    flush(e);
+    e->norm2_a = e->norm2;
+    e->done = e->norm2_a == 0.0;
+    *out = e;
+    return LRQ_OK;
+}
+
+int lrq_signcut_encoder_run(lrq_signcut_encoder *const e, const uint64_t max_cuts,
+                            const double rel_error)
+{
+    double goal;
+    uint64_t done = 0;
+    int rc = LRQ_OK;
+    if (e == NULL || !(rel_error >= 0.0) || rel_error > 1.0)
+        return LRQ_ERR_ARGUMENT;
+    goal = rel_error > 0.0 ? rel_error * rel_error * e->norm2_a : -1.0;
+    team_start(e);
+    while (!e->done && done < max_cuts) {
+        if (e->norm2 <= goal * (1.0 + PEEK_MARGIN) || e->norm2 <= 0.0) {
+            /* Near or past the goal (or at zero): measure exactly, which
+             * changes nothing in the state, so where a caller splits its
+             * run() calls never changes the result. */
+            const double exact = e->exact ? e->norm2 : peek(e);
+            if (exact <= goal || exact == 0.0) {
+                e->norm2 = exact;
+                e->exact = 1;
+                e->done = 1;
+                break;
+            }
+        }
+        rc = one_cut(e);
+        if (rc != LRQ_OK)
+            break;
+        done++;
+    }
+    team_stop(e);
+    return rc;
+}
+
+uint64_t lrq_signcut_encoder_width(const lrq_signcut_encoder *const e)
+{
+    return e ? e->width : 0;
+}
+
+int lrq_signcut_encoder_finished(const lrq_signcut_encoder *const e)
+{
+    return e ? e->done : 1;
+}
+
+double lrq_signcut_encoder_input_norm(const lrq_signcut_encoder *const e)
+{
+    return e ? sqrt(e->norm2_a) : 0.0;
+}
+
+int lrq_signcut_encoder_remainder_norm(lrq_signcut_encoder *const e, const int exact,
+                                       double *const norm)
+{
+    if (e == NULL || norm == NULL)
+        return LRQ_ERR_ARGUMENT;
+    if (exact && !e->exact) {
+        team_start(e);
+        e->norm2 = peek(e);
+        team_stop(e);
+        e->exact = 1;
+    }
+    *norm = sqrt(e->norm2 > 0.0 ? e->norm2 : 0.0);
+    return LRQ_OK;
+}
+
+int lrq_signcut_encoder_write(const lrq_signcut_encoder *const e, const uint64_t panel,
+                              uint8_t *const c, const size_t c_len, uint8_t *const tt,
+                              const size_t tt_len, uint8_t *const s, const size_t s_len)
+{
+    const uint64_t w = e ? e->width : 0;
+    uint64_t tt_size, s_size, i, k;
+    uint64_t *srows;
+    size_t ww;
+    int rc;
+
+    if (e == NULL)
+        return LRQ_ERR_ARGUMENT;
+    rc = lrq_layout_size(w, e->n, 1, panel, &tt_size);
+    if (rc == LRQ_OK)
+        rc = lrq_layout_size(e->m, w, 1, panel, &s_size);
+    if (rc != LRQ_OK)
+        return rc;
+    if ((uint64_t)c_len != 4 * w || (uint64_t)tt_len != tt_size || (uint64_t)s_len != s_size)
+        return LRQ_ERR_BUFFER_SIZE;
+    if (w == 0)
+        return LRQ_OK;
+    if (c == NULL || tt == NULL || s == NULL)
+        return LRQ_ERR_ARGUMENT;
+    for (k = 0; k < w; k++) {
+        uint32_t u;
+        memcpy(&u, &e->out_c[k], sizeof u);
+        c[4 * k] = (uint8_t)u;
+        c[4 * k + 1] = (uint8_t)(u >> 8);
+        c[4 * k + 2] = (uint8_t)(u >> 16);
+        c[4 * k + 3] = (uint8_t)(u >> 24);
+    }
+    rc = lrq_layout_pack_bitrows(e->out_t, e->nw, w, e->n, panel, tt, tt_len);
+    if (rc != LRQ_OK)
+        return rc;
+    /* S is stored by rows (row i: the signs of row i in every cut), the
+     * encoder keeps it by cut: transpose the bits. */
+    ww = (size_t)((w + 63) / 64);
+    srows = (uint64_t *)calloc((size_t)e->m * ww, sizeof *srows);
+    if (srows == NULL)
+        return LRQ_ERR_MEMORY;
+    for (k = 0; k < w; k++) {
+        const uint64_t *const col = e->out_s + k * e->mw;
+        for (i = 0; i < e->m; i++)
+            srows[i * ww + k / 64] |= (col[i >> 6] >> (i & 63) & 1u) << (k & 63);
+    }
+    rc = lrq_layout_pack_bitrows(srows, ww, e->m, w, panel, s, s_len);
+    free(srows);
+    return rc;
+}

@@ -1,0 +1,145 @@
+"""Run every conformance vector through both decoders and check the manifest.
+
+    python conformance/run.py [-v]
+
+Decoders:
+  lrq        the library (``lrq.open``: the C core checks and decodes)
+  reference  ``lrq.reference.decode``: pure NumPy, written from the spec
+
+A valid vector must decode, in both, to its expected arrays within the
+manifest's tolerance (exactly for dense tensors), and each 2-D float tensor's
+product with the manifest's x must match its expected result.  An invalid
+vector must be refused by both with exactly the error class the manifest
+names.  Exit status 0 only if every check passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+import lrq
+import lrq.reference
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _read(rel: str) -> bytes:
+    with open(os.path.join(HERE, rel), "rb") as fh:
+        return fh.read()
+
+
+def _decode_lrq(path: str, data: bytes) -> dict:
+    """Decode with the library, products included; returns {name: (array, matrix-product fn)}."""
+    out = {}
+    with lrq.open(path) as f:
+        for name in f:
+            m = f[name]
+            out[name] = (lrq.decode(m), (lambda x, m=m: m @ x) if m.ndim == 2 and m.dtype.kind == "f" else None)
+    return out
+
+
+def _decode_reference(path: str, data: bytes) -> dict:
+    arrays = lrq.reference.decode(data)
+    return {name: (a, (lambda x, a=a: a.astype(np.float64) @ x) if a.ndim == 2 and a.dtype.kind == "f" else None)
+            for name, a in arrays.items()}
+
+
+DECODERS = {"lrq": _decode_lrq, "reference": _decode_reference}
+
+
+def _close(got, want, tol) -> bool:
+    if got.shape != want.shape or got.dtype != want.dtype:
+        return False
+    if tol == 0:
+        return np.array_equal(got, want) or (got.dtype.kind == "f" and np.array_equal(got.view(np.uint8), want.view(np.uint8)))
+    diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    # the output type's own rounding of the reference value, per [NUM-1]
+    unit = np.finfo(want.dtype).eps / 2 if want.dtype.kind == "f" else 0
+    return bool((diff <= tol + unit * np.abs(want.astype(np.float64)) + np.finfo(want.dtype).smallest_subnormal).all())
+
+
+def check_valid(entry: dict) -> list:
+    """Problems found with one valid vector, per decoder; empty when it passes."""
+    problems = []
+    data = _read(entry["file"])
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        return [f"{entry['file']}: sha256 differs from the manifest"]
+    path = os.path.join(HERE, entry["file"])
+    for decoder_name, decode in DECODERS.items():
+        try:
+            decoded = decode(path, data)
+        except lrq.LrqError as exc:
+            problems.append(f"{decoder_name}: refused a valid file: {type(exc).__name__}: {exc}")
+            continue
+        if sorted(decoded) != sorted(t["name"] for t in entry["tensors"]):
+            problems.append(f"{decoder_name}: tensor names {sorted(decoded)}")
+            continue
+        for t in entry["tensors"]:
+            raw = _read(t["expected"])
+            if hashlib.sha256(raw).hexdigest() != t["expected_sha256"]:
+                problems.append(f"{t['expected']}: sha256 differs from the manifest")
+                continue
+            want = np.load(os.path.join(HERE, t["expected"]), allow_pickle=False)
+            got, product = decoded[t["name"]]
+            if not _close(np.asarray(got), want, t["abs_tol"]):
+                problems.append(f"{decoder_name}: tensor '{t['name']}' decodes outside tolerance {t['abs_tol']:.3g}")
+            if "x" in t and product is not None:
+                x = np.asarray(t["x"], dtype=np.float32)
+                y = np.asarray(product(x), dtype=np.float64)
+                err = np.abs(y - np.asarray(t["matvec"])).max() if y.size else 0.0
+                if not err <= t["matvec_abs_tol"]:
+                    problems.append(f"{decoder_name}: tensor '{t['name']}' matvec off by {err:.3g} (tolerance {t['matvec_abs_tol']:.3g})")
+    return problems
+
+
+def check_invalid(entry: dict) -> list:
+    problems = []
+    data = _read(entry["file"])
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        return [f"{entry['file']}: sha256 differs from the manifest"]
+    want = getattr(lrq, entry["error"])
+    path = os.path.join(HERE, entry["file"])
+    for decoder_name, decode in DECODERS.items():
+        try:
+            decode(path, data)
+        except lrq.LrqError as exc:
+            if type(exc) is not want:
+                problems.append(f"{decoder_name}: raised {type(exc).__name__} ({exc}), the manifest says {entry['error']}")
+        except Exception as exc:  # any other exception is a decoder bug
+            problems.append(f"{decoder_name}: crashed with {type(exc).__name__}: {exc}")
+        else:
+            problems.append(f"{decoder_name}: accepted a file that breaks [{entry['rule']}]")
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the problems of failing vectors in full")
+    args = parser.parse_args()
+    with open(os.path.join(HERE, "manifest.json")) as fh:
+        manifest = json.load(fh)
+    failures = 0
+    print(f"lrq {lrq.__version__} ({lrq.build_info()['isa']}), decoders: {', '.join(DECODERS)}")
+    for kind, check in (("valid", check_valid), ("invalid", check_invalid)):
+        for entry in manifest[kind]:
+            problems = check(entry)
+            name = os.path.basename(entry["file"])
+            what = f"[{entry['rule']}] {entry['error']}" if kind == "invalid" else f"{len(entry['tensors'])} tensor(s)"
+            print(f"{'ok  ' if not problems else 'FAIL'} {kind:<7} {name:<44} {what:<32} lrq+reference")
+            for problem in problems:
+                print(f"       {problem}")
+            failures += bool(problems)
+    total = len(manifest["valid"]) + len(manifest["invalid"])
+    print(f"{total - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The signcut encoder through lrq.h alone, built with ASan and UBSan by
+ * tests/test_encoder_c.py: every public function, odd shapes (1x1, thin,
+ * wide, sizes that are not multiples of 16 or 64, widths that cross block
+ * boundaries), two threads, the all-zero matrix, and the argument checks
+ * that Python never reaches.  Results must not depend on the thread count
+ * or on how cuts are split between run() calls.
+ *
+ * Prints one line per failed check and exits non-zero if any failed.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "lrq.h"
+
+/* Same seed as before check.h was shared, so the inputs are unchanged. */
+static double uniform(void)
+{
+    return (double)(rng_next() >> 11) / 9007199254740992.0;
+}
+
+static void seed_inputs(void)
+{
+    rng_state = UINT64_C(0x243F6A8885A308D3);
+}
+
+typedef struct {
+    uint8_t *c, *tt, *s;
+    size_t c_len, tt_len, s_len;
+} sections;
+
+static void get_sections(const lrq_signcut_encoder *e, uint64_t rows, uint64_t cols, sections *out)
+{
+    const uint64_t w = lrq_signcut_encoder_width(e);
+    uint64_t tt, s;
+    CHECK(lrq_layout_size(w, cols, 1, 64, &tt) == LRQ_OK);
+    CHECK(lrq_layout_size(rows, w, 1, 64, &s) == LRQ_OK);
+    out->c_len = (size_t)(4 * w);
+    out->tt_len = (size_t)tt;
+    out->s_len = (size_t)s;
+    out->c = malloc(out->c_len + 1);
+    out->tt = malloc(out->tt_len + 1);
+    out->s = malloc(out->s_len + 1);
+    CHECK(lrq_signcut_encoder_write(e, 64, out->c, out->c_len, out->tt, out->tt_len, out->s,
+                                    out->s_len) == LRQ_OK);
+}
+
+static int same(const sections *a, const sections *b)
+{
+    return a->c_len == b->c_len && a->tt_len == b->tt_len && a->s_len == b->s_len &&
+           memcmp(a->c, b->c, a->c_len) == 0 && memcmp(a->tt, b->tt, a->tt_len) == 0 &&
+           memcmp(a->s, b->s, a->s_len) == 0;
+}
+
+static void release(sections *s)
+{
+    free(s->c);
+    free(s->tt);
+    free(s->s);
+}
+
+/* Encodes the same matrix with 1 thread in one call and with 2 threads in
+ * uneven steps: the sections must be identical, the error must fall. */
+static void shape_case(const uint64_t rows, const uint64_t cols, const uint64_t width)
+{
+    float *a = malloc((size_t)(rows * cols) * sizeof *a);
+    lrq_signcut_encoder *one = NULL, *two = NULL;
+    sections x, y;
+    double before, after, exact;
+    uint64_t i, done = 0;
+
+    for (i = 0; i < rows * cols; i++)
+        a[i] = (float)(uniform() - 0.5);
+    CHECK(lrq_signcut_encoder_create(a, rows, cols, cols, 7, 1, &one) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_create(a, rows, cols, cols, 7, 2, &two) == LRQ_OK);
+    free(a); /* the encoders hold their own copies */
+    CHECK(lrq_signcut_encoder_remainder_norm(one, 1, &before) == LRQ_OK);
+    CHECK(fabs(before - lrq_signcut_encoder_input_norm(one)) <= 1e-12 * before);
+    CHECK(lrq_signcut_encoder_run(one, width, 0.0) == LRQ_OK);
+    while (done < width && !lrq_signcut_encoder_finished(two)) {
+        const uint64_t step = done % 3 == 0 ? 5 : 13;
+        CHECK(lrq_signcut_encoder_run(two, step < width - done ? step : width - done, 0.0) == LRQ_OK);
+        done = lrq_signcut_encoder_width(two);
+    }
+    CHECK(lrq_signcut_encoder_width(one) == lrq_signcut_encoder_width(two));
+    CHECK(lrq_signcut_encoder_remainder_norm(one, 0, &after) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_remainder_norm(one, 1, &exact) == LRQ_OK);
+    CHECK(after < before || before == 0.0);
+    CHECK(fabs(after - exact) <= 1e-4 * before);
+    get_sections(one, rows, cols, &x);
+    get_sections(two, rows, cols, &y);
+    CHECK(same(&x, &y));
+    release(&x);
+    release(&y);
+    lrq_signcut_encoder_free(one);
+    lrq_signcut_encoder_free(two);
+}
+
+static void test_shapes(void)
+{
+    shape_case(1, 1, 3);
+    shape_case(1, 70, 40);
+    shape_case(70, 1, 40);
+    shape_case(17, 33, 70);
+    shape_case(64, 64, 65);
+    shape_case(100, 37, 33);
+    shape_case(300, 257, 96);
+}
+
+static void test_exact_cases(void)
+{
+    const float one = 1.0f;
+    float zeros[6] = {0};
+    const float eye[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+    lrq_signcut_encoder *e = NULL;
+    double norm = -1.0;
+    uint8_t c[4], tt[2], s[6];
+
+    /* 1x1 ones: one cut, exact, then finished. */
+    CHECK(lrq_signcut_encoder_create(&one, 1, 1, 1, 0, 1, &e) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_run(e, 10, 0.0) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_width(e) == 1);
+    CHECK(lrq_signcut_encoder_finished(e));
+    CHECK(lrq_signcut_encoder_remainder_norm(e, 1, &norm) == LRQ_OK && norm == 0.0);
+    CHECK(lrq_signcut_encoder_write(e, 64, c, 4, tt, 2, s, 2) == LRQ_OK);
+    CHECK(c[0] == 0 && c[1] == 0 && c[2] == 0x80 && c[3] == 0x3F); /* 1.0f */
+    lrq_signcut_encoder_free(e);
+
+    /* The 3x3 identity: first c = 1/3. */
+    CHECK(lrq_signcut_encoder_create(eye, 3, 3, 3, 0, 1, &e) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_run(e, 1, 0.0) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_write(e, 64, c, 4, tt, 2, s, 6) == LRQ_OK);
+    {
+        const float third = 1.0f / 3.0f;
+        uint8_t want[4];
+        memcpy(want, &third, 4);
+        CHECK(memcmp(c, want, 4) == 0);
+    }
+    lrq_signcut_encoder_free(e);
+
+    /* All zeros: finished at once, width 0, empty sections. */
+    CHECK(lrq_signcut_encoder_create(zeros, 2, 3, 3, 0, 2, &e) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_finished(e));
+    CHECK(lrq_signcut_encoder_run(e, 10, 0.5) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_width(e) == 0);
+    CHECK(lrq_signcut_encoder_write(e, 64, NULL, 0, NULL, 0, NULL, 0) == LRQ_OK);
+    lrq_signcut_encoder_free(e);
+
+    /* [1 -1]: a random t may be orthogonal to the only row; the restart
+     * must still find the exact decomposition. */
+    zeros[0] = 1.0f;
+    zeros[1] = -1.0f;
+    CHECK(lrq_signcut_encoder_create(zeros, 1, 2, 2, 3, 1, &e) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_run(e, 4, 0.0) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_width(e) == 1);
+    CHECK(lrq_signcut_encoder_remainder_norm(e, 1, &norm) == LRQ_OK && norm == 0.0);
+    lrq_signcut_encoder_free(e);
+}
+
+static void test_target(void)
+{
+    enum { R = 40, C = 50 };
+    static float a[R * C];
+    lrq_signcut_encoder *e = NULL, *f = NULL;
+    double norm, base;
+    uint64_t w, i;
+    for (i = 0; i < R * C; i++)
+        a[i] = (float)(uniform() - 0.5);
+    CHECK(lrq_signcut_encoder_create(a, R, C, C, 1, 2, &e) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_run(e, 100000, 0.3) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_finished(e));
+    w = lrq_signcut_encoder_width(e);
+    base = lrq_signcut_encoder_input_norm(e);
+    CHECK(lrq_signcut_encoder_remainder_norm(e, 1, &norm) == LRQ_OK && norm <= 0.3 * base);
+    /* One cut fewer misses the target: the width is the smallest. */
+    CHECK(lrq_signcut_encoder_create(a, R, C, C, 1, 1, &f) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_run(f, w - 1, 0.0) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_remainder_norm(f, 1, &norm) == LRQ_OK && norm > 0.3 * base);
+    lrq_signcut_encoder_free(e);
+    lrq_signcut_encoder_free(f);
+}
+
+static void test_bad_arguments(void)
+{
+    const float a[4] = {1, 2, 3, 4};
+    const float bad[2] = {1.0f, (float)INFINITY};
+    lrq_signcut_encoder *e = NULL;
+    uint8_t buf[64];
+    double norm;
+
+    CHECK(lrq_signcut_encoder_create(a, 2, 2, 2, 0, 1, NULL) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_create(NULL, 2, 2, 2, 0, 1, &e) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_create(a, 0, 2, 2, 0, 1, &e) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_create(a, 2, 0, 2, 0, 1, &e) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_create(a, 2, 2, 1, 0, 1, &e) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_create(a, 2, 2, 2, 0, 99, &e) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_create(a, UINT64_C(1) << 31, 2, 2, 0, 1, &e) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_create(bad, 1, 2, 2, 0, 1, &e) == LRQ_ERR_ARGUMENT);
+    CHECK(e == NULL);
+    CHECK(lrq_signcut_encoder_run(NULL, 1, 0.0) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_width(NULL) == 0);
+    CHECK(lrq_signcut_encoder_finished(NULL) == 1);
+    CHECK(lrq_signcut_encoder_input_norm(NULL) == 0.0);
+    CHECK(lrq_signcut_encoder_remainder_norm(NULL, 1, &norm) == LRQ_ERR_ARGUMENT);
+    lrq_signcut_encoder_free(NULL);
+
+    CHECK(lrq_signcut_encoder_create(a, 2, 2, 2, 0, 1, &e) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_run(e, 1, -0.5) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_run(e, 1, 1.5) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_run(e, 1, NAN) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_remainder_norm(e, 0, NULL) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_run(e, 1, 0.0) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_write(e, 63, buf, 4, buf, 2, buf, 4) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_write(e, 64, buf, 5, buf, 2, buf, 4) == LRQ_ERR_BUFFER_SIZE);
+    CHECK(lrq_signcut_encoder_write(e, 64, buf, 4, buf, 4, buf, 4) == LRQ_ERR_BUFFER_SIZE);
+    CHECK(lrq_signcut_encoder_write(e, 64, NULL, 4, buf, 2, buf, 4) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_write(e, 64, buf, 4, buf, 2, buf, 4) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_write(NULL, 64, buf, 4, buf, 2, buf, 4) == LRQ_ERR_ARGUMENT);
+    lrq_signcut_encoder_free(e);
+}
+
+static void test_quant(void)
+{
+    double x[3 * 40];
+    uint8_t codes[3 * 40];
+    uint16_t scales[3 * 3];
+    float sigma = 0.0f;
+    int i;
+    for (i = 0; i < 3 * 40; i++)
+        x[i] = uniform() - 0.5;
+    for (i = 40; i < 80; i++)
+        x[i] = 0.0; /* a zero row */
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 3, 16, codes, scales, &sigma) == LRQ_OK);
+    CHECK(sigma > 0.0f && sigma < 1.0f);
+    for (i = 0; i < 3 * 40; i++)
+        CHECK(codes[i] < 8);
+    CHECK(scales[3] == 0 && scales[4] == 0 && scales[5] == 0);
+    CHECK(lrq_quant_fit(x, 3, 30, 40, 8, 16, codes, scales, &sigma) == LRQ_OK);
+    CHECK(lrq_quant_fit(NULL, 0, 0, 0, 2, 16, NULL, NULL, &sigma) == LRQ_OK && sigma == 1.0f);
+    CHECK(lrq_quant_fit(x, 3, 40, 39, 3, 16, codes, scales, &sigma) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 0, 16, codes, scales, &sigma) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 9, 16, codes, scales, &sigma) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 2, 0, codes, scales, &sigma) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 2, 16, NULL, scales, &sigma) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 2, 16, codes, scales, NULL) == LRQ_ERR_ARGUMENT);
+    x[7] = (double)NAN;
+    CHECK(lrq_quant_fit(x, 3, 40, 40, 2, 16, codes, scales, &sigma) == LRQ_ERR_ARGUMENT);
+}
+
+int main(void)
+{
+    seed_inputs();
+    test_quant();
+    test_shapes();
+    test_exact_cases();
+    test_target();
+    test_bad_arguments();
+    if (failures != 0) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("test_encoder: all checks passed (isa %s)\n", lrq_isa_name());
+    return 0;
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Build the libFuzzer harnesses with ASan + UBSan and run each for a while,
+# seeded with the conformance vectors.  Usage: tests/fuzz/run.sh [SECONDS]
+# Needs clang (Debian: apt-get install clang).  Exits non-zero on any crash
+# or sanitizer report; prints libFuzzer's execution count.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+seconds=${1:-60}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+cc=$(command -v clang || command -v clang-14 || true)
+[ -n "$cc" ] || { echo "fuzz: clang not found (apt-get install clang)"; exit 1; }
+
+for harness in tests/fuzz/fuzz_*.c; do
+    name=$(basename "$harness" .c)
+    "$cc" -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -pthread \
+        -Ic_src/include "$harness" c_src/src/*.c -lm -o "$work/$name"
+    mkdir -p "$work/corpus-$name"
+    # Seeds: every valid vector as a whole file (even first byte = whole-file mode).
+    for f in conformance/v1/valid/*.lrq; do
+        { printf '\0'; cat "$f"; } > "$work/corpus-$name/$(basename "$f")"
+    done
+    echo "fuzz: $name for ${seconds}s"
+    status=0
+    "$work/$name" -max_total_time="$seconds" -print_final_stats=1 -max_len=65536 \
+        "$work/corpus-$name" > "$work/$name.log" 2>&1 || status=$?
+    grep -E "stat::number_of_executed_units|stat::new_units_added|ERROR|SUMMARY|^Done" "$work/$name.log" || true
+    if [ "$status" -ne 0 ]; then
+        tail -n 60 "$work/$name.log"
+        echo "fuzz: $name FAILED (exit $status)"
+        exit 1
+    fi
+done
