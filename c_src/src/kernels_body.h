@@ -246,8 +246,8 @@ ALWAYS_INLINE void fwd_tiles(const lrq_kmat *m, const uint8_t *tp, const size_t 
     int i;
 
     for (a = c0; a < c0 + cp; a = b) {
-        vf acc[4];
-        vq q[4][2];
+        vf acc[FWD_TILES];
+        vq q[FWD_TILES][2];
         for (i = 0; i < ntile; i++) {
             acc[i] = vf_zero();
             q[i][0] = q[i][1] = vq_zero();

@@ -200,7 +200,25 @@ class Matrix:
         wide = x.dtype == np.float64 or self.dtype == np.float64
         return np.dtype(np.float64 if wide else np.float32)
 
+    def _single_kernel(self):
+        """The C handle when this is one signcut/lplr tile of a float32 matrix, else None."""
+        tiles = self._record.tiles
+        if len(tiles) != 1 or tiles[0].scheme not in _FACTORED or self.dtype != np.float32:
+            return None
+        return self._kernel(0, tiles[0])
+
     def _product(self, x, transpose: bool, precision: str = "float32") -> np.ndarray:
+        # The common case in a few checks: a float32 array against one
+        # factorized tile.  A finite float64 sum of float32 values cannot
+        # overflow, so it is finite exactly when every element is.
+        kernel = self._single_kernel() if type(x) is np.ndarray and x.dtype == np.float32 else None
+        if kernel is not None and x.ndim in (1, 2) and x.shape[0] == self.shape[1 if not transpose else 0]:
+            if not math.isfinite(float(x.sum(dtype=np.float64))):
+                raise ArgumentError(f"the {'vector' if x.ndim == 1 else 'matrix'} holds NaN or infinity")
+            if precision not in _PRECISIONS or (transpose and precision != "float32"):
+                raise ArgumentError(f"precision must be one of {', '.join(_PRECISIONS)} (float32 for "
+                                    f"transposed products), not {precision!r}")
+            return kernel.product(x, transpose=transpose, precision=precision)
         m, n = self.shape
         x = self._check_operand(x, m if transpose else n, "the vector" if np.ndim(x) == 1 else "the matrix")
         if precision not in _PRECISIONS:
