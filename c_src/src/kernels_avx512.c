@@ -108,6 +108,32 @@ static inline vt vt_load(const float *tab)
     return _mm512_loadu_ps(tab);
 }
 
+/* The forward float kernels' lane order: lane j < 8 holds row 2j and lane
+ * 8 + j row 2j + 1.  A chunk's 16 words are then one broadcast load (both
+ * 256-bit halves alike: lane j holds words 2j and 2j + 1) instead of a
+ * zero-extension, which would take a slot on the shuffle port that the
+ * look-ups saturate; each half's shift count picks its word.  Measured
+ * ~4 % faster on Sapphire Rapids. */
+#define LUT_ORDER 1
+
+static inline vi vi_load_lut(const uint8_t *p, const size_t n)
+{
+    return _mm512_broadcast_i64x4(load_words(p, n));
+}
+
+static inline vf vt_lookup_lut(const vt t, const vi w, const int shift)
+{
+    const __m512i count = _mm512_setr_epi32(shift, shift, shift, shift, shift, shift, shift, shift,
+                                            shift + 16, shift + 16, shift + 16, shift + 16,
+                                            shift + 16, shift + 16, shift + 16, shift + 16);
+    return _mm512_permutexvar_ps(_mm512_srlv_epi32(w, count), t);
+}
+
+static inline vf vf_lut_rows(const vf a)
+{
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15), a);
+}
+
 /* vpermps reads only bits 3:0 of each index: no mask needed. */
 static inline vf vt_lookup(const vt t, const vi w, const int shift)
 {

@@ -17,7 +17,12 @@
 
 /* Prefetch distance on the bit stream: far enough to cover DRAM latency at
  * ~30 GB/s, near enough to stay inside the thread's run of one panel. */
-#define PF_DIST 4096
+#ifndef PF_DIST
+#define PF_DIST 2048
+#endif
+#ifndef PF_FAR
+#define PF_FAR 0
+#endif
 
 /* Full row tiles that share each table load in the forward kernels (an
  * ISA file may raise it when it has the registers). */
@@ -38,9 +43,25 @@ static inline size_t min_sz(const size_t a, const size_t b)
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #endif
 
-/* The chunk sum of one plane of one tile (kernels.h, "Sign matrix"). */
-ALWAYS_INLINE vf chunk_sum(const vt t0, const vt t1, const vt t2, const vt t3, const vi w)
+/* The forward float kernels may keep a tile's 16 rows in lanes in an order
+ * of the ISA's choosing (an ISA file that does defines LUT_ORDER):
+ * vi_load_lut() reads a chunk's words in that order, vt_lookup_lut() looks
+ * up one nibble of each, and vf_lut_rows() returns an accumulator to row
+ * order.  All three are exact, so the order changes no sum. */
+#ifndef LUT_ORDER
+#define vi_load_lut vi_load_w16
+#define vt_lookup_lut vt_lookup
+#define vf_lut_rows(a) (a)
+#endif
+
+/* The chunk sum of one plane of one tile (kernels.h, "Sign matrix"); lut:
+ * w came from vi_load_lut(), else one word per lane in row order. */
+ALWAYS_INLINE vf chunk_sum(const vt t0, const vt t1, const vt t2, const vt t3, const vi w,
+                           const int lut)
 {
+    if (lut)
+        return vf_add(vf_add(vt_lookup_lut(t0, w, 0), vt_lookup_lut(t1, w, 4)),
+                      vf_add(vt_lookup_lut(t2, w, 8), vt_lookup_lut(t3, w, 12)));
     return vf_add(vf_add(vt_lookup(t0, w, 0), vt_lookup(t1, w, 4)),
                   vf_add(vt_lookup(t2, w, 8), vt_lookup(t3, w, 12)));
 }
@@ -50,9 +71,9 @@ ALWAYS_INLINE vf planes_sum(const size_t pb, const uint8_t *wp, const size_t h, 
                             const vt t1, const vt t2, const vt t3, const int planes)
 {
     int p = planes - 1;
-    vf s = chunk_sum(t0, t1, t2, t3, vi_load_w16(wp + (size_t)p * pb, h));
+    vf s = chunk_sum(t0, t1, t2, t3, vi_load_lut(wp + (size_t)p * pb, h), 1);
     for (p--; p >= 0; p--)
-        s = vf_add(vf_add(s, s), chunk_sum(t0, t1, t2, t3, vi_load_w16(wp + (size_t)p * pb, h)));
+        s = vf_add(vf_add(s, s), chunk_sum(t0, t1, t2, t3, vi_load_lut(wp + (size_t)p * pb, h), 1));
     return s;
 }
 
@@ -149,11 +170,11 @@ static void k_tr_sign(const lrq_kmat *m, const size_t c_lo, const size_t c_hi, c
                 for (c = a; c < b; c++) {
                     const uint8_t *wp = tp + (c - c0) * h * 2;
                     int p = m->planes - 1;
-                    vf s = chunk_sum(t0, t1, t2, t3, vi_transpose16(wp + (size_t)p * m->plane_bytes, h));
+                    vf s = chunk_sum(t0, t1, t2, t3, vi_transpose16(wp + (size_t)p * m->plane_bytes, h), 0);
                     for (p--; p >= 0; p--)
                         s = vf_add(vf_add(s, s),
                                    chunk_sum(t0, t1, t2, t3,
-                                             vi_transpose16(wp + (size_t)p * m->plane_bytes, h)));
+                                             vi_transpose16(wp + (size_t)p * m->plane_bytes, h), 0));
                     vf_store(out + 16 * c, vf_add(vf_load(out + 16 * c, 16), s), 16);
                 }
             }
@@ -255,10 +276,22 @@ ALWAYS_INLINE void fwd_tiles(const lrq_kmat *m, const uint8_t *tp, const size_t 
         b = lrq_segment_end(m, a, c0 + cp, mode ? LRQ_QBLOCK_CHUNKS : 0);
         for (c = a; c < b; c++) {
             const uint8_t *wp = tp + (c - c0) * h * 2;
-            /* One prefetch per 64-byte line of each tile's stream. */
-            if ((c & 1) == 0 || ntile == 1)
+            /* One prefetch per 64-byte line of each tile's stream, PF_DIST
+             * ahead; past the end of its run, into the same stream of the
+             * next group of tiles (the run after it belongs to a tile this
+             * group reads itself).  Prefetches never fault. */
+            if ((c & 1) == 0 || ntile == 1) {
+                const size_t ahead = (c - c0) * 32 + PF_DIST >= run ? (size_t)(ntile - 1) * run : 0;
                 for (i = 0; i < ntile; i++)
-                    __builtin_prefetch(wp + (size_t)i * run + PF_DIST);
+                    __builtin_prefetch(wp + (size_t)i * run + PF_DIST + ahead);
+#if PF_FAR
+                {
+                    const size_t far = (c - c0) * 32 + PF_FAR >= run ? (size_t)(ntile - 1) * run : 0;
+                    for (i = 0; i < ntile; i++)
+                        __builtin_prefetch(wp + (size_t)i * run + PF_FAR + far, 0, 1);
+                }
+#endif
+            }
             if (mode == 0) {
                 const float *tb = (const float *)tab + 64 * c;
                 const vt t0 = vt_load(tb), t1 = vt_load(tb + 16), t2 = vt_load(tb + 32),
@@ -275,6 +308,8 @@ ALWAYS_INLINE void fwd_tiles(const lrq_kmat *m, const uint8_t *tp, const size_t 
         for (i = 0; i < ntile; i++) {
             if (mode)
                 acc[i] = vf_mul(vq_to_f(vq_add(q[i][0], q[i][1])), vf_set1(step[a / LRQ_QBLOCK_CHUNKS]));
+            else
+                acc[i] = vf_lut_rows(acc[i]);
             flush(m, t + (size_t)i, h, a, acc[i], out);
         }
     }
