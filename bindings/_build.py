@@ -62,6 +62,9 @@ int lrq_layout_unpack_signs_f32(const uint8_t *packed, size_t packed_len,
 #define LRQ_MAX_SECTIONS ...
 #define LRQ_FILE_VERIFY_CHECKSUMS ...
 #define LRQ_FILE_VERIFY_CONTENT ...
+#define LRQ_FORMAT_MINOR ...
+#define LRQ_REQUIRED_SIGNCUT_C16 ...
+#define LRQ_REQUIRED_KNOWN ...
 
 const char *lrq_dtype_name(int dtype);
 unsigned lrq_dtype_size(int dtype);
@@ -106,6 +109,7 @@ typedef struct {
     uint64_t shape[...];
     int storage;
     uint64_t width;
+    float c_scale;
     uint64_t rank;
     unsigned bits_l;
     unsigned bits_r;
@@ -139,6 +143,10 @@ int lrq_tile_create_signcut(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
                             uint64_t panel, const void *c, size_t c_len,
                             const void *tt, size_t tt_len, const void *s,
                             size_t s_len);
+int lrq_tile_create_signcut_c16(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
+                                uint64_t panel, float c_scale, const void *c,
+                                size_t c_len, const void *tt, size_t tt_len,
+                                const void *s, size_t s_len);
 int lrq_tile_create_lplr(lrq_tile **out, uint64_t m, uint64_t n, uint64_t rank,
                          int bits_l, int bits_r, uint64_t group, float scale_l,
                          float scale_r, uint64_t panel, const void *r_codes,
@@ -170,6 +178,10 @@ int lrq_signcut_encoder_write(const lrq_signcut_encoder *enc, uint64_t panel,
                               uint8_t *c, size_t c_len, uint8_t *tt,
                               size_t tt_len, uint8_t *s, size_t s_len);
 void lrq_signcut_encoder_free(lrq_signcut_encoder *enc);
+#define LRQ_SIGNCUT_C_FLOAT32 ...
+#define LRQ_SIGNCUT_C_FLOAT16 ...
+int lrq_signcut_encoder_set_c_storage(lrq_signcut_encoder *enc, int storage);
+float lrq_signcut_encoder_c_scale(const lrq_signcut_encoder *enc);
 int lrq_quant_fit(const double *x, uint64_t rows, uint64_t k, uint64_t ld,
                   int bits, uint64_t group, uint8_t *codes, uint16_t *scales,
                   float *sigma);

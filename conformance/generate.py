@@ -36,7 +36,7 @@ import numpy as np
 
 from lrq.reference import container, decode as ref_decode
 from lrq.reference.crc32c import crc32c as CRC
-from lrq.reference import dense, layout, lplr
+from lrq.reference import dense, layout, lplr, signcut
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 V1 = os.path.join(HERE, "v1")
@@ -92,6 +92,22 @@ def signcut_tile(rng, origin, shape, width, panel):
         "s": section("s", layout.pack_interleaved(s_bits, 1, panel).tobytes()),
     }
     return container.TileRecord(origin, shape, "signcut", {"width": width}, sections)
+
+
+def signcut_tile_c16(rng, origin, shape, width, panel, scale, c16=None):
+    """A format 1.1 signcut tile: c stored as binary16, c[k] = scale * c16[k] [SC-3]."""
+    m, n = shape
+    s_bits = rng.bits((m, width))
+    tt_bits = rng.bits((width, n))
+    if c16 is None:
+        c16 = rng.uniform((width,), 12.8, 256.0)
+    c16 = np.asarray(c16, dtype=np.float64).astype("<f2")
+    sections = {
+        "c": section("c", c16.tobytes()),
+        "tt": section("tt", layout.pack_interleaved(tt_bits, 1, panel).tobytes()),
+        "s": section("s", layout.pack_interleaved(s_bits, 1, panel).tobytes()),
+    }
+    return container.TileRecord(origin, shape, "signcut", {"width": width, "c_scale": float(scale)}, sections)
 
 
 def _factor(rng, rows, k, bits, group):
@@ -206,6 +222,32 @@ def valid_vectors() -> dict:
     add("dense-512x512-f32-pagealigned", "a 1 MiB section: starts on a 4096-byte boundary",
         [tensor("A", (2, 3), "float32", [dense_tile((0, 0), (2, 3), "float32", np.ones((2, 3)))]),
          tensor("B", (512, 512), "float32", [dense_tile((0, 0), (512, 512), "float32", ramp)])])
+
+    # Format 1.1: signcut weights as binary16 times a power-of-two c_scale
+    # (required feature bit 0, signcut_c16).  A 1.0 decoder refuses these
+    # files [PRE-4]; a 1.1 decoder reads them.
+    def one_c16(name, shape, width, scale, c16=None, description=""):
+        rng = rng_for(name)
+        add(name, description, [tensor("A", shape, "float32", [signcut_tile_c16(rng, (0, 0), shape, width, 4096, scale, c16)])])
+
+    one_c16("signcut-20x40-w5-c16", (20, 40), 5, 2.0**-3, [65504.0, -1.5, 2.0**-24, 1.0 / 3.0, 1000.0],
+            description="1.1: c as binary16 with c_scale 2^-3: the largest binary16, a negative, the smallest "
+                        "subnormal, 1/3 rounded")
+    one_c16("signcut-1x1-w1-c16-scale2e112", (1, 1), 1, 2.0**112, [65504.0],
+            description="1.1: the largest c_scale, 2^112, times 65504: just below the binary32 maximum")
+    one_c16("signcut-2x16-w2-c16-scale2e-125", (2, 16), 2, 2.0**-125, [1.0, 2.0**-24],
+            description="1.1: the smallest c_scale, 2^-125; c[1] = 2^-149, the smallest binary32 subnormal")
+    one_c16("signcut-4x4-w0-c16", (4, 4), 0, 1.0,
+            description="1.1: width 0 with a c_scale: empty sections, the feature flag still set")
+    rng = rng_for("tiled-signcut-20x40-t8x16-w2-c16mix")
+
+    def c16_mix(r, o, s):
+        if (o[0] // 8 + o[1] // 16) % 2 == 0:
+            return signcut_tile_c16(r, o, s, 2, 4096, 2.0**-8)
+        return signcut_tile(r, o, s, 2, 4096)
+
+    add("tiled-signcut-20x40-t8x16-w2-c16mix", "1.1: a 3x3 grid alternating binary16-c and binary32-c signcut tiles",
+        [grid_tensor(rng, "A", (20, 40), (8, 16), c16_mix)])
 
     # Forward compatibility: a later minor, an unknown optional feature bit and
     # unknown (vendor) keys must all be accepted by a 1.0 decoder.
@@ -419,6 +461,39 @@ def invalid_vectors(valid: dict) -> dict:
     hh = _header(sc)
     hh["tensors"][0]["tiles"][0]["scheme"] = "zstd"
     add("xtil4-unknown-scheme", _rebuild(sc, hh, fix_offsets=False), "TIL-4", "FormatError", "scheme 'zstd'")
+
+    # Format 1.1, feature signcut_c16 (bit 0).
+    c16, _ = valid["signcut-20x40-w5-c16"]
+    mix, _ = valid["tiled-signcut-20x40-t8x16-w2-c16mix"]
+    h16 = _header(c16)
+    sec16 = _sections(c16, h16)
+
+    def v11(data):
+        return _preamble_edit(data, minor=1, required=1)
+
+    add("xpre4-required-feature-bit1", _preamble_edit(c16, required=3), "PRE-4", "UnsupportedError",
+        "1.1 file with required bits 0 and 1: bit 1 is unknown to 1.1")
+    add("xsc4-c-scale-without-flag", _preamble_edit(c16, required=0), "SC-4", "FormatError",
+        "a tile has 'c_scale' but required_features is 0 (minor 1)")
+    add("xsc5-flag-without-c-scale", v11(sc), "SC-5", "FormatError",
+        "minor 1, required bit 0 set, but no tile has 'c_scale'")
+    for what, bits in (("infinite", 0x7C00), ("nan", 0x7E00)):
+        bad = bytearray(sec16[0])
+        bad[2:4] = struct.pack("<H", bits)
+        add(f"xsc2-c16-{what}", v11(_rebuild(c16, _header(c16), [bytes(bad)] + sec16[1:])), "SC-2", "FormatError",
+            f"binary16 c[1] is {what}")
+    for what, value in (("zero", 0.0), ("nan", float("nan")), ("negative", -0.125), ("not-power-of-two", 0.3),
+                        ("too-large", 2.0**113), ("too-small", 2.0**-126), ("integer", 1)):
+        hh = _header(c16)
+        hh["tensors"][0]["tiles"][0]["c_scale"] = value
+        add(f"xsc3-c-scale-{what}", v11(_rebuild(c16, hh)), "SC-3", "FormatError", f"c_scale {value!r}")
+    wide = np.frombuffer(sec16[0], dtype="<f2").astype("<f4").tobytes()
+    add("xsec2-c16-section-as-float32", v11(_rebuild(c16, _header(c16), [wide] + sec16[1:])), "SEC-2", "FormatError",
+        "a tile with 'c_scale' whose c holds 4w bytes (binary32)")
+    hm = _header(mix)
+    del hm["tensors"][0]["tiles"][0]["c_scale"]
+    add("xsec2-c16-section-without-c-scale", v11(_rebuild(mix, hm)), "SEC-2", "FormatError",
+        "tile #0 lost its 'c_scale' (other tiles keep theirs): its 2w-byte c is short")
     return out
 
 
@@ -437,7 +512,7 @@ def _tolerance(record) -> float:
     worst = 0.0
     for tile in record.tiles:
         if tile.scheme == "signcut":
-            c = np.frombuffer(tile.sections["c"].data, dtype="<f4").astype(np.float64)
+            c = signcut.coefficients(tile, CRC).astype(np.float64)
             worst = max(worst, float(np.abs(c).sum()))
         elif tile.scheme == "lplr":
             left, right = lplr.factors(tile, record.panel, CRC)
@@ -467,11 +542,22 @@ def expected(data: bytes, name: str):
     return results
 
 
+# Invalid vectors whose verdict changed with a later minor: "rule" and
+# "error" stay those of the version the vector was released for, and
+# "later" lists, per version, what a decoder of that version (or newer)
+# reports instead.  xpre4-required-feature sets bit 0, unknown to 1.0; 1.1
+# assigns bit 0 (signcut_c16), and the file has no tile that uses it.
+LATER_VERDICTS = {
+    "xpre4-required-feature": {"later": [{"since": "1.1", "rule": "SC-5", "error": "FormatError"}]},
+}
+
+
 def build() -> dict:
     """Every file the suite consists of: relative path -> bytes, plus the manifest."""
     valid = valid_vectors()
     invalid = invalid_vectors(valid)
-    files, manifest = {}, {"format": "lrq", "version": "1.0", "valid": [], "invalid": []}
+    files, manifest = {}, {"format": "lrq", "version": f"{container.FORMAT_MAJOR}.{container.FORMAT_MINOR}",
+                           "valid": [], "invalid": []}
     for name, (data, description) in sorted(valid.items()):
         files[f"v1/valid/{name}.lrq"] = data
         tensors = []
@@ -482,12 +568,18 @@ def build() -> dict:
             files[rel] = buf.getvalue()
             entry.update(name=tname, expected=rel, expected_sha256=hashlib.sha256(buf.getvalue()).hexdigest())
             tensors.append(entry)
-        manifest["valid"].append({"file": f"v1/valid/{name}.lrq", "sha256": hashlib.sha256(data).hexdigest(),
-                                  "description": description, "tensors": tensors})
+        entry = {"file": f"v1/valid/{name}.lrq", "sha256": hashlib.sha256(data).hexdigest(),
+                 "description": description, "tensors": tensors}
+        minor = struct.unpack_from("<H", data, 10)[0]
+        if minor <= container.FORMAT_MINOR and minor > 0:
+            entry["since"] = f"1.{minor}"  # earlier decoders refuse it [PRE-4]
+        manifest["valid"].append(entry)
     for name, (data, rule, error, description) in sorted(invalid.items()):
         files[f"v1/invalid/{name}.lrq"] = data
-        manifest["invalid"].append({"file": f"v1/invalid/{name}.lrq", "sha256": hashlib.sha256(data).hexdigest(),
-                                    "rule": rule, "error": error, "description": description})
+        entry = {"file": f"v1/invalid/{name}.lrq", "sha256": hashlib.sha256(data).hexdigest(),
+                 "rule": rule, "error": error, "description": description}
+        entry.update(LATER_VERDICTS.get(name, {}))
+        manifest["invalid"].append(entry)
     files["manifest.json"] = (json.dumps(manifest, indent=1, sort_keys=False) + "\n").encode()
     return files
 

@@ -5,12 +5,17 @@
 Decoders:
   lrq        the library (``lrq.open``: the C core checks and decodes)
   reference  ``lrq.reference.decode``: pure NumPy, written from the spec
+  reference-1.0  the reference decoder restricted to format 1.0 (no required
+             feature known), for the verdicts a 1.0 decoder must reach
 
 A valid vector must decode, in both, to its expected arrays within the
 manifest's tolerance (exactly for dense tensors), and each 2-D float tensor's
-product with the manifest's x must match its expected result.  An invalid
-vector must be refused by both with exactly the error class the manifest
-names.  Exit status 0 only if every check passes.
+product with the manifest's x must match its expected result; a vector
+marked "since" a later minor must be refused by the 1.0 decoder with
+UnsupportedError [PRE-4].  An invalid vector must be refused with exactly the
+error class the manifest names for the decoder's version ("rule"/"error",
+or the last entry of "later" whose "since" the decoder implements).  Exit
+status 0 only if every check passes.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 
 import lrq
 import lrq.reference
+from lrq.reference import container as _container
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -51,7 +57,33 @@ def _decode_reference(path: str, data: bytes) -> dict:
             for name, a in arrays.items()}
 
 
+def _decode_reference_10(path: str, data: bytes) -> dict:
+    """The reference decoder as a 1.0 decoder: it knows no required feature."""
+    known = _container.KNOWN_REQUIRED_FEATURES
+    _container.KNOWN_REQUIRED_FEATURES = 0
+    try:
+        return _decode_reference(path, data)
+    finally:
+        _container.KNOWN_REQUIRED_FEATURES = known
+
+
 DECODERS = {"lrq": _decode_lrq, "reference": _decode_reference}
+# The format version each decoder implements.
+VERSIONS = {"lrq": lrq.FORMAT_VERSION, "reference": lrq.FORMAT_VERSION, "reference-1.0": (1, 0)}
+
+
+def _version(text: str) -> tuple:
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
+def expectation(entry: dict, version: tuple) -> tuple:
+    """(rule, error) a decoder of ``version`` must report for an invalid vector."""
+    rule, error = entry["rule"], entry["error"]
+    for later in entry.get("later", []):
+        if _version(later["since"]) <= version:
+            rule, error = later["rule"], later["error"]
+    return rule, error
 
 
 def _close(got, want, tol) -> bool:
@@ -72,6 +104,15 @@ def check_valid(entry: dict) -> list:
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         return [f"{entry['file']}: sha256 differs from the manifest"]
     path = os.path.join(HERE, entry["file"])
+    if "since" in entry:
+        try:
+            _decode_reference_10(path, data)
+        except lrq.UnsupportedError:
+            pass
+        except Exception as exc:
+            problems.append(f"reference-1.0: raised {type(exc).__name__} ({exc}), not UnsupportedError [PRE-4]")
+        else:
+            problems.append(f"reference-1.0: accepted a {entry['since']} file")
     for decoder_name, decode in DECODERS.items():
         try:
             decoded = decode(path, data)
@@ -104,18 +145,24 @@ def check_invalid(entry: dict) -> list:
     data = _read(entry["file"])
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         return [f"{entry['file']}: sha256 differs from the manifest"]
-    want = getattr(lrq, entry["error"])
     path = os.path.join(HERE, entry["file"])
-    for decoder_name, decode in DECODERS.items():
+    decoders = dict(DECODERS)
+    if "later" in entry:  # a verdict that changed: check the 1.0 one too
+        decoders["reference-1.0"] = _decode_reference_10
+    for decoder_name, decode in decoders.items():
+        rule, error = expectation(entry, VERSIONS[decoder_name])
+        want = getattr(lrq, error)
         try:
             decode(path, data)
         except lrq.LrqError as exc:
             if type(exc) is not want:
-                problems.append(f"{decoder_name}: raised {type(exc).__name__} ({exc}), the manifest says {entry['error']}")
+                problems.append(f"{decoder_name}: raised {type(exc).__name__} ({exc}), the manifest says {error}")
+            elif f"[{rule}]" not in str(exc):
+                problems.append(f"{decoder_name}: raised {error} under another rule ({exc}); the manifest says [{rule}]")
         except Exception as exc:  # any other exception is a decoder bug
             problems.append(f"{decoder_name}: crashed with {type(exc).__name__}: {exc}")
         else:
-            problems.append(f"{decoder_name}: accepted a file that breaks [{entry['rule']}]")
+            problems.append(f"{decoder_name}: accepted a file that breaks [{rule}]")
     return problems
 
 
@@ -131,7 +178,10 @@ def main() -> int:
         for entry in manifest[kind]:
             problems = check(entry)
             name = os.path.basename(entry["file"])
-            what = f"[{entry['rule']}] {entry['error']}" if kind == "invalid" else f"{len(entry['tensors'])} tensor(s)"
+            if kind == "invalid":
+                what = "[%s] %s" % expectation(entry, lrq.FORMAT_VERSION)
+            else:
+                what = f"{len(entry['tensors'])} tensor(s)" + (f", since {entry['since']}" if "since" in entry else "")
             print(f"{'ok  ' if not problems else 'FAIL'} {kind:<7} {name:<44} {what:<32} lrq+reference")
             for problem in problems:
                 print(f"       {problem}")

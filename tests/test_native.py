@@ -88,7 +88,7 @@ def layout_by_formula(elements: np.ndarray, elem_bits: int, panel: int) -> bytes
 
 
 def test_version_and_error_names():
-    assert _native.version_number() == 100
+    assert _native.version_number() == 200
     assert _native.error_name(0) == "LRQ_OK"
     assert _native.error_name(-1) == "LRQ_ERR_FORMAT"
     assert _native.error_name(-4) == "LRQ_ERR_PADDING"

@@ -45,19 +45,34 @@ extern "C" {
  * be compared with < and > in the preprocessor.
  */
 #define LRQ_VERSION_MAJOR 0
-#define LRQ_VERSION_MINOR 1
+#define LRQ_VERSION_MINOR 2
 #define LRQ_VERSION_PATCH 0
 #define LRQ_VERSION_NUMBER \
     (LRQ_VERSION_MAJOR * 10000 + LRQ_VERSION_MINOR * 100 + LRQ_VERSION_PATCH)
 
 /*
- * The `.lrq` file format version this library writes.  It is independent of
- * the library version: it changes only when the format specification
- * (spec/lrq-format.md) changes.  A reader refuses a file whose major it does
- * not know and accepts any minor of a major it knows.
+ * The newest `.lrq` file format version this library implements.  It is
+ * independent of the library version: it changes only when the format
+ * specification (spec/lrq-format.md) changes.  Writers emit the lowest
+ * version that holds their content (1.0 unless a 1.1 feature is used).  A
+ * reader refuses a file whose major it does not know and accepts any minor
+ * of a major it knows.
  */
 #define LRQ_FORMAT_MAJOR 1
-#define LRQ_FORMAT_MINOR 0
+#define LRQ_FORMAT_MINOR 1
+
+/*
+ * Feature flags of the preamble's required_features (format spec §4).  A
+ * reader refuses a file with a required bit it does not know ([PRE-4]);
+ * LRQ_REQUIRED_KNOWN lists the bits this library implements.
+ *
+ * LRQ_REQUIRED_SIGNCUT_C16 (bit 0, since format 1.1): some signcut tile
+ *     stores its weights c as binary16 times a power-of-two "c_scale"
+ *     (spec §10.2).  A writer sets it, with minor 1, exactly when a tile
+ *     does; files without such tiles stay 1.0 with no flags.
+ */
+#define LRQ_REQUIRED_SIGNCUT_C16 (UINT64_C(1) << 0)
+#define LRQ_REQUIRED_KNOWN LRQ_REQUIRED_SIGNCUT_C16
 
 /*
  * lrq_version_number -- the library version of the code actually linked.
@@ -480,7 +495,8 @@ void lrq_file_free(lrq_file *file);
 typedef struct lrq_file_info {
     unsigned format_major;      /* 1 */
     unsigned format_minor;      /* any minor of major 1 is accepted */
-    uint64_t required_features; /* 0 for every file this library accepts */
+    uint64_t required_features; /* within LRQ_REQUIRED_KNOWN for every file
+                                   this library accepts */
     uint64_t optional_features; /* bits this library ignores ([PRE-5]) */
     uint64_t header_length;     /* L, the msgpack header's bytes */
     uint64_t file_length;       /* the file's size */
@@ -564,6 +580,9 @@ typedef struct lrq_tile_info {
     /* Scheme parameters; those of other schemes are 0. */
     int storage;                   /* dense: an LRQ_DTYPE_* code */
     uint64_t width;                /* signcut: w */
+    float c_scale;                 /* signcut: "c_scale" (a power of two) when
+                                      c is stored as binary16, 0 when c is
+                                      binary32 (spec §10.2) */
     uint64_t rank;                 /* lplr: r */
     unsigned bits_l, bits_r;       /* lplr: 1 .. 8 */
     uint64_t group;                /* lplr: g */
@@ -760,6 +779,34 @@ int lrq_tile_create_signcut(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
                             uint64_t panel, const void *c, size_t c_len,
                             const void *tt, size_t tt_len, const void *s,
                             size_t s_len);
+
+/*
+ * lrq_tile_create_signcut_c16 -- a signcut tile whose weights are stored as
+ * binary16 with a scale (format 1.1, feature LRQ_REQUIRED_SIGNCUT_C16):
+ * c[k] = c_scale * half(c16[k]), exact in binary32 (spec §10.2).
+ *
+ * out, m, n, w, panel, tt, s: as for lrq_tile_create_signcut().
+ * c_scale: the tile's "c_scale": a power of two 2^e, -125 <= e <= 112
+ *          [SC-3].
+ * c, c_len: section "c": 2w bytes, w little-endian binary16 values, each
+ *          finite [SC-2].
+ *
+ * Unlike lrq_tile_create_signcut(), the tile does not borrow section "c":
+ * it keeps its own binary32 copy of the w weights (4w bytes, released by
+ * lrq_tile_free()), so c may be released after this call; tt and s are
+ * borrowed as before.  Products and decoding are then the same code, and
+ * give the same bits, as for a binary32 tile holding those weights.
+ *
+ * Returns LRQ_OK, or the errors of lrq_tile_create_signcut(), where
+ * LRQ_ERR_FORMAT also covers a c_scale that is not such a power of two
+ * [SC-3] and LRQ_ERR_BUFFER_SIZE a c_len other than 2w.
+ *
+ * Thread safety: safe.
+ */
+int lrq_tile_create_signcut_c16(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
+                                uint64_t panel, float c_scale, const void *c,
+                                size_t c_len, const void *tt, size_t tt_len,
+                                const void *s, size_t s_len);
 
 /*
  * lrq_tile_create_lplr -- an lplr tile A = L R (m x n, rank r).
@@ -1005,7 +1052,9 @@ int lrq_signcut_encoder_remainder_norm(lrq_signcut_encoder *enc, int exact,
  * lrq_signcut_encoder_write -- the three sections of a signcut tile.
  *
  * With w = lrq_signcut_encoder_width(enc):
- *   c:  exactly 4*w bytes: the weights as little-endian float32;
+ *   c:  exactly 4*w bytes: the weights as little-endian float32; with
+ *       LRQ_SIGNCUT_C_FLOAT16 storage exactly 2*w bytes: c[k] / c_scale
+ *       as little-endian binary16 (lrq_signcut_encoder_c_scale());
  *   tt: exactly lrq_layout_size(w, cols, 1, panel) bytes: T^T as a sign
  *       matrix in the interleaved layout;
  *   s:  exactly lrq_layout_size(rows, w, 1, panel) bytes: S likewise.
@@ -1019,6 +1068,41 @@ int lrq_signcut_encoder_remainder_norm(lrq_signcut_encoder *enc, int exact,
 int lrq_signcut_encoder_write(const lrq_signcut_encoder *enc, uint64_t panel,
                               uint8_t *c, size_t c_len, uint8_t *tt,
                               size_t tt_len, uint8_t *s, size_t s_len);
+
+/* Storage of the weights c: lrq_signcut_encoder_set_c_storage(). */
+#define LRQ_SIGNCUT_C_FLOAT32 0
+#define LRQ_SIGNCUT_C_FLOAT16 1
+
+/*
+ * lrq_signcut_encoder_set_c_storage -- choose how the weights are stored.
+ *
+ * storage: LRQ_SIGNCUT_C_FLOAT32 (the default: c as binary32, format 1.0)
+ *          or LRQ_SIGNCUT_C_FLOAT16 (c as binary16 times a power-of-two
+ *          scale, format 1.1 feature LRQ_REQUIRED_SIGNCUT_C16; spec §10.2).
+ *
+ * With FLOAT16 the weights are quantized inside the greedy loop: the first
+ * cut fixes the tile's scale, 2^(floor(log2 c_0) - 8) clamped to
+ * [2^-125, 2^112], so c_0 / scale lies in [256, 512), far inside binary16's
+ * normal range [2^-14, 65504]; every cut's least-squares weight is then
+ * rounded to scale * binary16 (round to nearest even; a value beyond 65504
+ * is clamped to it) and that rounded weight is the one subtracted from the
+ * remainder and used in the norm.  So later cuts compensate for the
+ * rounding and the tracked error stays exact for the weights written.  The
+ * encoder finishes early (lrq_signcut_encoder_finished() != 0) if a weight
+ * would round to zero.
+ *
+ * Must be called before the first cut.  Returns LRQ_OK, or
+ * LRQ_ERR_ARGUMENT for a NULL encoder, an unknown storage or an encoder
+ * that has made cuts already.
+ */
+int lrq_signcut_encoder_set_c_storage(lrq_signcut_encoder *enc, int storage);
+
+/*
+ * lrq_signcut_encoder_c_scale -- the "c_scale" a FLOAT16 encoder writes:
+ * a power of two once the first cut is made, 0 before it and for FLOAT32
+ * encoders (or NULL).
+ */
+float lrq_signcut_encoder_c_scale(const lrq_signcut_encoder *enc);
 
 /* lrq_signcut_encoder_free -- release an encoder; NULL is accepted. */
 void lrq_signcut_encoder_free(lrq_signcut_encoder *enc);

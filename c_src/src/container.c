@@ -116,6 +116,8 @@ typedef struct {
     int storage;
     unsigned bits_l, bits_r;
     uint64_t width; /* signcut w, or lplr r */
+    int c16;        /* signcut: c stored as binary16 with "c_scale" */
+    float c_scale;
     uint64_t group;
     float scale_l, scale_r;
     uint64_t first_section;
@@ -313,12 +315,12 @@ static int check_preamble(const uint8_t *const p, const size_t size, char *const
         if (p[i] != 0)
             return lrq_detail(detail, dn, LRQ_ERR_FORMAT,
                               "[PRE-3] reserved1 byte %u is not zero", i - 52);
-    /* Version 1.0 assigns no feature flag, so every required bit is unknown. */
+    /* Version 1.1 assigns bit 0 (signcut_c16); every other bit is unknown. */
     required = load_le(p + 16, 8);
-    if (required != 0)
+    if ((required & ~LRQ_REQUIRED_KNOWN) != 0)
         return lrq_detail(detail, dn, LRQ_ERR_UNSUPPORTED,
                           "[PRE-4] the file needs required features 0x%llx that this library "
-                          "does not implement", (unsigned long long)required);
+                          "does not implement", (unsigned long long)(required & ~LRQ_REQUIRED_KNOWN));
     header_length = load_le(p + 32, 8);
     if (header_length < 1 || header_length > MAX_HEADER_LENGTH)
         return lrq_detail(detail, dn, LRQ_ERR_FORMAT,
@@ -576,7 +578,7 @@ static int section_lengths(const tensor_rec *const t, const tile_rec *const tl,
             overflow |= __builtin_mul_overflow(n, dims[d], &n);
         overflow |= __builtin_mul_overflow(n, (uint64_t)dtypes[tl->storage].size, &len[0]);
     } else if (tl->scheme == LRQ_SCHEME_SIGNCUT) {
-        overflow |= __builtin_mul_overflow(tl->width, 4, &len[0]);
+        overflow |= __builtin_mul_overflow(tl->width, tl->c16 ? 2 : 4, &len[0]);
         overflow |= sign_matrix_bytes(tl->width, dims[1], &len[1]);
         overflow |= sign_matrix_bytes(dims[0], tl->width, &len[2]);
     } else {
@@ -588,12 +590,33 @@ static int section_lengths(const tensor_rec *const t, const tile_rec *const tl,
     return overflow ? LRQ_ERR_FORMAT : LRQ_OK;
 }
 
-/* Scheme parameters of one tile ([TEN-6], [DN-1], [DN-2], [SC-1], [LP-1],
- * [LP-2]). */
+/* Scheme parameters of one tile ([TEN-6], [DN-1], [DN-2], [SC-1], [SC-3],
+ * [SC-4], [LP-1], [LP-2]). */
 enum {
-    TF_SCHEME, TF_STORAGE, TF_WIDTH, TF_RANK, TF_BITS_L, TF_BITS_R, TF_GROUP, TF_SCALE_L,
-    TF_SCALE_R, TF_SECTIONS, TF_COUNT
+    TF_SCHEME, TF_STORAGE, TF_WIDTH, TF_C_SCALE, TF_RANK, TF_BITS_L, TF_BITS_R, TF_GROUP,
+    TF_SCALE_L, TF_SCALE_R, TF_SECTIONS, TF_COUNT
 };
+
+/* A signcut tile's optional "c_scale" ([SC-3], [SC-4]): present only in a
+ * file that sets the signcut_c16 flag, and a power of two 2^e with
+ * -125 <= e <= 112 as binary32. */
+static int get_c_scale(const parse_ctx *const c, const field *const fl, tile_rec *const tl)
+{
+    int rc;
+
+    if (!fl->found)
+        return LRQ_OK;
+    if (!(c->f->required & LRQ_REQUIRED_SIGNCUT_C16))
+        return fail(c, "SC-4", LRQ_ERR_FORMAT, "'c_scale' in a file whose required_features "
+                    "lack signcut_c16 (bit 0)");
+    if ((rc = get_float(c, fl, "SC-3", &tl->c_scale)) != LRQ_OK)
+        return rc;
+    if (!lrq_c_scale_ok(tl->c_scale))
+        return fail(c, "SC-3", LRQ_ERR_FORMAT, "'c_scale' = %g is not a power of two in "
+                    "[2^-125, 2^112]", (double)tl->c_scale);
+    tl->c16 = 1;
+    return LRQ_OK;
+}
 
 static int parse_params(const parse_ctx *const c, const tensor_rec *const t, field *const tf,
                         tile_rec *const tl)
@@ -615,8 +638,11 @@ static int parse_params(const parse_ctx *const c, const tensor_rec *const t, fie
     if (!dtypes[t->dtype].is_float)
         return fail(c, "TEN-6", LRQ_ERR_FORMAT, "scheme '%s' needs a floating-point tensor, not %s",
                     scheme_names[tl->scheme], dtypes[t->dtype].name);
-    if (tl->scheme == LRQ_SCHEME_SIGNCUT)
-        return get_int(c, &tf[TF_WIDTH], "SC-1", 0, MAX_PARAM, &tl->width);
+    if (tl->scheme == LRQ_SCHEME_SIGNCUT) {
+        if ((rc = get_int(c, &tf[TF_WIDTH], "SC-1", 0, MAX_PARAM, &tl->width)) != LRQ_OK)
+            return rc;
+        return get_c_scale(c, &tf[TF_C_SCALE], tl);
+    }
     if ((rc = get_int(c, &tf[TF_RANK], "LP-1", 0, MAX_PARAM, &tl->width)) != LRQ_OK)
         return rc;
     if ((rc = get_int(c, &tf[TF_BITS_L], "LP-1", 1, 8, &v)) != LRQ_OK)
@@ -703,9 +729,9 @@ static int parse_tile(parse_ctx *const c, tensor_rec *const t, const uint64_t in
                       mp_reader *const r)
 {
     lrq_file *const f = c->f;
-    field tf[TF_COUNT] = {FIELD("scheme"), FIELD("storage"), FIELD("width"),   FIELD("rank"),
-                          FIELD("bits_l"), FIELD("bits_r"),  FIELD("group"),   FIELD("scale_l"),
-                          FIELD("scale_r"), FIELD("sections")};
+    field tf[TF_COUNT] = {FIELD("scheme"),  FIELD("storage"), FIELD("width"),   FIELD("c_scale"),
+                          FIELD("rank"),    FIELD("bits_l"),  FIELD("bits_r"),  FIELD("group"),
+                          FIELD("scale_l"), FIELD("scale_r"), FIELD("sections")};
     uint64_t origin[LRQ_MAX_NDIM], dims[LRQ_MAX_NDIM], want[LRQ_MAX_SECTIONS] = {0};
     const size_t prefix = strlen(c->where);
     tile_rec tl;
@@ -962,7 +988,19 @@ static int parse_header(parse_ctx *const c)
     for (i = 0; i < top[0].v.count; i++)
         if ((rc = parse_tensor(c, i, &r)) != LRQ_OK)
             return rc;
-    return sort_names(c);
+    /* [SC-5] once every tile is known (after [TEN-2], which sorting checks). */
+    if ((rc = sort_names(c)) != LRQ_OK)
+        return rc;
+    if (f->required & LRQ_REQUIRED_SIGNCUT_C16) {
+        uint64_t k;
+        for (k = 0; k < f->n_tiles && !f->tiles[k].c16; k++)
+            ;
+        (void)snprintf(c->where, sizeof c->where, "file");
+        if (k == f->n_tiles)
+            return fail(c, "SC-5", LRQ_ERR_FORMAT, "required_features set signcut_c16 (bit 0) "
+                        "but no signcut tile has 'c_scale'");
+    }
+    return LRQ_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1097,7 +1135,7 @@ static int check_content(const lrq_file *const f, const uint64_t tensor, const u
         }
         return LRQ_OK;
     case LRQ_SECTION_C:
-        if (!floats_finite(p, sr->length, 4, 0, &bad))
+        if (!floats_finite(p, sr->length, tl->c16 ? 2 : 4, 0, &bad))
             return lrq_detail(detail, dn, LRQ_ERR_FORMAT, "[SC-2] %s: c[%llu] is NaN or infinite",
                               where, (unsigned long long)bad);
         return LRQ_OK;
@@ -1391,6 +1429,7 @@ int lrq_file_tile(const lrq_file *const file, const uint64_t tensor, const uint6
         info->storage = tl->storage;
     } else if (tl->scheme == LRQ_SCHEME_SIGNCUT) {
         info->width = tl->width;
+        info->c_scale = tl->c16 ? tl->c_scale : 0.0f;
     } else {
         info->rank = tl->width;
         info->bits_l = tl->bits_l;

@@ -103,24 +103,6 @@ static inline size_t lrq_scale_offset(const lrq_kmat *m, size_t t, size_t g, siz
     return 2 * (16 * t * m->groups + g * h);
 }
 
-/* IEEE binary16 -> binary32, exact (F16C's vcvtph2ps gives the same bits). */
-static inline float lrq_half_to_float(const uint16_t h)
-{
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    const uint32_t exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu;
-    uint32_t bits;
-    float f;
-
-    if (exp == 0) {
-        /* Subnormal or zero: man * 2^-24 is exact in binary32. */
-        f = (float)man * 0x1p-24f;
-        return sign ? -f : f;
-    }
-    bits = exp == 31 ? sign | 0x7F800000u | man << 13 : sign | (exp + 112u) << 23 | man << 13;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 /* Round to the nearest integer, ties to even, in the current rounding mode,
  * for |v| <= 2^22.  Every path rounds with this same pair of additions (the
  * SIMD ones lane by lane), so no path depends on a conversion instruction's

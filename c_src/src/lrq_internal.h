@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* LRQ_NO_X86_SIMD builds the portable library only, as on a CPU that is not
  * x86: the way to compile-test the non-x86 configuration on an x86 host. */
@@ -56,5 +57,41 @@ int lrq_detail(char *detail, size_t detail_size, int code, const char *fmt, ...)
 int lrq_layout_check(const uint8_t *packed, uint64_t packed_len, uint64_t rows,
                      uint64_t k, int elem_bits, uint64_t panel, unsigned code_limit,
                      uint64_t *bad_offset);
+
+/* Signcut weights stored as binary16 with a scale (format 1.1, spec §10.2).
+ *
+ * lrq_c_scale_ok: [SC-3], "c_scale" is a power of two 2^e with
+ * -125 <= e <= 112, i.e. a binary32 with a zero fraction and a biased
+ * exponent in [2, 239].  Then scale * h is exact in binary32 for every
+ * finite binary16 h: h is an integer of at most 11 bits times 2^-24 or
+ * more, so the product is such an integer times 2^(e-24) >= 2^-149, and
+ * |product| <= 65504 * 2^112 < 2^128.
+ */
+static inline int lrq_c_scale_ok(const float scale)
+{
+    union { float f; uint32_t u; } v;
+    unsigned biased;
+    v.f = scale;
+    biased = (unsigned)(v.u >> 23);
+    return (v.u & 0x7FFFFFu) == 0 && biased >= 2 && biased <= 239;
+}
+
+/* IEEE binary16 -> binary32, exact (F16C's vcvtph2ps gives the same bits). */
+static inline float lrq_half_to_float(const uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu;
+    uint32_t bits;
+    float f;
+
+    if (exp == 0) {
+        /* Subnormal or zero: man * 2^-24 is exact in binary32. */
+        f = (float)man * 0x1p-24f;
+        return sign ? -f : f;
+    }
+    bits = exp == 31 ? sign | 0x7F800000u | man << 13 : sign | (exp + 112u) << 23 | man << 13;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
 
 #endif /* LRQ_INTERNAL_H */

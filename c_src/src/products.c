@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "lrq_internal.h"
 #include "lrq.h"
 #include "threads.h"
 
@@ -31,7 +32,8 @@ struct lrq_tile {
     size_t m, n, inner; /* A is m x n; inner = w or rank */
     lrq_kmat a;         /* applied first in y = A x: T^T (signcut) or R (lplr) */
     lrq_kmat b;         /* applied second: S or L */
-    const uint8_t *c;   /* signcut: w little-endian f32 */
+    const uint8_t *c;   /* signcut: w little-endian f32 (borrowed, or c_own) */
+    float *c_own;       /* signcut with binary16 c: the converted weights */
     uint64_t bytes;     /* bytes of all sections, a measure of the work */
     float wa, wb;       /* the factors' weights (lplr), 1 for signcut */
 };
@@ -264,6 +266,50 @@ int lrq_tile_create_signcut(lrq_tile **out, const uint64_t m, const uint64_t n, 
     return tile_done(out, rc);
 }
 
+int lrq_tile_create_signcut_c16(lrq_tile **out, const uint64_t m, const uint64_t n,
+                                const uint64_t w, const uint64_t panel, const float c_scale,
+                                const void *c, const size_t c_len, const void *tt,
+                                const size_t tt_len, const void *s, const size_t s_len)
+{
+    const uint8_t *const p = (const uint8_t *)c;
+    lrq_tile *t;
+    float *own;
+    size_t i;
+    int rc;
+
+    if (out == NULL)
+        return LRQ_ERR_ARGUMENT;
+    *out = NULL;
+    if (w > DIM_MAX)
+        return LRQ_ERR_ARGUMENT;
+    if ((uint64_t)c_len != 2 * w)
+        return LRQ_ERR_BUFFER_SIZE;
+    if (c == NULL && c_len != 0)
+        return LRQ_ERR_ARGUMENT;
+    if (!lrq_c_scale_ok(c_scale))
+        return LRQ_ERR_FORMAT; /* [SC-3] */
+    own = (float *)malloc(w ? (size_t)w * sizeof *own : 1);
+    if (own == NULL)
+        return LRQ_ERR_MEMORY;
+    for (i = 0; i < w; i++) {
+        const uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
+        if ((h & 0x7C00u) == 0x7C00u) {
+            free(own);
+            return LRQ_ERR_FORMAT; /* [SC-2] */
+        }
+        own[i] = c_scale * lrq_half_to_float(h); /* exact ([SC-3]) */
+    }
+    rc = lrq_tile_create_signcut(out, m, n, w, panel, own, 4 * (size_t)w, tt, tt_len, s, s_len);
+    if (rc != LRQ_OK) {
+        free(own);
+        return rc;
+    }
+    t = *out;
+    t->c_own = own;
+    t->bytes = (uint64_t)c_len + tt_len + s_len;
+    return LRQ_OK;
+}
+
 /* A factor's weight: with b <= 4 the kernels sum +-1 planes, and
  * q - (2^b - 1)/2 = -1/2 * sum_p 2^p s_p (spec §16.4); byte codes give the
  * level itself.  -sigma/2 is exact. */
@@ -314,6 +360,8 @@ int lrq_tile_create_lplr(lrq_tile **out, const uint64_t m, const uint64_t n, con
 
 void lrq_tile_free(lrq_tile *t)
 {
+    if (t != NULL)
+        free(t->c_own);
     free(t);
 }
 

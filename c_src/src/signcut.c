@@ -139,6 +139,8 @@ struct lrq_signcut_encoder {
     float *out_c;
     double norm2_a, norm2;
     int exact, done;
+    int c16;         /* weights stored as binary16 times c_scale */
+    float c_scale;   /* fixed by the first cut (c16 only) */
     uint64_t rng[4];
     const lrq_sc_kernels *k;
 
@@ -575,6 +577,46 @@ static int grow(enc_t *const e)
     return LRQ_OK;
 }
 
+/* The tile's scale from its first weight c_0 > 0: 2^(floor(log2 c_0) - 8),
+ * so c_0 / scale is in [256, 512): 2^7 of headroom below binary16's largest
+ * value and 2^22 of decay before its subnormals.  Clamped to the powers of
+ * two [SC-3] allows. */
+static float c16_scale(const float c0)
+{
+    int x;
+    (void)frexpf(c0, &x); /* c0 in [2^(x-1), 2^x) */
+    x -= 9;
+    if (x < -125)
+        x = -125;
+    if (x > 112)
+        x = 112;
+    return ldexpf(1.0f, x);
+}
+
+/* binary16 bits of v >= 0, rounded to nearest even; beyond 65504 it is
+ * clamped to 65504 (the file needs finite values). */
+static uint16_t c16_round(const double v)
+{
+    int x;
+    double r;
+    if (!(v > 0.0))
+        return 0;
+    if (v >= 65504.0)
+        return 0x7BFF;
+    if (v < 0x1p-14) /* subnormal: multiples of 2^-24 */
+        return (uint16_t)nearbyint(v * 0x1p24); /* 1024 is the smallest normal */
+    (void)frexp(v, &x); /* v in [2^(x-1), 2^x) */
+    x -= 1;
+    r = nearbyint(ldexp(v, 10 - x)); /* in [1024, 2048] */
+    if (r >= 2048.0) {
+        r = 1024.0;
+        x += 1;
+    }
+    if (x > 15) /* rounds past 65504: clamp */
+        return 0x7BFF;
+    return (uint16_t)(((unsigned)(x + 15) << 10) | (unsigned)(r - 1024.0));
+}
+
 static int one_cut(enc_t *const e)
 {
     const size_t m = (size_t)e->m, n = (size_t)e->n;
@@ -614,6 +656,18 @@ static int one_cut(enc_t *const e)
     c = (float)(2.0 * cut / mn);
     if (!isfinite(c) || !(c > 0.0f))
         return LRQ_ERR_ARGUMENT; /* only for values near the float32 limit */
+    if (e->c16) {
+        /* The weight as it will be stored, c_scale * binary16: the rest of
+         * the cut (norm, remainder, images) uses it, so the error stays
+         * exact and later cuts make up for the rounding. */
+        if (e->width == 0)
+            e->c_scale = c16_scale(c);
+        c = e->c_scale * lrq_half_to_float(c16_round((double)c / (double)e->c_scale));
+        if (!(c > 0.0f)) {
+            e->done = 1; /* the weight underflows binary16: no cut can help */
+            return LRQ_OK;
+        }
+    }
     e->norm2 = e->norm2 - 2.0 * (double)c * (2.0 * cut) + (double)c * (double)c * mn;
     e->exact = 0;
     memcpy(e->out_s + e->width * e->mw, e->s_cur, e->mw * sizeof *e->s_cur);
@@ -635,6 +689,21 @@ static int one_cut(enc_t *const e)
 }
 
 /* --------------------------------------------------------------- public */
+
+int lrq_signcut_encoder_set_c_storage(lrq_signcut_encoder *const e, const int storage)
+{
+    if (e == NULL || e->width != 0 ||
+        (storage != LRQ_SIGNCUT_C_FLOAT32 && storage != LRQ_SIGNCUT_C_FLOAT16))
+        return LRQ_ERR_ARGUMENT;
+    e->c16 = storage == LRQ_SIGNCUT_C_FLOAT16;
+    e->c_scale = 0.0f;
+    return LRQ_OK;
+}
+
+float lrq_signcut_encoder_c_scale(const lrq_signcut_encoder *const e)
+{
+    return e != NULL && e->c16 ? e->c_scale : 0.0f;
+}
 
 /* The remainder copies are read a row at a time in an order set by the
  * flips, i.e. all over the matrix: with 4 KiB pages every row costs TLB
@@ -869,13 +938,20 @@ int lrq_signcut_encoder_write(const lrq_signcut_encoder *const e, const uint64_t
         rc = lrq_layout_size(e->m, w, 1, panel, &s_size);
     if (rc != LRQ_OK)
         return rc;
-    if ((uint64_t)c_len != 4 * w || (uint64_t)tt_len != tt_size || (uint64_t)s_len != s_size)
+    if ((uint64_t)c_len != (e->c16 ? 2 : 4) * w || (uint64_t)tt_len != tt_size ||
+        (uint64_t)s_len != s_size)
         return LRQ_ERR_BUFFER_SIZE;
     if (w == 0)
         return LRQ_OK;
     if (c == NULL || tt == NULL || s == NULL)
         return LRQ_ERR_ARGUMENT;
-    for (k = 0; k < w; k++) {
+    for (k = 0; k < w && e->c16; k++) {
+        /* Exact: every stored weight is c_scale times a binary16. */
+        const uint16_t h = c16_round((double)e->out_c[k] / (double)e->c_scale);
+        c[2 * k] = (uint8_t)h;
+        c[2 * k + 1] = (uint8_t)(h >> 8);
+    }
+    for (k = 0; k < w && !e->c16; k++) {
         uint32_t u;
         memcpy(&u, &e->out_c[k], sizeof u);
         c[4 * k] = (uint8_t)u;

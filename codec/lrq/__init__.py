@@ -29,7 +29,7 @@ from .io import File, decode, dumps, loads, open, save
 from .matrix import Matrix
 from .reference.container import FORMAT_MAJOR, FORMAT_MINOR
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 FORMAT_VERSION = (FORMAT_MAJOR, FORMAT_MINOR)
 
 

@@ -336,6 +336,8 @@ class ContainerFile:
             params = {"storage": _name(lib.lrq_dtype_name, t.storage)}
         elif scheme == "signcut":
             params = {"width": int(t.width)}
+            if t.c_scale != 0:
+                params["c_scale"] = float(t.c_scale)
         else:
             params = {"rank": int(t.rank), "bits_l": int(t.bits_l), "bits_r": int(t.bits_r),
                       "group": int(t.group), "scale_l": float(t.scale_l), "scale_r": float(t.scale_r)}
@@ -458,19 +460,27 @@ def _tile(create, args, keep, shape, scheme, what):
     rc = create(out, *args)
     _check(rc, what, {
         lib.LRQ_ERR_PADDING: "a padding bit or byte is not zero [LAY-1, LAY-2]",
-        lib.LRQ_ERR_FORMAT: "a coefficient, super-scale, scale or code is out of range [SC-2, LP-2, LP-3, LP-4]",
+        lib.LRQ_ERR_FORMAT: "a coefficient, c_scale, super-scale, scale or code is out of range "
+                            "[SC-2, SC-3, LP-2, LP-3, LP-4]",
         lib.LRQ_ERR_BUFFER_SIZE: "a section length does not match the tile's parameters",
     }.get(rc, ""))
     return Tile(ffi.gc(out[0], lib.lrq_tile_free), keep, shape, scheme)
 
 
-def signcut_tile(m: int, n: int, w: int, panel: int, c, tt, s) -> Tile:
-    """A signcut tile from its three sections (any C-contiguous buffers)."""
+def signcut_tile(m: int, n: int, w: int, panel: int, c, tt, s, c_scale=None) -> Tile:
+    """A signcut tile from its three sections (any C-contiguous buffers).
+
+    With ``c_scale`` (format 1.1), section c holds w binary16 values and
+    c[k] = c_scale * c16[k]; the tile then keeps its own float32 copy of c.
+    """
     bufs = [_borrow(b, name) for b, name in ((c, "c"), (tt, "tt"), (s, "s"))]
     args = (_integer(m, "m", 0, _U64_MAX), _integer(n, "n", 0, _U64_MAX), _integer(w, "w", 0, _U64_MAX),
             _integer(panel, "panel", 0, _U64_MAX))
     flat = [x for b in bufs for x in (b, len(b))]
-    return _tile(lib.lrq_tile_create_signcut, (*args, *flat), bufs, (m, n), "signcut", "lrq_tile_create_signcut")
+    if c_scale is None:
+        return _tile(lib.lrq_tile_create_signcut, (*args, *flat), bufs, (m, n), "signcut", "lrq_tile_create_signcut")
+    return _tile(lib.lrq_tile_create_signcut_c16, (*args, float(c_scale), *flat), bufs, (m, n), "signcut",
+                 "lrq_tile_create_signcut_c16")
 
 
 def lplr_tile(m: int, n: int, params: dict, panel: int, r_codes, r_scales, l_codes, l_scales) -> Tile:
@@ -521,7 +531,9 @@ class SignCutEncoder:
     cuts are split between calls.
     """
 
-    def __init__(self, a: np.ndarray, seed: int, threads: int = 1):
+    C_STORAGE = {"float32": lib.LRQ_SIGNCUT_C_FLOAT32, "float16": lib.LRQ_SIGNCUT_C_FLOAT16}
+
+    def __init__(self, a: np.ndarray, seed: int, threads: int = 1, c_storage: str = "float32"):
         if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.ndim != 2:
             raise ArgumentError("the signcut encoder takes a 2-D float32 numpy array")
         if a.strides[1] != 4 or a.strides[0] % 4 or a.strides[0] < 4 * a.shape[1]:
@@ -538,6 +550,17 @@ class SignCutEncoder:
         self._keep = a
         self._enc = ffi.gc(out[0], lib.lrq_signcut_encoder_free)
         self.shape = (rows, cols)
+        if c_storage not in self.C_STORAGE:
+            raise ArgumentError(f"c_storage must be one of {tuple(self.C_STORAGE)}, not {c_storage!r}")
+        _check(lib.lrq_signcut_encoder_set_c_storage(self._enc, self.C_STORAGE[c_storage]),
+               "lrq_signcut_encoder_set_c_storage")
+        self.c_storage = c_storage
+
+    @property
+    def c_scale(self):
+        """The tile's "c_scale" (float16 storage, after the first cut), else None."""
+        value = float(lib.lrq_signcut_encoder_c_scale(self._enc))
+        return value if value > 0 else None
 
     def run(self, max_cuts: int, rel_error: float = 0.0) -> None:
         max_cuts = _integer(max_cuts, "max_cuts", 0, _U64_MAX)
@@ -566,7 +589,7 @@ class SignCutEncoder:
         """{"c", "tt", "s"}: the tile's section bytes for the cuts so far."""
         w = self.width
         rows, cols = self.shape
-        c = bytearray(4 * w)
+        c = bytearray((2 if self.c_storage == "float16" else 4) * w)
         tt = bytearray(layout_size(w, cols, 1, panel))
         s = bytearray(layout_size(rows, w, 1, panel))
         _check(

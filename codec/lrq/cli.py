@@ -186,7 +186,7 @@ def _within_num1(record, ours: np.ndarray, theirs: np.ndarray) -> bool:
     [NUM-1]: |x - x_ref| <= 1e-5 * M + u_out * |x_ref| + lambda_out, with M
     the sum of the magnitudes of the terms of each element's defining sum.
     """
-    from .reference import lplr
+    from .reference import lplr, signcut
 
     if ours.dtype != theirs.dtype or ours.shape != theirs.shape:
         return False
@@ -197,7 +197,7 @@ def _within_num1(record, ours: np.ndarray, theirs: np.ndarray) -> bool:
         index = tuple(slice(o, o + n) for o, n in zip(tile.origin, tile.shape))
         a, b = ours[index].astype(np.float64), theirs[index].astype(np.float64)
         if tile.scheme == "signcut":
-            c = np.frombuffer(tile.section("c", io._native.crc32c), dtype="<f4")
+            c = signcut.coefficients(tile, io._native.crc32c)
             magnitude = float(np.abs(c.astype(np.float64)).sum())
         elif tile.scheme == "lplr":
             left, right = lplr.factors(tile, record.panel, io._native.crc32c)

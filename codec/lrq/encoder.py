@@ -42,8 +42,13 @@ DEFAULT_TILE = 4096
 # Cuts per call into the C signcut encoder: progress is reported and Ctrl-C
 # honoured between calls (results do not depend on it).
 SIGNCUT_STEP = 64
+# How a signcut tile stores its weights c: binary32 (format 1.0), or binary16
+# times a power-of-two scale per tile (format 1.1, feature signcut_c16).
+C_STORAGES = ("float32", "float16")
+# The placeholder "c_scale" for sizes: every binary32 packs in 5 msgpack bytes.
+_SIZE_C_SCALE = 1.0
 _SCHEME_OPTIONS = {
-    "signcut": {"refit"},
+    "signcut": {"refit", "c_storage"},
     "lplr": {"rank", "bits_l", "bits_r", "group", "variant"},
     "dense": {"storage"},
 }
@@ -189,25 +194,33 @@ class _Run:
             raise _Cancelled()
 
 
+def _signcut_size_params(width: int, c_storage: str) -> dict:
+    """Signcut params for sizing: "c_scale" present when c is binary16."""
+    return {"width": width, "c_scale": _SIZE_C_SCALE} if c_storage == "float16" else {"width": width}
+
+
 def _signcut_candidate(tile, target, allowance, seed, panel, progress, options=None, run=None) -> Optional[Candidate]:
     run = run or _Run()
     m, n = tile.shape
+    c_storage = (options or {}).get("c_storage") or "float32"
+    c_bits = 16 if c_storage == "float16" else 32
     # Past the width at which signcut costs as much as dense float32 there is
     # no point going on: that caps searches for an error target.
-    dense_width = max(1, (32 * m * n) // (m + n + 32))
+    dense_width = max(1, (32 * m * n) // (m + n + c_bits))
     if target.kind == "width":
         width, goal = target.value, None
     elif target.kind == "rel_error":
         width, goal = dense_width, target.value
     else:
-        width = _largest_fitting(1, dense_width, lambda w: _tile_cost("signcut", tile.shape, {"width": w}) <= allowance)
+        width = _largest_fitting(1, dense_width,
+                                 lambda w: _tile_cost("signcut", tile.shape, _signcut_size_params(w, c_storage)) <= allowance)
         if width is None:
             if target.strict:
                 return None
             width = 1
         goal = None
 
-    enc = _native.SignCutEncoder(tile.values32, seed, run.threads)
+    enc = _native.SignCutEncoder(tile.values32, seed, run.threads, c_storage)
     # The C encoder measures error against its float32 copy of the tile; the
     # goal is an absolute error, ε‖A_t‖, expressed relative to that copy.
     c_goal = 0.0
@@ -223,19 +236,43 @@ def _signcut_candidate(tile, target, allowance, seed, panel, progress, options=N
         return None
     params = {"width": enc.width}
     sections = enc.sections(panel)
+    if enc.c_scale is not None and enc.width > 0:
+        params["c_scale"] = enc.c_scale
+    elif c_storage == "float16":
+        # No cut (a zero matrix): nothing to store in float16, so the tile
+        # stays a format 1.0 one [VER-2].
+        sections = {**sections, "c": b""}
     if (options or {}).get("refit") and enc.width > 0:
-        sections, error = _refit(tile, sections, enc.width, panel, error)
+        sections, params, error = _refit(tile, sections, params, panel, error)
     return Candidate("signcut", params, sections, error, _tile_cost("signcut", tile.shape, params))
 
 
-def _refit(tile, sections: dict, w: int, panel: int, error: float):
+def c16_scale(c_max: float) -> float:
+    """The tile scale for binary16 weights: 2^(floor(log2 c_max) − 8), clamped
+    to [2^-125, 2^112] [SC-3] (the rule of lrq.h's
+    lrq_signcut_encoder_set_c_storage, applied to the largest |c|)."""
+    if not c_max > 0:
+        return 1.0
+    exponent = math.frexp(c_max)[1] - 9
+    return math.ldexp(1.0, min(max(exponent, -125), 112))
+
+
+def quantize_c16(c: np.ndarray, scale: float) -> np.ndarray:
+    """c rounded to scale × binary16 (nearest even; clamped to ±65504 × scale)."""
+    q = np.clip(np.asarray(c, dtype=np.float64) / scale, -65504.0, 65504.0).astype(np.float16)
+    return q
+
+
+def _refit(tile, sections: dict, params: dict, panel: int, error: float):
     """Least-squares refit of every c for the signs found (research §1.7).
 
     Solves (SᵀS ∘ TᵀT) c = diag(Sᵀ A T) and keeps the new weights only if
-    the exact error, ‖A‖² − 2cᵀb + cᵀGc evaluated with the stored float32
-    c, goes down.  Costs two sign Gram matrices and A·T: a few dense GEMMs.
+    the exact error, ‖A‖² − 2cᵀb + cᵀGc evaluated with the c as stored
+    (float32, or scale × float16 with a scale chosen for the refit c), goes
+    down.  Costs two sign Gram matrices and A·T: a few dense GEMMs.
     """
     m, n = tile.shape
+    w = params["width"]
     s = _native.unpack_signs_f32(sections["s"], m, w, panel)
     tt = _native.unpack_signs_f32(sections["tt"], w, n, panel)
     gram = (s.T @ s).astype(np.float64) * (tt @ tt.T).astype(np.float64)
@@ -247,13 +284,20 @@ def _refit(tile, sections: dict, w: int, panel: int, error: float):
     with np.errstate(over="ignore", invalid="ignore"):
         c32 = c.astype(np.float32)
     if not np.isfinite(c32).all():
-        return sections, error
-    c64 = c32.astype(np.float64)
+        return sections, params, error
+    if "c_scale" in params:
+        scale = c16_scale(float(np.abs(c).max()))
+        stored = quantize_c16(c, scale)
+        c64 = stored.astype(np.float64) * scale
+        new_c, new_params = stored.astype("<f2").tobytes(), {**params, "c_scale": scale}
+    else:
+        c64 = c32.astype(np.float64)
+        new_c, new_params = c32.astype("<f4").tobytes(), params
     sq = float(tile.norm**2 - 2.0 * c64 @ b + c64 @ gram @ c64)
     new_error = math.sqrt(max(sq, 0.0))
     if not new_error < error:
-        return sections, error
-    return {**sections, "c": c32.astype("<f4").tobytes()}, new_error
+        return sections, params, error
+    return {**sections, "c": new_c}, new_params, new_error
 
 
 def _lplr_one(tile, rank, bits_l, bits_r, group, variant, seed, panel, svd) -> Candidate:
@@ -423,7 +467,7 @@ def _max_abs(a: np.ndarray) -> float:
     return max(float(np.max(a)), -float(np.min(a))) if a.size else 0.0
 
 
-def _header_bound(name, shape, source, tile_shape, panel, scheme, encoder_info, budget) -> int:
+def _header_bound(name, shape, source, tile_shape, panel, scheme, encoder_info, budget, c16=False) -> int:
     """Bytes of preamble + header, every number at the widest the budget allows.
 
     Offsets and lengths cannot exceed the budget in a file that meets it, and
@@ -431,12 +475,13 @@ def _header_bound(name, shape, source, tile_shape, panel, scheme, encoder_info, 
     largest bound over the schemes a tile may get.
     """
     if scheme == "auto":
-        return max(_header_bound(name, shape, source, tile_shape, panel, s, encoder_info, budget) for s in ("signcut", "lplr", "dense"))
+        return max(_header_bound(name, shape, source, tile_shape, panel, s, encoder_info, budget, c16)
+                   for s in ("signcut", "lplr", "dense"))
     limit = container.MAX_PARAM if budget is None else min(container.MAX_PARAM, 8 * budget)
     size_limit = (1 << 62) if budget is None else budget
     widest = {"width": limit, "rank": limit, "bits_l": 8, "bits_r": 8, "group": container.MAX_GROUP,
-              "scale_l": 1.0, "scale_r": 1.0, "storage": "bfloat16"}
-    params = {k: widest[k] for k in container.PARAM_KEYS[scheme]}
+              "scale_l": 1.0, "scale_r": 1.0, "storage": "bfloat16", "c_scale": _SIZE_C_SCALE}
+    params = {k: widest[k] for k in container.PARAM_KEYS[scheme] if k != "c_scale" or c16}
     tiles = [container.TileRecord(o, t, scheme, params) for o, t in container.tile_grid(shape, tile_shape)]
     record = container.TensorRecord(name, shape, source, tile_shape, panel, tiles, 1.0, encoder_info)
     entry = (max(container.SECTION_KINDS[scheme], key=len), size_limit, size_limit, 0xFFFFFFFF)
@@ -450,7 +495,7 @@ def _smallest_tile_cost(scheme: str, shape: tuple, options: dict) -> int:
     if scheme == "auto":
         return min(_smallest_tile_cost(s, shape, options) for s in ("signcut", "lplr", "dense"))
     if scheme == "signcut":
-        return _tile_cost("signcut", shape, {"width": 1})
+        return _tile_cost("signcut", shape, _signcut_size_params(1, options.get("c_storage") or "float32"))
     if scheme == "dense":
         return _tile_cost("dense", shape, {"storage": options.get("storage") or "float16"})
     params = {
@@ -526,7 +571,13 @@ def encode(
     **options
         signcut: ``refit`` (bool, default False): after the greedy cuts,
         refit every c jointly by least squares for the signs found, keeping
-        the result only when the error goes down.
+        the result only when the error goes down.  ``c_storage``
+        ("float32", the default, or "float16"): store the weights c as
+        binary16 times a power-of-two scale per tile, 2 bytes per cut
+        instead of 4.  The weights are rounded inside the greedy loop, so
+        later cuts compensate and the reported error stays exact; such a
+        file is format 1.1 (required feature signcut_c16), which 1.0
+        readers refuse.
         lplr: ``rank``, ``bits_l``, ``bits_r`` (1–8; searched when not given),
         ``group`` (scale group, a power of two >= 16, default 128),
         ``variant`` ("sketch" or "svd").  dense: ``storage`` ("float32",
@@ -575,6 +626,8 @@ def encode(
     name = _check_name(name)
     if progress is not None and not callable(progress):
         raise ArgumentError(f"progress must be a callable taking (fraction, message), not {progress!r}")
+    if "c_storage" in options and options["c_storage"] not in C_STORAGES:
+        raise ArgumentError(f"c_storage must be one of {C_STORAGES}, not {options['c_storage']!r}")
     encoder_info = {"scheme": scheme, "seed": int(seed), "target": target.kind, "value": float(target.value)}
 
     if scheme in ("signcut", "lplr") and a.size and _max_abs(a) > _FLOAT32_MAX:
@@ -589,7 +642,8 @@ def encode(
     # every tile (so a small edge tile is never starved); what is left is
     # shared by area.  Each tile is then held to its allowance, and the sum of
     # allowances plus the header bound is the budget: the file fits.
-    overhead = _header_bound(name, shape, source, tile_shape, int(panel), scheme, encoder_info, budget)
+    c16 = options.get("c_storage") == "float16"
+    overhead = _header_bound(name, shape, source, tile_shape, int(panel), scheme, encoder_info, budget, c16)
     smallest = [_smallest_tile_cost(scheme, tshape, options) for _, tshape in grid]
     spare = None if budget is None else budget - overhead - sum(smallest)
     if spare is not None and spare < 0 and target.strict:

@@ -160,7 +160,8 @@ class Matrix:
         try:
             if tile.scheme == "signcut":
                 kernel = _native.signcut_tile(m, n, p["width"], panel, tile.section("c", crc),
-                                              tile.section("tt", crc), tile.section("s", crc))
+                                              tile.section("tt", crc), tile.section("s", crc),
+                                              c_scale=p.get("c_scale"))
             else:
                 kernel = _native.lplr_tile(m, n, p, panel, *(tile.section(kind, crc) for kind in
                                                              ("r_codes", "r_scales", "l_codes", "l_scales")))

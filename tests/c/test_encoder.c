@@ -161,6 +161,76 @@ static void test_exact_cases(void)
     lrq_signcut_encoder_free(e);
 }
 
+/* Binary16 weights (format 1.1): the scale from the first cut, every weight
+ * written as c_scale * binary16, and the tracked error exact for them. */
+static void test_c16(void)
+{
+    enum { R = 40, C = 56 };
+    static float a[R * C];
+    lrq_signcut_encoder *e = NULL, *f = NULL;
+    uint8_t c16[2 * 40], c32[4 * 40], tt[4096], s[4096];
+    uint64_t tt_len, s_len;
+    double norm = -1.0, norm32 = -1.0;
+    uint8_t c[2], tt1[2], s3[6];
+    size_t i;
+
+    for (i = 0; i < R * C; i++)
+        a[i] = (float)(uniform() * 2.0 - 1.0);
+    CHECK(lrq_signcut_encoder_create(a, R, C, C, 7, 2, &e) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_c_scale(e) == 0.0f);
+    CHECK(lrq_signcut_encoder_set_c_storage(e, 2) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_set_c_storage(NULL, LRQ_SIGNCUT_C_FLOAT16) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_signcut_encoder_set_c_storage(e, LRQ_SIGNCUT_C_FLOAT16) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_run(e, 40, 0.0) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_width(e) == 40);
+    CHECK(lrq_signcut_encoder_set_c_storage(e, LRQ_SIGNCUT_C_FLOAT32) == LRQ_ERR_ARGUMENT);
+    CHECK(lrq_layout_size(40, C, 1, 64, &tt_len) == LRQ_OK && tt_len <= sizeof tt);
+    CHECK(lrq_layout_size(R, 40, 1, 64, &s_len) == LRQ_OK && s_len <= sizeof s);
+    CHECK(lrq_signcut_encoder_write(e, 64, c32, sizeof c32, tt, tt_len, s, s_len) ==
+          LRQ_ERR_BUFFER_SIZE);
+    CHECK(lrq_signcut_encoder_write(e, 64, c16, sizeof c16, tt, tt_len, s, s_len) == LRQ_OK);
+    {
+        /* The scale puts c_0 in [256, 512) binary16 units; the file's tile
+         * decodes to a remainder whose norm is the one the encoder tracks. */
+        const float scale = lrq_signcut_encoder_c_scale(e);
+        float *dec = malloc(sizeof(float) * R * C);
+        lrq_tile *t = NULL;
+        double sq = 0.0;
+        const float h0 = (float)((c16[0] | c16[1] << 8) >> 10);
+        CHECK(scale > 0.0f && h0 >= 15 + 8 && h0 < 15 + 9); /* exponent field of c_0 / scale */
+        CHECK(lrq_tile_create_signcut_c16(&t, R, C, 40, 64, scale, c16, sizeof c16, tt,
+                                          (size_t)tt_len, s, (size_t)s_len) == LRQ_OK);
+        CHECK(dec != NULL && lrq_tile_decode(t, dec, C) == LRQ_OK);
+        for (i = 0; dec != NULL && i < R * C; i++)
+            sq += ((double)a[i] - dec[i]) * ((double)a[i] - dec[i]);
+        CHECK(lrq_signcut_encoder_remainder_norm(e, 1, &norm) == LRQ_OK);
+        CHECK(fabs(sqrt(sq) - norm) <= 1e-5 * norm);
+        lrq_tile_free(t);
+        free(dec);
+    }
+    /* The rounding is compensated: the error stays close to float32's. */
+    CHECK(lrq_signcut_encoder_create(a, R, C, C, 7, 1, &f) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_run(f, 40, 0.0) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_remainder_norm(f, 1, &norm32) == LRQ_OK);
+    CHECK(norm <= 1.03 * norm32 && norm >= 0.97 * norm32);
+    CHECK(lrq_signcut_encoder_c_scale(f) == 0.0f);
+    lrq_signcut_encoder_free(f);
+    lrq_signcut_encoder_free(e);
+
+    /* The 3x3 identity: c = 1/3 rounds to binary16 (0x3555 * 2^-10 scale). */
+    {
+        const float eye[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+        CHECK(lrq_signcut_encoder_create(eye, 3, 3, 3, 0, 1, &e) == LRQ_OK);
+        CHECK(lrq_signcut_encoder_set_c_storage(e, LRQ_SIGNCUT_C_FLOAT16) == LRQ_OK);
+        CHECK(lrq_signcut_encoder_run(e, 1, 0.0) == LRQ_OK);
+        CHECK(lrq_signcut_encoder_c_scale(e) == 0x1p-10f); /* 1/3 in [2^-2, 2^-1) */
+        CHECK(lrq_signcut_encoder_write(e, 64, c, 2, tt1, 2, s3, 6) == LRQ_OK);
+        /* 1/3 / 2^-10 = 341.33: binary16 341.25 (0x5D55) */
+        CHECK(c[0] == 0x55 && c[1] == 0x5D);
+        lrq_signcut_encoder_free(e);
+    }
+}
+
 static void test_target(void)
 {
     enum { R = 40, C = 50 };
@@ -257,6 +327,7 @@ int main(void)
     test_quant();
     test_shapes();
     test_exact_cases();
+    test_c16();
     test_target();
     test_bad_arguments();
     if (failures != 0) {

@@ -358,6 +358,57 @@ static void test_errors(void)
 }
 
 /* Width 0: every product and the decode are zeros. */
+/* Binary16 weights with a scale (format 1.1): the tile decodes, bit for bit,
+ * as a binary32 tile holding c_scale * half(c16), and refuses what [SC-2],
+ * [SC-3] refuse. */
+static void test_c16(void)
+{
+    /* 2 x 1, w = 3; halves 1.0, -1.5, 2^-24 (the smallest subnormal). */
+    uint8_t tt[2 * 3] = {0, 0, 1, 0, 0, 0}, s[2 * 2] = {5, 0, 2, 0};
+    uint8_t c16[6] = {0x00, 0x3C, 0x00, 0xBE, 0x01, 0x00};
+    const float scale = 0x1p-3f;
+    float c32[3], out16[2], out32[2];
+    lrq_tile *t = NULL, *u = NULL;
+
+    c32[0] = scale * 1.0f;
+    c32[1] = scale * -1.5f;
+    c32[2] = scale * 0x1p-24f;
+    CHECK(lrq_tile_create_signcut_c16(&t, 2, 1, 3, 64, scale, c16, 6, tt, 6, s, 4) == LRQ_OK);
+    CHECK(lrq_tile_create_signcut(&u, 2, 1, 3, 64, c32, 12, tt, 6, s, 4) == LRQ_OK);
+    c16[0] = 0xFF; /* the tile holds its own copy of c */
+    CHECK(lrq_tile_decode(t, out16, 1) == LRQ_OK && lrq_tile_decode(u, out32, 1) == LRQ_OK);
+    CHECK(memcmp(out16, out32, sizeof out16) == 0);
+    lrq_tile_free(t);
+    lrq_tile_free(u);
+    c16[0] = 0x00;
+
+    t = (lrq_tile *)&t;
+    CHECK(lrq_tile_create_signcut_c16(&t, 2, 1, 3, 64, scale, c16, 12, tt, 6, s, 4) ==
+          LRQ_ERR_BUFFER_SIZE && !t);
+    CHECK(lrq_tile_create_signcut_c16(&t, 2, 1, 3, 64, 0.3f, c16, 6, tt, 6, s, 4) == LRQ_ERR_FORMAT);
+    CHECK(lrq_tile_create_signcut_c16(&t, 2, 1, 3, 64, 0.0f, c16, 6, tt, 6, s, 4) == LRQ_ERR_FORMAT);
+    CHECK(lrq_tile_create_signcut_c16(&t, 2, 1, 3, 64, -0.125f, c16, 6, tt, 6, s, 4) == LRQ_ERR_FORMAT);
+    CHECK(lrq_tile_create_signcut_c16(&t, 2, 1, 3, 64, 0x1p113f, c16, 6, tt, 6, s, 4) ==
+          LRQ_ERR_FORMAT);
+    CHECK(lrq_tile_create_signcut_c16(&t, 2, 1, 3, 64, 0x1p-126f, c16, 6, tt, 6, s, 4) ==
+          LRQ_ERR_FORMAT);
+    CHECK(lrq_tile_create_signcut_c16(&t, 2, 1, 3, 64, NAN, c16, 6, tt, 6, s, 4) == LRQ_ERR_FORMAT);
+    CHECK(lrq_tile_create_signcut_c16(&t, 2, 1, 3, 64, 0x1p112f, c16, 6, tt, 6, s, 4) == LRQ_OK);
+    lrq_tile_free(t);
+    CHECK(lrq_tile_create_signcut_c16(&t, 2, 1, 3, 64, 0x1p-125f, c16, 6, tt, 6, s, 4) == LRQ_OK);
+    lrq_tile_free(t);
+    c16[3] = 0x7C; /* +inf */
+    CHECK(lrq_tile_create_signcut_c16(&t, 2, 1, 3, 64, scale, c16, 6, tt, 6, s, 4) == LRQ_ERR_FORMAT);
+    c16[3] = 0xFE; /* NaN */
+    CHECK(lrq_tile_create_signcut_c16(&t, 2, 1, 3, 64, scale, c16, 6, tt, 6, s, 4) == LRQ_ERR_FORMAT);
+    c16[3] = 0xBE;
+    tt[1] = 0x80; /* padding, found after c is converted: nothing leaks */
+    CHECK(lrq_tile_create_signcut_c16(&t, 2, 1, 3, 64, scale, c16, 6, tt, 6, s, 4) ==
+          LRQ_ERR_PADDING && !t);
+    CHECK(lrq_tile_create_signcut_c16(&t, 4, 3, 0, 64, scale, NULL, 0, NULL, 0, NULL, 0) == LRQ_OK);
+    lrq_tile_free(t);
+}
+
 static void test_empty_inner(void)
 {
     lrq_tile *t = NULL;
@@ -394,6 +445,7 @@ int main(void)
 {
     test_settings();
     test_errors();
+    test_c16();
     test_empty_inner();
     test_shapes();
     if (failures) {

@@ -24,10 +24,16 @@ from .layout import layout_size
 MAGIC = b"\x89LRQ\r\n\x1a\n"
 PREAMBLE_SIZE = 64
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
-# Bits of required_features / optional_features this implementation knows.
-# Version 1.0 defines none.
-KNOWN_REQUIRED_FEATURES = 0
+# The newest minor this implementation reads and writes; a writer emits the
+# lowest minor its content needs [VER-2] (see content_version).
+FORMAT_MINOR = 1
+# Bits of required_features this implementation knows (spec §4): bit 0,
+# signcut_c16 (since 1.1), signcut weights c stored as binary16 × "c_scale".
+SIGNCUT_C16 = 1 << 0
+KNOWN_REQUIRED_FEATURES = SIGNCUT_C16
+# [SC-3]: "c_scale" is 2^e with e in this range, so c_scale × binary16 is
+# exact in binary32.
+C_SCALE_EXPONENTS = (-125, 112)
 
 MAX_HEADER_LENGTH = 16 * 1024 * 1024
 MAX_DEPTH = 8
@@ -73,10 +79,11 @@ SECTION_KINDS = {
     "signcut": ("c", "tt", "s"),
     "lplr": ("r_codes", "r_scales", "l_codes", "l_scales"),
 }
-# Scheme parameters in the order writers emit them.
+# Scheme parameters in the order writers emit them (optional ones only when
+# present: "c_scale" marks a signcut tile with binary16 weights).
 PARAM_KEYS = {
     "dense": ("storage",),
-    "signcut": ("width",),
+    "signcut": ("width", "c_scale"),
     "lplr": ("rank", "bits_l", "bits_r", "group", "scale_l", "scale_r"),
 }
 
@@ -105,7 +112,8 @@ def section_lengths(scheme: str, shape: tuple, params: dict) -> tuple:
     m, n = shape
     if scheme == "signcut":
         w = params["width"]
-        return (4 * w, layout_size(w, n, 1), layout_size(m, w, 1))
+        c_bytes = 2 if "c_scale" in params else 4
+        return (c_bytes * w, layout_size(w, n, 1), layout_size(m, w, 1))
     r, g = params["rank"], params["group"]
     return (
         factor_code_bytes(r, n, params["bits_r"]),
@@ -192,7 +200,8 @@ def header_object(tensors: list, metadata: Optional[dict], table: list) -> dict:
         for tile in t.tiles:
             entry = {"scheme": tile.scheme}
             for key in PARAM_KEYS[tile.scheme]:
-                entry[key] = tile.params[key]
+                if key in tile.params:
+                    entry[key] = tile.params[key]
             entry["sections"] = [list(next(entries)) for _ in SECTION_KINDS[tile.scheme]]
             tiles.append(entry)
         tmap = {
@@ -248,8 +257,19 @@ def _kinds(tensors) -> list:
     return [kind for t in tensors for tile in t.tiles for kind in SECTION_KINDS[tile.scheme]]
 
 
-def _preamble(header: bytes, file_length: int, crc32c: CrcFunction) -> bytes:
-    head = _PREAMBLE.pack(MAGIC, FORMAT_MAJOR, FORMAT_MINOR, 0, 0, 0, len(header), file_length, 0, bytes(12))
+def content_version(tensors: list) -> tuple:
+    """(minor, required_features) of the lowest version that holds the tensors [VER-2].
+
+    1.1 with signcut_c16 when a signcut tile stores c as binary16 [SC-4]; 1.0
+    with no flags otherwise [PRE-10].
+    """
+    c16 = any(tile.scheme == "signcut" and "c_scale" in tile.params for t in tensors for tile in t.tiles)
+    return (1, SIGNCUT_C16) if c16 else (0, 0)
+
+
+def _preamble(header: bytes, file_length: int, crc32c: CrcFunction, version: tuple = (0, 0)) -> bytes:
+    minor, required = version
+    head = _PREAMBLE.pack(MAGIC, FORMAT_MAJOR, minor, 0, required, 0, len(header), file_length, 0, bytes(12))
     crc = crc32c(header, crc32c(head[:48]))
     return head[:48] + struct.pack("<I", crc) + bytes(12)
 
@@ -290,7 +310,7 @@ def serialize(tensors: list, metadata: Optional[dict], crc32c: CrcFunction) -> I
                 sections.append(section)
                 lengths.append(want)
     header, offsets, end = _layout(tensors, metadata, lengths, [s.crc for s in sections])
-    yield _preamble(header, end, crc32c)
+    yield _preamble(header, end, crc32c, content_version(tensors))
     yield header
     pos = PREAMBLE_SIZE + len(header)
     for off, section in zip(offsets, sections):
@@ -422,7 +442,23 @@ def _f32(value: float) -> float:
         return float(np.float32(value))
 
 
-def _scheme_params(f: _Field, scheme: str, tensor_dtype: str) -> dict:
+def _c_scale(f: _Field, required: int) -> Optional[float]:
+    """A signcut tile's optional "c_scale" [SC-3], [SC-4]."""
+    if "c_scale" not in f.map:
+        return None
+    if not required & SIGNCUT_C16:
+        f.fail("'c_scale' in a file whose required_features lack signcut_c16 (bit 0)", "SC-4")
+    value = _f32(f.get("c_scale", float, "SC-3"))
+    lo, hi = C_SCALE_EXPONENTS
+    if not math.isfinite(value) or value <= 0:
+        f.fail(f"'c_scale' = {value} is not a power of two in [2^{lo}, 2^{hi}]", "SC-3")
+    mantissa, exponent = math.frexp(value)
+    if mantissa != 0.5 or not lo <= exponent - 1 <= hi:
+        f.fail(f"'c_scale' = {value} is not a power of two in [2^{lo}, 2^{hi}]", "SC-3")
+    return value
+
+
+def _scheme_params(f: _Field, scheme: str, tensor_dtype: str, required: int = 0) -> dict:
     if scheme == "dense":
         storage = f.get("storage", str, "DN-1")
         if storage not in DTYPES:
@@ -436,7 +472,11 @@ def _scheme_params(f: _Field, scheme: str, tensor_dtype: str) -> dict:
     if not DTYPES[tensor_dtype][2]:
         f.fail(f"scheme '{scheme}' needs a floating-point tensor, not {tensor_dtype}", "TEN-6")
     if scheme == "signcut":
-        return {"width": f.int_in("width", 0, MAX_PARAM, "SC-1")}
+        params = {"width": f.int_in("width", 0, MAX_PARAM, "SC-1")}
+        c_scale = _c_scale(f, required)
+        if c_scale is not None:
+            params["c_scale"] = c_scale
+        return params
     params = {
         "rank": f.int_in("rank", 0, MAX_PARAM, "LP-1"),
         "bits_l": f.int_in("bits_l", 1, 8, "LP-1"),
@@ -453,7 +493,7 @@ def _scheme_params(f: _Field, scheme: str, tensor_dtype: str) -> dict:
     return params
 
 
-def _parse_tensor(obj, index: int, seen: set) -> TensorRecord:
+def _parse_tensor(obj, index: int, seen: set, required: int = 0) -> TensorRecord:
     if not isinstance(obj, dict):
         raise FormatError(f"tensor #{index} is not a map [TEN-1]")
     f = _Field(obj, f"tensor #{index}")
@@ -503,7 +543,7 @@ def _parse_tensor(obj, index: int, seen: set) -> TensorRecord:
             tf.fail(f"unknown scheme '{scheme}'", "TIL-4")
         if scheme != "dense" and len(shape) != 2:
             tf.fail(f"scheme '{scheme}' needs a 2-D tensor", "TEN-6")
-        params = _scheme_params(tf, scheme, dtype)
+        params = _scheme_params(tf, scheme, dtype, required)
         table = tf.get("sections", list, "SEC-1")
         kinds = SECTION_KINDS[scheme]
         if len(table) != len(kinds):
@@ -593,7 +633,9 @@ def parse(buf, crc32c: CrcFunction, *, verify_sections: bool = True) -> FileReco
     if any(type(v) is not str for v in metadata.values()):
         top.fail("metadata values must be strings", "HDR-6")
     seen: set = set()
-    tensors = [_parse_tensor(obj, i, seen) for i, obj in enumerate(tensors_raw)]
+    tensors = [_parse_tensor(obj, i, seen, required) for i, obj in enumerate(tensors_raw)]
+    if required & SIGNCUT_C16 and not content_version(tensors)[1]:
+        raise FormatError("required_features set signcut_c16 (bit 0) but no signcut tile has 'c_scale' [SC-5]")
     _check_placement(mv, tensors, header_end, size)
     if verify_sections:
         for t in tensors:

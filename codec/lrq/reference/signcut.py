@@ -239,24 +239,50 @@ def encode(
     return S, T, np.array(coefs, dtype=np.float32), errors
 
 
-def sections(S: np.ndarray, T: np.ndarray, c: np.ndarray, panel: int, pack=layout.pack_interleaved) -> dict:
-    """The three sections of a signcut tile from ±1 factors and coefficients."""
+def sections(S: np.ndarray, T: np.ndarray, c: np.ndarray, panel: int, pack=layout.pack_interleaved,
+             c_scale: Optional[float] = None) -> dict:
+    """The three sections of a signcut tile from ±1 factors and coefficients.
+
+    With ``c_scale`` (format 1.1, [SC-3]) section c holds c / c_scale as
+    binary16; the caller's c must already be c_scale times binary16 values.
+    """
     bits_s = np.ascontiguousarray(np.asarray(S) < 0, dtype=np.uint8)
     bits_tt = np.ascontiguousarray(np.asarray(T).T < 0, dtype=np.uint8)
+    if c_scale is None:
+        c_bytes = np.asarray(c, dtype="<f4").tobytes()
+    else:
+        c16 = (np.asarray(c, dtype=np.float64) / c_scale).astype("<f2")
+        if not np.array_equal(c16.astype(np.float64) * c_scale, np.asarray(c, dtype=np.float64)):
+            raise ValueError("c is not c_scale times binary16 values")
+        c_bytes = c16.tobytes()
     return {
-        "c": np.asarray(c, dtype="<f4").tobytes(),
+        "c": c_bytes,
         "tt": pack(bits_tt, 1, panel).tobytes(),
         "s": pack(bits_s, 1, panel).tobytes(),
     }
+
+
+def coefficients(tile, crc32c) -> np.ndarray:
+    """The weights c of a tile as float32, checked [SC-2].
+
+    Stored as binary32, or (with "c_scale", format 1.1) as binary16 values
+    h with c[k] = c_scale × h[k]; c_scale is a power of two [SC-3], so the
+    product is exact in binary32.
+    """
+    c_scale = tile.params.get("c_scale")
+    c = np.frombuffer(tile.section("c", crc32c), dtype="<f4" if c_scale is None else "<f2")
+    if not np.isfinite(c).all():
+        raise FormatError("signcut coefficient c is NaN or infinite [SC-2]")
+    if c_scale is None:
+        return c
+    return np.float32(c_scale) * c.astype(np.float32)
 
 
 def factors(tile, panel: int, crc32c, unpack=None):
     """(S m×w, c, Tᵀ w×n) of a tile, S and Tᵀ as ±1 float32."""
     m, n = tile.shape
     w = tile.params["width"]
-    c = np.frombuffer(tile.section("c", crc32c), dtype="<f4")
-    if not np.isfinite(c).all():
-        raise FormatError("signcut coefficient c is NaN or infinite [SC-2]")
+    c = coefficients(tile, crc32c)
     if unpack is None:
         tt = 1.0 - 2.0 * layout.unpack_interleaved(tile.section("tt", crc32c), w, n, 1, panel, what="tt").astype(np.float32)
         s = 1.0 - 2.0 * layout.unpack_interleaved(tile.section("s", crc32c), m, w, 1, panel, what="s").astype(np.float32)
