@@ -30,9 +30,7 @@ typedef void (*lrq_part_fn)(void *ctx, int phase, int part, int nparts);
 void lrq_parallel_run(lrq_part_fn fn, void *ctx, int nphases, int nparts, int nthreads);
 
 /* Parts per thread used by the products: see lrq_parallel_run(). */
-#ifndef LRQ_PARTS_PER_THREAD
 #define LRQ_PARTS_PER_THREAD 4
-#endif
 
 /* [lo, hi) of part `part` when n items are cut into nparts near-equal runs. */
 static inline void lrq_split(const size_t n, const int part, const int nparts, size_t *lo,
