@@ -9,7 +9,8 @@ the modified Shepp–Logan phantom when scikit-learn is absent: ``pip install
 feed-forward matrix, 1536×384, from ``lrq[demo]``).  No network is used.
 
 Schemes: the lrq encoders at ``bits=`` (bits/entry count everything stored,
-headers included; "sc+refit" is signcut with the least-squares refit of c),
+headers included; "sc+refit" is signcut with the least-squares refit of c,
+"sc+c16" signcut with c stored as float16 under a per-tile scale, format 1.1),
 and two baselines computed here at the same bits:
 naive quantization (NQ: b-bit symmetric codes with one float16 scale per
 row, the same quantizer as lplr; b = bits, so it also spends 16/n bits per
@@ -31,6 +32,7 @@ from lrq.reference import quant
 SCHEMES = (
     ("signcut", "signcut", {}),
     ("sc+refit", "signcut", {"refit": True}),
+    ("sc+c16", "signcut", {"c_storage": "float16"}),
     ("lplr", "lplr", {"variant": "sketch"}),
     ("lplr-svd", "lplr", {"variant": "svd"}),
     ("auto", "auto", {}),
