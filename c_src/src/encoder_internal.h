@@ -41,6 +41,10 @@
  */
 typedef float lrq_sc_table[16];
 
+/* block_row() modes, or-ed. */
+#define LRQ_SC_WRITE 1
+#define LRQ_SC_NORM 2
+
 typedef struct {
     /* out[i] += (float)rows[idx[q]*ld + i] * scale[q] for q < count
      * ascending, i in [0, len): the int16 fixed-point rows of lrq_sc_fixed
@@ -63,16 +67,21 @@ typedef struct {
     /* Canonical sum of (bit i of bits ? -x[i] : x[i]) in float64. */
     double (*signed_sum)(const float *x, const uint64_t *bits, size_t len);
     /* One row of the block update: for j < len, with acc the signed block
-     * sum of (rowpat ^ colpat[j]), v = row[j] - acc, row[j] = v if write.
-     * Returns the canonical float64 sum of v*v (each square exact). */
+     * sum of (rowpat ^ colpat[j]), v = row[j] - acc, row[j] = v if mode
+     * has LRQ_SC_WRITE.  Returns the canonical float64 sum of v*v (each
+     * square exact) if mode has LRQ_SC_NORM, else 0. */
     double (*block_row)(float *row, size_t len, uint32_t rowpat, const uint32_t *colpat,
-                        const lrq_sc_table *tab, unsigned groups, int write);
-    /* For k < nk: out[k] = 0.5f * the float32 canonical sum of (bit j of
+                        const lrq_sc_table *tab, unsigned groups, int mode);
+    /* For each of nrows rows (row r at rows + r*ld) and k < nk:
+     * out[r*out_ld + k] = 0.5f * the float32 canonical sum of (bit j of
      * vecs[k*words] ? -row[j] : row[j]) over j < len: 16 float32 partials
      * (lane j mod 16, ascending j) combined by the tree of
-     * lrq_sc_combine16, in float32.  The images of a block's random starts. */
-    void (*multi_signed_sum)(const float *row, size_t len, const uint64_t *vecs, size_t words,
-                             unsigned nk, float *out);
+     * lrq_sc_combine16f, in float32.  The images of a block's random
+     * starts.  (A multiply-add by +-1 is exact, so it may stand for the
+     * add of +-row[j].) */
+    void (*multi_signed_sum)(const float *rows, size_t ld, unsigned nrows, size_t len,
+                             const uint64_t *vecs, size_t words, unsigned nk, float *out,
+                             size_t out_ld);
     /* bits[i/64] bit i%64 = IEEE sign bit of x[i]; the words are overwritten
      * entirely, bits past len are 0. */
     void (*sign_bits)(const float *x, size_t len, uint64_t *bits);
