@@ -58,21 +58,25 @@
 
 #define BLOCK LRQ_SC_BLOCK
 #define MAX_DIM ((UINT64_C(1) << 31) - 1)
-/* Below this many element operations a task runs on the calling thread: the
- * hand-off costs about as much as the work. */
-#define PARALLEL_MIN 32768
+/* Below this many element operations (values read from the remainder) a
+ * task runs on the calling thread: a hand-off costs ~1.5 us, as much as an
+ * image update over 32 flipped rows of 2048 gains from a second thread. */
+#define PARALLEL_MIN 65536
 /* A tracked squared norm within this factor of the target triggers an exact
  * measurement; the tracked value is accurate to far better than this. */
 #define PEEK_MARGIN 1e-4
 /* On a machine whose other cores are busy a worker can lose its CPU in the
  * middle of a part, and the caller then waits for a time slice; or it
  * shares the caller's core and runs little but slows the caller down.
- * After a wait longer than WAIT_LIMIT_NS, or when workers ran under a
- * quarter of the parts of the last REVIEW_JOBS jobs, the encoder runs the
- * next SOLO_JOBS jobs alone (the team's workers then go to sleep).  Who
- * runs a part never changes a result, so this is free to adapt. */
+ * After a wait longer than WAIT_LIMIT_NS the encoder runs the next
+ * SOLO_AFTER_WAIT jobs alone (a short break: one preemption says little),
+ * and when workers ran under a quarter of the parts of the last
+ * REVIEW_JOBS jobs, the next SOLO_AFTER_REVIEW; the team's workers sleep
+ * meanwhile.  Who runs a part never changes a result, so this is free to
+ * adapt. */
 #define WAIT_LIMIT_NS 100000
-#define SOLO_JOBS 2048
+#define SOLO_AFTER_WAIT 256
+#define SOLO_AFTER_REVIEW 2048
 #define REVIEW_JOBS 256
 
 /* ------------------------------------------------------------------ PRNG */
@@ -151,6 +155,7 @@ struct lrq_signcut_encoder {
     task_kind task[2];
     size_t task_len[2], task_count, chunk[2];
     unsigned solo;       /* jobs left to run alone */
+    int held;            /* holds the team's workers spinning (threads.h) */
     unsigned shared;     /* jobs given to the team since the last review */
     size_t parts_all, parts_helped;
 };
@@ -270,6 +275,16 @@ static size_t chunk_of(const task_kind task, const size_t len)
     return ((len + parts - 1) / parts + 63) & ~(size_t)63;
 }
 
+/* Lets the team's workers sleep again (see lrq_parallel_hold()): when the
+ * encoder goes solo and whenever control returns to the caller. */
+static void team_release(enc_t *const e)
+{
+    if (e->held) {
+        lrq_parallel_hold(-1);
+        e->held = 0;
+    }
+}
+
 /* Runs task a over [0, len_a) and then, if nphases is 2, task b over
  * [0, len_b), on the team when the work (element operations) pays for it. */
 static void parallel2(enc_t *const e, const int nphases, const task_kind a, const size_t len_a,
@@ -297,16 +312,22 @@ static void parallel2(enc_t *const e, const int nphases, const task_kind a, cons
         if ((int)((len + e->chunk[ph] - 1) / e->chunk[ph]) > nparts)
             nparts = (int)((len + e->chunk[ph] - 1) / e->chunk[ph]);
     }
+    if (!e->held) {
+        lrq_parallel_hold(1);
+        e->held = 1;
+    }
     e->parts_helped += (size_t)lrq_parallel_run_stats(run_part, e, nphases, nparts, e->nthreads, &waited);
     e->parts_all += (size_t)(nphases * nparts);
     if (waited > WAIT_LIMIT_NS)
-        e->solo = SOLO_JOBS;
+        e->solo = SOLO_AFTER_WAIT;
     if (++e->shared == REVIEW_JOBS) {
         if (4 * e->parts_helped < e->parts_all)
-            e->solo = SOLO_JOBS;
+            e->solo = SOLO_AFTER_REVIEW;
         e->shared = 0;
         e->parts_all = e->parts_helped = 0;
     }
+    if (e->solo)
+        team_release(e); /* let the workers sleep while the encoder runs alone */
 }
 
 static void parallel(enc_t *const e, const task_kind task, const size_t len, const size_t work)
@@ -530,7 +551,8 @@ static int one_cut(enc_t *const e)
                               ((double)n - 2.0 * (double)differ));
         }
         e->groups_d = lrq_sc_tables(e->d, (unsigned)e->open, e->tab_d);
-        parallel(e, T_START, m, m * (e->open + 1));
+        /* One cheap pass over m values: worth a hand-off only when huge. */
+        parallel(e, T_START, m, m);
         memcpy(e->t_cur, t, e->nw * sizeof *t);
     }
     cut = alternate(e);
@@ -705,6 +727,7 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
     /* Images of the all-(+1) starting vectors and the exact norm: a block
      * update with an empty block does exactly that. */
     flush(e);
+    team_release(e);
     e->norm2_a = e->norm2;
     e->done = e->norm2_a == 0.0;
     *out = e;
@@ -739,6 +762,7 @@ int lrq_signcut_encoder_run(lrq_signcut_encoder *const e, const uint64_t max_cut
             break;
         done++;
     }
+    team_release(e);
     return rc;
 }
 
@@ -765,6 +789,7 @@ int lrq_signcut_encoder_remainder_norm(lrq_signcut_encoder *const e, const int e
     if (exact && !e->exact) {
         pick_threads(e);
         e->norm2 = peek(e);
+        team_release(e);
         e->exact = 1;
     }
     *norm = sqrt(e->norm2 > 0.0 ? e->norm2 : 0.0);

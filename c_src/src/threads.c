@@ -83,6 +83,7 @@ static struct {
     int state[LRQ_MAX_PHASES][LRQ_MAX_PARTS];
     int done[LRQ_MAX_PHASES];
     int helped;            /* parts run by workers in the current job */
+    int held;              /* lrq_parallel_hold() count: idle workers keep spinning */
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .sleep = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static int thread_setting; /* 0 until initialised */
@@ -100,6 +101,9 @@ static void after_fork_child(void)
     pool.nworkers = 0;
     pool.active = 0;
     pool.ticket &= ~1ul;
+    /* The child's encoders may still release holds taken before the fork:
+     * a count below zero counts as no hold. */
+    pool.held = 0;
 }
 
 static void init_setting(void)
@@ -179,7 +183,8 @@ static void *worker_main(void *arg)
 
         while (!(t & 1ul) || t == last) {
             cpu_relax();
-            if (++spins % 256 == 0 && now_ns() - start > SPIN_NS) {
+            if (++spins % 256 == 0 && now_ns() - start > SPIN_NS &&
+                __atomic_load_n(&pool.held, RLX) <= 0) {
                 pthread_mutex_lock(&pool.sleep);
                 pool.sleepers++;
                 while (!((t = __atomic_load_n(&pool.ticket, ACQ)) & 1ul) || t == last)
@@ -224,6 +229,11 @@ static void ensure_workers(const int want)
         pool.nworkers++;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void lrq_parallel_hold(const int delta)
+{
+    __atomic_add_fetch(&pool.held, delta, SEQ);
 }
 
 static void run_inline(const lrq_part_fn fn, void *ctx, const int nphases, const int nparts)

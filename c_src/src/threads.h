@@ -45,6 +45,14 @@ void lrq_parallel_run(lrq_part_fn fn, void *ctx, int nphases, int nparts, int nt
 int lrq_parallel_run_stats(lrq_part_fn fn, void *ctx, int nphases, int nparts, int nthreads,
                            long *waited_ns);
 
+/* lrq_parallel_hold(+1) asks idle workers to keep spinning, rather than
+ * sleep once SPIN_NS has passed without a job, until a matching
+ * lrq_parallel_hold(-1): for a caller about to run many small jobs with
+ * serial stretches longer than SPIN_NS between them (the encoder, whose
+ * cuts end in a tail of small serial steps), so that each job does not
+ * begin with a wake-up.  Holds from several callers add up. */
+void lrq_parallel_hold(int delta);
+
 /* [lo, hi) of part `part` when n items are cut into nparts near-equal runs. */
 static inline void lrq_split(const size_t n, const int part, const int nparts, size_t *lo,
                              size_t *hi)
