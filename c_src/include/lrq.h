@@ -668,7 +668,8 @@ int lrq_isa_set(const char *name);
  * on the same team (several small parallel regions per cut, split over
  * fixed ranges), also with results independent of the thread count.  The calling thread always works;
  * n - 1 worker threads, created on first use, join it.  Between calls a
- * worker spins for about 0.2 ms and then sleeps; a call that finds it asleep
+ * worker spins for about 0.2 ms and then sleeps (a signcut encoder's run()
+ * keeps it spinning while it shares work); a call that finds it asleep
  * does not wait for it -- the caller starts at once and takes over any part
  * the worker has not claimed.  Each call is cut into four parts per thread
  * and any thread may run any part, so a thread the operating system
