@@ -156,18 +156,31 @@ static inline float lrq_sc_combine16f(float p[16])
     return p[0];
 }
 
-/* The nibble tables of weights w[0 .. nk) (nk <= 32); returns groups. */
+/* The nibble tables of weights w[0 .. nk) (nk <= 32); returns groups.
+ * Built a term at a time, doubling the table: entry b after term j is the
+ * entry b mod 2^j before it plus the signed weight, which is exactly the
+ * sum "from +0.0f in ascending k" defined above (every entry goes through
+ * the same sequence of rounded partial sums), with 30 adds per group
+ * instead of 64 and no branch on the bits. */
 static inline unsigned lrq_sc_tables(const float *const w, const unsigned nk, lrq_sc_table *const tab)
 {
     const unsigned groups = (nk + 3) / 4;
-    unsigned g, b, k;
-    for (g = 0; g < groups; g++)
-        for (b = 0; b < 16; b++) {
-            float acc = 0.0f;
-            for (k = 4 * g; k < 4 * g + 4 && k < nk; k++)
-                acc += (b >> (k - 4 * g) & 1u) ? -w[k] : w[k];
-            tab[g][b] = acc;
+    unsigned g, b, j;
+    for (g = 0; g < groups; g++) {
+        float *const t = tab[g];
+        t[0] = 0.0f;
+        for (j = 0; j < 4; j++) {
+            const unsigned k = 4 * g + j, size = 1u << j;
+            for (b = 0; b < size; b++) {
+                if (k < nk) {
+                    t[b + size] = t[b] - w[k]; /* a + (-w) and a - w are one IEEE operation */
+                    t[b] = t[b] + w[k];
+                } else {
+                    t[b + size] = t[b]; /* terms past nk add nothing */
+                }
+            }
         }
+    }
     return groups;
 }
 

@@ -418,7 +418,18 @@ static size_t flips(enc_t *const e, const uint64_t *const old, const uint64_t *c
     }
     for (k = 0; k < e->open; k++) {
         const uint64_t *const cut = block + k * block_words;
-        const int64_t differ = (int64_t)e->k->count_differ(now, cut, e->flipmask, words);
+        int64_t differ = 0;
+        if (count < words) {
+            /* Few flips (the tail of a cut): test them one by one rather
+             * than count over every word. */
+            size_t q;
+            for (q = 0; q < count; q++) {
+                const size_t j = e->idx[q];
+                differ += (int64_t)((cut[j >> 6] ^ now[j >> 6]) >> (j & 63) & 1u);
+            }
+        } else {
+            differ = (int64_t)e->k->count_differ(now, cut, e->flipmask, words);
+        }
         e->d[k] = (float)((double)e->out_c[e->width - e->open + k] * (double)((int64_t)count - 2 * differ));
     }
     e->groups_d = lrq_sc_tables(e->d, (unsigned)e->open, e->tab_d);
