@@ -91,12 +91,25 @@ TARGET static void flip_update(float *const out, const size_t len, const int16_t
                 _mm512_mask_storeu_ps(out + i, m, v);
             }
         }
-        for (; q < count; q++) {
-            const int16_t *const row = rows + (size_t)idx[q] * ld;
-            const __m512 s = _mm512_set1_ps(scale[q]);
+        if (q < count) {
+            /* The last 1-3 rows in one pass, in the same order.  (A missing
+             * row repeats the last one with a zero scale, which is never
+             * added: the loop below stops at `left`.) */
+            const size_t left = count - q;
+            const int16_t *const r0 = rows + (size_t)idx[q] * ld;
+            const int16_t *const r1 = left > 1 ? rows + (size_t)idx[q + 1] * ld : r0;
+            const int16_t *const r2 = left > 2 ? rows + (size_t)idx[q + 2] * ld : r0;
+            const __m512 s0 = _mm512_set1_ps(scale[q]);
+            const __m512 s1 = _mm512_set1_ps(left > 1 ? scale[q + 1] : 0.0f);
+            const __m512 s2 = _mm512_set1_ps(left > 2 ? scale[q + 2] : 0.0f);
             for (i = i0; i < i1; i += 16) {
                 const __mmask16 m = tail_mask(i1 - i);
-                _mm512_mask_storeu_ps(out + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + i), widen(m, row + i, s)));
+                __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + i), widen(m, r0 + i, s0));
+                if (left > 1)
+                    v = _mm512_add_ps(v, widen(m, r1 + i, s1));
+                if (left > 2)
+                    v = _mm512_add_ps(v, widen(m, r2 + i, s2));
+                _mm512_mask_storeu_ps(out + i, m, v);
             }
         }
     }
