@@ -186,7 +186,7 @@ TARGET static inline __m256 load8(const float *const x, const size_t i, const si
     return _mm256_maskload_ps(x + i, lanes_below(len - i));
 }
 
-TARGET static double sum_abs(const float *const x, const size_t len)
+TARGET static double sum_abs_only(const float *const x, const size_t len)
 {
     const __m256 nosign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     acc16 a;
@@ -197,6 +197,16 @@ TARGET static double sum_abs(const float *const x, const size_t len)
         acc_add8(&a, 1, _mm256_and_ps(load8(x, i + 8, len), nosign));
     }
     return acc_result(&a);
+}
+
+TARGET static void sign_bits(const float *x, size_t len, uint64_t *bits);
+
+TARGET static double sum_abs(const float *const x, const size_t len, uint64_t *const bits)
+{
+    const double v = sum_abs_only(x, len);
+    if (bits != NULL)
+        sign_bits(x, len, bits);
+    return v;
 }
 
 TARGET static double signed_sum(const float *const x, const uint64_t *const bits, const size_t len)

@@ -190,12 +190,17 @@ TARGET static inline double combine(const __m512d lo, const __m512d hi)
     return lrq_sc_combine16(p);
 }
 
-TARGET static double sum_abs(const float *const x, const size_t len)
+TARGET static double sum_abs(const float *const x, const size_t len, uint64_t *const bits)
 {
     __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
     size_t i;
+    if (bits != NULL)
+        memset(bits, 0, ((len + 63) / 64) * sizeof *bits);
     for (i = 0; i < len; i += 16) {
-        const __m512 v = _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(len - i), x + i));
+        const __m512 x16 = _mm512_maskz_loadu_ps(tail_mask(len - i), x + i);
+        const __m512 v = _mm512_abs_ps(x16);
+        if (bits != NULL)
+            bits[i >> 6] |= (uint64_t)_mm512_movepi32_mask(_mm512_castps_si512(x16)) << (i & 63);
         lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
         hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
     }

@@ -62,8 +62,9 @@ typedef struct {
                           const lrq_sc_table *tab, unsigned groups);
     /* out[i] -= (bit i of bits ? -a : a), i < len. */
     void (*sub_signed)(float *out, size_t len, const uint64_t *bits, float a);
-    /* Canonical sum of |x[i]| in float64. */
-    double (*sum_abs)(const float *x, size_t len);
+    /* Canonical sum of |x[i]| in float64; if bits is not NULL, also what
+     * sign_bits(x, len, bits) writes (one pass for both). */
+    double (*sum_abs)(const float *x, size_t len, uint64_t *bits);
     /* Canonical sum of (bit i of bits ? -x[i] : x[i]) in float64. */
     double (*signed_sum)(const float *x, const uint64_t *bits, size_t len);
     /* One row of the block update: for j < len, with acc the signed block

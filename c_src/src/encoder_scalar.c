@@ -79,12 +79,16 @@ static void sub_signed(float *const out, const size_t len, const uint64_t *const
         out[i] -= bit_at(bits, i) ? -a : a;
 }
 
-static double sum_abs(const float *const x, const size_t len)
+static void sign_bits(const float *x, size_t len, uint64_t *bits);
+
+static double sum_abs(const float *const x, const size_t len, uint64_t *const bits)
 {
     double p[16] = {0};
     size_t i;
     for (i = 0; i < len; i++)
         p[i & 15] += fabs((double)x[i]);
+    if (bits != NULL)
+        sign_bits(x, len, bits);
     return lrq_sc_combine16(p);
 }
 

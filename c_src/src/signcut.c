@@ -469,17 +469,17 @@ static double alternate(enc_t *const e)
     const size_t m = (size_t)e->m, n = (size_t)e->n;
     double cut = e->k->signed_sum(e->ht, e->s_cur, m);
     for (;;) {
-        double v = e->k->sum_abs(e->ht, m);
+        /* Signs come out of the same pass as the norm; s_new and t_new
+         * are scratch until move_s() / move_t() adopt them. */
+        double v = e->k->sum_abs(e->ht, m, e->s_new);
         if (!(v > cut))
             break;
         cut = v;
-        e->k->sign_bits(e->ht, m, e->s_new);
         move_s(e);
-        v = e->k->sum_abs(e->hs, n);
+        v = e->k->sum_abs(e->hs, n, e->t_new);
         if (!(v > cut))
             break;
         cut = v;
-        e->k->sign_bits(e->hs, n, e->t_new);
         move_t(e);
     }
     return cut;
