@@ -7,7 +7,8 @@
  * Determinism contract.  Every kernel here produces bit-identical results on
  * every ISA.  Element-wise kernels perform, for each output element, the same
  * sequence of IEEE single operations (adds of values whose sign bit was
- * flipped; never a fused multiply-add) in the same order, so vectorizing
+ * flipped; never a fused multiply-add, except by +-1.0, which is exact and
+ * rounds as the add of +-x does) in the same order, so vectorizing
  * across elements or splitting elements between threads cannot change a
  * bit.  Reductions use one canonical structure, defined by the scalar code
  * and emulated lane for lane by the SIMD code:
