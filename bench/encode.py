@@ -13,6 +13,13 @@ step's baseline.  Two ratios are printed: the median over steps of (step
 time per cut / its own baseline), which cancels the load of a shared machine
 because both sides see the same moment, and the whole encode's time per cut
 over the fastest matvec of the run (the most pessimistic reading).
+
+``--threads`` lists the encoder thread counts to time (the ``threads``
+argument of the C encoder: its run() works on the library's shared thread
+team, the one products use, with that many threads).  The cuts, and so the
+work, are identical for every count.  On a shared machine the encoder runs
+alone for a while whenever its worker cannot get a CPU, so a loaded machine
+shows up as a 2-thread time close to the 1-thread one.
 """
 
 from __future__ import annotations

@@ -683,9 +683,12 @@ int lrq_isa_set(const char *name);
 /*
  * Products and decoding run in one parallel region per call, split
  * statically over output rows (never over a sum), so every result is the
- * same bits whatever the thread count.  The calling thread always works;
+ * same bits whatever the thread count.  The signcut encoder runs its steps
+ * on the same team (several small parallel regions per cut, split over
+ * fixed ranges), also with results independent of the thread count.  The calling thread always works;
  * n - 1 worker threads, created on first use, join it.  Between calls a
- * worker spins for about 0.2 ms and then sleeps; a call that finds it asleep
+ * worker spins for about 0.2 ms and then sleeps (a signcut encoder's run()
+ * keeps it spinning while it shares work); a call that finds it asleep
  * does not wait for it -- the caller starts at once and takes over any part
  * the worker has not claimed.  Each call is cut into four parts per thread
  * and any thread may run any part, so a thread the operating system
@@ -711,7 +714,8 @@ int lrq_isa_set(const char *name);
 int lrq_threads_set(int n);
 
 /*
- * lrq_threads_get -- the number of threads products and decoding use now.
+ * lrq_threads_get -- the number of threads products and decoding use now
+ * (and signcut encoders created with threads = 0).
  *
  * Errors: none.  Thread safety: safe.
  */
@@ -971,8 +975,12 @@ int lrq_tile_decode(const lrq_tile *t, float *out, uint64_t ld);
  * run() calls does not matter either.
  *
  * Thread safety: one encoder must not be used by two threads at once;
- * different encoders are independent.  run() uses up to `threads` threads
- * of its own and returns with all of them finished.
+ * different encoders are independent.  run() works on the library's thread
+ * team (see "Threads" above): the calling thread and up to `threads` - 1
+ * workers, which are idle again when it returns.  Its work is cut into
+ * ranges fixed by the matrix size alone; if another call holds the team
+ * (a product, or an encoder in another thread), that part runs on the
+ * calling thread alone.
  */
 typedef struct lrq_signcut_encoder lrq_signcut_encoder;
 
@@ -986,7 +994,8 @@ typedef struct lrq_signcut_encoder lrq_signcut_encoder;
  * ld:      the distance between rows of a, in floats, >= cols (lets a tile
  *          of a larger matrix be passed without a copy).
  * seed:    any value; see the random starts above.
- * threads: threads run() may use, 1..8 (0 means 1).  Never changes results.
+ * threads: threads run() may use, 1..LRQ_THREADS_MAX, or 0 for
+ *          lrq_threads_get() at each run().  Never changes results.
  * out:     receives the new encoder; free it with lrq_signcut_encoder_free.
  *
  * Memory: about 12*rows*cols bytes (the float32 remainder row- and

@@ -186,7 +186,7 @@ TARGET static inline __m256 load8(const float *const x, const size_t i, const si
     return _mm256_maskload_ps(x + i, lanes_below(len - i));
 }
 
-TARGET static double sum_abs(const float *const x, const size_t len)
+TARGET static double sum_abs_only(const float *const x, const size_t len)
 {
     const __m256 nosign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     acc16 a;
@@ -197,6 +197,16 @@ TARGET static double sum_abs(const float *const x, const size_t len)
         acc_add8(&a, 1, _mm256_and_ps(load8(x, i + 8, len), nosign));
     }
     return acc_result(&a);
+}
+
+TARGET static void sign_bits(const float *x, size_t len, uint64_t *bits);
+
+TARGET static double sum_abs(const float *const x, const size_t len, uint64_t *const bits)
+{
+    const double v = sum_abs_only(x, len);
+    if (bits != NULL)
+        sign_bits(x, len, bits);
+    return v;
 }
 
 TARGET static double signed_sum(const float *const x, const uint64_t *const bits, const size_t len)
@@ -211,9 +221,9 @@ TARGET static double signed_sum(const float *const x, const uint64_t *const bits
     return acc_result(&a);
 }
 
-TARGET static double block_row(float *const row, const size_t len, const uint32_t rowpat,
+TARGET static inline __attribute__((always_inline)) double block_row_body(float *const row, const size_t len, const uint32_t rowpat,
                                const uint32_t *const colpat, const lrq_sc_table *const tab,
-                               const unsigned groups, const int write)
+                               const unsigned groups, const int write, const int norm)
 {
     const __m256i rp = _mm256_set1_epi32((int)rowpat);
     table16 t[8];
@@ -232,10 +242,27 @@ TARGET static double block_row(float *const row, const size_t len, const uint32_
                                            _mm256_castsi256_ps(m));
             if (write)
                 _mm256_maskstore_ps(row + at, m, v);
-            acc_add8_squares(&sq, h, v);
+            if (norm)
+                acc_add8_squares(&sq, h, v);
         }
     }
     return acc_result(&sq);
+}
+
+/* The two uses, specialized: the row-major update (write and norm), the
+ * transposed one (write only) and an exact norm (norm only). */
+TARGET static double block_row(float *const row, const size_t len, const uint32_t rowpat,
+                               const uint32_t *const colpat, const lrq_sc_table *const tab,
+                               const unsigned groups, const int mode)
+{
+    switch (mode) {
+    case LRQ_SC_WRITE:
+        return block_row_body(row, len, rowpat, colpat, tab, groups, 1, 0);
+    case LRQ_SC_NORM:
+        return block_row_body(row, len, rowpat, colpat, tab, groups, 0, 1);
+    default:
+        return block_row_body(row, len, rowpat, colpat, tab, groups, mode & LRQ_SC_WRITE, mode & LRQ_SC_NORM);
+    }
 }
 
 TARGET static float max_abs(const float *const row, const size_t len)
@@ -272,7 +299,7 @@ TARGET static void to_fixed(const float *const row, const size_t len, const int 
 }
 
 /* Four vectors at a time, each in two registers (lanes 0-7, 8-15). */
-TARGET static void multi_signed_sum(const float *const row, const size_t len, const uint64_t *const vecs,
+TARGET static void multi_row(const float *const row, const size_t len, const uint64_t *const vecs,
                                     const size_t words, const unsigned nk, float *const out)
 {
     unsigned k0, k;
@@ -313,6 +340,15 @@ __attribute__((target("popcnt"))) uint64_t lrq_sc_count_differ_popcnt(const uint
                                                                       const size_t words)
 {
     return lrq_sc_count_differ_body(a, b, f, words);
+}
+
+TARGET static void multi_signed_sum(const float *const rows, const size_t ld, const unsigned nrows,
+                             const size_t len, const uint64_t *const vecs, const size_t words,
+                             const unsigned nk, float *const out, const size_t out_ld)
+{
+    unsigned r;
+    for (r = 0; r < nrows; r++)
+        multi_row(rows + r * ld, len, vecs, words, nk, out + r * out_ld);
 }
 
 const lrq_sc_kernels lrq_sc_kernels_avx2 = {

@@ -25,6 +25,17 @@ static inline uint16_t bits16(const uint64_t *const bits, const size_t i)
     return v;
 }
 
+/* The same 16 bits straight into a mask register (kmovw from memory: a
+ * load, where bits16() plus a move from a general register costs a uop on
+ * the port the vector adds need). */
+typedef uint16_t u16_alias __attribute__((may_alias));
+TARGET static inline __mmask16 mask_at(const uint64_t *const bits, const size_t i)
+{
+    __mmask16 k;
+    __asm__("kmovw %1, %0" : "=k"(k) : "m"(*(const u16_alias *)((const unsigned char *)bits + (i >> 3))));
+    return k;
+}
+
 TARGET static inline __mmask16 tail_mask(const size_t n)
 {
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
@@ -80,12 +91,25 @@ TARGET static void flip_update(float *const out, const size_t len, const int16_t
                 _mm512_mask_storeu_ps(out + i, m, v);
             }
         }
-        for (; q < count; q++) {
-            const int16_t *const row = rows + (size_t)idx[q] * ld;
-            const __m512 s = _mm512_set1_ps(scale[q]);
+        if (q < count) {
+            /* The last 1-3 rows in one pass, in the same order.  (A missing
+             * row repeats the last one with a zero scale, which is never
+             * added: the loop below stops at `left`.) */
+            const size_t left = count - q;
+            const int16_t *const r0 = rows + (size_t)idx[q] * ld;
+            const int16_t *const r1 = left > 1 ? rows + (size_t)idx[q + 1] * ld : r0;
+            const int16_t *const r2 = left > 2 ? rows + (size_t)idx[q + 2] * ld : r0;
+            const __m512 s0 = _mm512_set1_ps(scale[q]);
+            const __m512 s1 = _mm512_set1_ps(left > 1 ? scale[q + 1] : 0.0f);
+            const __m512 s2 = _mm512_set1_ps(left > 2 ? scale[q + 2] : 0.0f);
             for (i = i0; i < i1; i += 16) {
                 const __mmask16 m = tail_mask(i1 - i);
-                _mm512_mask_storeu_ps(out + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + i), widen(m, row + i, s)));
+                __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + i), widen(m, r0 + i, s0));
+                if (left > 1)
+                    v = _mm512_add_ps(v, widen(m, r1 + i, s1));
+                if (left > 2)
+                    v = _mm512_add_ps(v, widen(m, r2 + i, s2));
+                _mm512_mask_storeu_ps(out + i, m, v);
             }
         }
     }
@@ -166,12 +190,17 @@ TARGET static inline double combine(const __m512d lo, const __m512d hi)
     return lrq_sc_combine16(p);
 }
 
-TARGET static double sum_abs(const float *const x, const size_t len)
+TARGET static double sum_abs(const float *const x, const size_t len, uint64_t *const bits)
 {
     __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
     size_t i;
+    if (bits != NULL)
+        memset(bits, 0, ((len + 63) / 64) * sizeof *bits);
     for (i = 0; i < len; i += 16) {
-        const __m512 v = _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(len - i), x + i));
+        const __m512 x16 = _mm512_maskz_loadu_ps(tail_mask(len - i), x + i);
+        const __m512 v = _mm512_abs_ps(x16);
+        if (bits != NULL)
+            bits[i >> 6] |= (uint64_t)_mm512_movepi32_mask(_mm512_castps_si512(x16)) << (i & 63);
         lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
         hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
     }
@@ -200,9 +229,9 @@ TARGET static inline void add_squares(__m512d *const lo, __m512d *const hi, cons
     *hi = _mm512_add_pd(*hi, _mm512_mul_pd(b, b));
 }
 
-TARGET static double block_row(float *const row, const size_t len, const uint32_t rowpat,
+TARGET static inline __attribute__((always_inline)) double block_row_body(float *const row, const size_t len, const uint32_t rowpat,
                                const uint32_t *const colpat, const lrq_sc_table *const tab,
-                               const unsigned groups, const int write)
+                               const unsigned groups, const int write, const int norm)
 {
     const __m512i rp = _mm512_set1_epi32((int)rowpat);
     __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
@@ -218,9 +247,26 @@ TARGET static double block_row(float *const row, const size_t len, const uint32_
         if (write)
             _mm512_mask_storeu_ps(row + j, m, v);
         /* Lanes past len are +0.0 (maskz) and add nothing. */
-        add_squares(&lo, &hi, v);
+        if (norm)
+            add_squares(&lo, &hi, v);
     }
     return combine(lo, hi);
+}
+
+/* The two uses, specialized: the row-major update (write and norm), the
+ * transposed one (write only) and an exact norm (norm only). */
+TARGET static double block_row(float *const row, const size_t len, const uint32_t rowpat,
+                               const uint32_t *const colpat, const lrq_sc_table *const tab,
+                               const unsigned groups, const int mode)
+{
+    switch (mode) {
+    case LRQ_SC_WRITE:
+        return block_row_body(row, len, rowpat, colpat, tab, groups, 1, 0);
+    case LRQ_SC_NORM:
+        return block_row_body(row, len, rowpat, colpat, tab, groups, 0, 1);
+    default:
+        return block_row_body(row, len, rowpat, colpat, tab, groups, mode & LRQ_SC_WRITE, mode & LRQ_SC_NORM);
+    }
 }
 
 /* Sixteen vectors at a time: sixteen accumulators (lanes j mod 16) stay in
@@ -229,33 +275,94 @@ TARGET static double block_row(float *const row, const size_t len, const uint32_
 TARGET static inline void multi16(const float *const row, const size_t len, const uint64_t *const vecs,
                                   const size_t words, float *const out)
 {
-    __m512 acc[16];
+#define M16_ALL(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+#define M16_DECL(k) __m512 a##k = _mm512_setzero_ps(); const uint64_t *const v##k = vecs + (size_t)(k) * words;
+#define M16_ADD(k) a##k = _mm512_add_ps(a##k, _mm512_mask_blend_ps(mask_at(v##k, j), r, nr));
+#define M16_OUT(k) _mm512_storeu_ps(p, a##k); out[k] = 0.5f * lrq_sc_combine16f(p);
+    /* Sixteen accumulators in named registers (an array of them ends up
+     * stored to the stack on every iteration). */
+    M16_ALL(M16_DECL)
+    float p[16];
     size_t j;
-    int k;
-    for (k = 0; k < 16; k++)
-        acc[k] = _mm512_setzero_ps();
     for (j = 0; j < len; j += 16) {
         const __m512 r = _mm512_maskz_loadu_ps(tail_mask(len - j), row + j);
-        const __m512 nr = signed_by(r, (__mmask16)0xFFFF);
-        /* A blend of r and -r per vector: the same value as signed_by. */
-        for (k = 0; k < 16; k++)
-            acc[k] = _mm512_add_ps(acc[k], _mm512_mask_blend_ps((__mmask16)bits16(vecs + (size_t)k * words, j), r, nr));
+        __m512 nr = signed_by(r, (__mmask16)0xFFFF);
+        /* Hidden from the optimizer, which would otherwise turn each blend
+         * below into a register copy plus a masked XOR: two uops where
+         * vblendmps is one.  A blend of r and -r is the value signed_by()
+         * gives. */
+        __asm__("" : "+v"(nr));
+        M16_ALL(M16_ADD)
     }
-    for (k = 0; k < 16; k++) {
-        float p[16];
-        _mm512_storeu_ps(p, acc[k]);
-        out[k] = 0.5f * lrq_sc_combine16f(p);
-    }
+    M16_ALL(M16_OUT)
+#undef M16_ALL
+#undef M16_DECL
+#undef M16_ADD
+#undef M16_OUT
 }
 
-TARGET static void multi_signed_sum(const float *const row, const size_t len, const uint64_t *const vecs,
-                                    const size_t words, const unsigned nk, float *const out)
+TARGET static void multi_row(const float *const row, const size_t len, const uint64_t *const vecs,
+                             const size_t words, const unsigned nk, float *const out)
 {
     unsigned k0;
     for (k0 = 0; k0 + 16 <= nk; k0 += 16)
         multi16(row, len, vecs + (size_t)k0 * words, words, out + k0);
     if (k0 < nk) /* never for the encoder's blocks of 32; exact either way */
-        lrq_sc_kernels_scalar.multi_signed_sum(row, len, vecs + (size_t)k0 * words, words, nk - k0, out + k0);
+        lrq_sc_kernels_scalar.multi_signed_sum(row, 0, 1, len, vecs + (size_t)k0 * words, words, nk - k0,
+                                               out + k0, 0);
+}
+
+/* Four rows and four vectors at a time: each sign pattern is turned once
+ * into a vector of +-1.0 and serves the four rows through a multiply-add
+ * (exact: the product is +-row[j], so the one rounding is that of the
+ * add).  That is 5 vector operations per 4 (row, vector) pairs where
+ * multi16 needs 8, with 16 accumulators in registers; the four rows stay
+ * in L1 while all the vectors go by. */
+TARGET static void multi4x4(const float *const rows, const size_t ld, const size_t len,
+                            const uint64_t *const vecs, const size_t words, float *const out,
+                            const size_t out_ld)
+{
+#define M44_ROWS(X, k) X(0, k) X(1, k) X(2, k) X(3, k)
+#define M44_ALL(X) M44_ROWS(X, 0) M44_ROWS(X, 1) M44_ROWS(X, 2) M44_ROWS(X, 3)
+#define M44_DECL(r, k) __m512 a##r##k = _mm512_setzero_ps();
+#define M44_FMA(r, k) a##r##k = _mm512_fmadd_ps(s##k, x##r, a##r##k);
+#define M44_OUT(r, k) _mm512_storeu_ps(p, a##r##k); out[(r) * out_ld + (k)] = 0.5f * lrq_sc_combine16f(p);
+    const __m512 one = _mm512_set1_ps(1.0f), minus = _mm512_set1_ps(-1.0f);
+    const float *const r0 = rows, *const r1 = rows + ld, *const r2 = rows + 2 * ld, *const r3 = rows + 3 * ld;
+    const uint64_t *const v0 = vecs, *const v1 = vecs + words, *const v2 = vecs + 2 * words,
+                   *const v3 = vecs + 3 * words;
+    float p[16];
+    size_t j;
+    M44_ALL(M44_DECL)
+    for (j = 0; j < len; j += 16) {
+        const __mmask16 m = tail_mask(len - j);
+        const __m512 x0 = _mm512_maskz_loadu_ps(m, r0 + j), x1 = _mm512_maskz_loadu_ps(m, r1 + j);
+        const __m512 x2 = _mm512_maskz_loadu_ps(m, r2 + j), x3 = _mm512_maskz_loadu_ps(m, r3 + j);
+        const __m512 s0 = _mm512_mask_blend_ps(mask_at(v0, j), one, minus);
+        const __m512 s1 = _mm512_mask_blend_ps(mask_at(v1, j), one, minus);
+        const __m512 s2 = _mm512_mask_blend_ps(mask_at(v2, j), one, minus);
+        const __m512 s3 = _mm512_mask_blend_ps(mask_at(v3, j), one, minus);
+        M44_ALL(M44_FMA)
+    }
+    M44_ALL(M44_OUT)
+#undef M44_ROWS
+#undef M44_ALL
+#undef M44_DECL
+#undef M44_FMA
+#undef M44_OUT
+}
+
+TARGET static void multi_signed_sum(const float *const rows, const size_t ld, const unsigned nrows,
+                                    const size_t len, const uint64_t *const vecs, const size_t words,
+                                    const unsigned nk, float *const out, const size_t out_ld)
+{
+    unsigned r = 0, k;
+    if (nk % 4 == 0)
+        for (; r + 4 <= nrows; r += 4)
+            for (k = 0; k < nk; k += 4)
+                multi4x4(rows + r * ld, ld, len, vecs + (size_t)k * words, words, out + r * out_ld + k, out_ld);
+    for (; r < nrows; r++)
+        multi_row(rows + r * ld, len, vecs, words, nk, out + r * out_ld);
 }
 
 TARGET static void sign_bits(const float *const x, const size_t len, uint64_t *const bits)

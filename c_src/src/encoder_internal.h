@@ -7,7 +7,8 @@
  * Determinism contract.  Every kernel here produces bit-identical results on
  * every ISA.  Element-wise kernels perform, for each output element, the same
  * sequence of IEEE single operations (adds of values whose sign bit was
- * flipped; never a fused multiply-add) in the same order, so vectorizing
+ * flipped; never a fused multiply-add, except by +-1.0, which is exact and
+ * rounds as the add of +-x does) in the same order, so vectorizing
  * across elements or splitting elements between threads cannot change a
  * bit.  Reductions use one canonical structure, defined by the scalar code
  * and emulated lane for lane by the SIMD code:
@@ -41,6 +42,10 @@
  */
 typedef float lrq_sc_table[16];
 
+/* block_row() modes, or-ed. */
+#define LRQ_SC_WRITE 1
+#define LRQ_SC_NORM 2
+
 typedef struct {
     /* out[i] += (float)rows[idx[q]*ld + i] * scale[q] for q < count
      * ascending, i in [0, len): the int16 fixed-point rows of lrq_sc_fixed
@@ -58,21 +63,27 @@ typedef struct {
                           const lrq_sc_table *tab, unsigned groups);
     /* out[i] -= (bit i of bits ? -a : a), i < len. */
     void (*sub_signed)(float *out, size_t len, const uint64_t *bits, float a);
-    /* Canonical sum of |x[i]| in float64. */
-    double (*sum_abs)(const float *x, size_t len);
+    /* Canonical sum of |x[i]| in float64; if bits is not NULL, also what
+     * sign_bits(x, len, bits) writes (one pass for both). */
+    double (*sum_abs)(const float *x, size_t len, uint64_t *bits);
     /* Canonical sum of (bit i of bits ? -x[i] : x[i]) in float64. */
     double (*signed_sum)(const float *x, const uint64_t *bits, size_t len);
     /* One row of the block update: for j < len, with acc the signed block
-     * sum of (rowpat ^ colpat[j]), v = row[j] - acc, row[j] = v if write.
-     * Returns the canonical float64 sum of v*v (each square exact). */
+     * sum of (rowpat ^ colpat[j]), v = row[j] - acc, row[j] = v if mode
+     * has LRQ_SC_WRITE.  Returns the canonical float64 sum of v*v (each
+     * square exact) if mode has LRQ_SC_NORM, else 0. */
     double (*block_row)(float *row, size_t len, uint32_t rowpat, const uint32_t *colpat,
-                        const lrq_sc_table *tab, unsigned groups, int write);
-    /* For k < nk: out[k] = 0.5f * the float32 canonical sum of (bit j of
+                        const lrq_sc_table *tab, unsigned groups, int mode);
+    /* For each of nrows rows (row r at rows + r*ld) and k < nk:
+     * out[r*out_ld + k] = 0.5f * the float32 canonical sum of (bit j of
      * vecs[k*words] ? -row[j] : row[j]) over j < len: 16 float32 partials
      * (lane j mod 16, ascending j) combined by the tree of
-     * lrq_sc_combine16, in float32.  The images of a block's random starts. */
-    void (*multi_signed_sum)(const float *row, size_t len, const uint64_t *vecs, size_t words,
-                             unsigned nk, float *out);
+     * lrq_sc_combine16f, in float32.  The images of a block's random
+     * starts.  (A multiply-add by +-1 is exact, so it may stand for the
+     * add of +-row[j].) */
+    void (*multi_signed_sum)(const float *rows, size_t ld, unsigned nrows, size_t len,
+                             const uint64_t *vecs, size_t words, unsigned nk, float *out,
+                             size_t out_ld);
     /* bits[i/64] bit i%64 = IEEE sign bit of x[i]; the words are overwritten
      * entirely, bits past len are 0. */
     void (*sign_bits)(const float *x, size_t len, uint64_t *bits);
@@ -147,18 +158,31 @@ static inline float lrq_sc_combine16f(float p[16])
     return p[0];
 }
 
-/* The nibble tables of weights w[0 .. nk) (nk <= 32); returns groups. */
+/* The nibble tables of weights w[0 .. nk) (nk <= 32); returns groups.
+ * Built a term at a time, doubling the table: entry b after term j is the
+ * entry b mod 2^j before it plus the signed weight, which is exactly the
+ * sum "from +0.0f in ascending k" defined above (every entry goes through
+ * the same sequence of rounded partial sums), with 30 adds per group
+ * instead of 64 and no branch on the bits. */
 static inline unsigned lrq_sc_tables(const float *const w, const unsigned nk, lrq_sc_table *const tab)
 {
     const unsigned groups = (nk + 3) / 4;
-    unsigned g, b, k;
-    for (g = 0; g < groups; g++)
-        for (b = 0; b < 16; b++) {
-            float acc = 0.0f;
-            for (k = 4 * g; k < 4 * g + 4 && k < nk; k++)
-                acc += (b >> (k - 4 * g) & 1u) ? -w[k] : w[k];
-            tab[g][b] = acc;
+    unsigned g, b, j;
+    for (g = 0; g < groups; g++) {
+        float *const t = tab[g];
+        t[0] = 0.0f;
+        for (j = 0; j < 4; j++) {
+            const unsigned k = 4 * g + j, size = 1u << j;
+            for (b = 0; b < size; b++) {
+                if (k < nk) {
+                    t[b + size] = t[b] - w[k]; /* a + (-w) and a - w are one IEEE operation */
+                    t[b] = t[b] + w[k];
+                } else {
+                    t[b + size] = t[b]; /* terms past nk add nothing */
+                }
+            }
         }
+    }
     return groups;
 }
 

@@ -79,12 +79,16 @@ static void sub_signed(float *const out, const size_t len, const uint64_t *const
         out[i] -= bit_at(bits, i) ? -a : a;
 }
 
-static double sum_abs(const float *const x, const size_t len)
+static void sign_bits(const float *x, size_t len, uint64_t *bits);
+
+static double sum_abs(const float *const x, const size_t len, uint64_t *const bits)
 {
     double p[16] = {0};
     size_t i;
     for (i = 0; i < len; i++)
         p[i & 15] += fabs((double)x[i]);
+    if (bits != NULL)
+        sign_bits(x, len, bits);
     return lrq_sc_combine16(p);
 }
 
@@ -101,20 +105,21 @@ static double signed_sum(const float *const x, const uint64_t *const bits, const
 
 static double block_row(float *const row, const size_t len, const uint32_t rowpat,
                         const uint32_t *const colpat, const lrq_sc_table *const tab,
-                        const unsigned groups, const int write)
+                        const unsigned groups, const int mode)
 {
     double p[16] = {0};
     size_t j;
     for (j = 0; j < len; j++) {
         const float v = row[j] - block_sum(rowpat ^ colpat[j], tab, groups);
-        if (write)
+        if (mode & LRQ_SC_WRITE)
             row[j] = v;
-        p[j & 15] += (double)v * (double)v;
+        if (mode & LRQ_SC_NORM)
+            p[j & 15] += (double)v * (double)v;
     }
     return lrq_sc_combine16(p);
 }
 
-static void multi_signed_sum(const float *const row, const size_t len, const uint64_t *const vecs,
+static void multi_row(const float *const row, const size_t len, const uint64_t *const vecs,
                              const size_t words, const unsigned nk, float *const out)
 {
     unsigned k;
@@ -143,6 +148,15 @@ static uint64_t count_differ(const uint64_t *const a, const uint64_t *const b,
                              const uint64_t *const f, const size_t words)
 {
     return lrq_sc_count_differ_body(a, b, f, words);
+}
+
+static void multi_signed_sum(const float *const rows, const size_t ld, const unsigned nrows,
+                             const size_t len, const uint64_t *const vecs, const size_t words,
+                             const unsigned nk, float *const out, const size_t out_ld)
+{
+    unsigned r;
+    for (r = 0; r < nrows; r++)
+        multi_row(rows + r * ld, len, vecs, words, nk, out + r * out_ld);
 }
 
 const lrq_sc_kernels lrq_sc_kernels_scalar = {

@@ -22,52 +22,62 @@
  *     their images come out of that same pass over R: a cut then starts from
  *     its image plus the block correction, instead of reading half of R to
  *     move the image from the previous cut's t.  Per cut that leaves about
- *     1.6 passes' worth of flipped rows to read (at 2048^2), the floor for
- *     this algorithm: the first s and t of a cut each flip about half.
+ *     1.5 passes' worth of flipped rows to read (N(0,1) at 2048^2), the
+ *     floor for this algorithm: the first s flips half of the rows, the
+ *     first t about a fifth, and some 60 further half-steps with shrinking
+ *     flip counts (437, 246, 168, ... 10) the rest.
  *   - Block sums over cuts (the remainder update, the corrections) go through
  *     nibble tables: 8 lookups per element for 32 cuts instead of 32 adds.
  *
+ * Threads: the steps above that pay for a hand-off (image updates with
+ * enough flips, block updates, the start images) run as jobs on the
+ * library's team (threads.c, shared with the products), several per cut.
+ * The encoder watches how the team fares and runs alone for a while when
+ * a worker cannot get a CPU (see WAIT_LIMIT_NS).
+ *
  * Determinism: every value that feeds a sign decision or a stopping test is
  * computed by the kernels of encoder_internal.h, which give identical bits
- * on every ISA; threads split element ranges at fixed multiples of 64, and
- * every per-element computation is independent of the split, so the thread
- * count cannot change a bit either.  Reductions are single-threaded or
- * per-row partials summed in row order.
+ * on every ISA; jobs split element ranges at multiples of 64 fixed by the
+ * task and its length (never by the thread count), and every per-element
+ * computation is independent of the split, so the thread count cannot
+ * change a bit either.  Reductions are single-threaded or per-row partials
+ * summed in row order.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE 1 /* MADV_HUGEPAGE */
 
 #include <math.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #include "encoder_internal.h"
 #include "lrq.h"
 #include "lrq_internal.h"
+#include "threads.h"
 
 #define BLOCK LRQ_SC_BLOCK
-#define MAX_THREADS 8
 #define MAX_DIM ((UINT64_C(1) << 31) - 1)
-/* Below this many element operations a task runs on the calling thread: the
- * hand-off costs about as much as the work. */
-#define PARALLEL_MIN 32768
+/* Below this many element operations (values read from the remainder) a
+ * task runs on the calling thread: a hand-off costs ~1.5 us, as much as an
+ * image update over 32 flipped rows of 2048 gains from a second thread. */
+#define PARALLEL_MIN 65536
 /* A tracked squared norm within this factor of the target triggers an exact
  * measurement; the tracked value is accurate to far better than this. */
 #define PEEK_MARGIN 1e-4
-/* On a machine whose other cores are busy a worker can be descheduled in the
- * middle of a chunk, and the caller then waits for a whole time slice.  A
- * wait longer than this turns the team off for SOLO_TASKS tasks; which
- * thread runs a chunk never changes a result, so this is free to adapt. */
+/* On a machine whose other cores are busy a worker can lose its CPU in the
+ * middle of a part, and the caller then waits for a time slice; or it
+ * shares the caller's core and runs little but slows the caller down.
+ * After a wait longer than WAIT_LIMIT_NS the encoder runs the next
+ * SOLO_AFTER_WAIT jobs alone (a short break: one preemption says little),
+ * and when workers ran under a quarter of the parts of the last
+ * REVIEW_JOBS jobs, the next SOLO_AFTER_REVIEW; the team's workers sleep
+ * meanwhile.  Who runs a part never changes a result, so this is free to
+ * adapt. */
 #define WAIT_LIMIT_NS 100000
-#define SOLO_TASKS 8192
-/* Every this many shared tasks, the workers' share of the chunks is checked:
- * a worker that shares its core with the caller (the machine's other cores
- * being busy) does little and slows the caller down by preempting it. */
-#define REVIEW_TASKS 256
+#define SOLO_AFTER_WAIT 256
+#define SOLO_AFTER_REVIEW 2048
+#define REVIEW_JOBS 256
 
 /* ------------------------------------------------------------------ PRNG */
 
@@ -104,13 +114,6 @@ static uint64_t xoshiro_next(uint64_t s[4])
 
 typedef enum { T_UPDATE_HT, T_UPDATE_HS, T_BLOCK_R, T_BLOCK_RT, T_PEEK, T_START } task_kind;
 
-struct lrq_signcut_encoder;
-
-typedef struct {
-    struct lrq_signcut_encoder *enc;
-    pthread_t thread;
-} worker;
-
 struct lrq_signcut_encoder {
     uint64_t m, n;
     size_t mw, nw;      /* 64-bit words of an s (m bits) and a t (n bits) */
@@ -144,28 +147,19 @@ struct lrq_signcut_encoder {
     uint64_t rng[4];
     const lrq_sc_kernels *k;
 
-    /* The team.  Workers live for one lrq_signcut_encoder_run() call.  A
-     * task is cut into fixed chunks that any thread claims with an atomic
-     * ticket (task generation << 32 | next chunk), so a worker that the OS
-     * does not schedule costs nothing but its chunk in flight: the calling
-     * thread simply takes the rest.  Chunk boundaries are multiples of 64
-     * elements and depend only on the task's length. */
-    unsigned threads, running;
-    worker workers[MAX_THREADS];
-    uint64_t ticket;   /* __atomic */
-    unsigned busy;     /* __atomic: workers inside a claim */
-    unsigned quit;     /* __atomic */
-    task_kind task;
-    size_t task_len, task_count, chunk;
-    unsigned solo;    /* tasks left to run alone: the team did not pay */
-    unsigned shared;  /* tasks shared since the last review */
-    size_t chunks_all;
-    size_t chunks_helped; /* __atomic: chunks the workers ran */
-    /* Idle workers sleep here after a short spin, so that on a busy machine
-     * a waiting worker does not take CPU time from the thread doing work. */
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    unsigned sleeping; /* under lock */
+    /* Threads: the library's team (threads.c).  `threads` is what create()
+     * was given (0: lrq_threads_get() at each run()), `nthreads` the count
+     * of the run() in progress.  A job is one or two tasks (phases), each
+     * cut into parts at multiples of 64 elements that depend only on the
+     * task and its length, never on the thread count. */
+    unsigned threads;
+    int nthreads;
+    task_kind task[2];
+    size_t task_len[2], task_count, chunk[2];
+    unsigned solo;       /* jobs left to run alone */
+    int held;            /* holds the team's workers spinning (threads.h) */
+    unsigned shared;     /* jobs given to the team since the last review */
+    size_t parts_all, parts_helped;
 };
 
 typedef struct lrq_signcut_encoder enc_t;
@@ -197,11 +191,11 @@ static float to_fixed(const enc_t *const e, const float *const row, const size_t
 }
 
 /* Runs elements [lo, hi) of the current task. */
-static void run_task(enc_t *const e, const size_t lo, const size_t hi)
+static void run_task(enc_t *const e, const task_kind task, const size_t lo, const size_t hi)
 {
     const size_t m = (size_t)e->m, n = (size_t)e->n;
     size_t i;
-    switch (e->task) {
+    switch (task) {
     case T_UPDATE_HT:
         e->k->flip_update(e->ht + lo, hi - lo, e->rtb + lo, m, e->idx, e->fscale, e->task_count);
         if (e->open)
@@ -216,16 +210,26 @@ static void run_task(enc_t *const e, const size_t lo, const size_t hi)
     case T_PEEK:
         /* Row i of R loses sum_k c_k s_k[i] t_k; the row's squared norm and
          * the images of the next block's starts come from the new row. */
-        for (i = lo; i < hi; i++) {
-            float *const row = e->r + i * n;
-            e->row_sq[i] = e->k->block_row(row, n, e->spat[i], e->tpat, e->tab_c, e->groups_c,
-                                           e->task == T_BLOCK_R);
-            /* ht needs no update: the next cut replaces it by a start's
-             * image (restart() recomputes it when it needs it). */
-            if (e->task == T_BLOCK_R) {
-                e->k->multi_signed_sum(row, n, e->tstart, e->nw, BLOCK, e->g + i * BLOCK);
-                e->rb_scale[i] = to_fixed(e, row, n, e->rb + i * n);
-            }
+        if (task == T_PEEK) {
+            for (i = lo; i < hi; i++)
+                e->row_sq[i] = e->k->block_row(e->r + i * n, n, e->spat[i], e->tpat, e->tab_c,
+                                               e->groups_c, LRQ_SC_NORM);
+            break;
+        }
+        /* In groups of four rows, which stay in cache from their update to
+         * their fixed-point copy; the start images are computed for the four
+         * rows at once.  ht needs no update: the next cut replaces it by a
+         * start's image (restart() recomputes it when it needs it). */
+        for (i = lo; i < hi; i += 4) {
+            const size_t rows = hi - i < 4 ? hi - i : 4;
+            size_t q;
+            for (q = i; q < i + rows; q++)
+                e->row_sq[q] = e->k->block_row(e->r + q * n, n, e->spat[q], e->tpat, e->tab_c,
+                                               e->groups_c, LRQ_SC_WRITE | LRQ_SC_NORM);
+            e->k->multi_signed_sum(e->r + i * n, n, (unsigned)rows, n, e->tstart, e->nw, BLOCK,
+                                   e->g + i * BLOCK, BLOCK);
+            for (q = i; q < i + rows; q++)
+                e->rb_scale[q] = to_fixed(e, e->r + q * n, n, e->rb + q * n);
         }
         break;
     case T_START:
@@ -243,7 +247,7 @@ static void run_task(enc_t *const e, const size_t lo, const size_t hi)
          * stays the exact transpose of R without a transposition pass. */
         for (i = lo; i < hi; i++) {
             float *const row = e->rt + i * m;
-            (void)e->k->block_row(row, m, e->tpat[i], e->spat, e->tab_c, e->groups_c, 1);
+            (void)e->k->block_row(row, m, e->tpat[i], e->spat, e->tab_c, e->groups_c, LRQ_SC_WRITE);
             e->hs[i] = (float)(0.5 * e->k->signed_sum(row, e->s_cur, m));
             e->rtb_scale[i] = to_fixed(e, row, m, e->rtb + i * m);
         }
@@ -251,148 +255,92 @@ static void run_task(enc_t *const e, const size_t lo, const size_t hi)
     }
 }
 
-static inline void cpu_relax(void)
+/* Part `part` of phase `phase` of the current job. */
+static void run_part(void *const ctx, const int phase, const int part, const int nparts)
 {
-#if LRQ_X86
-    __builtin_ia32_pause();
-#endif
+    enc_t *const e = (enc_t *)ctx;
+    const size_t lo = (size_t)part * e->chunk[phase];
+    const size_t hi = lo + e->chunk[phase] < e->task_len[phase] ? lo + e->chunk[phase] : e->task_len[phase];
+    (void)nparts;
+    if (lo < hi)
+        run_task(e, e->task[phase], lo, hi);
 }
 
-/* The ticket packs everything a claim decides on into one atomic word:
- * generation (bits 32-63), chunk count (16-31) and next chunk (0-15).  A
- * stale ticket is always exhausted, so a late worker can never claim a
- * chunk of a task whose parameters are being rewritten. */
-#define TICKET_NEXT(t) ((size_t)((t) & 0xFFFFu))
-#define TICKET_COUNT(t) ((size_t)((t) >> 16 & 0xFFFFu))
-
-/* Claims and runs chunks of the task in ticket t until none is left. */
-static void claim_chunks(enc_t *const e, uint64_t t, const int helper)
+/* Parts of a task of len elements: enough to balance threads that run at
+ * different speeds (or a worker the OS deschedules), but an image update
+ * streams a slice of every flipped row per part, and long slices are what
+ * the prefetchers need, so it gets few.  Part boundaries are multiples of
+ * 64 elements and depend only on the task and len. */
+static size_t chunk_of(const task_kind task, const size_t len)
 {
-    for (;;) {
-        size_t lo, hi;
-        if (TICKET_NEXT(t) >= TICKET_COUNT(t))
-            return;
-        if (!__atomic_compare_exchange_n(&e->ticket, &t, t + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-            continue; /* t now holds the current ticket */
-        lo = TICKET_NEXT(t) * e->chunk;
-        hi = lo + e->chunk < e->task_len ? lo + e->chunk : e->task_len;
-        run_task(e, lo, hi);
-        if (helper)
-            __atomic_add_fetch(&e->chunks_helped, 1, __ATOMIC_RELAXED);
-        t = __atomic_load_n(&e->ticket, __ATOMIC_SEQ_CST);
+    const size_t parts = task == T_UPDATE_HT || task == T_UPDATE_HS ? 4 : 16;
+    return ((len + parts - 1) / parts + 63) & ~(size_t)63;
+}
+
+/* Lets the team's workers sleep again (see lrq_parallel_hold()): when the
+ * encoder goes solo and whenever control returns to the caller. */
+static void team_release(enc_t *const e)
+{
+    if (e->held) {
+        lrq_parallel_hold(-1);
+        e->held = 0;
     }
 }
 
-static int has_work(enc_t *const e)
+/* Runs task a over [0, len_a) and then, if nphases is 2, task b over
+ * [0, len_b), on the team when the work (element operations) pays for it. */
+static void parallel2(enc_t *const e, const int nphases, const task_kind a, const size_t len_a,
+                      const task_kind b, const size_t len_b, const size_t work)
 {
-    const uint64_t t = __atomic_load_n(&e->ticket, __ATOMIC_SEQ_CST);
-    return TICKET_NEXT(t) < TICKET_COUNT(t) || __atomic_load_n(&e->quit, __ATOMIC_SEQ_CST);
-}
-
-static void *worker_main(void *const arg)
-{
-    enc_t *const e = ((worker *)arg)->enc;
-    unsigned spins = 0;
-    while (!__atomic_load_n(&e->quit, __ATOMIC_SEQ_CST)) {
-        uint64_t t;
-        /* Announce before looking, so that the caller, which waits for
-         * busy == 0 after the last chunk is claimed, never changes a task's
-         * parameters under a worker that is about to read them. */
-        __atomic_add_fetch(&e->busy, 1, __ATOMIC_SEQ_CST);
-        t = __atomic_load_n(&e->ticket, __ATOMIC_SEQ_CST);
-        if (TICKET_NEXT(t) < TICKET_COUNT(t)) {
-            claim_chunks(e, t, 1);
-            spins = 0;
-        }
-        __atomic_sub_fetch(&e->busy, 1, __ATOMIC_SEQ_CST);
-        if (++spins < 500) {
-            cpu_relax();
-            continue;
-        }
-        pthread_mutex_lock(&e->lock);
-        e->sleeping++;
-        while (!has_work(e))
-            pthread_cond_wait(&e->wake, &e->lock);
-        e->sleeping--;
-        pthread_mutex_unlock(&e->lock);
-        spins = 0;
-    }
-    return NULL;
-}
-
-static void wake_workers(enc_t *const e)
-{
-    pthread_mutex_lock(&e->lock);
-    if (e->sleeping)
-        pthread_cond_broadcast(&e->wake);
-    pthread_mutex_unlock(&e->lock);
-}
-
-/* Runs the current task over [0, len), on the team when it pays. */
-static void parallel(enc_t *const e, const task_kind task, const size_t len, const size_t work)
-{
-    uint64_t t;
-    e->task = task;
-    e->task_len = len;
-    if (e->running == 0 || work < PARALLEL_MIN || len <= 64 || e->solo) {
+    int nparts = 1, ph;
+    long waited;
+    e->task[0] = a;
+    e->task_len[0] = len_a;
+    e->task[1] = b;
+    e->task_len[1] = len_b;
+    if (e->nthreads <= 1 || work < PARALLEL_MIN || (len_a <= 64 && (nphases == 1 || len_b <= 64)) ||
+        e->solo) {
         if (e->solo && work >= PARALLEL_MIN)
             e->solo--;
-        run_task(e, 0, len);
+        for (ph = 0; ph < nphases; ph++)
+            run_task(e, e->task[ph], 0, e->task_len[ph]);
         return;
     }
-    /* Enough chunks to balance threads that run at different speeds; but
-     * an image update streams a slice of every flipped row per chunk, and
-     * long slices are what the prefetchers need, so it gets few chunks. */
-    {
-        const size_t parts = task == T_UPDATE_HT || task == T_UPDATE_HS ? 4 : 16;
-        e->chunk = ((len + parts - 1) / parts + 63) & ~(size_t)63;
+    /* Every phase of a job has the same number of parts: the most any of
+     * its tasks is cut into (a task with fewer leaves the rest empty). */
+    for (ph = 0; ph < nphases; ph++) {
+        const size_t len = e->task_len[ph];
+        e->chunk[ph] = chunk_of(e->task[ph], len);
+        if ((int)((len + e->chunk[ph] - 1) / e->chunk[ph]) > nparts)
+            nparts = (int)((len + e->chunk[ph] - 1) / e->chunk[ph]);
     }
-    t = (((__atomic_load_n(&e->ticket, __ATOMIC_SEQ_CST) >> 32) + 1) << 32) |
-        (uint64_t)((len + e->chunk - 1) / e->chunk) << 16;
-    __atomic_store_n(&e->ticket, t, __ATOMIC_SEQ_CST);
-    wake_workers(e);
-    claim_chunks(e, t, 0);
-    e->chunks_all += TICKET_COUNT(t);
-    if (__atomic_load_n(&e->busy, __ATOMIC_SEQ_CST) != 0) {
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        while (__atomic_load_n(&e->busy, __ATOMIC_SEQ_CST) != 0)
-            cpu_relax();
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        if ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) > WAIT_LIMIT_NS)
-            e->solo = SOLO_TASKS;
+    if (!e->held) {
+        lrq_parallel_hold(1);
+        e->held = 1;
     }
-    if (++e->shared == REVIEW_TASKS) {
-        const size_t helped = __atomic_exchange_n(&e->chunks_helped, 0, __ATOMIC_RELAXED);
-        if (4 * helped < e->chunks_all)
-            e->solo = SOLO_TASKS;
+    e->parts_helped += (size_t)lrq_parallel_run_stats(run_part, e, nphases, nparts, e->nthreads, &waited);
+    e->parts_all += (size_t)(nphases * nparts);
+    if (waited > WAIT_LIMIT_NS)
+        e->solo = SOLO_AFTER_WAIT;
+    if (++e->shared == REVIEW_JOBS) {
+        if (4 * e->parts_helped < e->parts_all)
+            e->solo = SOLO_AFTER_REVIEW;
         e->shared = 0;
-        e->chunks_all = 0;
+        e->parts_all = e->parts_helped = 0;
     }
+    if (e->solo)
+        team_release(e); /* let the workers sleep while the encoder runs alone */
 }
 
-static void team_start(enc_t *const e)
+static void parallel(enc_t *const e, const task_kind task, const size_t len, const size_t work)
 {
-    unsigned p;
-    e->running = 0;
-    __atomic_store_n(&e->quit, 0, __ATOMIC_SEQ_CST);
-    for (p = 1; p < e->threads; p++) {
-        worker *const w = &e->workers[e->running];
-        w->enc = e;
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
-            break; /* fewer threads: slower, never different */
-        e->running++;
-    }
+    parallel2(e, 1, task, len, task, 0, work);
 }
 
-static void team_stop(enc_t *const e)
+/* The thread count of one run(): fixed for its duration. */
+static void pick_threads(enc_t *const e)
 {
-    unsigned p;
-    __atomic_store_n(&e->quit, 1, __ATOMIC_SEQ_CST);
-    wake_workers(e);
-    for (p = 0; p < e->running; p++)
-        pthread_join(e->workers[p].thread, NULL);
-    e->running = 0;
+    e->nthreads = e->threads ? (int)e->threads : lrq_threads_get();
 }
 
 /* ------------------------------------------------------------ remainder */
@@ -427,8 +375,7 @@ static void flush(enc_t *const e)
         for (w = 0; w < BLOCK; w++)
             e->tstart[w * e->nw + e->nw - 1] &= (UINT64_C(1) << (n % 64)) - 1;
     load_block_c(e);
-    parallel(e, T_BLOCK_R, m, m * n * (e->open + 1));
-    parallel(e, T_BLOCK_RT, n, m * n * (e->open + 1));
+    parallel2(e, 2, T_BLOCK_R, m, T_BLOCK_RT, n, m * n * (e->open + 1));
     e->open = 0;
     memset(e->spat, 0, m * sizeof *e->spat);
     memset(e->tpat, 0, n * sizeof *e->tpat);
@@ -461,14 +408,30 @@ static size_t flips(enc_t *const e, const uint64_t *const old, const uint64_t *c
             const unsigned b = (unsigned)__builtin_ctzll(f);
             const size_t j = w * 64 + b;
             e->idx[count] = (uint32_t)j;
-            e->fscale[count] = (now[w] >> b & 1u) ? -row_scale[j] : row_scale[j];
+            /* Negated by its sign bit, without a branch (half of these
+             * would be mispredicted). */
+            uint32_t u;
+            memcpy(&u, &row_scale[j], sizeof u);
+            u ^= (uint32_t)(now[w] >> b & 1u) << 31;
+            memcpy(&e->fscale[count], &u, sizeof u);
             count++;
             f &= f - 1;
         }
     }
     for (k = 0; k < e->open; k++) {
         const uint64_t *const cut = block + k * block_words;
-        const int64_t differ = (int64_t)e->k->count_differ(now, cut, e->flipmask, words);
+        int64_t differ = 0;
+        if (count < words) {
+            /* Few flips (the tail of a cut): test them one by one rather
+             * than count over every word. */
+            size_t q;
+            for (q = 0; q < count; q++) {
+                const size_t j = e->idx[q];
+                differ += (int64_t)((cut[j >> 6] ^ now[j >> 6]) >> (j & 63) & 1u);
+            }
+        } else {
+            differ = (int64_t)e->k->count_differ(now, cut, e->flipmask, words);
+        }
         e->d[k] = (float)((double)e->out_c[e->width - e->open + k] * (double)((int64_t)count - 2 * differ));
     }
     e->groups_d = lrq_sc_tables(e->d, (unsigned)e->open, e->tab_d);
@@ -508,17 +471,17 @@ static double alternate(enc_t *const e)
     const size_t m = (size_t)e->m, n = (size_t)e->n;
     double cut = e->k->signed_sum(e->ht, e->s_cur, m);
     for (;;) {
-        double v = e->k->sum_abs(e->ht, m);
+        /* Signs come out of the same pass as the norm; s_new and t_new
+         * are scratch until move_s() / move_t() adopt them. */
+        double v = e->k->sum_abs(e->ht, m, e->s_new);
         if (!(v > cut))
             break;
         cut = v;
-        e->k->sign_bits(e->ht, m, e->s_new);
         move_s(e);
-        v = e->k->sum_abs(e->hs, n);
+        v = e->k->sum_abs(e->hs, n, e->t_new);
         if (!(v > cut))
             break;
         cut = v;
-        e->k->sign_bits(e->hs, n, e->t_new);
         move_t(e);
     }
     return cut;
@@ -641,7 +604,8 @@ static int one_cut(enc_t *const e)
                               ((double)n - 2.0 * (double)differ));
         }
         e->groups_d = lrq_sc_tables(e->d, (unsigned)e->open, e->tab_d);
-        parallel(e, T_START, m, m * (e->open + 1));
+        /* One cheap pass over m values: worth a hand-off only when huge. */
+        parallel(e, T_START, m, m);
         memcpy(e->t_cur, t, e->nw * sizeof *t);
     }
     cut = alternate(e);
@@ -776,8 +740,6 @@ void lrq_signcut_encoder_free(lrq_signcut_encoder *const e)
     free(e->out_s);
     free(e->out_t);
     free(e->out_c);
-    pthread_cond_destroy(&e->wake);
-    pthread_mutex_destroy(&e->lock);
     free(e);
 }
 
@@ -791,7 +753,7 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
     int p;
 
     if (out == NULL || a == NULL || rows == 0 || cols == 0 || rows > MAX_DIM || cols > MAX_DIM ||
-        ld < cols || threads > MAX_THREADS)
+        ld < cols || threads > LRQ_THREADS_MAX)
         return LRQ_ERR_ARGUMENT;
     if (__builtin_mul_overflow(rows, cols, &cells) ||
         __builtin_mul_overflow(cells, (uint64_t)sizeof(float), &bytes) || bytes > SIZE_MAX / 2)
@@ -803,21 +765,13 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
     e = (enc_t *)calloc(1, sizeof *e);
     if (e == NULL)
         return LRQ_ERR_MEMORY;
-    if (pthread_mutex_init(&e->lock, NULL) != 0) {
-        free(e);
-        return LRQ_ERR_MEMORY;
-    }
-    if (pthread_cond_init(&e->wake, NULL) != 0) {
-        pthread_mutex_destroy(&e->lock);
-        free(e);
-        return LRQ_ERR_MEMORY;
-    }
     e->m = rows;
     e->n = cols;
     e->mw = (size_t)((rows + 63) / 64);
     e->nw = (size_t)((cols + 63) / 64);
     e->k = pick_kernels();
-    e->threads = threads ? threads : 1;
+    e->threads = threads;
+    pick_threads(e);
     e->r = (float *)alloc_remainder((size_t)bytes);
     e->rt = (float *)alloc_remainder((size_t)bytes);
     e->rb = (int16_t *)alloc_remainder((size_t)bytes / 2);
@@ -853,6 +807,7 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
     /* Images of the all-(+1) starting vectors and the exact norm: a block
      * update with an empty block does exactly that. */
     flush(e);
+    team_release(e);
     e->norm2_a = e->norm2;
     e->done = e->norm2_a == 0.0;
     *out = e;
@@ -868,7 +823,7 @@ int lrq_signcut_encoder_run(lrq_signcut_encoder *const e, const uint64_t max_cut
     if (e == NULL || !(rel_error >= 0.0) || rel_error > 1.0)
         return LRQ_ERR_ARGUMENT;
     goal = rel_error > 0.0 ? rel_error * rel_error * e->norm2_a : -1.0;
-    team_start(e);
+    pick_threads(e);
     while (!e->done && done < max_cuts) {
         if (e->norm2 <= goal * (1.0 + PEEK_MARGIN) || e->norm2 <= 0.0) {
             /* Near or past the goal (or at zero): measure exactly, which
@@ -887,7 +842,7 @@ int lrq_signcut_encoder_run(lrq_signcut_encoder *const e, const uint64_t max_cut
             break;
         done++;
     }
-    team_stop(e);
+    team_release(e);
     return rc;
 }
 
@@ -912,9 +867,9 @@ int lrq_signcut_encoder_remainder_norm(lrq_signcut_encoder *const e, const int e
     if (e == NULL || norm == NULL)
         return LRQ_ERR_ARGUMENT;
     if (exact && !e->exact) {
-        team_start(e);
+        pick_threads(e);
         e->norm2 = peek(e);
-        team_stop(e);
+        team_release(e);
         e->exact = 1;
     }
     *norm = sqrt(e->norm2 > 0.0 ? e->norm2 : 0.0);

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The thread helper behind every product: persistent workers that spin
- * briefly between jobs and then sleep, and parts that any thread may claim.
+ * The thread helper behind every product, decoding and the signcut encoder:
+ * persistent workers that spin briefly between jobs and then sleep, and
+ * parts that any thread may claim.  (The encoder runs dozens of small jobs
+ * per cut, back to back, which is the spinning worker's best case; it reads
+ * lrq_parallel_run_stats() to notice a worker that cannot get a CPU.)
  *
  * Why this shape, measured by bench/handoff.c on the 2-core Zen 5 VM (the
  * round trip of handing an empty task to a second thread, median):
@@ -77,8 +80,10 @@ static struct {
     void *ctx;
     int nphases, nparts;
     int nthreads;
-    int state[LRQ_MAX_PHASES][LRQ_THREADS_MAX * LRQ_PARTS_PER_THREAD];
+    int state[LRQ_MAX_PHASES][LRQ_MAX_PARTS];
     int done[LRQ_MAX_PHASES];
+    int helped;            /* parts run by workers in the current job */
+    int held;              /* lrq_parallel_hold() count: idle workers keep spinning */
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .sleep = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static int thread_setting; /* 0 until initialised */
@@ -96,6 +101,9 @@ static void after_fork_child(void)
     pool.nworkers = 0;
     pool.active = 0;
     pool.ticket &= ~1ul;
+    /* The child's encoders may still release holds taken before the fork:
+     * a count below zero counts as no hold. */
+    pool.held = 0;
 }
 
 static void init_setting(void)
@@ -155,6 +163,8 @@ static void participate(const int me)
             if (__atomic_compare_exchange_n(&pool.state[ph][part], &expected, PART_TAKEN, 0, SEQ,
                                             RLX)) {
                 pool.fn(pool.ctx, ph, part, nparts);
+                if (me != 0)
+                    __atomic_fetch_add(&pool.helped, 1, RLX);
                 __atomic_fetch_add(&pool.done[ph], 1, REL);
             }
         }
@@ -173,7 +183,8 @@ static void *worker_main(void *arg)
 
         while (!(t & 1ul) || t == last) {
             cpu_relax();
-            if (++spins % 256 == 0 && now_ns() - start > SPIN_NS) {
+            if (++spins % 256 == 0 && now_ns() - start > SPIN_NS &&
+                __atomic_load_n(&pool.held, RLX) <= 0) {
                 pthread_mutex_lock(&pool.sleep);
                 pool.sleepers++;
                 while (!((t = __atomic_load_n(&pool.ticket, ACQ)) & 1ul) || t == last)
@@ -220,6 +231,11 @@ static void ensure_workers(const int want)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+void lrq_parallel_hold(const int delta)
+{
+    __atomic_add_fetch(&pool.held, delta, SEQ);
+}
+
 static void run_inline(const lrq_part_fn fn, void *ctx, const int nphases, const int nparts)
 {
     int ph, part;
@@ -231,13 +247,21 @@ static void run_inline(const lrq_part_fn fn, void *ctx, const int nphases, const
 void lrq_parallel_run(const lrq_part_fn fn, void *ctx, const int nphases, const int nparts,
                       const int nthreads)
 {
-    int ph, k;
-    unsigned long t;
-    long spins = 0;
+    (void)lrq_parallel_run_stats(fn, ctx, nphases, nparts, nthreads, NULL);
+}
 
+int lrq_parallel_run_stats(const lrq_part_fn fn, void *ctx, const int nphases, const int nparts,
+                           const int nthreads, long *const waited_ns)
+{
+    int ph, k, helped;
+    unsigned long t;
+    long spins = 0, start = 0;
+
+    if (waited_ns != NULL)
+        *waited_ns = 0;
     if (nthreads <= 1 || nparts <= 1 || pthread_mutex_trylock(&pool.busy) != 0) {
         run_inline(fn, ctx, nphases, nparts);
-        return;
+        return 0;
     }
     ensure_workers(nthreads - 1);
     pool.fn = fn;
@@ -245,6 +269,7 @@ void lrq_parallel_run(const lrq_part_fn fn, void *ctx, const int nphases, const 
     pool.nphases = nphases;
     pool.nparts = nparts;
     pool.nthreads = nthreads < nparts ? nthreads : nparts;
+    pool.helped = 0;
     for (ph = 0; ph < nphases; ph++) {
         for (k = 0; k < nparts; k++)
             pool.state[ph][k] = PART_FREE;
@@ -258,13 +283,19 @@ void lrq_parallel_run(const lrq_part_fn fn, void *ctx, const int nphases, const 
     pthread_mutex_unlock(&pool.sleep);
 
     participate(0);
+    if (waited_ns != NULL && __atomic_load_n(&pool.done[nphases - 1], ACQ) < nparts)
+        start = now_ns();
     while (__atomic_load_n(&pool.done[nphases - 1], ACQ) < nparts) {
         cpu_relax();
         if (++spins % 4096 == 0)
             sched_yield();
     }
+    if (start != 0)
+        *waited_ns = now_ns() - start;
     __atomic_store_n(&pool.ticket, t + 1, SEQ); /* closed */
     while (__atomic_load_n(&pool.active, SEQ) != 0)
         cpu_relax();
+    helped = __atomic_load_n(&pool.helped, RLX);
     pthread_mutex_unlock(&pool.busy);
+    return helped;
 }

@@ -32,6 +32,27 @@ void lrq_parallel_run(lrq_part_fn fn, void *ctx, int nphases, int nparts, int nt
 /* Parts per thread used by the products: see lrq_parallel_run(). */
 #define LRQ_PARTS_PER_THREAD 4
 
+/* Most parts a job may have. */
+#define LRQ_MAX_PARTS (LRQ_THREADS_MAX * LRQ_PARTS_PER_THREAD)
+
+/* lrq_parallel_run() for callers that adapt to how the team fares (the
+ * encoder, whose jobs are many and small): returns how many parts workers
+ * ran (0 when the caller ran the job alone), and if waited_ns is not NULL
+ * stores there how long the caller waited, after running out of parts to
+ * claim, for parts a worker had claimed (0 if it did not wait): long waits
+ * mean a worker lost its CPU in the middle of a part.  nparts <=
+ * LRQ_MAX_PARTS, nphases <= LRQ_MAX_PHASES. */
+int lrq_parallel_run_stats(lrq_part_fn fn, void *ctx, int nphases, int nparts, int nthreads,
+                           long *waited_ns);
+
+/* lrq_parallel_hold(+1) asks idle workers to keep spinning, rather than
+ * sleep once SPIN_NS has passed without a job, until a matching
+ * lrq_parallel_hold(-1): for a caller about to run many small jobs with
+ * serial stretches longer than SPIN_NS between them (the encoder, whose
+ * cuts end in a tail of small serial steps), so that each job does not
+ * begin with a wake-up.  Holds from several callers add up. */
+void lrq_parallel_hold(int delta);
+
 /* [lo, hi) of part `part` when n items are cut into nparts near-equal runs. */
 static inline void lrq_split(const size_t n, const int part, const int nparts, size_t *lo,
                              size_t *hi)

@@ -45,16 +45,18 @@ def build_info() -> dict:
 
 
 def set_num_threads(n: int) -> None:
-    """Threads for products and decoding (default 2, or ``LRQ_NUM_THREADS``).
+    """Threads for products, decoding and encoding (default 2, or ``LRQ_NUM_THREADS``).
 
-    Work is split statically over output rows, so results are the same bits
-    for every thread count.
+    Encoding uses it when :func:`lrq.encode` is not given ``threads=``.
+    Work is split statically (products over output rows, the encoder over
+    fixed ranges that do not depend on the thread count), so results are the
+    same bits for every thread count.
     """
     _native.set_threads(n)
 
 
 def get_num_threads() -> int:
-    """Threads products and decoding use (see :func:`set_num_threads`)."""
+    """Threads products, decoding and encoding use (see :func:`set_num_threads`)."""
     return _native.threads()
 
 

@@ -79,8 +79,13 @@ def set_isa(name) -> str:
 
 
 def threads() -> int:
-    """The number of threads products and decoding use."""
+    """The number of threads products, decoding and (by default) encoding use."""
     return int(lib.lrq_threads_get())
+
+
+def threads_max() -> int:
+    """The most threads any call may use (LRQ_THREADS_MAX)."""
+    return int(lib.LRQ_THREADS_MAX)
 
 
 def set_threads(n: int) -> None:
@@ -508,6 +513,7 @@ __all__ = [
     "set_threads",
     "signcut_tile",
     "threads",
+    "threads_max",
     "Tile",
     "layout_size",
     "pack_interleaved",
@@ -527,8 +533,10 @@ class SignCutEncoder:
     ``run(max_cuts, rel_error)`` makes up to ``max_cuts`` more cuts and
     returns; the GIL is released during the call, so a caller can report
     progress and be interrupted between calls, and several encoders can run
-    in parallel threads.  Results never depend on ``threads`` or on how the
-    cuts are split between calls.
+    in parallel threads.  ``threads`` caps the threads a run uses (the
+    library's shared team, see :func:`threads`); 0 means the library setting
+    at each run.  Results never depend on ``threads`` or on how the cuts are
+    split between calls.
     """
 
     C_STORAGE = {"float32": lib.LRQ_SIGNCUT_C_FLOAT32, "float16": lib.LRQ_SIGNCUT_C_FLOAT16}
@@ -541,7 +549,7 @@ class SignCutEncoder:
         rows, cols = a.shape
         ld = a.strides[0] // 4 if rows > 1 else cols
         seed = _integer(seed, "seed", 0, _U64_MAX)
-        threads = _integer(threads, "threads", 0, 8)
+        threads = _integer(threads, "threads", 0, int(lib.LRQ_THREADS_MAX))
         out = ffi.new("lrq_signcut_encoder **")
         # The first row's address and ld describe the (possibly strided) view.
         base = ffi.cast("const float *", a.__array_interface__["data"][0])

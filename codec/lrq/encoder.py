@@ -12,7 +12,6 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import math
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -561,8 +560,10 @@ def encode(
         Ctrl-C (KeyboardInterrupt) stops an encode within one step of
         64 cuts and raises; nothing is left running.
     threads : int, optional
-        Threads to use (default: up to 2, the cores of the machine).  Never
-        changes the result: files are byte-identical for any value.
+        Threads to use, 1 .. 64 (default: :func:`lrq.get_num_threads`, set
+        by :func:`lrq.set_num_threads` or ``LRQ_NUM_THREADS``, else up to 2,
+        the cores of the machine).  Never changes the result: files are
+        byte-identical for any value.
     name : str, optional
         The tensor's name when written alone with :func:`lrq.dumps`.
     source_dtype : str, optional
@@ -607,9 +608,10 @@ def encode(
         raise ArgumentError(f"panel must be a multiple of 64 in [64, 2^20], not {panel!r}")
     shape = tuple(int(d) for d in a.shape)
     if threads is None:
-        threads = min(2, os.cpu_count() or 1)
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 8:
-        raise ArgumentError(f"threads must be an integer in [1, 8], not {threads!r}")
+        threads = _native.threads()
+    top = _native.threads_max()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= top:
+        raise ArgumentError(f"threads must be an integer in [1, {top}], not {threads!r}")
     threads = int(threads)
     if tile_shape is None and a.ndim == 2 and max(shape) > DEFAULT_TILE:
         tile_shape = (DEFAULT_TILE, DEFAULT_TILE)
