@@ -16,7 +16,7 @@
 #endif
 
 /* Prefetch distance on the bit stream.  2 KiB measured best of 0.5-16 KiB
- * for a 16 MiB product on Sapphire Rapids (~12 % faster than 4 KiB once
+ * for a 16 MiB product on an AMX-class Intel Xeon (~12 % faster than 4 KiB once
  * the prefetch follows each stream into the next group of tiles). */
 #define PF_DIST 2048
 
