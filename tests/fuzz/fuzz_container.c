@@ -2,7 +2,8 @@
 /*
  * libFuzzer harness for the container parser and the tile decoder.
  *
- * Build and run (clang only; not part of the test suite):
+ * Build and run (clang only; tests/test_fuzz_replay.py replays it on the
+ * conformance vectors in the test suite, built with gcc):
  *
  *   clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -pthread \
  *         -Ic_src/include tests/fuzz/fuzz_container.c $(find c_src/src -name '*.c') \
@@ -49,7 +50,11 @@ static void decode_tile(lrq_file *const f, const uint64_t t, const uint64_t k,
     for (s = 0; s < tl->section_count; s++)
         if (lrq_file_section(f, t, k, s, &p[s], &n[s], detail, sizeof detail) != LRQ_OK)
             return; /* a damaged section: refused before any kernel sees it */
-    if (tl->scheme == LRQ_SCHEME_SIGNCUT)
+    if (tl->scheme == LRQ_SCHEME_SIGNCUT && tl->c_scale != 0.0f)
+        rc = lrq_tile_create_signcut_c16(&tile, tl->shape[0], tl->shape[1], tl->width, panel,
+                                         tl->c_scale, p[0], (size_t)n[0], p[1], (size_t)n[1],
+                                         p[2], (size_t)n[2]);
+    else if (tl->scheme == LRQ_SCHEME_SIGNCUT)
         rc = lrq_tile_create_signcut(&tile, tl->shape[0], tl->shape[1], tl->width, panel,
                                      p[0], (size_t)n[0], p[1], (size_t)n[1], p[2], (size_t)n[2]);
     else

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The libFuzzer harness tests/fuzz/fuzz_container.c, replayed without
+ * libFuzzer: every file named in FUZZ_REPLAY (one path per line) goes
+ * through the harness whole, and again with one bit flipped at each of a
+ * spread of offsets.  This keeps the harness's invariants (an accepted
+ * file's tiles build and decode; a refusal names its rule and leaves no
+ * handle) in the ordinary test suite, built with gcc under ASan and UBSan,
+ * so a format change that breaks them fails here and not only in the fuzz
+ * run of CI.
+ */
+#include <stdio.h>
+
+#include "../fuzz/fuzz_container.c"
+
+static int replay(const char *path)
+{
+    FILE *in = fopen(path, "rb");
+    uint8_t *data;
+    long len;
+    size_t i, step;
+
+    if (in == NULL || fseek(in, 0, SEEK_END) != 0 || (len = ftell(in)) < 0 || fseek(in, 0, SEEK_SET) != 0) {
+        fprintf(stderr, "cannot read %s\n", path);
+        return 1;
+    }
+    data = malloc((size_t)len + 1);
+    if (data == NULL || fread(data + 1, 1, (size_t)len, in) != (size_t)len) {
+        fprintf(stderr, "cannot read %s\n", path);
+        return 1;
+    }
+    fclose(in);
+    data[0] = 0; /* whole-file mode */
+    LLVMFuzzerTestOneInput(data, (size_t)len + 1);
+    /* Flips over the preamble and header (every byte of the first 256) and a
+     * spread of section bytes after them. */
+    step = (size_t)len > 256 ? ((size_t)len - 256) / 64 + 1 : 1;
+    for (i = 0; i < (size_t)len; i += i < 256 ? 1 : step) {
+        data[1 + i] ^= (uint8_t)(1u << (i % 8));
+        LLVMFuzzerTestOneInput(data, (size_t)len + 1);
+        data[1 + i] ^= (uint8_t)(1u << (i % 8));
+    }
+    free(data);
+    return 0;
+}
+
+int main(void)
+{
+    const char *list = getenv("FUZZ_REPLAY");
+    char path[4096];
+    size_t n = 0, files = 0;
+    const char *p;
+
+    if (list == NULL)
+        return 2;
+    for (p = list;; p++) {
+        if (*p == '\n' || *p == '\0') {
+            path[n] = '\0';
+            if (n > 0) {
+                if (replay(path) != 0)
+                    return 1;
+                files++;
+            }
+            n = 0;
+            if (*p == '\0')
+                break;
+        } else if (n + 1 < sizeof path) {
+            path[n++] = *p;
+        }
+    }
+    printf("replayed %zu files\n", files);
+    return files > 0 ? 0 : 1;
+}
