@@ -377,6 +377,7 @@ class ContainerFile:
 
 # ----------------------------------------------------------------- tiles
 
+_F32 = np.dtype(np.float32)
 _PRECISIONS = {"float32": 0, "int16": lib.LRQ_PRODUCT_INT16, "int8": lib.LRQ_PRODUCT_INT8}
 
 
@@ -426,6 +427,17 @@ class Tile:
         """
         m, n = self.shape
         k_in, k_out = (m, n) if transpose else (n, m)
+        if (out is None and x.ndim == 1 and x.flags.c_contiguous and x.dtype == _F32 and 0 < x.shape[0] == k_in
+                and precision == "float32"):
+            # The common call, a contiguous vector in, a new one out: the
+            # general path's checks and stride arithmetic cost several times
+            # the product of a small tile.
+            out = _allocate((k_out,), _F32)
+            _check(lib.lrq_tile_product(self._handle, lib.LRQ_PRODUCT_TRANSPOSE if transpose else 0, 1,
+                                        ffi.from_buffer("float[]", x), 0, 1,
+                                        ffi.from_buffer("float[]", out, require_writable=True), 0, 1),
+                   "lrq_tile_product")
+            return out
         if precision not in _PRECISIONS:
             raise ArgumentError(f"precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
         if transpose and precision != "float32":

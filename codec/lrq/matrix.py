@@ -50,6 +50,7 @@ class Matrix:
         # C tile handles: they borrow the section bytes (no copy), so they are
         # kept even when factor copies are not (files from lrq.open).
         self._tiles = {}
+        self._single = None  # see _single_kernel()
         self._nbytes: Optional[int] = None
         self.name: Optional[str] = record.name
 
@@ -202,11 +203,18 @@ class Matrix:
         return np.dtype(np.float64 if wide else np.float32)
 
     def _single_kernel(self):
-        """The C handle when this is one signcut/lplr tile of a float32 matrix, else None."""
+        """The C handle when this is one signcut/lplr tile of a float32 matrix, else None.
+
+        Remembered after the first call (the record never changes): products
+        in a loop then pay one attribute read for it."""
+        if self._single is not None:
+            return self._single or None
         tiles = self._record.tiles
         if len(tiles) != 1 or tiles[0].scheme not in _FACTORED or self.dtype != np.float32:
+            self._single = False
             return None
-        return self._kernel(0, tiles[0])
+        self._single = self._kernel(0, tiles[0])
+        return self._single
 
     def _product(self, x, transpose: bool, precision: str = "float32") -> np.ndarray:
         # The common case in a few checks: a float32 array against one
