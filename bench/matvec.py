@@ -10,6 +10,11 @@ one exercises the byte-code kernels), prints:
     time measured in the same run, their ratio (of medians, and of the best
     runs, which a busy shared machine disturbs less), and the throughput in
     GB/s of the compressed bytes the product reads;
+  - the compute floor: the product's sign-MACs at the speed the exact
+    kernels reach on cache-resident data (measured first, one core, times
+    the thread count), and the share of it the product achieves -- what is
+    left for memory traffic, the hand-over between the two phases and the
+    second core (byte-code lplr has no floor here);
   - the same product with the matrix taken from a file opened with
     ``lrq.open`` (memory-mapped), and its ratio to the in-memory time;
   - ``lrq.decode`` time;
@@ -85,6 +90,44 @@ def interleaved_medians(fns, reps: int, rounds: int = 5):
     return [statistics.median(ts) for ts in times], [min(ts) for ts in times]
 
 
+def sign_mac_rate(rng) -> float:
+    """Sign-MACs per second of the exact kernels on one core, cache-resident.
+
+    A 1024 x 1024 signcut of width 1024 (256 KiB of signs, which stay in L2)
+    times 32 vectors at once, one thread, best of 30: the kernels' own speed
+    with little memory traffic to wait for, i.e. the compute floor the
+    products of the table are measured against ((m + n) * w sign-MACs per
+    vector for signcut, (m + n) * rank * bits for bit-plane lplr).
+    """
+    size, width, nvec = 1024, 1024, 32
+    m = signcut(size, width, rng)
+    x = rng.standard_normal((size, nvec)).astype(np.float32)
+    threads = lrq.get_num_threads()
+    lrq.set_num_threads(1)
+    try:
+        for _ in range(3):
+            m @ x
+        best = min(_timed_once(lambda: m @ x) for _ in range(30))
+    finally:
+        lrq.set_num_threads(threads)
+    return 2 * size * width * nvec / best
+
+
+def _timed_once(f) -> float:
+    start = time.perf_counter()
+    f()
+    return time.perf_counter() - start
+
+
+def sign_macs(name: str, size: int):
+    """Sign-MACs of one product for a bench case, or None (byte-code lplr)."""
+    kind, rest = name.split(" ", 1)
+    if kind == "signcut":
+        return 2 * size * int(rest.split("=")[1])
+    rank, bits = (int(part.split("=")[1]) for part in rest.split())
+    return 2 * size * rank * bits if bits <= 4 else None
+
+
 def rel(a, b) -> float:
     return float(np.linalg.norm(a.astype(np.float64) - b) / np.linalg.norm(b))
 
@@ -113,6 +156,11 @@ def main() -> None:
     for bits in (2, 4, 8):
         cases.append((f"lplr r={size // 2} b={bits}", lplr_tile(size, size // 2, bits, rng)))
 
+    rate = sign_mac_rate(rng)
+    threads = lrq.get_num_threads()
+    print(f"compute floor: {rate / 1e9:.0f} G sign-MAC/s per core on cache-resident data "
+          f"(1 thread, 1024 x 1024, w = 1024, 32 vectors at once)")
+
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "bench.lrq")
         lrq.save(path, {name: m for name, m in cases})
@@ -130,13 +178,17 @@ def main() -> None:
                 lrq.decode(m)
                 t_dec = time.perf_counter() - start
                 nbytes = section_bytes(m)
+                macs = sign_macs(name, size)
+                floor = macs / (rate * threads) if macs else None
                 rows.append((name, f"{8 * m.nbytes / m.size:.2f}", f"{t_lrq * 1e3:.3f}", f"{t_np * 1e3:.3f}",
                              f"{t_np / t_lrq:.2f}x", f"{b_np / b_lrq:.2f}x", f"{nbytes / t_lrq / 1e9:.1f}",
+                             f"{floor * 1e3:.3f}" if floor else "-", f"{100 * floor / t_lrq:.0f}%" if floor else "-",
                              f"{t_file * 1e3:.3f}",
                              f"{t_file / t_lrq:.2f}", f"{t_dec:.2f}",
                              f"{t_i16 * 1e3:.3f} ({rel(m.matvec(x, precision='int16'), exact):.0e})",
                              f"{t_i8 * 1e3:.3f} ({rel(m.matvec(x, precision='int8'), exact):.0e})"))
-    header = ("matrix", "bits/entry", "lrq ms", "numpy ms", "speed-up", "(best)", "GB/s", "file ms", "file/mem",
+    header = ("matrix", "bits/entry", "lrq ms", "numpy ms", "speed-up", "(best)", "GB/s", "floor ms", "of floor",
+              "file ms", "file/mem",
               "decode s", "int16 ms (rel err)", "int8 ms (rel err)")
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     print(f"\n{size} x {size}, y = M @ x, float32; numpy dense float32 A @ x measured in the same run\n")
