@@ -389,11 +389,12 @@ def _float_view(a: np.ndarray, writable: bool):
     memory the array touches: the array itself when it is contiguous (its
     transpose when Fortran-ordered), else that span viewed as 1-D.
     """
+    flags = a.flags
+    if flags.c_contiguous and a.size:
+        return ffi.from_buffer("float[]", a, require_writable=writable)
     if a.size == 0:
         return ffi.NULL
-    if a.flags.c_contiguous:
-        return ffi.from_buffer("float[]", a, require_writable=writable)
-    if a.flags.f_contiguous:
+    if flags.f_contiguous:
         return ffi.from_buffer("float[]", a.T, require_writable=writable)
     span = sum((n - 1) * st for n, st in zip(a.shape, a.strides)) // 4 + 1
     flat = np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(4,), writeable=writable)
@@ -427,37 +428,29 @@ class Tile:
         """
         m, n = self.shape
         k_in, k_out = (m, n) if transpose else (n, m)
-        if (out is None and x.ndim == 1 and x.flags.c_contiguous and x.dtype == _F32 and 0 < x.shape[0] == k_in
-                and precision == "float32"):
-            # The common call, a contiguous vector in, a new one out: the
-            # general path's checks and stride arithmetic cost several times
-            # the product of a small tile.
-            out = _allocate((k_out,), _F32)
-            _check(lib.lrq_tile_product(self._handle, lib.LRQ_PRODUCT_TRANSPOSE if transpose else 0, 1,
-                                        ffi.from_buffer("float[]", x), 0, 1,
-                                        ffi.from_buffer("float[]", out, require_writable=True), 0, 1),
-                   "lrq_tile_product")
-            return out
-        if precision not in _PRECISIONS:
+        flags = _PRECISIONS.get(precision)
+        if flags is None:
             raise ArgumentError(f"precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
-        if transpose and precision != "float32":
-            raise ArgumentError("the int16 / int8 fast paths compute A @ x only, not A.T @ x")
-        if x.dtype != np.float32 or x.ndim not in (1, 2) or x.shape[0] != k_in:
+        if transpose:
+            if flags:
+                raise ArgumentError("the int16 / int8 fast paths compute A @ x only, not A.T @ x")
+            flags = lib.LRQ_PRODUCT_TRANSPOSE
+        if x.dtype != _F32 or x.ndim not in (1, 2) or x.shape[0] != k_in:
             raise ArgumentError(f"internal: float32 input of {k_in} rows expected, got {x.dtype} {x.shape}")
-        if any(s < 0 for s in x.strides):
+        # Checks kept cheap: on a small tile this method, not the product,
+        # is most of the time of M @ x.
+        if min(x.strides) < 0:
             x = np.ascontiguousarray(x)
-        nvec = 1 if x.ndim == 1 else x.shape[1]
+        shape = (k_out,) if x.ndim == 1 else (k_out, x.shape[1])
         if out is None:
-            out = _allocate((k_out,) if x.ndim == 1 else (k_out, nvec), np.float32)
-        if out.shape != ((k_out,) if x.ndim == 1 else (k_out, nvec)) or any(s < 0 for s in out.strides):
+            out = _allocate(shape, _F32)
+        elif out.shape != shape or min(out.strides) < 0:
             raise ArgumentError("internal: output array of the wrong shape or strides")
-        xe = x.strides[0] // 4
-        xv = x.strides[1] // 4 if x.ndim == 2 else 0
-        ye = out.strides[0] // 4
-        yv = out.strides[1] // 4 if out.ndim == 2 else 0
-        flags = _PRECISIONS[precision] | (lib.LRQ_PRODUCT_TRANSPOSE if transpose else 0)
-        _check(lib.lrq_tile_product(self._handle, flags, nvec, _float_view(x, False), xv, xe,
-                                    _float_view(out, True), yv, ye), "lrq_tile_product")
+        xv, xe = (0, x.strides[0] // 4) if x.ndim == 1 else (x.strides[1] // 4, x.strides[0] // 4)
+        yv, ye = (0, out.strides[0] // 4) if out.ndim == 1 else (out.strides[1] // 4, out.strides[0] // 4)
+        _check(lib.lrq_tile_product(self._handle, flags, 1 if x.ndim == 1 else x.shape[1],
+                                    _float_view(x, False), xv, xe, _float_view(out, True), yv, ye),
+               "lrq_tile_product")
         return out
 
     def decode(self, out: np.ndarray = None) -> np.ndarray:
