@@ -119,15 +119,6 @@ def _timed_once(f) -> float:
     return time.perf_counter() - start
 
 
-def sign_macs(name: str, size: int):
-    """Sign-MACs of one product for a bench case, or None (byte-code lplr)."""
-    kind, rest = name.split(" ", 1)
-    if kind == "signcut":
-        return 2 * size * int(rest.split("=")[1])
-    rank, bits = (int(part.split("=")[1]) for part in rest.split())
-    return 2 * size * rank * bits if bits <= 4 else None
-
-
 def rel(a, b) -> float:
     return float(np.linalg.norm(a.astype(np.float64) - b) / np.linalg.norm(b))
 
@@ -150,11 +141,16 @@ def main() -> None:
     rng = np.random.default_rng(0)
     dense = rng.standard_normal((size, size)).astype(np.float32)
     x = rng.standard_normal(size).astype(np.float32)
+    # (name, matrix, sign-MACs of one product or None for byte codes):
+    # (m + n) * w for signcut, (m + n) * rank * bits for bit-plane lplr.
     cases = []
     for bits in (2, 4, 8):
-        cases.append((f"signcut w={bits * size // 2}", signcut(size, bits * size // 2, rng)))
+        width = bits * size // 2
+        cases.append((f"signcut w={width}", signcut(size, width, rng), 2 * size * width))
     for bits in (2, 4, 8):
-        cases.append((f"lplr r={size // 2} b={bits}", lplr_tile(size, size // 2, bits, rng)))
+        rank = size // 2
+        cases.append((f"lplr r={rank} b={bits}", lplr_tile(size, rank, bits, rng),
+                      2 * size * rank * bits if bits <= 4 else None))
 
     rate = sign_mac_rate(rng)
     threads = lrq.get_num_threads()
@@ -163,10 +159,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "bench.lrq")
-        lrq.save(path, {name: m for name, m in cases})
+        lrq.save(path, {name: m for name, m, _ in cases})
         with lrq.open(path) as f:
             rows = []
-            for name, m in cases:
+            for name, m, macs in cases:
                 mf = f[name]
                 assert np.array_equal(mf @ x, m @ x)  # also verifies the file's CRCs once
                 (t_lrq, t_np, t_file), (b_lrq, b_np, _) = interleaved_medians(
@@ -178,7 +174,6 @@ def main() -> None:
                 lrq.decode(m)
                 t_dec = time.perf_counter() - start
                 nbytes = section_bytes(m)
-                macs = sign_macs(name, size)
                 floor = macs / (rate * threads) if macs else None
                 rows.append((name, f"{8 * m.nbytes / m.size:.2f}", f"{t_lrq * 1e3:.3f}", f"{t_np * 1e3:.3f}",
                              f"{t_np / t_lrq:.2f}x", f"{b_np / b_lrq:.2f}x", f"{nbytes / t_lrq / 1e9:.1f}",
