@@ -190,14 +190,26 @@ def test_thread_counts_give_the_same_bits(scheme, args):
             assert_same_bits(want, all_results(M, 9), f"{scheme} {args} with {count} threads")
 
 
-def test_batch_columns_equal_single_products():
-    M, *_ = signcut_matrix(80, 90, 100, 64, 3)
-    X = np.random.default_rng(0).standard_normal((90, 6)).astype(np.float32)
-    Y = M @ X
-    for j in range(6):
-        assert np.array_equal(Y[:, j], M @ np.ascontiguousarray(X[:, j]))
-    assert np.array_equal(M @ np.asfortranarray(X), Y)
-    assert np.array_equal(M @ X[:, ::2], Y[:, ::2])  # strided columns, no copy
+@pytest.mark.parametrize("scheme, args", [
+    ("signcut", (80, 90, 100, 64)),
+    ("lplr", (70, 130, 41, 3, 2, 32, 64)),  # sign planes with scales on both sides
+    ("lplr", (50, 60, 33, 8, 4, 16, 64)),  # byte codes first, then planes
+])
+def test_batch_columns_equal_single_products(scheme, args):
+    """The forward kernels take vectors in batches (of 4): every column of M @ X
+    is bit for bit the product with that column alone, whatever the batch
+    size it fell in (7 columns: one batch of 4, one of 3)."""
+    M = signcut_matrix(*args, seed=3)[0] if scheme == "signcut" else lplr_matrix(*args, seed=3)[0]
+    X = np.random.default_rng(0).standard_normal((M.shape[1], 7)).astype(np.float32)
+    for isa_name in available_paths():
+        with isa(isa_name):
+            for count in (1, 2, 4, 5, 7):
+                Y = M @ X[:, :count]
+                for j in range(count):
+                    assert np.array_equal(Y[:, j], M @ np.ascontiguousarray(X[:, j])), (isa_name, count, j)
+            Y = M @ X
+            assert np.array_equal(M @ np.asfortranarray(X), Y)
+            assert np.array_equal(M @ X[:, ::2], Y[:, ::2])  # strided columns, no copy
 
 
 @SETTINGS

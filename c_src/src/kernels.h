@@ -133,8 +133,12 @@ typedef struct {
     const char *name;
     /* 16 floats per group of 4 inputs: tab[16j + i] = T_j[i]. */
     void (*tables_f32)(const float *v, size_t ngroups, float *tab);
-    /* Sign matrix (all planes), out[r] for the rows of tiles [t0, t1). */
-    void (*fwd_sign)(const lrq_kmat *m, size_t t0, size_t t1, const float *tab, float *out);
+    /* Sign matrix (all planes), out[r] for the rows of tiles [t0, t1), for
+     * 1 <= nv <= LRQ_FWD_BATCH vectors at once: vector v's tables at
+     * tab + v * tstride, its output at out + v * ostride.  Each vector's
+     * result is bit for bit that of a call for it alone. */
+    void (*fwd_sign)(const lrq_kmat *m, size_t t0, size_t t1, size_t nv, const float *tab,
+                     size_t tstride, float *out, size_t ostride);
     /* Byte matrix; v is padded with zeros to 16*K16 elements. */
     void (*fwd_byte)(const lrq_kmat *m, size_t t0, size_t t1, const float *v, float *out);
     /* Transposed: out[wc*c0 .. wc*c1) from z, padded with zeros to 16 * tiles. */
@@ -146,6 +150,10 @@ typedef struct {
     void (*fwd_sign_int)(const lrq_kmat *m, size_t t0, size_t t1, int wide, const uint8_t *tab,
                          const float *step, float *out);
 } lrq_kernels;
+
+/* Vectors per forward float kernel call: the words of a chunk and their
+ * nibbles are extracted once for all of them. */
+#define LRQ_FWD_BATCH 4
 
 /* Bytes of int tables per chunk of 16 inputs (int8 or int16 entries). */
 #define LRQ_ITAB_BYTES(wide) ((wide) ? 128u : 64u)

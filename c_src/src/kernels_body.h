@@ -26,6 +26,9 @@
 #define FWD_TILES 2
 #endif
 
+/* Most vectors one forward float kernel call takes (kernels.h). */
+#define FWD_BATCH LRQ_FWD_BATCH
+
 static inline size_t min_sz(const size_t a, const size_t b)
 {
     return a < b ? a : b;
@@ -62,14 +65,24 @@ ALWAYS_INLINE vf chunk_sum(const vt t0, const vt t1, const vt t2, const vt t3, c
                   vf_add(vt_lookup(t2, w, 8), vt_lookup(t3, w, 12)));
 }
 
-/* All planes of one chunk, top plane first (Horner). */
+/* One plane's words for chunk_sum: a chunk of the forward kernels (in the
+ * ISA's lane order), or a 16x16 block turned around for the transposed one. */
+ALWAYS_INLINE vi plane_words(const uint8_t *wp, const size_t h, const int transposed)
+{
+    return transposed ? vi_transpose16(wp, h) : vi_load_lut(wp, h);
+}
+
+/* All planes of one chunk (or block), top plane first (Horner).  Inlined
+ * with a constant plane count, the loop and its offsets unroll away. */
 ALWAYS_INLINE vf planes_sum(const size_t pb, const uint8_t *wp, const size_t h, const vt t0,
-                            const vt t1, const vt t2, const vt t3, const int planes)
+                            const vt t1, const vt t2, const vt t3, const int planes,
+                            const int transposed)
 {
     int p = planes - 1;
-    vf s = chunk_sum(t0, t1, t2, t3, vi_load_lut(wp + (size_t)p * pb, h), 1);
+    vf s = chunk_sum(t0, t1, t2, t3, plane_words(wp + (size_t)p * pb, h, transposed), !transposed);
     for (p--; p >= 0; p--)
-        s = vf_add(vf_add(s, s), chunk_sum(t0, t1, t2, t3, vi_load_lut(wp + (size_t)p * pb, h), 1));
+        s = vf_add(vf_add(s, s),
+                   chunk_sum(t0, t1, t2, t3, plane_words(wp + (size_t)p * pb, h, transposed), !transposed));
     return s;
 }
 
@@ -140,11 +153,26 @@ static inline vf tile_inputs(const lrq_kmat *m, const float *z, const size_t t, 
 
 static void k_tables_f32(const float *v, size_t ngroups, float *tab);
 
-static void k_tr_sign(const lrq_kmat *m, const size_t c_lo, const size_t c_hi, const float *z,
-                      float *out)
+/* out[16c ..] += the block sums of chunks [a, b) of one row tile. */
+ALWAYS_INLINE void tr_blocks(const size_t pb, const uint8_t *tp, const size_t c0, const size_t a,
+                             const size_t b, const size_t h, const vt t0, const vt t1, const vt t2,
+                             const vt t3, const int planes, float *out)
 {
-    const size_t tiles = lrq_kmat_tiles(m);
-    size_t c0, t, a, b, c;
+    size_t c;
+    for (c = a; c < b; c++)
+        vf_store(out + 16 * c,
+                 vf_add(vf_load(out + 16 * c, 16),
+                        planes_sum(pb, tp + (c - c0) * h * 2, h, t0, t1, t2, t3, planes, 1)),
+                 16);
+}
+
+/* The transposed sign kernel for one plane count (a constant, as in the
+ * forward kernels). */
+ALWAYS_INLINE void tr_sign_walk(const lrq_kmat *m, const size_t c_lo, const size_t c_hi,
+                                const float *z, float *out, const int planes)
+{
+    const size_t tiles = lrq_kmat_tiles(m), pb = m->plane_bytes;
+    size_t c0, t, a, b;
 
     if (c_hi > c_lo)
         memset(out + 16 * c_lo, 0, 16 * (c_hi - c_lo) * sizeof(float));
@@ -163,19 +191,33 @@ static void k_tr_sign(const lrq_kmat *m, const size_t c_lo, const size_t c_hi, c
                 k_tables_f32(zz, 4, tab);
                 t0 = vt_load(tab), t1 = vt_load(tab + 16), t2 = vt_load(tab + 32),
                 t3 = vt_load(tab + 48);
-                for (c = a; c < b; c++) {
-                    const uint8_t *wp = tp + (c - c0) * h * 2;
-                    int p = m->planes - 1;
-                    vf s = chunk_sum(t0, t1, t2, t3, vi_transpose16(wp + (size_t)p * m->plane_bytes, h), 0);
-                    for (p--; p >= 0; p--)
-                        s = vf_add(vf_add(s, s),
-                                   chunk_sum(t0, t1, t2, t3,
-                                             vi_transpose16(wp + (size_t)p * m->plane_bytes, h), 0));
-                    vf_store(out + 16 * c, vf_add(vf_load(out + 16 * c, 16), s), 16);
-                }
+                /* A constant height for full tiles lets their loads go unmasked. */
+                if (h == 16)
+                    tr_blocks(pb, tp, c0, a, b, 16, t0, t1, t2, t3, planes, out);
+                else
+                    tr_blocks(pb, tp, c0, a, b, h, t0, t1, t2, t3, planes, out);
             }
         }
     }
+}
+
+#define TR_INSTANCE(planes)                                                                   \
+    static void tr_sign_##planes(const lrq_kmat *m, const size_t c_lo, const size_t c_hi,    \
+                                 const float *z, float *out)                                 \
+    {                                                                                         \
+        tr_sign_walk(m, c_lo, c_hi, z, out, planes);                                          \
+    }
+TR_INSTANCE(1)
+TR_INSTANCE(2)
+TR_INSTANCE(3)
+TR_INSTANCE(4)
+
+static void k_tr_sign(const lrq_kmat *m, const size_t c_lo, const size_t c_hi, const float *z,
+                      float *out)
+{
+    static void (*const instances[4])(const lrq_kmat *, size_t, size_t, const float *, float *) = {
+        tr_sign_1, tr_sign_2, tr_sign_3, tr_sign_4};
+    instances[m->planes - 1](m, c_lo, c_hi, z, out);
 }
 
 /* Chunks handled together by the transposed byte kernel: their 64-byte
@@ -252,21 +294,28 @@ ALWAYS_INLINE vq int_planes(vq acc, const size_t pb, const uint8_t *wp, const si
  * rows each; ntile > 1 only for full tiles): each table load then feeds
  * every tile, which divides the table traffic (research §7.1, "2 tiles per
  * table load").  mode 0: float tables; 1: int8; 2: int16 (one step per
- * block).  Every argument that selects code is a constant after inlining. */
+ * block).  Float tables may come for a batch of nv vectors (vector v's at
+ * tab + v * tstride, its output at out + v * ostride): each chunk's words
+ * and their shifted nibbles then serve every vector, and only the look-ups
+ * and sums are per vector, so a batch costs less than nv single products
+ * and every vector's sums are those of its single product.  Every argument
+ * that selects code is a constant after inlining. */
 ALWAYS_INLINE void fwd_tiles(const lrq_kmat *m, const uint8_t *tp, const size_t c0, const size_t cp,
                              const size_t t, const size_t h, const int ntile, const void *tab,
-                             const float *step, float *out, const int mode, const int planes)
+                             const size_t tstride, const float *step, float *out,
+                             const size_t ostride, const int mode, const int planes, const int nv)
 {
     const size_t run = 32 * cp, pb = m->plane_bytes; /* run: one full tile in this panel */
     const int wide = mode == 2;
     size_t a, b, c;
-    int i;
+    int i, v;
 
     for (a = c0; a < c0 + cp; a = b) {
-        vf acc[FWD_TILES];
+        vf acc[FWD_TILES][FWD_BATCH];
         vq q[FWD_TILES][2];
         for (i = 0; i < ntile; i++) {
-            acc[i] = vf_zero();
+            for (v = 0; v < nv; v++)
+                acc[i][v] = vf_zero();
             q[i][0] = q[i][1] = vq_zero();
         }
         b = lrq_segment_end(m, a, c0 + cp, mode ? LRQ_QBLOCK_CHUNKS : 0);
@@ -282,11 +331,14 @@ ALWAYS_INLINE void fwd_tiles(const lrq_kmat *m, const uint8_t *tp, const size_t 
                     __builtin_prefetch(wp + (size_t)i * run + PF_DIST + ahead);
             }
             if (mode == 0) {
-                const float *tb = (const float *)tab + 64 * c;
-                const vt t0 = vt_load(tb), t1 = vt_load(tb + 16), t2 = vt_load(tb + 32),
-                         t3 = vt_load(tb + 48);
-                for (i = 0; i < ntile; i++)
-                    acc[i] = vf_add(acc[i], planes_sum(pb, wp + (size_t)i * run, h, t0, t1, t2, t3, planes));
+                for (v = 0; v < nv; v++) {
+                    const float *tb = (const float *)tab + (size_t)v * tstride + 64 * c;
+                    const vt t0 = vt_load(tb), t1 = vt_load(tb + 16), t2 = vt_load(tb + 32),
+                             t3 = vt_load(tb + 48);
+                    for (i = 0; i < ntile; i++)
+                        acc[i][v] = vf_add(acc[i][v],
+                                           planes_sum(pb, wp + (size_t)i * run, h, t0, t1, t2, t3, planes, 0));
+                }
             } else {
                 const vqt qt = vqt_load((const uint8_t *)tab + LRQ_ITAB_BYTES(wide) * c, wide);
                 const int odd = (int)((c - a) & 1);
@@ -296,63 +348,76 @@ ALWAYS_INLINE void fwd_tiles(const lrq_kmat *m, const uint8_t *tp, const size_t 
         }
         for (i = 0; i < ntile; i++) {
             if (mode)
-                acc[i] = vf_mul(vq_to_f(vq_add(q[i][0], q[i][1])), vf_set1(step[a / LRQ_QBLOCK_CHUNKS]));
+                flush(m, t + (size_t)i, h, a,
+                      vf_mul(vq_to_f(vq_add(q[i][0], q[i][1])), vf_set1(step[a / LRQ_QBLOCK_CHUNKS])), out);
             else
-                acc[i] = vf_lut_rows(acc[i]);
-            flush(m, t + (size_t)i, h, a, acc[i], out);
+                for (v = 0; v < nv; v++)
+                    flush(m, t + (size_t)i, h, a, vf_lut_rows(acc[i][v]), out + (size_t)v * ostride);
         }
     }
 }
 
-/* Rows of tiles [t0, t1), panel by panel, full tiles in groups of FWD_TILES. */
+/* Rows of tiles [t0, t1), panel by panel, full tiles in groups of
+ * FWD_TILES (for batches too: groups of 2 measured slower on an AVX-512
+ * Intel Xeon, although 4 tiles x 4 vectors of accumulators spill). */
 ALWAYS_INLINE void fwd_walk(const lrq_kmat *m, const size_t t0, const size_t t1, const void *tab,
-                            const float *step, float *out, const int mode, const int planes)
+                            const size_t tstride, const float *step, float *out,
+                            const size_t ostride, const int mode, const int planes, const int nv)
 {
     size_t c0;
+    int v;
 
-    zero_rows(m, t0, t1, out);
+    for (v = 0; v < nv; v++)
+        zero_rows(m, t0, t1, out + (size_t)v * ostride);
     for (c0 = 0; c0 < m->kc; c0 += m->pc) {
         const size_t cp = min_sz(m->pc, m->kc - c0);
         const uint8_t *panel = m->data + m->rows * c0 * 2;
         size_t t = t0;
         for (; t + FWD_TILES <= t1 && 16 * (t + FWD_TILES) <= m->rows; t += FWD_TILES)
-            fwd_tiles(m, panel + 32 * t * cp, c0, cp, t, 16, FWD_TILES, tab, step, out, mode, planes);
+            fwd_tiles(m, panel + 32 * t * cp, c0, cp, t, 16, FWD_TILES, tab, tstride, step, out, ostride,
+                      mode, planes, nv);
         for (; t < t1; t++)
-            fwd_tiles(m, panel + 32 * t * cp, c0, cp, t, min_sz(16, m->rows - 16 * t), 1, tab, step,
-                      out, mode, planes);
+            fwd_tiles(m, panel + 32 * t * cp, c0, cp, t, min_sz(16, m->rows - 16 * t), 1, tab,
+                      tstride, step, out, ostride, mode, planes, nv);
     }
 }
 
-/* One function per (mode, plane count), each with its loops unrolled for
- * its constants; separate functions keep each one small enough for the
- * compiler's debug-info tracking. */
-#define FWD_INSTANCE(mode, planes)                                                              \
-    static void fwd_##mode##_##planes(const lrq_kmat *m, const size_t t0, const size_t t1,     \
-                                      const void *tab, const float *step, float *out)          \
+/* One function per (mode, plane count, batch size), each with its loops
+ * unrolled for its constants; separate functions keep each one small enough
+ * for the compiler's debug-info tracking. */
+#define FWD_INSTANCE(mode, planes, nv)                                                          \
+    static void fwd_##mode##_##planes##_##nv(const lrq_kmat *m, const size_t t0, const size_t t1, \
+                                             const void *tab, const size_t tstride,             \
+                                             const float *step, float *out, const size_t ostride) \
     {                                                                                           \
-        fwd_walk(m, t0, t1, tab, step, out, mode, planes);                                     \
+        fwd_walk(m, t0, t1, tab, tstride, step, out, ostride, mode, planes, nv);               \
     }
-#define FWD_MODE(mode) \
-    FWD_INSTANCE(mode, 1) FWD_INSTANCE(mode, 2) FWD_INSTANCE(mode, 3) FWD_INSTANCE(mode, 4)
-FWD_MODE(0)
-FWD_MODE(1)
-FWD_MODE(2)
+#define FWD_PLANES(mode, nv)                                                                   \
+    FWD_INSTANCE(mode, 1, nv) FWD_INSTANCE(mode, 2, nv) FWD_INSTANCE(mode, 3, nv)              \
+    FWD_INSTANCE(mode, 4, nv)
+FWD_PLANES(0, 1)
+FWD_PLANES(0, 2)
+FWD_PLANES(0, 3)
+FWD_PLANES(0, 4)
+FWD_PLANES(1, 1)
+FWD_PLANES(2, 1)
 
-typedef void (*fwd_fn)(const lrq_kmat *, size_t, size_t, const void *, const float *, float *);
-static const fwd_fn fwd_instances[3][4] = {{fwd_0_1, fwd_0_2, fwd_0_3, fwd_0_4},
-                                           {fwd_1_1, fwd_1_2, fwd_1_3, fwd_1_4},
-                                           {fwd_2_1, fwd_2_2, fwd_2_3, fwd_2_4}};
+typedef void (*fwd_fn)(const lrq_kmat *, size_t, size_t, const void *, size_t, const float *, float *,
+                       size_t);
+#define FWD_ROW(mode, nv) {fwd_##mode##_1_##nv, fwd_##mode##_2_##nv, fwd_##mode##_3_##nv, fwd_##mode##_4_##nv}
+static const fwd_fn fwd_float[FWD_BATCH][4] = {FWD_ROW(0, 1), FWD_ROW(0, 2), FWD_ROW(0, 3), FWD_ROW(0, 4)};
+static const fwd_fn fwd_int[2][4] = {FWD_ROW(1, 1), FWD_ROW(2, 1)};
 
-static void k_fwd_sign(const lrq_kmat *m, const size_t t0, const size_t t1, const float *tab,
-                       float *out)
+static void k_fwd_sign(const lrq_kmat *m, const size_t t0, const size_t t1, const size_t nv,
+                       const float *tab, const size_t tstride, float *out, const size_t ostride)
 {
-    fwd_instances[0][m->planes - 1](m, t0, t1, tab, NULL, out);
+    fwd_float[nv - 1][m->planes - 1](m, t0, t1, tab, tstride, NULL, out, ostride);
 }
 
 static void k_fwd_sign_int(const lrq_kmat *m, const size_t t0, const size_t t1, const int wide,
                            const uint8_t *tab, const float *step, float *out)
 {
-    fwd_instances[wide ? 2 : 1][m->planes - 1](m, t0, t1, tab, step, out);
+    fwd_int[wide][m->planes - 1](m, t0, t1, tab, 0, step, out, 0);
 }
 
 #define KERNEL_TABLE(var, isa_name)                                                         \

@@ -439,10 +439,11 @@ typedef struct {
     const lrq_tile *t;
     const lrq_kernels *k;
     int transpose, wide, int_a, int_b;
-    const float *x; /* the current vector */
-    int64_t xe;
+    const float *x; /* the current batch's first vector */
+    int64_t xe, xv; /* element and vector strides of x */
     float *y;
-    int64_t ye;
+    int64_t ye, yv;
+    size_t nv; /* vectors in the batch: 1, or up to LRQ_FWD_BATCH on the float forward path */
     float *xin, *tab1, *u, *tab2, *yout, *step1, *step2;
     uint8_t *itab1, *itab2;
 } product;
@@ -467,12 +468,16 @@ static void apply_factor(const product *p, const lrq_kmat *f, const size_t lo, c
                          const float *v, const float *tab, const int use_int, const uint8_t *itab,
                          const float *step, float *out)
 {
+    const size_t k16s = f->planes > 0 ? f->kc : f->kc / 4, rows = 16 * lrq_kmat_tiles(f);
+    size_t j;
+
     if (f->planes == 0)
-        p->k->fwd_byte(f, lo, hi, v, out);
+        for (j = 0; j < p->nv; j++)
+            p->k->fwd_byte(f, lo, hi, v + j * 16 * k16s, out + j * rows);
     else if (use_int)
         p->k->fwd_sign_int(f, lo, hi, p->wide, itab, step, out);
     else
-        p->k->fwd_sign(f, lo, hi, tab, out);
+        p->k->fwd_sign(f, lo, hi, p->nv, tab, 64 * k16s, out, rows);
 }
 
 static void forward_part(void *ctx, int phase, const int part, const int nparts)
@@ -481,7 +486,9 @@ static void forward_part(void *ctx, int phase, const int part, const int nparts)
     const lrq_tile *t = p->t;
     const size_t ka = t->a.planes > 0 ? t->a.kc : t->a.kc / 4; /* K16 of n */
     const size_t tiles_a = lrq_kmat_tiles(&t->a), tiles_b = lrq_kmat_tiles(&t->b);
-    size_t lo, hi, i;
+    /* Vector j of a batch: its slice of every buffer. */
+    const size_t sx = 16 * ka, su = 16 * tiles_a, sy = 16 * tiles_b;
+    size_t lo, hi, i, j;
 
     if (phase >= 2 && !p->int_b)
         phase++; /* phase 2 exists only for int tables: no barrier for nothing */
@@ -492,14 +499,18 @@ static void forward_part(void *ctx, int phase, const int part, const int nparts)
         lrq_split(blocks, part, nparts, &lo, &hi);
         c0 = lo * LRQ_QBLOCK_CHUNKS;
         c1 = min_z(ka, hi * LRQ_QBLOCK_CHUNKS);
-        for (i = 16 * c0; i < 16 * c1; i++)
-            p->xin[i] = i < t->n ? p->x[(int64_t)i * p->xe] : 0.0f;
-        if (c1 <= c0 || t->a.planes == 0)
-            break;
-        if (p->int_a)
-            p->k->tables_int(p->xin, c0, c1, p->wide, p->itab1, p->step1);
-        else
-            p->k->tables_f32(p->xin + 16 * c0, 4 * (c1 - c0), p->tab1 + 64 * c0);
+        for (j = 0; j < p->nv; j++) {
+            const float *x = p->x + (int64_t)j * p->xv;
+            float *xin = p->xin + j * sx;
+            for (i = 16 * c0; i < 16 * c1; i++)
+                xin[i] = i < t->n ? x[(int64_t)i * p->xe] : 0.0f;
+            if (c1 <= c0 || t->a.planes == 0)
+                continue;
+            if (p->int_a)
+                p->k->tables_int(xin, c0, c1, p->wide, p->itab1, p->step1);
+            else
+                p->k->tables_f32(xin + 16 * c0, 4 * (c1 - c0), p->tab1 + 4 * j * sx + 64 * c0);
+        }
         break;
     }
     case 1: /* u = A x, v = mid(u) in place, then v's float tables */
@@ -507,10 +518,13 @@ static void forward_part(void *ctx, int phase, const int part, const int nparts)
         if (hi <= lo)
             break;
         apply_factor(p, &t->a, lo, hi, p->xin, p->tab1, p->int_a, p->itab1, p->step1, p->u);
-        for (i = 16 * lo; i < 16 * hi; i++)
-            p->u[i] = i < t->inner ? mid(p, i, p->u[i]) : 0.0f;
-        if (t->b.planes > 0 && !p->int_b)
-            p->k->tables_f32(p->u + 16 * lo, 4 * (hi - lo), p->tab2 + 64 * lo);
+        for (j = 0; j < p->nv; j++) {
+            float *u = p->u + j * su;
+            for (i = 16 * lo; i < 16 * hi; i++)
+                u[i] = i < t->inner ? mid(p, i, u[i]) : 0.0f;
+            if (t->b.planes > 0 && !p->int_b)
+                p->k->tables_f32(u + 16 * lo, 4 * (hi - lo), p->tab2 + 4 * j * su + 64 * lo);
+        }
         break;
     case 2: /* v's int tables need whole blocks, hence a phase of their own */
         if (p->int_b) {
@@ -526,8 +540,9 @@ static void forward_part(void *ctx, int phase, const int part, const int nparts)
         if (hi <= lo)
             break;
         apply_factor(p, &t->b, lo, hi, p->u, p->tab2, p->int_b, p->itab2, p->step2, p->yout);
-        for (i = 16 * lo; i < min_z(t->m, 16 * hi); i++)
-            p->y[(int64_t)i * p->ye] = t->wb * p->yout[i];
+        for (j = 0; j < p->nv; j++)
+            for (i = 16 * lo; i < min_z(t->m, 16 * hi); i++)
+                p->y[(int64_t)j * p->yv + (int64_t)i * p->ye] = t->wb * p->yout[j * sy + i];
         break;
     }
 }
@@ -587,7 +602,7 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
     const int fast = (flags & (LRQ_PRODUCT_INT16 | LRQ_PRODUCT_INT8)) != 0;
     product p;
     carver cv = {NULL, 0, 0};
-    size_t in_len, out_len, ka, ti;
+    size_t in_len, out_len, ka, ti, batch;
     uint64_t j;
     void *block = NULL;
     int pass, cached = 0;
@@ -622,6 +637,8 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
     p.int_b = fast && t->b.planes > 0;
     ka = k16(t->n);
     ti = k16(t->inner);
+    /* Float forward products take the vectors in batches (kernels.h). */
+    batch = transpose || fast ? 1 : (size_t)(nvec < LRQ_FWD_BATCH ? nvec : LRQ_FWD_BATCH);
     /* Two passes over the same carving: measure, then place. */
     for (pass = 0; pass < 2; pass++) {
         cv.used = 0;
@@ -630,15 +647,15 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
             p.u = carve(&cv, 16 * ti, sizeof(float));
             p.yout = carve(&cv, 16 * ka, sizeof(float));
         } else {
-            p.xin = carve(&cv, 16 * ka, sizeof(float));
-            p.tab1 = carve(&cv, p.int_a || t->a.planes == 0 ? 0 : 64 * ka, sizeof(float));
+            p.xin = carve(&cv, batch * 16 * ka, sizeof(float));
+            p.tab1 = carve(&cv, p.int_a || t->a.planes == 0 ? 0 : batch * 64 * ka, sizeof(float));
             p.itab1 = carve(&cv, p.int_a ? LRQ_ITAB_BYTES(p.wide) * ka : 0, 1);
             p.step1 = carve(&cv, ka / LRQ_QBLOCK_CHUNKS + 1, sizeof(float));
-            p.u = carve(&cv, 16 * ti, sizeof(float));
-            p.tab2 = carve(&cv, p.int_b || t->b.planes == 0 ? 0 : 64 * ti, sizeof(float));
+            p.u = carve(&cv, batch * 16 * ti, sizeof(float));
+            p.tab2 = carve(&cv, p.int_b || t->b.planes == 0 ? 0 : batch * 64 * ti, sizeof(float));
             p.itab2 = carve(&cv, p.int_b ? LRQ_ITAB_BYTES(p.wide) * ti : 0, 1);
             p.step2 = carve(&cv, ti / LRQ_QBLOCK_CHUNKS + 1, sizeof(float));
-            p.yout = carve(&cv, 16 * lrq_kmat_tiles(&t->b), sizeof(float));
+            p.yout = carve(&cv, batch * 16 * lrq_kmat_tiles(&t->b), sizeof(float));
         }
         if (cv.overflow)
             return LRQ_ERR_MEMORY;
@@ -649,11 +666,14 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
             cv.base = block;
         }
     }
-    for (j = 0; j < nvec; j++) {
+    p.xe = x_estride;
+    p.xv = x_vstride;
+    p.ye = y_estride;
+    p.yv = y_vstride;
+    for (j = 0; j < nvec; j += p.nv) {
+        p.nv = (size_t)(nvec - j < batch ? nvec - j : batch);
         p.x = x + (int64_t)j * x_vstride;
-        p.xe = x_estride;
         p.y = y + (int64_t)j * y_vstride;
-        p.ye = y_estride;
         if (transpose)
             lrq_parallel_run(transposed_part, &p, 3, nthreads * LRQ_PARTS_PER_THREAD, nthreads);
         else
@@ -735,7 +755,7 @@ static void decode_part(void *ctx, const int phase, const int part, const int np
     const lrq_tile *t = d->t;
     const size_t stride = 16 * k16(t->inner), tiles_b = lrq_kmat_tiles(&t->b);
     float *v = (float *)(void *)(d->scratch + (size_t)part * d->part_bytes);
-    float *tab = v + DECODE_COLUMNS * stride, *cols = tab + 4 * stride;
+    float *tab = v + DECODE_COLUMNS * stride, *cols = tab + LRQ_FWD_BATCH * 4 * stride;
     const size_t rows = 16 * tiles_b;
     size_t lo, hi, blk, jj, i;
 
@@ -744,14 +764,18 @@ static void decode_part(void *ctx, const int phase, const int part, const int np
     for (blk = lo; blk < hi; blk++) {
         const size_t j0 = 16 * blk, nj = min_z(DECODE_COLUMNS, t->n - j0);
         column_inputs(t, j0, nj, v, stride);
-        for (jj = 0; jj < nj; jj++) {
-            const float *vj = v + jj * stride;
-            if (t->b.planes > 0) {
-                d->k->tables_f32(vj, stride / 4, tab);
-                d->k->fwd_sign(&t->b, 0, tiles_b, tab, cols + jj * rows);
-            } else {
-                d->k->fwd_byte(&t->b, 0, tiles_b, vj, cols + jj * rows);
+        for (jj = 0; jj < nj; jj += LRQ_FWD_BATCH) {
+            const size_t nb = min_z(LRQ_FWD_BATCH, nj - jj);
+            size_t b;
+            for (b = 0; b < nb; b++) {
+                const float *vj = v + (jj + b) * stride;
+                if (t->b.planes > 0)
+                    d->k->tables_f32(vj, stride / 4, tab + b * 4 * stride);
+                else
+                    d->k->fwd_byte(&t->b, 0, tiles_b, vj, cols + (jj + b) * rows);
             }
+            if (t->b.planes > 0)
+                d->k->fwd_sign(&t->b, 0, tiles_b, nb, tab, 4 * stride, cols + jj * rows, rows);
         }
         /* Written a row segment (one cache line) at a time: a column at a
          * time would touch m lines per column, long evicted by the kernel's
@@ -782,8 +806,8 @@ int lrq_tile_decode(const lrq_tile *t, float *out, const uint64_t ld)
     d.k = lrq_kernels_active();
     d.out = out;
     d.ld = (size_t)ld;
-    /* Per part: 16 inner vectors, one vector's tables, 16 output columns. */
-    d.part_bytes = ((DECODE_COLUMNS + 4) * 16 * k16(t->inner) + DECODE_COLUMNS * 16 * lrq_kmat_tiles(&t->b)) *
+    /* Per part: 16 inner vectors, the tables of a batch of them, 16 output columns. */
+    d.part_bytes = ((DECODE_COLUMNS + LRQ_FWD_BATCH * 4) * 16 * k16(t->inner) + DECODE_COLUMNS * 16 * lrq_kmat_tiles(&t->b)) *
                    sizeof(float);
     d.part_bytes = (d.part_bytes + 63) & ~(size_t)63;
     d.scratch = scratch_get(d.part_bytes * (size_t)nparts, &cached);
