@@ -6,6 +6,7 @@
 #ifndef LRQ_INTERNAL_H
 #define LRQ_INTERNAL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -74,6 +75,29 @@ static inline int lrq_c_scale_ok(const float scale)
     v.f = scale;
     biased = (unsigned)(v.u >> 23);
     return (v.u & 0x7FFFFFu) == 0 && biased >= 2 && biased <= 239;
+}
+
+/* binary64 x >= 0 -> IEEE binary16 bits, rounded to nearest even; 0 for
+ * x <= 0 or NaN, infinity (0x7C00) past the largest finite half.  The one
+ * rounding of the signcut weights (binary16 c) and the lplr scales. */
+static inline uint16_t lrq_half_from_double(const double x)
+{
+    int e;
+    double r;
+    if (!(x > 0.0))
+        return 0;
+    if (x < 0x1p-14) /* subnormal: multiples of 2^-24; 1024 is the first normal */
+        return (uint16_t)nearbyint(x * 0x1p24);
+    (void)frexp(x, &e); /* x in [2^(e-1), 2^e) */
+    e -= 1;
+    r = nearbyint(ldexp(x, 10 - e)); /* in [1024, 2048] */
+    if (r >= 2048.0) {
+        r = 1024.0;
+        e += 1;
+    }
+    if (e > 15)
+        return 0x7C00;
+    return (uint16_t)(((unsigned)(e + 15) << 10) | (unsigned)(r - 1024.0));
 }
 
 /* IEEE binary16 -> binary32, exact (F16C's vcvtph2ps gives the same bits). */

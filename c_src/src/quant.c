@@ -18,38 +18,10 @@
 #include <string.h>
 
 #include "lrq.h"
+#include "lrq_internal.h"
 
 #define RATIOS 13
 #define MAX_DIM ((UINT64_C(1) << 31) - 1)
-
-/* f64 -> IEEE binary16 bits, round to nearest even, for x >= 0 (scales). */
-static uint16_t to_half(const double x)
-{
-    int e;
-    double r;
-    if (!(x > 0.0))
-        return 0;
-    if (x < 0x1p-14) /* subnormal: multiples of 2^-24; 1024 is the first normal */
-        return (uint16_t)nearbyint(x * 0x1p24);
-    (void)frexp(x, &e); /* x in [2^(e-1), 2^e) */
-    e -= 1;
-    r = nearbyint(ldexp(x, 10 - e)); /* in [1024, 2048] */
-    if (r >= 2048.0) {
-        r = 1024.0;
-        e += 1;
-    }
-    if (e > 15)
-        return 0x7C00; /* infinity; scales are <= 1 here, so never reached */
-    return (uint16_t)(((unsigned)(e + 15) << 10) | (unsigned)(r - 1024.0));
-}
-
-static double from_half(const uint16_t h)
-{
-    const int e = h >> 10 & 31, m = h & 1023;
-    if (e == 0)
-        return ldexp((double)m, -24);
-    return ldexp((double)(m + 1024), e - 25);
-}
 
 /* Round to nearest, ties to even (numpy.rint), for |v| < 2^51: adding and
  * subtracting 1.5 * 2^52 leaves no fraction bits.  Much faster than a libm
@@ -128,8 +100,8 @@ int lrq_quant_fit(const double *const x, const uint64_t rows, const uint64_t k, 
         const double *const row = x + i * ld;
         for (g = 0; g < groups; g++) {
             const uint64_t j0 = g * group, j1 = j0 + group < k ? j0 + group : k;
-            const uint16_t h = to_half(best[i * groups + g] / sig);
-            const double effective = sig * from_half(h);
+            const uint16_t h = lrq_half_from_double(best[i * groups + g] / sig);
+            const double effective = sig * (double)lrq_half_to_float(h);
             scales[i * groups + g] = h;
             for (j = j0; j < j1; j++)
                 codes[i * k + j] = (uint8_t)code_of(row[j], effective, half, top);

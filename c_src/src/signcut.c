@@ -560,24 +560,7 @@ static float c16_scale(const float c0)
  * clamped to 65504 (the file needs finite values). */
 static uint16_t c16_round(const double v)
 {
-    int x;
-    double r;
-    if (!(v > 0.0))
-        return 0;
-    if (v >= 65504.0)
-        return 0x7BFF;
-    if (v < 0x1p-14) /* subnormal: multiples of 2^-24 */
-        return (uint16_t)nearbyint(v * 0x1p24); /* 1024 is the smallest normal */
-    (void)frexp(v, &x); /* v in [2^(x-1), 2^x) */
-    x -= 1;
-    r = nearbyint(ldexp(v, 10 - x)); /* in [1024, 2048] */
-    if (r >= 2048.0) {
-        r = 1024.0;
-        x += 1;
-    }
-    if (x > 15) /* rounds past 65504: clamp */
-        return 0x7BFF;
-    return (uint16_t)(((unsigned)(x + 15) << 10) | (unsigned)(r - 1024.0));
+    return v >= 65504.0 ? 0x7BFF : lrq_half_from_double(v);
 }
 
 static int one_cut(enc_t *const e)
