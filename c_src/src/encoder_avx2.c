@@ -249,21 +249,7 @@ TARGET static inline __attribute__((always_inline)) double block_row_body(float 
     return acc_result(&sq);
 }
 
-/* The two uses, specialized: the row-major update (write and norm), the
- * transposed one (write only) and an exact norm (norm only). */
-TARGET static double block_row(float *const row, const size_t len, const uint32_t rowpat,
-                               const uint32_t *const colpat, const lrq_sc_table *const tab,
-                               const unsigned groups, const int mode)
-{
-    switch (mode) {
-    case LRQ_SC_WRITE:
-        return block_row_body(row, len, rowpat, colpat, tab, groups, 1, 0);
-    case LRQ_SC_NORM:
-        return block_row_body(row, len, rowpat, colpat, tab, groups, 0, 1);
-    default:
-        return block_row_body(row, len, rowpat, colpat, tab, groups, mode & LRQ_SC_WRITE, mode & LRQ_SC_NORM);
-    }
-}
+LRQ_SC_BLOCK_ROW(TARGET)
 
 TARGET static float max_abs(const float *const row, const size_t len)
 {

@@ -46,6 +46,26 @@ typedef float lrq_sc_table[16];
 #define LRQ_SC_WRITE 1
 #define LRQ_SC_NORM 2
 
+/* An ISA file's block_row(), from its always-inlined
+ * block_row_body(..., write, norm): the two common modes (the row-major
+ * update writes and takes the norm, the transposed one writes, an exact
+ * norm only reads) each get a copy compiled for constant flags. */
+#define LRQ_SC_BLOCK_ROW(attributes)                                                               \
+    attributes static double block_row(float *const row, const size_t len, const uint32_t rowpat,  \
+                                       const uint32_t *const colpat, const lrq_sc_table *const tab, \
+                                       const unsigned groups, const int mode)                      \
+    {                                                                                              \
+        switch (mode) {                                                                            \
+        case LRQ_SC_WRITE:                                                                         \
+            return block_row_body(row, len, rowpat, colpat, tab, groups, 1, 0);                    \
+        case LRQ_SC_NORM:                                                                          \
+            return block_row_body(row, len, rowpat, colpat, tab, groups, 0, 1);                    \
+        default:                                                                                   \
+            return block_row_body(row, len, rowpat, colpat, tab, groups, mode & LRQ_SC_WRITE,       \
+                                  mode & LRQ_SC_NORM);                                             \
+        }                                                                                          \
+    }
+
 typedef struct {
     /* out[i] += (float)rows[idx[q]*ld + i] * scale[q] for q < count
      * ascending, i in [0, len): the int16 fixed-point rows of lrq_sc_fixed
