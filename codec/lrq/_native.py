@@ -381,6 +381,22 @@ _F32 = np.dtype(np.float32)
 _PRECISIONS = {"float32": 0, "int16": lib.LRQ_PRODUCT_INT16, "int8": lib.LRQ_PRODUCT_INT8}
 
 
+def kernel_readable(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when the kernels can read it in place, else a float32 copy.
+
+    The kernels take strides in whole floats, so they read an array in place
+    only when it holds native-order binary32, starts on a 4-byte boundary and
+    every stride is a non-negative multiple of 4 bytes (numpy's "aligned"
+    flag covers the address and the strides).  Anything else -- a field of a
+    packed record array, a big-endian or float16/float64/integer array, a
+    reversed view -- is copied; checks kept cheap, since on a small tile this
+    wrapper, not the product, is most of the time of ``M @ x``.
+    """
+    if a.dtype == _F32 and a.flags.aligned and (a.ndim == 0 or min(a.strides) >= 0):
+        return a
+    return np.ascontiguousarray(a, dtype=_F32)
+
+
 def _float_view(a: np.ndarray, writable: bool):
     """A cffi float pointer to a float32 array with non-negative strides, no copy.
 
@@ -420,9 +436,11 @@ class Tile:
 
     def product(self, x: np.ndarray, *, transpose: bool = False, precision: str = "float32",
                 out: np.ndarray = None) -> np.ndarray:
-        """A @ x (or A.T @ x) for x of shape (k,) or (k, nvec), any strides.
+        """A @ x (or A.T @ x) for x of shape (k,) or (k, nvec), any layout.
 
-        float32 in, float32 out; ``out`` (same shape rules) is written in
+        x is read in place when it is float32 the kernels can address (see
+        :func:`kernel_readable`), else converted to float32 first; float32
+        out; ``out`` (same shape rules) is written in
         place when given.  ``precision`` "int16" / "int8" selects the fast
         paths of lrq.h (A @ x only).
         """
@@ -435,12 +453,9 @@ class Tile:
             if flags:
                 raise ArgumentError("the int16 / int8 fast paths compute A @ x only, not A.T @ x")
             flags = lib.LRQ_PRODUCT_TRANSPOSE
-        if x.dtype != _F32 or x.ndim not in (1, 2) or x.shape[0] != k_in:
-            raise ArgumentError(f"internal: float32 input of {k_in} rows expected, got {x.dtype} {x.shape}")
-        # Checks kept cheap: on a small tile this method, not the product,
-        # is most of the time of M @ x.
-        if min(x.strides) < 0:
-            x = np.ascontiguousarray(x)
+        if x.ndim not in (1, 2) or x.shape[0] != k_in:
+            raise ArgumentError(f"internal: input of {k_in} rows expected, got shape {x.shape}")
+        x = kernel_readable(x)
         shape = (k_out,) if x.ndim == 1 else (k_out, x.shape[1])
         if out is None:
             out = _allocate(shape, _F32)

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _native
 from .errors import ArgumentError, FormatError, LrqError, ResourceError
-from .matrix import Matrix
+from .matrix import Matrix, Transposed
 from .reference import container, dense
 from .reference.container import make_section
 
@@ -106,8 +106,8 @@ def decode(matrix) -> np.ndarray:
     """The dense array a compressed matrix stands for."""
     if isinstance(matrix, (bytes, bytearray, memoryview)):
         matrix = loads(matrix)
-    if not isinstance(matrix, Matrix):
-        raise ArgumentError(f"decode takes an lrq.Matrix or bytes, not {type(matrix).__name__}")
+    if not isinstance(matrix, (Matrix, Transposed)):
+        raise ArgumentError(f"decode takes an lrq.Matrix (or its .T) or bytes, not {type(matrix).__name__}")
     return matrix.decode()
 
 

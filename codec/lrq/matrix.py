@@ -15,6 +15,15 @@ _FACTORED = ("signcut", "lplr")
 _PRECISIONS = ("float32", "int16", "int8")
 
 
+def _as_array(x) -> np.ndarray:
+    if type(x) is np.ndarray:
+        return x
+    try:
+        return np.asarray(x)
+    except Exception as exc:
+        raise ArgumentError(f"the operand is not an array: {exc}") from None
+
+
 class Matrix:
     """A tensor stored in the `.lrq` format, usually a low-rank/1-bit matrix.
 
@@ -83,10 +92,22 @@ class Matrix:
 
     @property
     def params(self) -> dict:
-        """Scheme parameters of a single-tile matrix (e.g. ``{"width": 1024}``)."""
-        if len(self._record.tiles) != 1:
-            raise ArgumentError("params is defined for single-tile matrices; see tiles")
-        return dict(self._record.tiles[0].params)
+        """Scheme parameters, e.g. ``{"width": 1024}``.
+
+        For a tiled matrix, every parameter any tile has, mapped to its value
+        when all tiles agree, else to a tuple of the tiles' values in grid
+        order (None for a tile without it, as a dense tile of a mixed
+        matrix has no "width").  :attr:`tiles` gives each tile's own.
+        """
+        tiles = self._record.tiles
+        if len(tiles) == 1:
+            return dict(tiles[0].params)
+        names = list(dict.fromkeys(key for tile in tiles for key in tile.params))
+        out = {}
+        for key in names:
+            values = tuple(tile.params.get(key) for tile in tiles)
+            out[key] = values[0] if len(set(values)) == 1 else values
+        return out
 
     @property
     def tiles(self) -> list:
@@ -108,9 +129,9 @@ class Matrix:
         return 8.0 * self.nbytes / self.size
 
     @property
-    def T(self) -> "_Transposed":
-        """A view whose ``@`` computes products with the transpose."""
-        return _Transposed(self)
+    def T(self) -> "Transposed":
+        """The transpose as a view with the Matrix interface (see :class:`Transposed`)."""
+        return Transposed(self)
 
     def __repr__(self) -> str:
         err = "" if self.rel_error is None else f", rel_error={self.rel_error:.4g}"
@@ -183,23 +204,46 @@ class Matrix:
             self._cache[index] = values
         return values
 
-    def _check_operand(self, x, axis_len: int, what: str) -> np.ndarray:
+    # The one validation path of every product: M @ x, M.T @ y, x @ M,
+    # matvec/rmatvec/matmat/rmatmat and the transposed view all come here.
+    def _operand(self, x, rows: int) -> np.ndarray:
+        """``x`` as an array after every check a product makes of its operand.
+
+        Accepted: any real array (float16/32/64, integers, bool) of any
+        memory layout, 1-D (a vector of ``rows`` elements), 2-D (``rows``
+        rows, one column per vector) or a stack of such matrices
+        (``x.shape[-2] == rows``, numpy's matmul broadcasting).  The values
+        are not converted here: the kernel wrapper copies to float32 exactly
+        when the kernels cannot read the array in place.
+        """
         if self.ndim != 2:
             raise ArgumentError(f"products need a 2-D matrix; this one has shape {self.shape}")
-        try:
-            x = np.asarray(x)
-        except Exception as exc:
-            raise ArgumentError(f"{what} is not an array: {exc}") from None
-        if x.dtype.kind not in "fiub" or x.dtype.kind == "c":
-            raise ArgumentError(f"{what} must be real numbers, not {x.dtype}")
-        if x.ndim not in (1, 2) or x.shape[0] != axis_len:
-            raise ArgumentError(f"{what} has shape {x.shape}; it needs {axis_len} rows")
-        if x.dtype.kind == "f" and not np.isfinite(x).all():
-            raise ArgumentError(f"{what} holds NaN or infinity")
+        x = _as_array(x)
+        what = "the vector" if x.ndim == 1 else "the matrix"
+        kind = x.dtype.kind
+        if kind not in "fiub":
+            raise ArgumentError(f"{what} must hold real numbers, not {x.dtype}")
+        if x.ndim == 0:
+            raise ArgumentError("the operand is a scalar; products need a vector or a matrix")
+        if x.ndim == 1 and x.shape[0] != rows:
+            raise ArgumentError(f"the vector has {x.shape[0]} elements; it needs {rows}")
+        if x.ndim == 2 and x.shape[0] != rows:
+            raise ArgumentError(f"the matrix has shape {x.shape}; it needs {rows} rows")
+        if x.ndim > 2 and x.shape[-2] != rows:
+            raise ArgumentError(f"the stacked batch has shape {x.shape}: each matrix of the stack (the last "
+                                f"two dimensions) needs {rows} rows, so shape[-2] must be {rows}")
+        if kind == "f":
+            # A float64 sum of float16/float32 values cannot overflow, so it
+            # is finite exactly when every element is; wider floats are checked
+            # element by element.
+            finite = (math.isfinite(float(x.sum(dtype=np.float64))) if x.dtype.itemsize <= 4
+                      else bool(np.isfinite(x).all()))
+            if not finite:
+                raise ArgumentError(f"{what} holds NaN or infinity")
         return x
 
     def _compute_dtype(self, x: np.ndarray) -> np.dtype:
-        wide = x.dtype == np.float64 or self.dtype == np.float64
+        wide = (x.dtype.kind == "f" and x.dtype.itemsize > 4) or self.dtype == np.float64
         return np.dtype(np.float64 if wide else np.float32)
 
     def _single_kernel(self):
@@ -216,44 +260,69 @@ class Matrix:
         self._single = self._kernel(0, tiles[0])
         return self._single
 
-    def _product(self, x, transpose: bool, precision: str = "float32") -> np.ndarray:
-        # The common case in a few checks: a float32 array against one
-        # factorized tile.  A finite float64 sum of float32 values cannot
-        # overflow, so it is finite exactly when every element is.
-        kernel = self._single_kernel() if type(x) is np.ndarray and x.dtype == np.float32 else None
-        if kernel is not None and x.ndim in (1, 2) and x.shape[0] == self.shape[1 if not transpose else 0]:
-            if not math.isfinite(float(x.sum(dtype=np.float64))):
-                raise ArgumentError(f"the {'vector' if x.ndim == 1 else 'matrix'} holds NaN or infinity")
-            if precision not in _PRECISIONS or (transpose and precision != "float32"):
-                raise ArgumentError(f"precision must be one of {', '.join(_PRECISIONS)} (float32 for "
-                                    f"transposed products), not {precision!r}")
-            return kernel.product(x, transpose=transpose, precision=precision)
-        m, n = self.shape
-        x = self._check_operand(x, m if transpose else n, "the vector" if np.ndim(x) == 1 else "the matrix")
+    def _product(self, x, transpose: bool, precision: str = "float32", dense_fallback: bool = True) -> np.ndarray:
+        """op(A) @ x, op = transpose or identity, for x 1-D, 2-D or stacked."""
         if precision not in _PRECISIONS:
             raise ArgumentError(f"precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
         if transpose and precision != "float32":
-            raise ArgumentError("the int16 / int8 fast paths compute M @ x only")
+            raise ArgumentError("the int16 / int8 fast paths compute M @ x only; transposed products are float32")
+        m, n = self.shape if self.ndim == 2 else (0, 0)
+        x = self._operand(x, m if transpose else n)
+        if x.ndim <= 2:
+            return self._apply(x, transpose, precision, dense_fallback)
+        # A stack (..., rows, k): one batched product over all its columns.
+        batch, k = x.shape[:-2], x.shape[-1]
+        flat = np.moveaxis(x, -2, 0).reshape(x.shape[-2], -1)
+        y = self._apply(flat, transpose, precision, dense_fallback)
+        return np.ascontiguousarray(np.moveaxis(y.reshape((y.shape[0],) + batch + (k,)), 0, -2))
+
+    def _left_product(self, x, transpose: bool) -> np.ndarray:
+        """x @ op(A) as (op(A)ᵀ xᵀ)ᵀ; the transposed operand is passed by its strides."""
+        x = _as_array(x)
+        if x.ndim <= 1:
+            return self._product(x, not transpose)
+        rows = self.shape[1 if transpose else 0] if self.ndim == 2 else 0
+        if self.ndim == 2 and x.shape[-1] != rows:
+            raise ArgumentError(f"the {'matrix' if x.ndim == 2 else 'stacked batch'} has shape {x.shape}; "
+                                f"x @ M needs {rows} columns (x.shape[-1] == {rows})")
+        return np.swapaxes(self._product(np.swapaxes(x, -1, -2), not transpose), -1, -2)
+
+    def _apply(self, x: np.ndarray, transpose: bool, precision: str, dense_fallback: bool) -> np.ndarray:
+        """The product with a checked 1-D or 2-D operand, tile by tile."""
         ct = self._compute_dtype(x)
+        nvec = 1 if x.ndim == 1 else x.shape[1]
+        kernel = self._single_kernel() if ct == np.float32 else None
+        if kernel is not None and not (dense_fallback and precision == "float32"
+                                       and dense_is_cheaper(self._record.tiles[0], nvec, transpose)):
+            return kernel.product(x, transpose=transpose, precision=precision)
+        m, n = self.shape
         tiles = self._record.tiles
         factored = any(t.scheme in _FACTORED for t in tiles)
-        # Factorized tiles run in float32 on the C core, which reads any
-        # strides, so a float32 operand is used in place.
-        x32 = x.astype(np.float32, copy=False) if factored else None
-        if x32 is not None and x.dtype != np.float32 and not np.isfinite(x32).all():
+        # Converted (or found readable in place) once for every tile.
+        x32 = _native.kernel_readable(x) if factored else None
+        if factored and x.dtype.itemsize > 4 and not np.isfinite(x32).all():
             raise ArgumentError("the operand holds values beyond the float32 range")
         out_rows = n if transpose else m
-        whole = len(tiles) == 1 and factored and ct == np.float32  # C writes every element
+        whole = len(tiles) == 1 and factored and ct == np.float32  # one call writes every element
         out = (np.empty if whole else np.zeros)((out_rows,) + x.shape[1:], dtype=ct)
         for index, tile in enumerate(tiles):
             (r0, c0), (tm, tn) = tile.origin, tile.shape
             src, dst = (slice(r0, r0 + tm), slice(c0, c0 + tn)) if transpose else (slice(c0, c0 + tn), slice(r0, r0 + tm))
             if tile.scheme in _FACTORED:
                 kernel = self._kernel(index, tile)
-                if whole:
+                if dense_fallback and precision == "float32" and dense_is_cheaper(tile, nvec, transpose):
+                    values = kernel.decode()
+                    part = (values.T if transpose else values) @ x32[src]
+                    del values
+                elif whole:
                     kernel.product(x32[src], transpose=transpose, precision=precision, out=out[dst])
+                    continue
                 else:
-                    out[dst] += kernel.product(x32[src], transpose=transpose, precision=precision)
+                    part = kernel.product(x32[src], transpose=transpose, precision=precision)
+                if whole:
+                    out[dst] = part
+                else:
+                    out[dst] += part
             else:
                 values = self._dense(index, tile)
                 values = values.astype(ct) if values.dtype != ct else values
@@ -273,13 +342,23 @@ class Matrix:
         """x = Aᵀ y."""
         return self._product(y, transpose=True)
 
-    def matmat(self, x, precision: str = "float32") -> np.ndarray:
-        """Y = A X for X of shape (n, k); column j equals ``matvec(X[:, j])`` bit for bit."""
-        return self._product(x, transpose=False, precision=precision)
+    def matmat(self, x, precision: str = "float32", dense_fallback: bool = True) -> np.ndarray:
+        """Y = A X for X of shape (n, k), or a stack (..., n, k) as numpy's matmul.
 
-    def rmatmat(self, y) -> np.ndarray:
-        """Aᵀ Y for Y of shape (m, k)."""
-        return self._product(y, transpose=True)
+        On the kernels, column j equals ``matvec(X[:, j])`` bit for bit on
+        every CPU path and thread count.  When X has so many columns that
+        decoding a tile and multiplying it densely costs less (the cost
+        model of :func:`dense_is_cheaper`, a choice from shapes alone), the
+        tile is decoded (the same bits everywhere) and multiplied by numpy:
+        then the result is within the same [NUM-1] bound but its last bits
+        are numpy's (BLAS) and may differ between machines.
+        ``dense_fallback=False`` keeps the kernels for any k.
+        """
+        return self._product(x, transpose=False, precision=precision, dense_fallback=dense_fallback)
+
+    def rmatmat(self, y, dense_fallback: bool = True) -> np.ndarray:
+        """Aᵀ Y for Y of shape (m, k) or a stack (..., m, k); see :meth:`matmat`."""
+        return self._product(y, transpose=True, dense_fallback=dense_fallback)
 
     def aslinearoperator(self):
         """This matrix as a ``scipy.sparse.linalg.LinearOperator`` (needs scipy).
@@ -287,28 +366,98 @@ class Matrix:
         ``scipy.sparse.linalg.aslinearoperator(M)`` works as well; this one
         also hands scipy the batched ``matmat``.
         """
-        try:
-            from scipy.sparse.linalg import LinearOperator
-        except ImportError:
-            raise ImportError("Matrix.aslinearoperator needs scipy (pip install scipy)") from None
-        if self.ndim != 2:
-            raise ArgumentError(f"a linear operator needs a 2-D matrix; this one has shape {self.shape}")
-        return LinearOperator(self.shape, matvec=self.matvec, rmatvec=self.rmatvec, matmat=self.matmat,
-                              rmatmat=self.rmatmat, dtype=self.dtype)
+        return _linear_operator(self)
 
     def __matmul__(self, x):
         return self._product(x, transpose=False)
 
     def __rmatmul__(self, x):
-        # x @ A = (Aᵀ xᵀ)ᵀ; the transposed view is passed by its strides, not copied.
-        x = np.asarray(x)
-        return self._product(x.T, transpose=True).T
+        return self._left_product(x, transpose=False)
+
+    # -------------------------------------------------------------- pickling
+    def __reduce__(self):
+        """Pickle (and ``copy.deepcopy``) as the bytes of a one-tensor `.lrq` file.
+
+        The same for a matrix of :func:`lrq.open`: its sections are copied
+        into the pickle (after their checksums are verified) and it comes
+        back as an in-memory matrix.  Bytes rather than the file's path and
+        the tensor's name, because a pickle must stand alone: a process pool
+        or a Dask worker on another machine may not see the path, and the
+        file may have been replaced or truncated by the time it is
+        unpickled, which would give another matrix silently.  The cost is
+        the compressed size, the size lrq exists to keep small; to share one
+        mapping between processes, pass the path and name and call
+        :func:`lrq.open` in each.
+        """
+        from .io import dumps
+
+        return (_from_lrq_bytes, (dumps(self),))
 
 
-class _Transposed:
-    """``M.T``: products with the transpose, without materializing anything."""
+# The cost model of the dense fallback of batched products: seconds per
+# unit, measured on an Intel Xeon with AVX-512 (2 cores, both threads, a
+# shared machine) by ``python bench/matvec.py --cost-model``, which
+# re-measures them on any host.  They are constants on purpose: the choice
+# depends on shapes and parameters alone, never on timing at run time, so a
+# product takes the same path (and gives the same bits) on every run.  Near
+# the crossover both paths cost about the same, so an error of 2x in a
+# constant costs little.
+_KERNEL_FORWARD = 5.0e-12     # per sign-MAC per vector of M @ X on the kernels
+_KERNEL_TRANSPOSED = 1.3e-11  # per sign-MAC per vector of M.T @ Y
+_DECODE_ENTRY = 1.5e-9        # per entry of a decoded tile (allocation, first touch, stores)
+_DECODE_MAC = 2.7e-12         # per sign-MAC of the decode's forward pass
+_DENSE_MAC = 9.0e-12          # per multiply-add of numpy's float32 dense product, 64 columns
+_BYTE_CODE_MACS = 3.0         # sign-MACs one byte-code (5-8 bit lplr) multiply-add costs
+
+
+def _factor_macs(tile) -> tuple:
+    """Sign-MACs of one vector through the first (m-side) and second (n-side) factor."""
+    (m, n), p = tile.shape, tile.params
+    if tile.scheme == "signcut":
+        return m * p["width"], n * p["width"]
+    planes = lambda bits: bits if bits <= 4 else _BYTE_CODE_MACS  # noqa: E731
+    return m * p["rank"] * planes(p["bits_l"]), n * p["rank"] * planes(p["bits_r"])
+
+
+def dense_is_cheaper(tile, nvec: int, transpose: bool) -> bool:
+    """Whether decoding a factorized tile and multiplying densely beats the kernels.
+
+    Kernels: ``nvec * (first + second factor's sign-MACs) * per-MAC cost``;
+    dense: the decode (``m n`` entries, plus the forward pass of the first
+    factor for each of the ``n`` columns) and ``nvec m n`` dense
+    multiply-adds.  A single vector always stays on the kernels.
+    """
+    if nvec < 2:
+        return False
+    (m, n) = tile.shape
+    first, second = _factor_macs(tile)
+    kernels = nvec * (first + second) * (_KERNEL_TRANSPOSED if transpose else _KERNEL_FORWARD)
+    dense = m * n * _DECODE_ENTRY + n * first * _DECODE_MAC + nvec * m * n * _DENSE_MAC
+    return dense < kernels
+
+
+def _from_lrq_bytes(data: bytes) -> Matrix:
+    from .io import loads
+
+    return loads(data)
+
+
+class Transposed:
+    """``M.T``: the transpose of a :class:`Matrix`, nothing materialized.
+
+    The interface of a 2-D Matrix: ``shape``, ``dtype``, ``ndim``, ``size``,
+    ``@`` on both sides (stacked batches too), ``matvec``/``rmatvec``/
+    ``matmat``/``rmatmat``, ``decode()`` (also ``lrq.decode(M.T)`` and
+    ``np.asarray(M.T)``), ``aslinearoperator()``, pickling; ``.T`` gives
+    the Matrix back.  Every product runs on the factors of M.
+    """
+
+    __slots__ = ("_base",)
+    __array_priority__ = Matrix.__array_priority__
 
     def __init__(self, base: Matrix):
+        if base.ndim != 2:
+            raise ArgumentError(f"only a 2-D matrix has a transpose; this one has shape {base.shape}")
         self._base = base
 
     @property
@@ -316,12 +465,58 @@ class _Transposed:
         m, n = self._base.shape
         return (n, m)
 
+    ndim = property(lambda self: 2)
+    size = property(lambda self: self._base.size)
+    dtype = property(lambda self: self._base.dtype)
+    scheme = property(lambda self: self._base.scheme)
+
     @property
     def T(self) -> Matrix:
         return self._base
 
-    def __matmul__(self, y):
-        return self._base.rmatvec(y)
+    def __repr__(self) -> str:
+        return f"<transpose of {self._base!r}>"
+
+    def __reduce__(self):
+        return (Transposed, (self._base,))
+
+    def decode(self) -> np.ndarray:
+        """The dense transpose (a transposed view of ``M.decode()``)."""
+        return self._base.decode().T
 
     def __array__(self, dtype=None, copy=None):
-        return np.asarray(self._base, dtype=dtype).T
+        out = self.decode()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def matvec(self, x) -> np.ndarray:
+        return self._base.rmatvec(x)
+
+    def rmatvec(self, y, precision: str = "float32") -> np.ndarray:
+        return self._base.matvec(y, precision=precision)
+
+    def matmat(self, x, dense_fallback: bool = True) -> np.ndarray:
+        return self._base.rmatmat(x, dense_fallback=dense_fallback)
+
+    def rmatmat(self, y, precision: str = "float32", dense_fallback: bool = True) -> np.ndarray:
+        return self._base.matmat(y, precision=precision, dense_fallback=dense_fallback)
+
+    def aslinearoperator(self):
+        """See :meth:`Matrix.aslinearoperator`."""
+        return _linear_operator(self)
+
+    def __matmul__(self, x):
+        return self._base._product(x, transpose=True)
+
+    def __rmatmul__(self, x):
+        return self._base._left_product(x, transpose=True)
+
+
+def _linear_operator(op):
+    try:
+        from scipy.sparse.linalg import LinearOperator
+    except ImportError:
+        raise ImportError("aslinearoperator needs scipy (pip install scipy)") from None
+    if op.ndim != 2:
+        raise ArgumentError(f"a linear operator needs a 2-D matrix; this one has shape {op.shape}")
+    return LinearOperator(op.shape, matvec=op.matvec, rmatvec=op.rmatvec, matmat=op.matmat,
+                          rmatmat=op.rmatmat, dtype=op.dtype)
