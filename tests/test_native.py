@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from c_harness import needs_gcc, run_sanitized
+import lrq
 from lrq import _native
 from lrq.errors import ArgumentError, FormatError, LrqError
 
@@ -313,3 +314,63 @@ def test_matches_numpy_reference(rows, k, elem_bits, panel, seed):
 @needs_gcc
 def test_c_core(tmp_path):
     run_sanitized(tmp_path, "test_core", isas=(None, "scalar"))
+
+
+# ------------------------------------------- environment variables ignored
+
+WARNINGS_AT_IMPORT = (
+    "import warnings\n"
+    "with warnings.catch_warnings(record=True) as caught:\n"
+    "    warnings.simplefilter('always')\n"
+    "    import lrq\n"
+    "    lrq.encode(__import__('numpy').ones((4, 4)), scheme='dense') @ __import__('numpy').ones(4)\n"
+    "print(lrq.get_num_threads(), lrq.build_info()['isa'])\n"
+    "for w in caught:\n"
+    "    print(w.category.__name__, '|', w.message)\n"
+)
+
+
+def import_in_subprocess(**env):
+    full = {k: v for k, v in os.environ.items() if k not in ("LRQ_NUM_THREADS", "LRQ_FORCE_ISA")}
+    full.update(env)
+    done = subprocess.run([sys.executable, "-c", WARNINGS_AT_IMPORT], env=full, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, *warned = done.stdout.splitlines()
+    return first.split(), warned
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "1000", "-2", "3x", "65"])
+def test_bad_thread_count_warns_once(value):
+    (count, _), warned = import_in_subprocess(LRQ_NUM_THREADS=value)
+    assert count == str(min(2, os.cpu_count() or 1))
+    assert warned == [f"LrqWarning | LRQ_NUM_THREADS={value!r} is not a whole number in [1, 64]; "
+                      f"ignored, lrq uses {count} threads"]
+
+
+@pytest.mark.parametrize("value", ["foo", "AVX2", "", "avx-512"])
+def test_unknown_isa_warns_once(value):
+    (_, isa), warned = import_in_subprocess(LRQ_FORCE_ISA=value)
+    assert len(warned) == 1 and warned[0].startswith(f"LrqWarning | LRQ_FORCE_ISA={value!r} names no kernel path")
+    assert warned[0].endswith(f"ignored, lrq uses {isa}")
+
+
+@pytest.mark.parametrize("env", [{}, {"LRQ_NUM_THREADS": "1"}, {"LRQ_NUM_THREADS": " 3"}, {"LRQ_NUM_THREADS": ""},
+                                 {"LRQ_FORCE_ISA": "scalar"}])
+def test_good_settings_do_not_warn(env):
+    (count, isa), warned = import_in_subprocess(**env)
+    assert warned == []
+    if env.get("LRQ_NUM_THREADS", "").strip():
+        assert count == env["LRQ_NUM_THREADS"].strip()
+    if "LRQ_FORCE_ISA" in env:
+        assert isa == env["LRQ_FORCE_ISA"]
+
+
+def test_isa_the_cpu_lacks_warns(monkeypatch):
+    """A known path the CPU cannot run (faked here: this host may run all of them)."""
+    monkeypatch.setenv("LRQ_FORCE_ISA", "avx512")
+    monkeypatch.delenv("LRQ_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_native, "isa_name", lambda: "avx2")
+    with pytest.warns(lrq.LrqWarning, match=r"LRQ_FORCE_ISA='avx512': this CPU cannot run the avx512 kernels; "
+                                            r"lrq uses avx2"):
+        _native._warn_about_environment()

@@ -22,6 +22,7 @@ from .errors import (
     ChecksumError,
     FormatError,
     LrqError,
+    LrqWarning,
     ResourceError,
     UnsupportedError,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "Matrix",
     "File",
     "LrqError",
+    "LrqWarning",
     "FormatError",
     "ChecksumError",
     "UnsupportedError",

@@ -11,6 +11,9 @@ instead of repeating them.  cffi releases the GIL around each call.
 from __future__ import annotations
 
 import operator
+import os
+import re
+import warnings
 
 import numpy as np
 
@@ -21,6 +24,7 @@ from .errors import (
     ChecksumError,
     FormatError,
     LrqError,
+    LrqWarning,
     ResourceError,
     UnsupportedError,
 )
@@ -48,6 +52,36 @@ _EXCEPTIONS = {
 
 _U64_MAX = (1 << 64) - 1
 _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
+
+
+_ISA_NAMES = ("scalar", "sse4.2", "avx2", "avx512")
+
+
+def _warn_about_environment() -> None:
+    """Say once, at import, when LRQ_NUM_THREADS or LRQ_FORCE_ISA is ignored.
+
+    The C core reads both variables once per process and silently falls
+    back to its default for a value it cannot use (lrq.h, "Threads" and
+    lrq_isa_name).  This repeats C's acceptance rules -- an integer strtol
+    reads whole (optional leading blanks and sign) in [1, LRQ_THREADS_MAX];
+    a path name, capped at what the CPU supports -- and compares with what C
+    then reports, so the warning names the value actually in use.
+    """
+    threads_env = os.environ.get("LRQ_NUM_THREADS")
+    if threads_env:  # C ignores an empty value as unset
+        accepted = re.fullmatch(r"[ \t\n\v\f\r]*[+-]?[0-9]+", threads_env) is not None
+        if not accepted or not 1 <= int(threads_env) <= lib.LRQ_THREADS_MAX:
+            warnings.warn(f"LRQ_NUM_THREADS={threads_env!r} is not a whole number in [1, {lib.LRQ_THREADS_MAX}]; "
+                          f"ignored, lrq uses {threads()} threads", LrqWarning, stacklevel=3)
+    forced = os.environ.get("LRQ_FORCE_ISA")
+    if forced is not None:
+        active = isa_name()
+        if forced not in _ISA_NAMES:
+            warnings.warn(f"LRQ_FORCE_ISA={forced!r} names no kernel path (one of {', '.join(_ISA_NAMES)}); "
+                          f"ignored, lrq uses {active}", LrqWarning, stacklevel=3)
+        elif active != forced:
+            warnings.warn(f"LRQ_FORCE_ISA={forced!r}: this CPU cannot run the {forced} kernels; lrq uses {active}",
+                          LrqWarning, stacklevel=3)
 
 
 def version_number() -> int:
@@ -653,3 +687,6 @@ def quantize(values: np.ndarray, bits: int, group: int):
 
 
 __all__ += ["SignCutEncoder", "quantize"]
+
+
+_warn_about_environment()

@@ -46,7 +46,14 @@ class ResourceError(LrqError):
     describes, or an I/O operation failed."""
 
 
+class LrqWarning(UserWarning):
+    """Something lrq was asked for through the environment and could not do
+    (an ``LRQ_NUM_THREADS`` or ``LRQ_FORCE_ISA`` value it ignores); lrq goes
+    on with its default and says which."""
+
+
 __all__ = [
+    "LrqWarning",
     "LrqError",
     "FormatError",
     "ChecksumError",
