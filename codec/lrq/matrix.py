@@ -33,11 +33,24 @@ class Matrix:
     ``x @ M`` and ``M @ X`` run on the factors, in the C core, straight from
     the section bytes (for a file from :func:`lrq.open`, from the mapping).
 
+    Operands are any real numpy array (float16/32/64, integers, bool) in
+    any memory layout -- copied to float32 only when the kernels cannot read
+    it in place -- as a vector, a matrix of column vectors, or a stack
+    ``(..., n, k)`` that broadcasts like numpy's matmul.  ``M.T`` is a view
+    with the same interface (:class:`Transposed`).
+
     Signcut and lplr tiles are computed in float32 with the exact kernels:
     results are the same bits on every CPU path and thread count, and within
-    1e-5 of the sum of the terms' magnitudes (spec [NUM-1]).  ``matvec`` and
-    ``matmat`` accept ``precision="int16"`` or ``"int8"`` for the faster
-    paths that quantize the input vector (error bounds in ``lrq.h``).
+    1e-5 of the sum of the terms' magnitudes (spec [NUM-1]).  A batch so wide
+    that decoding a tile and multiplying densely costs less (a choice from
+    shapes alone, :func:`dense_is_cheaper`) takes that path; see
+    :meth:`matmat`.  ``matvec`` and ``matmat`` accept ``precision="int16"``
+    or ``"int8"`` for the faster paths that quantize the input vector (error
+    bounds in ``lrq.h``).
+
+    Pickling (and ``copy.deepcopy``) goes through the `.lrq` bytes, for
+    matrices of :func:`lrq.open` too (see :meth:`__reduce__`), so matrices
+    travel to process pools and distributed workers.
 
     Attributes
     ----------
