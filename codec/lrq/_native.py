@@ -562,6 +562,7 @@ __all__ = [
     "crc32c",
     "error_name",
     "isa_name",
+    "kernel_readable",
     "lplr_tile",
     "set_isa",
     "set_threads",

@@ -364,8 +364,10 @@ class Matrix:
         model of :func:`dense_is_cheaper`, a choice from shapes alone), the
         tile is decoded (the same bits everywhere) and multiplied by numpy:
         then the result is within the same [NUM-1] bound but its last bits
-        are numpy's (BLAS) and may differ between machines.
-        ``dense_fallback=False`` keeps the kernels for any k.
+        are numpy's (BLAS) and may differ between machines.  That path holds
+        one decoded tile in float32 at a time (``lrq.encode`` makes tiles of
+        at most 4096 x 4096 by default).  ``dense_fallback=False`` keeps the kernels for
+        any k.
         """
         return self._product(x, transpose=False, precision=precision, dense_fallback=dense_fallback)
 
