@@ -65,14 +65,6 @@ class Linear(nn.Module):
                 raise ArgumentError(f"the bias has shape {tuple(bias.shape)}; it needs ({self.out_features},)")
         self.register_buffer("bias", bias)
 
-    @classmethod
-    def from_linear(cls, layer: "nn.Linear", weight: Matrix) -> "Linear":
-        """An lrq layer standing in for ``layer`` (its bias, ``weight`` for its weight)."""
-        if tuple(weight.shape) != (layer.out_features, layer.in_features):
-            raise ArgumentError(f"the compressed weight has shape {weight.shape}; the layer needs "
-                                f"({layer.out_features}, {layer.in_features})")
-        return cls(weight, None if layer.bias is None else layer.bias)
-
     def forward(self, x: "torch.Tensor") -> "torch.Tensor":
         if not torch.is_tensor(x):
             raise ArgumentError(f"lrq.torch.Linear takes a torch tensor, not {type(x).__name__}")
