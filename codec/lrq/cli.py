@@ -19,11 +19,11 @@ from typing import Optional
 
 import numpy as np
 
-from . import __version__, _native, io
+from . import __version__, _native, files, io, safetensors_file
 from ._text import plural, print_table
 from .encoder import encode
 from .errors import ArgumentError, BudgetError, ChecksumError, FormatError, LrqError, ResourceError, UnsupportedError
-from .inputs import INPUT_TYPES, read_source, write_safetensors
+from .inputs import INPUT_TYPES, read_source
 
 # Exit statuses, so that a script can tell what went wrong (listed in `lrq --help`).
 EXIT_OK = 0
@@ -178,7 +178,7 @@ class Progress:
 def _refuse_same_file(path: str, source: str) -> None:
     """An output that is the input (also through hard or symbolic links)
     would destroy it."""
-    if "-" not in (path, source) and os.path.exists(path) and os.path.exists(source) and os.path.samefile(path, source):
+    if "-" not in (path, source) and files.same_file(path, source):
         raise CliError(f"{path} is the input file {source}; choose another output name", EXIT_USAGE)
 
 
@@ -186,52 +186,18 @@ def _check_output(path: str, source: str) -> None:
     """Refuse an output that is the input or cannot be written, before any
     work is done."""
     _refuse_same_file(path, source)
-    if os.path.isdir(path):
-        raise CliError(f"cannot write {path}: it is a folder", EXIT_FILE)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        what = "does not exist" if not os.path.exists(folder) else "is not a folder"
-        raise CliError(f"cannot write {path}: {folder} {what}", EXIT_FILE)
-    try:  # a real probe: permission bits alone do not tell (root, read-only mounts, /proc)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror or exc}", EXIT_FILE) from None
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    files.check_writable(path)
 
 
 def _write_file(path: str, data_writer) -> None:
-    """Write a file atomically: an exclusively created temporary in the same
-    folder (never a symbolic link followed), fsync, then rename over ``path``.
-    Errors name ``path``, never the temporary."""
-    if path == "-":
-        buffer = _bytes_io.BytesIO()
-        data_writer(buffer)
-        sys.stdout.buffer.write(buffer.getvalue())
-        sys.stdout.buffer.flush()
+    """Write a file atomically (:func:`lrq.files.atomic_write`) or to standard output."""
+    if path != "-":
+        files.atomic_write(path, data_writer)
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".lrq-", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as out:
-            data_writer(out)
-            out.flush()
-            os.fchmod(out.fileno(), 0o666 & ~_umask())
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise ResourceError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    buffer = _bytes_io.BytesIO()
+    data_writer(buffer)
+    sys.stdout.buffer.write(buffer.getvalue())
+    sys.stdout.buffer.flush()
 
 
 def _save_lrq(path: str, matrices: dict, metadata: Optional[dict]) -> int:
@@ -423,16 +389,6 @@ def cmd_compress(args) -> int:
 _OUTPUT_FORMATS = {".npy": "npy", ".npz": "npz", ".safetensors": "safetensors"}
 
 
-def _bfloat16_bits(values: np.ndarray) -> np.ndarray:
-    """float32 values as bfloat16 bit patterns, rounded to nearest even
-    (exact for values that came from bfloat16)."""
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    out = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-    nan = np.isnan(values)
-    out[nan] = ((bits[nan] >> 16) | 0x40).astype(np.uint16)  # stay NaN (a quiet one)
-    return out
-
-
 def _write_npz(fh, arrays: dict) -> None:
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, array in arrays.items():
@@ -462,10 +418,8 @@ def cmd_decompress(args) -> int:
         arrays, dtypes = {}, {}
         for name in names:
             m = matrices[name]
-            values = io.decode(m)
-            if m.source_dtype == "bfloat16" and fmt == "safetensors":
-                values = _bfloat16_bits(values)
-            elif m.source_dtype == "bfloat16":
+            values = io.decode(m)  # bfloat16 decodes to float32; the safetensors writer rounds it back
+            if m.source_dtype == "bfloat16" and fmt != "safetensors":
                 _note(args, f"tensor '{name}' was bfloat16, which {fmt} cannot hold: written as float32 "
                             "(write .safetensors to keep bfloat16)")
             arrays[name], dtypes[name] = values, m.source_dtype if fmt == "safetensors" else values.dtype.name
@@ -477,7 +431,8 @@ def cmd_decompress(args) -> int:
     elif fmt == "npz":
         _write_file(output, lambda fh: _write_npz(fh, arrays))
     else:
-        _write_file(output, lambda fh: write_safetensors(fh, arrays, dtypes, metadata or None))
+        tensors = {name: (arrays[name], dtypes[name]) for name in names}
+        _write_file(output, lambda fh: safetensors_file.write(fh, tensors, metadata or None))
     if args.verbose:
         for name in names:
             print(f"  {name}: {'×'.join(map(str, arrays[name].shape))} {dtypes[name]}", file=sys.stderr)

@@ -1,45 +1,26 @@
 """Reading tensors from other formats for the CLI: ``.npy``, ``.npz``,
 ``.safetensors`` and HDF5 (``.h5`` / ``.hdf5``, with the optional h5py).
 
-The safetensors reader is our own (the format is a length, a JSON header and
-raw little-endian data) so that bfloat16 tensors need no extra dependency:
-they come back as their uint16 bit patterns tagged "bfloat16".  Standard
-input (``-``) is read whole and recognised by its first bytes.
+Safetensors goes through :mod:`lrq.safetensors_file` (bfloat16 tensors come
+back as their uint16 bit patterns tagged "bfloat16").  Standard input
+(``-``) is read whole and recognised by its first bytes.
 """
 
 from __future__ import annotations
 
-import io as _bytes_io
-import json
-import mmap
 import os
-import struct
+import shutil
 import sys
+import tempfile
 import zipfile
 import zlib
 from typing import Iterator, List, Optional
 
 import numpy as np
 
-from .errors import ArgumentError, FormatError, ResourceError, UnsupportedError
+from . import safetensors_file
+from .errors import ArgumentError, FormatError, LrqError, ResourceError, UnsupportedError
 
-# safetensors dtype name -> (numpy dtype, our dtype name)
-_SAFETENSORS_DTYPES = {
-    "F64": ("<f8", "float64"),
-    "F32": ("<f4", "float32"),
-    "F16": ("<f2", "float16"),
-    "BF16": ("<u2", "bfloat16"),
-    "I64": ("<i8", "int64"),
-    "I32": ("<i4", "int32"),
-    "I16": ("<i2", "int16"),
-    "I8": ("i1", "int8"),
-    "U64": ("<u8", "uint64"),
-    "U32": ("<u4", "uint32"),
-    "U16": ("<u2", "uint16"),
-    "U8": ("u1", "uint8"),
-    "BOOL": ("u1", "bool"),
-}
-_MAX_SAFETENSORS_HEADER = 100_000_000
 _FLOATS = ("float64", "float32", "float16", "bfloat16")
 _STORABLE = _FLOATS + ("int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8", "bool")
 
@@ -56,9 +37,7 @@ class SourceTensor:
 
     def as_float(self) -> np.ndarray:
         """Values as a float array an encoder takes (bfloat16 widened to float32)."""
-        if self.dtype == "bfloat16":
-            return (self.values.astype(np.uint32) << 16).view(np.float32)
-        return self.values
+        return safetensors_file.widen(self.values, self.dtype)
 
     @property
     def is_float(self) -> bool:
@@ -97,29 +76,29 @@ def _tensor(label: str, name: str, values: np.ndarray) -> SourceTensor:
     return SourceTensor(name, np.ascontiguousarray(values), dtype)
 
 
-def _read_npy(buffer, label: str, name: str) -> List[SourceTensor]:
+def _read_npy(path: str, label: str, name: str) -> List[SourceTensor]:
     try:
-        values = np.load(buffer, mmap_mode="r" if isinstance(buffer, str) else None, allow_pickle=False)
+        values = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:
         raise FormatError(f"{label}: not a readable .npy file: {exc}") from None
     return [_tensor(label, name, values)]
 
 
-def _read_npz(buffer, label: str) -> List[SourceTensor]:
+def _read_npz(path: str, label: str) -> List[SourceTensor]:
     try:
-        with np.load(buffer, allow_pickle=False) as archive:
+        with np.load(path, allow_pickle=False) as archive:
             return [_tensor(label, name, archive[name]) for name in archive.files]
     except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as exc:
         raise FormatError(f"{label}: not a readable .npz file: {exc}") from None
 
 
-def _read_hdf5(buffer, label: str) -> List[SourceTensor]:
+def _read_hdf5(path: str, label: str) -> List[SourceTensor]:
     try:
         import h5py
     except ImportError:
         raise UnsupportedError(f"{label}: reading HDF5 files needs the h5py package (pip install h5py)") from None
     try:
-        handle = h5py.File(buffer, "r")
+        handle = h5py.File(path, "r")
     except OSError as exc:
         raise FormatError(f"{label}: not a readable HDF5 file: {exc}") from None
     with handle:
@@ -135,61 +114,10 @@ def _read_hdf5(buffer, label: str) -> List[SourceTensor]:
         return tensors
 
 
-def parse_safetensors(data, label: str):
-    """(tensors, metadata) of safetensors bytes (a buffer: bytes or a map)."""
-    size = len(data)
-    if size < 8:
-        raise FormatError(f"{label}: too short for a safetensors file")
-    (header_len,) = struct.unpack_from("<Q", data, 0)
-    if header_len > min(_MAX_SAFETENSORS_HEADER, size - 8):
-        raise FormatError(f"{label}: safetensors header length {header_len} is out of range")
-    try:
-        header = json.loads(bytes(data[8 : 8 + header_len]))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{label}: safetensors header is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise FormatError(f"{label}: safetensors header is not a JSON object")
-    metadata = header.get("__metadata__")
-    if metadata is not None and (
-        not isinstance(metadata, dict) or any(not isinstance(v, str) for v in metadata.values())
-    ):
-        raise FormatError(f"{label}: safetensors __metadata__ must map strings to strings")
-    base = 8 + header_len
-    tensors = []
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            np_dtype, dtype = _SAFETENSORS_DTYPES[info["dtype"]]
-            shape = tuple(int(d) for d in info["shape"])
-            begin, end = (int(v) for v in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise FormatError(f"{label}: tensor '{name}' has an unsupported dtype or a malformed entry") from None
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        itemsize = np.dtype(np_dtype).itemsize
-        if min(shape, default=1) < 0 or not 0 <= begin <= end <= size - base or end - begin != count * itemsize:
-            raise FormatError(f"{label}: tensor '{name}' has data offsets outside the file or of the wrong size")
-        values = np.frombuffer(data, dtype=np_dtype, count=count, offset=base + begin).reshape(shape)
-        if dtype == "bool":
-            values = values.astype(np.bool_)
-        tensors.append(SourceTensor(name, values, dtype))
-    return tensors, metadata
-
-
-def _map(path: str):
-    try:
-        with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size == 0:
-                return b""
-            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    except OSError as exc:
-        raise ResourceError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
 def read_safetensors(path: str) -> Iterator[SourceTensor]:
     """The tensors of a ``.safetensors`` file (values view the mapped file)."""
-    tensors, _ = parse_safetensors(_map(path), path)
-    return iter(tensors)
+    tensors, _ = safetensors_file.read(path)
+    return iter(SourceTensor(t.name, t.values, t.dtype) for t in tensors)
 
 
 def _kind_of_bytes(head: bytes) -> str:
@@ -208,50 +136,48 @@ INPUT_TYPES = ".npy, .npz, .safetensors, .h5 or .hdf5"
 
 def read_source(path: str) -> Source:
     """Every tensor of an input file, by extension, or of standard input
-    (``-``, recognised by its first bytes)."""
+    (``-``, recognised by its first bytes and staged in a private temporary
+    folder)."""
     if path == "-":
-        data = sys.stdin.buffer.read()
-        kind, label, buffer, size = _kind_of_bytes(data[:8]), "standard input", data, len(data)
-        stem = "tensor"
-    else:
-        kind = _EXTENSIONS.get(os.path.splitext(path)[1].lower())
-        if kind is None:
-            raise ArgumentError(f"{path}: unknown input type (expected {INPUT_TYPES})")
-        try:
-            size = os.stat(path).st_size
-            if not os.path.isfile(path):
-                raise IsADirectoryError(21, "not a regular file")
-        except OSError as exc:
-            raise ResourceError(f"cannot read {path}: {exc.strerror or exc}") from None
-        label, buffer = path, path
-        stem = os.path.splitext(os.path.basename(path))[0] or "tensor"
+        with tempfile.TemporaryDirectory() as folder:
+            staged = os.path.join(folder, "input")
+            with open(staged, "wb") as fh:
+                shutil.copyfileobj(sys.stdin.buffer, fh)
+            with open(staged, "rb") as fh:
+                kind = _kind_of_bytes(fh.read(8))
+            # Arrays may view the staged file's map: it stays valid after the unlink.
+            return _read(staged, kind, "standard input", "tensor")
+    kind = _EXTENSIONS.get(os.path.splitext(path)[1].lower())
+    if kind is None:
+        raise ArgumentError(f"{path}: unknown input type (expected {INPUT_TYPES})")
+    try:
+        if not os.path.isfile(path):
+            raise IsADirectoryError(21, "not a regular file") if os.path.exists(path) else \
+                FileNotFoundError(2, "No such file or directory")
+    except OSError as exc:
+        raise ResourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return _read(path, kind, path, os.path.splitext(os.path.basename(path))[0] or "tensor")
+
+
+def _read(path: str, kind: str, label: str, stem: str) -> Source:
+    size = os.path.getsize(path)
     metadata = None
     if kind == "safetensors":
-        tensors, metadata = parse_safetensors(_map(path) if buffer is path else buffer, label)
+        try:
+            tensors, metadata = safetensors_file.read(path)
+        except LrqError as exc:
+            message = str(exc)
+            raise type(exc)(message.replace(path, label) if path != label else message) from None
+        tensors = [SourceTensor(t.name, t.values, t.dtype) for t in tensors]
+    elif kind == "npy":
+        tensors = _read_npy(path, label, stem)
+    elif kind == "npz":
+        tensors = _read_npz(path, label)
     else:
-        if not isinstance(buffer, str):
-            buffer = _bytes_io.BytesIO(buffer)
-        reader = {"npy": lambda b: _read_npy(b, label, stem), "npz": lambda b: _read_npz(b, label),
-                  "hdf5": lambda b: _read_hdf5(b, label)}[kind]
-        tensors = reader(buffer)
-    return Source(label, tensors, metadata, size)
+        tensors = _read_hdf5(path, label)
+    return Source(label, tensors, metadata or None, size)
 
 
-_SAFETENSORS_NAMES = {ours: code for code, (_, ours) in _SAFETENSORS_DTYPES.items()}
-
-
-def write_safetensors(fh, arrays: dict, dtypes: dict, metadata: Optional[dict] = None) -> None:
-    """Write arrays as a safetensors file; ``dtypes`` names each one's dtype
-    ("bfloat16" for uint16 bit patterns), ``metadata`` becomes ``__metadata__``."""
-    header, offset = {}, 0
-    if metadata:
-        header["__metadata__"] = dict(metadata)
-    for name, array in arrays.items():
-        header[name] = {"dtype": _SAFETENSORS_NAMES[dtypes[name]], "shape": list(array.shape),
-                        "data_offsets": [offset, offset + array.nbytes]}
-        offset += array.nbytes
-    raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)
-    fh.write(len(raw).to_bytes(8, "little") + raw)
-    for array in arrays.values():
-        fh.write(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+def read_tensors(path: str) -> Iterator[SourceTensor]:
+    """The tensors of an input file (see :func:`read_source`)."""
+    return iter(read_source(path).tensors)
