@@ -100,7 +100,7 @@ def test_decompress_does_not_follow_a_planted_symlink(small_lrq, tmp_path, monke
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     os.symlink(victim, folder / f".lrq-{os.getpid()}-restored.npz")
-    assert cli.main(["decompress", str(small_lrq), str(folder / "restored.npz"), "-q"]) == 0
+    assert cli.main(["decompress", str(small_lrq), str(folder / "restored.npz")]) == 0
     assert victim.read_text() == "precious"
     with np.load(folder / "restored.npz") as back:
         np.testing.assert_array_equal(back["ids"], np.arange(7))

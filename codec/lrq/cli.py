@@ -396,16 +396,8 @@ def _write_npz(fh, arrays: dict) -> None:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
-def cmd_decompress(args) -> int:
-    output = _output(args, None)
-    _refuse_same_file(output, args.input)
-    fmt = args.format or ("safetensors" if output == "-" else _OUTPUT_FORMATS.get(os.path.splitext(output)[1].lower()))
-    if fmt is None:
-        raise CliError(f"{output}: the output of decompress must end in .npy, .npz or .safetensors (or give --format)",
-                       EXIT_USAGE)
-    _refuse_terminal(output)
-    if output != "-":
-        _check_output(output, args.input)
+def _decoded(args, fmt: str):
+    """(arrays, dtype names, tensor names, metadata) of the tensors to write."""
     with _lrq_input(args.input) as (matrices, metadata, _, _):
         names = args.tensor or list(matrices)
         for name in names:
@@ -423,6 +415,23 @@ def cmd_decompress(args) -> int:
                 _note(args, f"tensor '{name}' was bfloat16, which {fmt} cannot hold: written as float32 "
                             "(write .safetensors to keep bfloat16)")
             arrays[name], dtypes[name] = values, m.source_dtype if fmt == "safetensors" else values.dtype.name
+    return arrays, dtypes, names, metadata
+
+
+def cmd_decompress(args) -> int:
+    output = _output(args, None)
+    _refuse_same_file(output, args.input)
+    fmt = args.format or ("safetensors" if output == "-" else _OUTPUT_FORMATS.get(os.path.splitext(output)[1].lower()))
+    if fmt is None:
+        raise CliError(f"{output}: the output of decompress must end in .npy, .npz or .safetensors (or give --format)",
+                       EXIT_USAGE)
+    _refuse_terminal(output)
+    if output != "-":
+        _check_output(output, args.input)
+    try:
+        arrays, dtypes, names, metadata = _decoded(args, fmt)
+    except LrqError as exc:
+        raise _named("standard input" if args.input == "-" else args.input, exc) from None
     if metadata and fmt != "safetensors":
         _note(args, f"the file's metadata ({plural(len(metadata), 'entry')}) is not written: {fmt} cannot hold it "
                     "(write .safetensors to keep it)")
@@ -467,7 +476,9 @@ def _info_record(path: str) -> dict:
 
 
 def _print_info(info: dict, verbose: bool) -> None:
-    print(f"{info['path']}: .lrq format {info['format_version']}, {plural(len(info['tensors']), 'tensor')}, {info['size']:,} bytes")
+    label = "standard input" if info["path"] == "-" else info["path"]
+    print(f"{label}: .lrq format {info['format_version']}, {plural(len(info['tensors']), 'tensor')}, "
+          f"{info['size']:,} bytes")
     for key, value in info["metadata"].items():
         print(f"  metadata {key} = {value}")
     rows = [("name", "shape", "dtype", "scheme", "params", "bytes", "bits/entry", "rel_error")]
@@ -494,7 +505,7 @@ def _for_each_path(args, one, show) -> int:
             result = one(path)
         except LrqError as exc:
             code = _exit_code(exc)
-            message = _cli_terms(str(exc))
+            message = _cli_terms(str(_named("standard input" if path == "-" else path, exc)))
             print(f"lrq {args.command}: error: {message}", file=sys.stderr)
             result = {"path": path, "error": message, "exit_status": code}
             status = status or code
