@@ -1,4 +1,10 @@
-"""The ``lrq`` command: compress, decompress, info, verify, demo."""
+"""The ``lrq`` command: compress, decompress, info, verify, demo (also ``python -m lrq``).
+
+Every command takes ``-q`` / ``-v`` and reports failures by exit status
+(``EXIT_*`` below, listed in ``lrq --help``); ``-`` names standard input or
+output.  Outputs are checked before any work and written through
+:func:`lrq.files.atomic_write`.
+"""
 
 from __future__ import annotations
 
