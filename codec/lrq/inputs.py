@@ -1,39 +1,32 @@
-"""Reading tensors from other formats for the CLI: ``.npy`` and ``.safetensors``.
+"""Reading tensors from other formats for the CLI: ``.npy``, ``.npz``,
+``.safetensors`` and HDF5 (``.h5`` / ``.hdf5``, with the optional h5py).
 
-The safetensors reader is our own (the format is a length, a JSON header and
-raw little-endian data) so that bfloat16 tensors need no extra dependency:
-they come back as float32 arrays tagged "bfloat16".
+Safetensors goes through :mod:`lrq.safetensors_file` (bfloat16 tensors come
+back as their uint16 bit patterns tagged "bfloat16").  Standard input
+(``-``) is read whole and recognised by its first bytes.
 """
 
 from __future__ import annotations
 
-import json
-import mmap
 import os
-import struct
-from typing import Iterator
+import shutil
+import sys
+import tempfile
+import zipfile
+import zlib
+from typing import Iterator, List, Optional
 
 import numpy as np
 
-from .errors import FormatError, ResourceError
+from . import safetensors_file
+from .errors import ArgumentError, FormatError, LrqError, ResourceError, UnsupportedError
 
-# safetensors dtype name -> (numpy dtype, our dtype name)
-_SAFETENSORS_DTYPES = {
-    "F64": ("<f8", "float64"),
-    "F32": ("<f4", "float32"),
-    "F16": ("<f2", "float16"),
-    "BF16": ("<u2", "bfloat16"),
-    "I64": ("<i8", "int64"),
-    "I32": ("<i4", "int32"),
-    "I16": ("<i2", "int16"),
-    "I8": ("i1", "int8"),
-    "U64": ("<u8", "uint64"),
-    "U32": ("<u4", "uint32"),
-    "U16": ("<u2", "uint16"),
-    "U8": ("u1", "uint8"),
-    "BOOL": ("u1", "bool"),
-}
-_MAX_SAFETENSORS_HEADER = 100_000_000
+_FLOATS = ("float64", "float32", "float16", "bfloat16")
+_STORABLE = _FLOATS + ("int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8", "bool")
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 class SourceTensor:
@@ -44,67 +37,147 @@ class SourceTensor:
 
     def as_float(self) -> np.ndarray:
         """Values as a float array an encoder takes (bfloat16 widened to float32)."""
-        if self.dtype == "bfloat16":
-            return (self.values.astype(np.uint32) << 16).view(np.float32)
-        return self.values
+        return safetensors_file.widen(self.values, self.dtype)
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in _FLOATS
 
     @property
     def is_float_matrix(self) -> bool:
-        return self.values.ndim == 2 and self.dtype in ("float64", "float32", "float16", "bfloat16")
+        return self.values.ndim == 2 and self.is_float
+
+    def dense_reason(self) -> Optional[str]:
+        """Why this tensor cannot be compressed (None when it can)."""
+        if not self.is_float:
+            return f"{self.dtype} values are stored exactly; only float tensors are compressed"
+        if self.values.ndim != 2:
+            kind = {0: "a scalar", 1: "1-D"}.get(self.values.ndim, f"{self.values.ndim}-D")
+            hint = " (e.g. a convolution kernel)" if self.values.ndim in (3, 4) else ""
+            return f"{kind}{hint}; only 2-D matrices are compressed"
+        return None
 
 
-def read_npy(path: str, name: str) -> Iterator[SourceTensor]:
+class Source:
+    """The tensors of one input file and its string metadata (safetensors'
+    ``__metadata__``; None when the format has none)."""
+
+    def __init__(self, label: str, tensors: List[SourceTensor], metadata: Optional[dict], size: int):
+        self.label, self.tensors, self.metadata, self.size = label, tensors, metadata, size
+
+
+def _tensor(label: str, name: str, values: np.ndarray) -> SourceTensor:
+    dtype = values.dtype.name
+    if dtype not in _STORABLE:
+        raise FormatError(f"{label}: tensor '{name}' has dtype {values.dtype}, which lrq cannot store "
+                          f"(supported: {', '.join(_STORABLE)})")
+    if not values.dtype.isnative:
+        values = values.astype(values.dtype.newbyteorder("="))
+    return SourceTensor(name, np.ascontiguousarray(values), dtype)
+
+
+def _read_npy(path: str, label: str, name: str) -> List[SourceTensor]:
     try:
         values = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise FormatError(f"{path}: not a readable .npy file: {exc}") from None
-    yield SourceTensor(name, np.ascontiguousarray(values), values.dtype.name)
+    except (ValueError, EOFError, OSError) as exc:
+        raise FormatError(f"{label}: not a readable .npy file: {exc}") from None
+    return [_tensor(label, name, values)]
+
+
+def _read_npz(path: str, label: str) -> List[SourceTensor]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return [_tensor(label, name, archive[name]) for name in archive.files]
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as exc:
+        raise FormatError(f"{label}: not a readable .npz file: {exc}") from None
+
+
+def _read_hdf5(path: str, label: str) -> List[SourceTensor]:
+    try:
+        import h5py
+    except ImportError:
+        raise UnsupportedError(f"{label}: reading HDF5 files needs the h5py package (pip install h5py)") from None
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise FormatError(f"{label}: not a readable HDF5 file: {exc}") from None
+    with handle:
+        names: List[str] = []
+        handle.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        tensors = []
+        for name in names:
+            dataset = handle[name]
+            if dataset.dtype.kind not in "fiub":
+                raise FormatError(f"{label}: dataset '{name}' has dtype {dataset.dtype}, which lrq cannot store "
+                                  "(numbers and booleans only)")
+            tensors.append(_tensor(label, name, np.asarray(dataset[()])))
+        return tensors
 
 
 def read_safetensors(path: str) -> Iterator[SourceTensor]:
+    """The tensors of a ``.safetensors`` file (values view the mapped file)."""
+    tensors, _ = safetensors_file.read(path)
+    return iter(SourceTensor(t.name, t.values, t.dtype) for t in tensors)
+
+
+def _kind_of_bytes(head: bytes) -> str:
+    if head.startswith(_NPY_MAGIC):
+        return "npy"
+    if head.startswith(_ZIP_MAGIC):
+        return "npz"
+    if head.startswith(_HDF5_MAGIC):
+        return "hdf5"
+    return "safetensors"
+
+
+_EXTENSIONS = {".npy": "npy", ".npz": "npz", ".safetensors": "safetensors", ".h5": "hdf5", ".hdf5": "hdf5"}
+INPUT_TYPES = ".npy, .npz, .safetensors, .h5 or .hdf5"
+
+
+def read_source(path: str) -> Source:
+    """Every tensor of an input file, by extension, or of standard input
+    (``-``, recognised by its first bytes and staged in a private temporary
+    folder)."""
+    if path == "-":
+        with tempfile.TemporaryDirectory() as folder:
+            staged = os.path.join(folder, "input")
+            with open(staged, "wb") as fh:
+                shutil.copyfileobj(sys.stdin.buffer, fh)
+            with open(staged, "rb") as fh:
+                kind = _kind_of_bytes(fh.read(8))
+            # Arrays may view the staged file's map: it stays valid after the unlink.
+            return _read(staged, kind, "standard input", "tensor")
+    kind = _EXTENSIONS.get(os.path.splitext(path)[1].lower())
+    if kind is None:
+        raise ArgumentError(f"{path}: unknown input type (expected {INPUT_TYPES})")
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size < 8:
-                raise FormatError(f"{path}: too short for a safetensors file")
-            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        if not os.path.isfile(path):
+            raise IsADirectoryError(21, "not a regular file") if os.path.exists(path) else \
+                FileNotFoundError(2, "No such file or directory")
     except OSError as exc:
-        raise ResourceError(f"cannot read {path}: {exc}") from None
-    (header_len,) = struct.unpack_from("<Q", data, 0)
-    if header_len > min(_MAX_SAFETENSORS_HEADER, size - 8):
-        raise FormatError(f"{path}: safetensors header length {header_len} is out of range")
-    try:
-        header = json.loads(bytes(data[8 : 8 + header_len]))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path}: safetensors header is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise FormatError(f"{path}: safetensors header is not a JSON object")
-    base = 8 + header_len
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
+        raise ResourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return _read(path, kind, path, os.path.splitext(os.path.basename(path))[0] or "tensor")
+
+
+def _read(path: str, kind: str, label: str, stem: str) -> Source:
+    size = os.path.getsize(path)
+    metadata = None
+    if kind == "safetensors":
         try:
-            np_dtype, dtype = _SAFETENSORS_DTYPES[info["dtype"]]
-            shape = tuple(int(d) for d in info["shape"])
-            begin, end = (int(v) for v in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise FormatError(f"{path}: tensor '{name}' has an unsupported dtype or a malformed entry") from None
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        itemsize = np.dtype(np_dtype).itemsize
-        if not 0 <= begin <= end <= size - base or end - begin != count * itemsize:
-            raise FormatError(f"{path}: tensor '{name}' has data offsets outside the file or of the wrong size")
-        values = np.frombuffer(data, dtype=np_dtype, count=count, offset=base + begin).reshape(shape)
-        if dtype == "bool":
-            values = values.astype(np.bool_)
-        yield SourceTensor(name, values, dtype)
+            tensors, metadata = safetensors_file.read(path)
+        except LrqError as exc:
+            message = str(exc)
+            raise type(exc)(message.replace(path, label) if path != label else message) from None
+        tensors = [SourceTensor(t.name, t.values, t.dtype) for t in tensors]
+    elif kind == "npy":
+        tensors = _read_npy(path, label, stem)
+    elif kind == "npz":
+        tensors = _read_npz(path, label)
+    else:
+        tensors = _read_hdf5(path, label)
+    return Source(label, tensors, metadata or None, size)
 
 
 def read_tensors(path: str) -> Iterator[SourceTensor]:
-    """Tensors of an input file, by extension: ``.npy`` (one) or ``.safetensors``."""
-    lower = path.lower()
-    if lower.endswith(".npy"):
-        stem = os.path.splitext(os.path.basename(path))[0] or "tensor"
-        return read_npy(path, stem)
-    if lower.endswith(".safetensors"):
-        return read_safetensors(path)
-    raise FormatError(f"{path}: unknown input type (expected .npy or .safetensors)")
+    """The tensors of an input file (see :func:`read_source`)."""
+    return iter(read_source(path).tensors)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import mmap
 import os
-import tempfile
 from typing import Iterator, Mapping, Optional
 
 import msgpack
 import numpy as np
 
 from . import _native
+from . import format
 from .errors import ArgumentError, FormatError, LrqError, ResourceError
+from .files import atomic_write
+from .format import make_section
 from .matrix import Matrix, Transposed
-from .reference import container, dense
-from .reference.container import make_section
 
 
 def dumps(matrix: Matrix) -> bytes:
@@ -25,7 +25,7 @@ def dumps(matrix: Matrix) -> bytes:
     return b"".join(bytes(p) for p in matrix._serialize())
 
 
-def _verify(record: container.TensorRecord) -> None:
+def _verify(record: format.TensorRecord) -> None:
     """Check the sections of a tensor read lazily from a file before they are
     copied into a new one, so that a writer never passes on a section that
     breaks a rule (sections made by an encoder are verified already)."""
@@ -34,7 +34,7 @@ def _verify(record: container.TensorRecord) -> None:
             section.payload(_native.crc32c)
 
 
-class _CheckedSection(container.Section):
+class _CheckedSection(format.Section):
     """A section of a file parsed by the C core.
 
     ``data`` views the file's buffer; :meth:`payload` (every use that computes
@@ -57,7 +57,7 @@ class _CheckedSection(container.Section):
         return self.data
 
 
-def _parse(buf, *, verify: bool) -> container.FileRecord:
+def _parse(buf, *, verify: bool) -> format.FileRecord:
     """Parse and validate a whole `.lrq` file with the C core.
 
     Builds the same records as the reference parser (``lrq.reference``, which
@@ -76,14 +76,14 @@ def _parse(buf, *, verify: bool) -> container.FileRecord:
                 entry[0]: _CheckedSection(parsed, (i, k, s), entry, verify)
                 for s, entry in enumerate(tile["sections"])
             }
-            tiles.append(container.TileRecord(tile["origin"], tile["shape"], tile["scheme"], tile["params"], sections))
+            tiles.append(format.TileRecord(tile["origin"], tile["shape"], tile["scheme"], tile["params"], sections))
         # The informational "encoder" map comes back as the msgpack bytes C
         # already checked against the header profile; decoding them cannot fail.
         encoder = msgpack.unpackb(t["encoder"], raw=False) if t["encoder"] is not None else None
-        tensors.append(container.TensorRecord(t["name"], t["shape"], t["dtype"], t["tile_shape"], t["panel"],
+        tensors.append(format.TensorRecord(t["name"], t["shape"], t["dtype"], t["tile_shape"], t["panel"],
                                               tiles, t["rel_error"], encoder))
     required, optional = parsed.features
-    return container.FileRecord(tensors, parsed.metadata(), required, optional, parsed.minor)
+    return format.FileRecord(tensors, parsed.metadata(), required, optional, parsed.minor)
 
 
 def loads(data) -> Matrix:
@@ -111,30 +111,34 @@ def decode(matrix) -> np.ndarray:
     return matrix.decode()
 
 
-def _dense_record(name: str, array, source: Optional[str] = None) -> container.TensorRecord:
-    """A raw array stored losslessly as a one-tile dense tensor.
+def _dense_record(name: str, array, source: Optional[str] = None) -> format.TensorRecord:
+    """A raw array stored losslessly as a one-tile dense tensor of dtype ``source``.
 
-    ``source`` names the original dtype when ``array`` holds widened values
-    (bfloat16 weights given as float32).
+    ``source`` names the original dtype when ``array`` does not carry it:
+    for ``"bfloat16"``, ``array`` holds either the values (float32, widened
+    exactly from bfloat16) or the ``uint16`` bit patterns, and the file keeps
+    the bits exactly.  Without ``source`` the array's own dtype is kept.
     """
     if source is None:
         source = str(getattr(array, "dtype", ""))
     if source == "bfloat16":
-        array = np.asarray(array, dtype=np.float32)
+        array = np.asarray(array)
+        if array.dtype != np.uint16:
+            array = np.asarray(array, dtype=np.float32)
     else:
         array = np.asarray(array)
         source = array.dtype.name
-    if source not in container.DTYPES:
-        raise ArgumentError(f"tensor '{name}': dtype {array.dtype} cannot be stored (supported: {', '.join(container.DTYPES)})")
-    if array.ndim > container.MAX_NDIM or array.size == 0:
+    if source not in format.DTYPES:
+        raise ArgumentError(f"tensor '{name}': dtype {array.dtype} cannot be stored (supported: {', '.join(format.DTYPES)})")
+    if array.ndim > format.MAX_NDIM or array.size == 0:
         raise ArgumentError(f"tensor '{name}': shape {array.shape} cannot be stored (0-8 dims, none of them 0)")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise ArgumentError(f"tensor '{name}': holds NaN or infinity")
     shape = tuple(int(d) for d in array.shape)
-    data = dense.store(array, source)
-    tile = container.TileRecord((0,) * len(shape), shape, "dense", {"storage": source},
+    data = format.dense_bytes(array, source)
+    tile = format.TileRecord((0,) * len(shape), shape, "dense", {"storage": source},
                                 {"values": make_section("values", data, _native.crc32c)})
-    return container.TensorRecord(name, shape, source, shape, container.DEFAULT_PANEL, [tile])
+    return format.TensorRecord(name, shape, source, shape, format.DEFAULT_PANEL, [tile])
 
 
 def dense_matrix(name: str, array, source: Optional[str] = None) -> Matrix:
@@ -150,18 +154,18 @@ def _records(tensors: Mapping) -> list:
         if (
             not isinstance(name, str)
             or any("\ud800" <= ch <= "\udfff" for ch in name)  # lone surrogates are not UTF-8
-            or not 1 <= len(name.encode("utf-8")) <= container.MAX_NAME_BYTES
+            or not 1 <= len(name.encode("utf-8")) <= format.MAX_NAME_BYTES
         ):
             raise ArgumentError(f"tensor names must be non-empty strings of at most 1024 bytes, not {name!r}")
         if isinstance(value, Matrix):
             record = value._record
             _verify(record)
-            records.append(container.TensorRecord(name, record.shape, record.dtype, record.tile_shape,
+            records.append(format.TensorRecord(name, record.shape, record.dtype, record.tile_shape,
                                                   record.panel, record.tiles, record.rel_error, record.encoder))
         else:
             records.append(_dense_record(name, value))
-    if len(records) > container.MAX_TENSORS:
-        raise ArgumentError(f"a file holds at most {container.MAX_TENSORS} tensors")
+    if len(records) > format.MAX_TENSORS:
+        raise ArgumentError(f"a file holds at most {format.MAX_TENSORS} tensors")
     return records
 
 
@@ -169,36 +173,22 @@ def save(path, tensors: Mapping, *, metadata: Optional[Mapping[str, str]] = None
     """Write named tensors to one `.lrq` file, atomically.
 
     Values are ``lrq.Matrix`` objects (stored as they are) or arrays (stored
-    dense, losslessly).  The file is written under a temporary name in the
-    same folder and renamed into place, so a failure or an interrupt leaves
-    any existing file untouched and no partial file behind.
+    dense, losslessly, in their own dtype).  ``metadata`` maps strings to
+    strings (a safetensors ``__metadata__`` map fits as it is).  Everything
+    the decoders check about the header (spec §13 limits, UTF-8) is checked
+    before anything is written, so what ``save`` writes always opens.  The
+    file goes through :func:`lrq.files.atomic_write`: a failure or an
+    interrupt leaves any existing file untouched and nothing behind, and the
+    new file's mode follows the umask.
     """
     records = _records(tensors)
-    if metadata is not None and (
-        not isinstance(metadata, Mapping) or any(not isinstance(k, str) or not isinstance(v, str) for k, v in metadata.items())
-    ):
-        raise ArgumentError("metadata must map strings to strings")
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".lrq-", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ResourceError(f"cannot write in {folder}: {exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for piece in container.serialize(records, dict(metadata) if metadata else None, _native.crc32c):
-                out.write(piece)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ResourceError(f"cannot write {path}: {exc}") from None
-        raise
+    pieces = format.serialize(records, format.check_metadata(metadata), _native.crc32c)
+
+    def write(out) -> None:
+        for piece in pieces:
+            out.write(piece)
+
+    atomic_write(path, write)
 
 
 class File(Mapping):
@@ -226,7 +216,7 @@ class File(Mapping):
             self.close()
             raise
         self.metadata = dict(record.metadata)
-        self.format_version = (container.FORMAT_MAJOR, record.minor)
+        self.format_version = (format.FORMAT_MAJOR, record.minor)
         self._matrices = {t.name: Matrix(t, owner=self, cache=False) for t in record.tensors}
 
     def __getitem__(self, name: str) -> Matrix:

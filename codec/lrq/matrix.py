@@ -9,7 +9,8 @@ import numpy as np
 
 from . import _native
 from .errors import ArgumentError, FormatError
-from .reference import container, decoder, lplr, signcut
+from . import format as container
+from .reference import decoder, lplr, signcut
 
 _FACTORED = ("signcut", "lplr")
 _PRECISIONS = ("float32", "int16", "int8")
