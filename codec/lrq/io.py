@@ -12,7 +12,7 @@ import msgpack
 import numpy as np
 
 from . import _native
-from . import format
+from . import format, safetensors_file
 from .errors import ArgumentError, FormatError, LrqError, ResourceError
 from .files import atomic_write
 from .format import make_section
@@ -190,6 +190,8 @@ def _records(tensors: Mapping) -> list:
             _verify(record)
             records.append(format.TensorRecord(name, record.shape, record.dtype, record.tile_shape,
                                                   record.panel, record.tiles, record.rel_error, record.encoder))
+        elif isinstance(value, safetensors_file.Tensor):
+            records.append(_dense_record(name, value.values, value.dtype))
         else:
             records.append(_dense_record(name, value))
     if len(records) > format.MAX_TENSORS:
@@ -200,8 +202,9 @@ def _records(tensors: Mapping) -> list:
 def save(path, tensors: Mapping, *, metadata: Optional[Mapping[str, str]] = None) -> None:
     """Write named tensors to one `.lrq` file, atomically.
 
-    Values are ``lrq.Matrix`` objects (stored as they are) or arrays (stored
-    dense, losslessly, in their own dtype).  ``metadata`` maps strings to
+    Values are ``lrq.Matrix`` objects (stored as they are), arrays (stored
+    dense, losslessly, in their own dtype) or tensors read by
+    :func:`lrq.safetensors_file.read` (bfloat16 kept bit for bit).  ``metadata`` maps strings to
     strings (a safetensors ``__metadata__`` map fits as it is).  Everything
     the decoders check about the header (spec §13 limits, UTF-8) is checked
     before anything is written, so what ``save`` writes always opens.  The
