@@ -36,7 +36,7 @@ import numpy as np
 
 from lrq.reference import container, decode as ref_decode
 from lrq.reference.crc32c import crc32c as CRC
-from lrq.reference import dense, layout, lplr, signcut
+from lrq.reference import dense, layout, lplr, signcut, surgery
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 V1 = os.path.join(HERE, "v1")
@@ -260,71 +260,21 @@ def valid_vectors() -> dict:
 
 
 def _future_compatible(base: bytes) -> bytes:
-    header = _header(base)
+    header = surgery.header(base)
     header["x-lrq-test-note"] = "ignore me"
     header["tensors"][0]["x-lrq-test"] = [1, 2, 3]
     header["tensors"][0]["tiles"][0]["x-lrq-test"] = {"nested": True}
     data = _rebuild(base, header)
-    return _preamble_edit(data, minor=9, optional=1 << 5)
+    return surgery.edit_preamble(data, minor=9, optional=1 << 5)
 
 
 # ------------------------------------------------------------------ invalid vectors
 
-_PRE = struct.Struct("<8sHHIQQQQI12s")
-
-
-def _header(data: bytes) -> dict:
-    length = struct.unpack_from("<Q", data, 32)[0]
-    return msgpack.unpackb(data[64 : 64 + length], raw=False)
-
-
-def _sections(data: bytes, header: dict) -> list:
-    return [data[off : off + ln] for t in header["tensors"] for tile in t["tiles"] for _, off, ln, _ in tile["sections"]]
-
-
 def _rebuild(data: bytes, header: dict, payloads=None, *, fix_offsets=True, fix_crcs=True) -> bytes:
-    """Re-serialize a header and section payloads with canonical offsets and CRCs."""
-    old = _header(data)
-    payloads = list(payloads if payloads is not None else _sections(data, old))
-    entries = [e for t in header["tensors"] for tile in t["tiles"] for e in tile["sections"]]
-    length = 0
-    for _ in range(64):
-        pos = 64 + length
-        for entry, payload in zip(entries, payloads):
-            if fix_offsets:
-                pos = container.align(pos, container.section_alignment(len(payload)))
-                entry[1], entry[2] = pos, len(payload)
-                pos += len(payload)
-            if fix_crcs:
-                entry[3] = CRC(payload) if payload else 0
-        raw = msgpack.packb(header, use_single_float=True)
-        if len(raw) == length:
-            break
-        length = len(raw)
-    body = bytearray(raw)
-    end = 64 + len(raw)
-    blob = bytearray()
-    for entry, payload in zip(entries, payloads):
-        off = entry[1]
-        if off > end + len(blob):
-            blob += bytes(off - end - len(blob))
-        blob[off - end : off - end + len(payload)] = payload
-    total = end + len(blob)
-    head = _PRE.pack(container.MAGIC, 1, 0, 0, 0, 0, len(raw), total, 0, bytes(12))
-    crc = CRC(bytes(body), CRC(head[:48]))
-    return head[:48] + struct.pack("<I", crc) + bytes(12) + bytes(body) + bytes(blob)
-
-
-def _preamble_edit(data: bytes, *, fix_crc=True, **fields) -> bytes:
-    names = ["magic", "major", "minor", "reserved0", "required", "optional", "header_length", "file_length", "crc", "reserved1"]
-    values = dict(zip(names, _PRE.unpack_from(data, 0)))
-    values.update(fields)
-    head = _PRE.pack(*[values[n] for n in names])
-    if fix_crc:
-        length = values["header_length"]
-        crc = CRC(data[64 : 64 + length], CRC(head[:48]))
-        head = head[:48] + struct.pack("<I", crc) + head[52:]
-    return head + data[64:]
+    """A file of ``header`` and ``payloads`` (default: ``data``'s own sections) laid out again."""
+    if payloads is None:
+        payloads = surgery.payloads(data)
+    return surgery.assemble(header, list(payloads), fix_offsets=fix_offsets, fix_crcs=fix_crcs)
 
 
 def _flip(data: bytes, offset: int, mask: int = 0x01) -> bytes:
@@ -345,45 +295,45 @@ def invalid_vectors(valid: dict) -> dict:
     def add(name, data, rule, error, description):
         out[name] = (data, rule, error, description)
 
-    h = _header(sc)
-    sec = _sections(sc, h)
+    h = surgery.header(sc)
+    sec = surgery.payloads(sc, h)
 
     add("xpre1-bad-magic", _flip(sc, 1, 0x20), "PRE-1", "FormatError", "magic 'LRQ' changed to 'lRQ'")
-    add("xpre2-major-2", _preamble_edit(sc, major=2), "PRE-2", "UnsupportedError", "a newer major version")
-    add("xpre3-reserved-nonzero", _preamble_edit(sc, reserved1=b"\x01" + bytes(11)), "PRE-3", "FormatError",
+    add("xpre2-major-2", surgery.edit_preamble(sc, major=2), "PRE-2", "UnsupportedError", "a newer major version")
+    add("xpre3-reserved-nonzero", surgery.edit_preamble(sc, reserved_b=b"\x01" + bytes(11)), "PRE-3", "FormatError",
         "a reserved preamble byte is 1")
-    add("xpre4-required-feature", _preamble_edit(sc, required=1), "PRE-4", "UnsupportedError",
+    add("xpre4-required-feature", surgery.edit_preamble(sc, required=1), "PRE-4", "UnsupportedError",
         "required feature bit 0, unknown to 1.0")
-    add("xpre6-header-too-long", _preamble_edit(sc, header_length=16 * 1024 * 1024 + 1, fix_crc=False), "PRE-6",
+    add("xpre6-header-too-long", surgery.edit_preamble(sc, header_length=16 * 1024 * 1024 + 1, fix_crc=False), "PRE-6",
         "FormatError", "header_length above 16 MiB")
     add("xpre7-truncated", sc[:-1], "PRE-7", "FormatError", "last byte missing")
-    add("xpre7-trailing-byte", _preamble_edit(sc + b"\x00", fix_crc=False), "PRE-7", "FormatError",
+    add("xpre7-trailing-byte", surgery.edit_preamble(sc + b"\x00", fix_crc=False), "PRE-7", "FormatError",
         "one byte appended (file_length unchanged)")
-    add("xpre7-huge-file-length", _preamble_edit(sc, file_length=(1 << 64) - 1), "PRE-7", "FormatError",
+    add("xpre7-huge-file-length", surgery.edit_preamble(sc, file_length=(1 << 64) - 1), "PRE-7", "FormatError",
         "file_length 2^64-1 (an overflow trap)")
     add("xpre8-short", container.MAGIC + b"\x01\x00" + bytes(20), "PRE-8", "FormatError", "32 bytes: shorter than the preamble")
     add("xpre9-header-crc", _flip(sc, 70), "PRE-9", "ChecksumError", "a header byte flipped, CRC not updated")
 
-    add("xhdr1-not-a-map", _rebuild_raw(sc, msgpack.packb([1, 2, 3])), "HDR-1", "FormatError", "the header is an array")
-    add("xhdr2-bin-type", _rebuild_raw(sc, msgpack.packb({"tensors": [], "x-blob": b"\x00\x01"}, use_bin_type=True)),
+    add("xhdr1-not-a-map", surgery.with_header(msgpack.packb([1, 2, 3])), "HDR-1", "FormatError", "the header is an array")
+    add("xhdr2-bin-type", surgery.with_header(msgpack.packb({"tensors": [], "x-blob": b"\x00\x01"}, use_bin_type=True)),
         "HDR-2", "FormatError", "a msgpack bin value")
-    add("xhdr3-bad-utf8", _rebuild_raw(sc, b"\x82\xa7tensors\x90\xa2x-\xa1\xff"), "HDR-3", "FormatError",
+    add("xhdr3-bad-utf8", surgery.with_header(b"\x82\xa7tensors\x90\xa2x-\xa1\xff"), "HDR-3", "FormatError",
         "a string value that is not UTF-8")
-    add("xhdr4-duplicate-key", _rebuild_raw(sc, b"\x82\xa7tensors\x90\xa7tensors\x90"), "HDR-4", "FormatError",
+    add("xhdr4-duplicate-key", surgery.with_header(b"\x82\xa7tensors\x90\xa7tensors\x90"), "HDR-4", "FormatError",
         "the key 'tensors' twice")
-    add("xhdr5-no-tensors", _rebuild_raw(sc, msgpack.packb({"metadata": {}})), "HDR-5", "FormatError", "no 'tensors' key")
-    add("xlim3-deep-nesting", _rebuild_raw(sc, msgpack.packb({"tensors": [], "x-deep": [[[[[[[[1]]]]]]]]})), "LIM-3",
+    add("xhdr5-no-tensors", surgery.with_header(msgpack.packb({"metadata": {}})), "HDR-5", "FormatError", "no 'tensors' key")
+    add("xlim3-deep-nesting", surgery.with_header(msgpack.packb({"tensors": [], "x-deep": [[[[[[[[1]]]]]]]]})), "LIM-3",
         "FormatError", "an ignored key nested 9 containers deep")
 
-    hh = _header(sc)
+    hh = surgery.header(sc)
     hh["tensors"][0]["shape"] = hh["tensors"][0]["tile_shape"] = [21, 40]
     add("xsec2-shape-section-mismatch", _rebuild(sc, hh, fix_offsets=False), "SEC-2", "FormatError",
         "shape says 21 rows; section s holds 20")
-    hh = _header(sc)
+    hh = surgery.header(sc)
     hh["tensors"][0]["tiles"][0]["sections"][1][1] += 64
     add("xsec3-offset-shifted", _rebuild(sc, hh, fix_offsets=False), "SEC-3", "FormatError",
         "section 'tt' 64 bytes past its canonical offset (a gap)")
-    hh = _header(sc)
+    hh = surgery.header(sc)
     hh["tensors"][0]["tiles"][0]["sections"][2][1] = hh["tensors"][0]["tiles"][0]["sections"][1][1]
     add("xsec3-overlapping-sections", _rebuild(sc, hh, fix_offsets=False), "SEC-3", "FormatError",
         "section 's' at the same offset as 'tt'")
@@ -394,19 +344,19 @@ def invalid_vectors(valid: dict) -> dict:
 
     nan_c = bytearray(sec[0])
     nan_c[0:4] = struct.pack("<f", float("nan"))
-    add("xsc2-nan-coefficient", _rebuild(sc, _header(sc), [bytes(nan_c)] + sec[1:]), "SC-2", "FormatError", "c[0] is NaN")
-    hh = _header(sc)
+    add("xsc2-nan-coefficient", _rebuild(sc, surgery.header(sc), [bytes(nan_c)] + sec[1:]), "SC-2", "FormatError", "c[0] is NaN")
+    hh = surgery.header(sc)
     hh["tensors"][0]["tiles"][0]["width"] = -1
     add("xsc1-negative-width", _rebuild(sc, hh, fix_offsets=False), "SC-1", "FormatError", "width -1")
     tt = bytearray(sec[1])
     # Tt is 3 rows x 40: K16 = 3, the last chunk holds elements 32..47, of which 40..47 are padding:
     # high byte of the word of (row 0, chunk 2), stored at word index 2*3 + 0 = 6 → byte 13.
     tt[13] |= 0x01
-    add("xlay1-padding-bit", _rebuild(sc, _header(sc), [sec[0], bytes(tt), sec[2]]), "LAY-1", "FormatError",
+    add("xlay1-padding-bit", _rebuild(sc, surgery.header(sc), [sec[0], bytes(tt), sec[2]]), "LAY-1", "FormatError",
         "padding bit (element 40 of row 0) of 'tt' set")
 
-    hl = _header(lp)
-    lsec = _sections(lp, hl)
+    hl = surgery.header(lp)
+    lsec = surgery.payloads(lp, hl)
     # r_codes is a byte matrix (bits_r = 8 allows every u8); l_codes has 5 bits: set code 32.
     lcodes = bytearray(lsec[2])
     lcodes[0] |= 0x20
@@ -414,94 +364,87 @@ def invalid_vectors(valid: dict) -> dict:
         "a 5-bit code of 32 in l_codes")
     nan_scale = bytearray(lsec[1])
     nan_scale[0:2] = np.array([np.nan], dtype="<f2").tobytes()
-    add("xlp3-nan-scale", _rebuild(lp, _header(lp), [lsec[0], bytes(nan_scale), lsec[2], lsec[3]]), "LP-3", "FormatError",
+    add("xlp3-nan-scale", _rebuild(lp, surgery.header(lp), [lsec[0], bytes(nan_scale), lsec[2], lsec[3]]), "LP-3", "FormatError",
         "an r_scales entry is NaN")
     neg_scale = bytearray(lsec[3])
     neg_scale[1] |= 0x80
-    add("xlp3-negative-scale", _rebuild(lp, _header(lp), [lsec[0], lsec[1], lsec[2], bytes(neg_scale)]), "LP-3", "FormatError",
+    add("xlp3-negative-scale", _rebuild(lp, surgery.header(lp), [lsec[0], lsec[1], lsec[2], bytes(neg_scale)]), "LP-3", "FormatError",
         "an l_scales entry has its sign bit set")
-    hh = _header(lp)
+    hh = surgery.header(lp)
     hh["tensors"][0]["tiles"][0]["group"] = 24
     add("xlp1-group-not-power-of-two", _rebuild(lp, hh, fix_offsets=False), "LP-1", "FormatError", "group 24")
-    hh = _header(lp_planes)
+    hh = surgery.header(lp_planes)
     hh["tensors"][0]["tiles"][0]["scale_l"] = 0.0
     add("xlp2-zero-super-scale", _rebuild(lp_planes, hh), "LP-2", "FormatError", "scale_l 0")
 
-    hd = _header(dn)
-    dsec = _sections(dn, hd)
+    hd = surgery.header(dn)
+    dsec = surgery.payloads(dn, hd)
     inf_value = bytearray(dsec[0])
     inf_value[0:4] = struct.pack("<f", float("inf"))
     add("xdn3-infinite-value", _rebuild(dn, hd, [bytes(inf_value)]), "DN-3", "FormatError", "a dense value is +inf")
-    hh = _header(dn)
+    hh = surgery.header(dn)
     hh["tensors"][0]["tiles"][0]["storage"] = "int32"
     add("xdn2-float-tensor-int-storage", _rebuild(dn, hh), "DN-2", "FormatError", "a float32 tensor stored as int32")
-    hm = _header(multi)
-    msec = _sections(multi, hm)
+    hm = surgery.header(multi)
+    msec = surgery.payloads(multi, hm)
     bad_bool = bytearray(msec[-1])
     bad_bool[0] = 2
     add("xdn4-bool-byte-2", _rebuild(multi, hm, msec[:-1] + [bytes(bad_bool)]), "DN-4", "FormatError", "a bool byte of 2")
 
-    hh = _header(multi)
+    hh = surgery.header(multi)
     hh["tensors"][1]["name"] = "W"
     add("xten2-duplicate-name", _rebuild(multi, hh), "TEN-2", "FormatError", "two tensors named 'W'")
-    hh = _header(sc)
+    hh = surgery.header(sc)
     hh["tensors"][0]["shape"] = [2**31, 40]
     add("xten3-dim-too-large", _rebuild(sc, hh, fix_offsets=False), "TEN-3", "FormatError", "a dimension of 2^31")
-    hh = _header(sc)
+    hh = surgery.header(sc)
     hh["tensors"][0]["panel"] = 100
     add("xten5-panel-not-multiple-of-64", _rebuild(sc, hh), "TEN-5", "FormatError", "panel 100")
-    hh = _header(sc)
+    hh = surgery.header(sc)
     hh["tensors"][0]["rel_error"] = float("nan")
     add("xten7-nan-rel-error", _rebuild(sc, hh), "TEN-7", "FormatError", "rel_error NaN")
-    hh = _header(sc)
+    hh = surgery.header(sc)
     hh["tensors"][0]["shape"] = [2**31 - 1, 2**17]
     hh["tensors"][0]["tile_shape"] = [1, 1]
     add("xtil3-grid-bomb", _rebuild(sc, hh, fix_offsets=False), "TIL-3", "FormatError",
         "a 2^31-1 x 2^17 shape in 1x1 tiles (2^48 tiles) with one tile listed: must fail fast")
-    hh = _header(sc)
+    hh = surgery.header(sc)
     hh["tensors"][0]["tiles"][0]["scheme"] = "zstd"
     add("xtil4-unknown-scheme", _rebuild(sc, hh, fix_offsets=False), "TIL-4", "FormatError", "scheme 'zstd'")
 
     # Format 1.1, feature signcut_c16 (bit 0).
     c16, _ = valid["signcut-20x40-w5-c16"]
     mix, _ = valid["tiled-signcut-20x40-t8x16-w2-c16mix"]
-    h16 = _header(c16)
-    sec16 = _sections(c16, h16)
+    h16 = surgery.header(c16)
+    sec16 = surgery.payloads(c16, h16)
 
     def v11(data):
-        return _preamble_edit(data, minor=1, required=1)
+        return surgery.edit_preamble(data, minor=1, required=1)
 
-    add("xpre4-required-feature-bit1", _preamble_edit(c16, required=3), "PRE-4", "UnsupportedError",
+    add("xpre4-required-feature-bit1", surgery.edit_preamble(c16, required=3), "PRE-4", "UnsupportedError",
         "1.1 file with required bits 0 and 1: bit 1 is unknown to 1.1")
-    add("xsc4-c-scale-without-flag", _preamble_edit(c16, required=0), "SC-4", "FormatError",
+    add("xsc4-c-scale-without-flag", surgery.edit_preamble(c16, required=0), "SC-4", "FormatError",
         "a tile has 'c_scale' but required_features is 0 (minor 1)")
     add("xsc5-flag-without-c-scale", v11(sc), "SC-5", "FormatError",
         "minor 1, required bit 0 set, but no tile has 'c_scale'")
     for what, bits in (("infinite", 0x7C00), ("nan", 0x7E00)):
         bad = bytearray(sec16[0])
         bad[2:4] = struct.pack("<H", bits)
-        add(f"xsc2-c16-{what}", v11(_rebuild(c16, _header(c16), [bytes(bad)] + sec16[1:])), "SC-2", "FormatError",
+        add(f"xsc2-c16-{what}", v11(_rebuild(c16, surgery.header(c16), [bytes(bad)] + sec16[1:])), "SC-2", "FormatError",
             f"binary16 c[1] is {what}")
     for what, value in (("zero", 0.0), ("nan", float("nan")), ("negative", -0.125), ("not-power-of-two", 0.3),
                         ("too-large", 2.0**113), ("too-small", 2.0**-126), ("integer", 1)):
-        hh = _header(c16)
+        hh = surgery.header(c16)
         hh["tensors"][0]["tiles"][0]["c_scale"] = value
         add(f"xsc3-c-scale-{what}", v11(_rebuild(c16, hh)), "SC-3", "FormatError", f"c_scale {value!r}")
     wide = np.frombuffer(sec16[0], dtype="<f2").astype("<f4").tobytes()
-    add("xsec2-c16-section-as-float32", v11(_rebuild(c16, _header(c16), [wide] + sec16[1:])), "SEC-2", "FormatError",
+    add("xsec2-c16-section-as-float32", v11(_rebuild(c16, surgery.header(c16), [wide] + sec16[1:])), "SEC-2", "FormatError",
         "a tile with 'c_scale' whose c holds 4w bytes (binary32)")
-    hm = _header(mix)
+    hm = surgery.header(mix)
     del hm["tensors"][0]["tiles"][0]["c_scale"]
     add("xsec2-c16-section-without-c-scale", v11(_rebuild(mix, hm)), "SEC-2", "FormatError",
         "tile #0 lost its 'c_scale' (other tiles keep theirs): its 2w-byte c is short")
     return out
-
-
-def _rebuild_raw(data: bytes, raw_header: bytes) -> bytes:
-    """A file made of ``data``'s preamble (lengths and CRC fixed) and another header, no sections."""
-    head = _PRE.pack(container.MAGIC, 1, 0, 0, 0, 0, len(raw_header), 64 + len(raw_header), 0, bytes(12))
-    crc = CRC(raw_header, CRC(head[:48]))
-    return head[:48] + struct.pack("<I", crc) + bytes(12) + raw_header
 
 
 # ------------------------------------------------------------------ expected results

@@ -1,26 +1,23 @@
 """Helpers shared by the test modules: data, tolerances, and file surgery.
 
-The file surgery (``split`` / ``assemble``) takes a `.lrq` file apart into its
-msgpack header and section payloads and puts it back together with canonical
-offsets and freshly computed CRCs.  Corruption tests use it to build files
-that break exactly one rule *behind* the checksums (a NaN coefficient, a set
-padding bit, …), so the decoder has to catch the rule itself.  It is written
-from the format notes with the reference CRC, independent of the writer.
+The file surgery (``split`` / ``assemble`` / ``edit_preamble``, from
+``lrq.reference.surgery``, which the conformance generator uses too) takes a
+`.lrq` file apart into its msgpack header and section payloads and puts it
+back together with canonical offsets and freshly computed CRCs.  Corruption
+tests use it to build files that break exactly one rule *behind* the
+checksums (a NaN coefficient, a set padding bit, …), so the decoder has to
+catch the rule itself.  It uses the reference CRC, independent of the writer.
 """
 
 from __future__ import annotations
 
 import functools
-import struct
 
-import msgpack
 import numpy as np
 
 import lrq
-from lrq.reference import container
-from lrq.reference.crc32c import crc32c
-
-PREAMBLE = struct.Struct("<8sHHIQQQQI12s")
+from lrq.reference import surgery
+from lrq.reference.surgery import assemble, edit_preamble, section_entries, section_position  # noqa: F401 - re-exported
 
 # Relative tolerance of a product against decode(M) @ x, by result dtype.
 PRODUCT_TOL = {np.dtype(np.float16): 2e-3, np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
@@ -94,79 +91,7 @@ def to_bytes_via_save(tensors, **kw) -> bytes:
 
 def split(data: bytes):
     """(header map, [section payload bytes in file order]) of a valid file."""
-    fields = PREAMBLE.unpack_from(data, 0)
-    header_length = fields[6]
-    header = msgpack.unpackb(data[64 : 64 + header_length], raw=False)
-    payloads = [bytes(data[off : off + ln]) for _, off, ln, _ in section_entries(header)]
-    return header, payloads
-
-
-def section_entries(header: dict) -> list:
-    """Every section entry [kind, offset, length, crc] of a header map, in file order."""
-    return [entry for t in header["tensors"] for tile in t["tiles"] for entry in tile["sections"]]
-
-
-def section_position(header: dict, kind: str, tensor: int = 0, tile: int = 0) -> int:
-    """Index in file order of section ``kind`` of a given tensor and tile."""
-    pos = 0
-    for ti, t in enumerate(header["tensors"]):
-        for ki, tl in enumerate(t["tiles"]):
-            for entry in tl["sections"]:
-                if (ti, ki, entry[0]) == (tensor, tile, kind):
-                    return pos
-                pos += 1
-    raise KeyError(kind)
-
-
-def assemble(header: dict, payloads: list, *, shift: int = 0, major: int = 1, minor: int = 0,
-             required: int = 0, optional: int = 0, keep_lengths: bool = False,
-             single_float: bool = True) -> bytes:
-    """A file from a header map and payloads: canonical layout, CRCs recomputed.
-
-    ``shift`` moves the first section that many bytes past its canonical
-    offset (zero-filled).  With ``keep_lengths`` the header's section lengths
-    are kept as they are instead of being set from the payloads; without
-    ``single_float`` floats are packed as float64 (readers must accept both).
-    """
-    entries = section_entries(header)
-    assert len(entries) == len(payloads)
-    header_length = 0
-    for _ in range(32):  # offsets depend on the header length and vice versa
-        pos, offsets = 64 + header_length, []
-        for i, payload in enumerate(payloads):
-            pos = container.align(pos, container.section_alignment(len(payload))) + (shift if i == 0 else 0)
-            offsets.append(pos)
-            pos += len(payload)
-        for entry, off, payload in zip(entries, offsets, payloads):
-            entry[1] = off
-            if not keep_lengths:
-                entry[2] = len(payload)
-            entry[3] = crc32c(payload)
-        raw = msgpack.packb(header, use_single_float=single_float)
-        if len(raw) == header_length:
-            break
-        header_length = len(raw)
-    body, pos = bytearray(), 64 + header_length
-    for off, payload in zip(offsets, payloads):
-        body += bytes(off - pos) + payload
-        pos = off + len(payload)
-    head = PREAMBLE.pack(container.MAGIC, major, minor, 0, required, optional, header_length, pos, 0, bytes(12))
-    crc = crc32c(raw, crc32c(head[:48]))
-    return head[:48] + struct.pack("<I", crc) + bytes(12) + raw + bytes(body)
-
-
-def edit_preamble(data: bytes, *, fix_crc: bool, **fields) -> bytes:
-    """Change named preamble fields; recompute the header CRC if ``fix_crc``."""
-    names = ("magic", "major", "minor", "reserved_a", "required", "optional", "header_length",
-             "file_length", "header_crc", "reserved_b")
-    values = dict(zip(names, PREAMBLE.unpack_from(data, 0)))
-    values.update(fields)
-    head = PREAMBLE.pack(*(values[n] for n in names))
-    if fix_crc:
-        end = 64 + values["header_length"]
-        crc = crc32c(data[64:end], crc32c(head[:48]))
-        head = head[:48] + struct.pack("<I", crc) + head[52:]
-    return head + data[64:]
+    return surgery.header(data), surgery.payloads(data)
 
 
 def outcome(decoder, data):

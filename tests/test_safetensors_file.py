@@ -102,3 +102,22 @@ def test_unwritable_dtypes_and_names_are_argument_errors(tmp_path):
     with pytest.raises(lrq.ArgumentError, match="__metadata__"):
         write(tmp_path / "x.safetensors", {"__metadata__": np.zeros(2)})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bfloat16_checkpoint_survives_lrq_bit_for_bit_with_its_metadata(tmp_path):
+    """safetensors -> .lrq (lossless) -> safetensors gives the same bytes, and
+    the .lrq file is no larger than about the checkpoint (bfloat16 stays 2 bytes)."""
+    rng = np.random.default_rng(6)
+    source = {"w": (bf16_bits(rng, (256, 384)), "bfloat16"), "ids": np.arange(7, dtype=np.int32),
+              "half": rng.standard_normal((5, 3)).astype(np.float16)}
+    meta = {"format": "pt", "model": "unit"}
+    write(tmp_path / "in.safetensors", source, meta)
+    tensors, metadata = safetensors_file.read(tmp_path / "in.safetensors")
+    lrq.save(tmp_path / "m.lrq", {t.name: t for t in tensors}, metadata=metadata)
+    assert (tmp_path / "m.lrq").stat().st_size < 1.02 * (tmp_path / "in.safetensors").stat().st_size + 4096
+    with lrq.open(tmp_path / "m.lrq") as f:
+        assert f.metadata == meta
+        assert [f[name].source_dtype for name in f] == ["bfloat16", "int32", "float16"]
+        write(tmp_path / "out.safetensors", {name: (lrq.decode(f[name]), f[name].source_dtype) for name in f},
+              f.metadata)
+    assert (tmp_path / "out.safetensors").read_bytes() == (tmp_path / "in.safetensors").read_bytes()

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import mmap
+import operator
 import os
+from collections.abc import Sequence
 from typing import Iterator, Mapping, Optional
 
 import msgpack
 import numpy as np
 
 from . import _native
-from . import format
+from . import format, safetensors_file
 from .errors import ArgumentError, FormatError, LrqError, ResourceError
 from .files import atomic_write
 from .format import make_section
@@ -57,31 +59,57 @@ class _CheckedSection(format.Section):
         return self.data
 
 
+class _FileTiles(Sequence):
+    """The tiles of one tensor of a parsed file, each record built on first use.
+
+    Opening a file then costs the C parse of its header and a record per
+    tensor; a tensor of many tiles pays for the records of the tiles that
+    are used, once (spec §13: nothing but the decoded output may cost more
+    than the file's own size, and this keeps open cheap as well).
+    """
+
+    def __init__(self, parsed: _native.ContainerFile, tensor: int, count: int, verified: bool):
+        self._parsed, self._tensor, self._verified = parsed, tensor, verified
+        self._records = [None] * count
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[k] for k in range(*index.indices(len(self._records)))]
+        record = self._records[index]  # IndexError and negative indices as for a list
+        if record is None:
+            index = operator.index(index) % len(self._records)
+            tile = self._parsed.tile(self._tensor, index)
+            sections = {
+                entry[0]: _CheckedSection(self._parsed, (self._tensor, index, s), entry, self._verified)
+                for s, entry in enumerate(tile["sections"])
+            }
+            record = format.TileRecord(tile["origin"], tile["shape"], tile["scheme"], tile["params"], sections)
+            self._records[index] = record
+        return record
+
+
 def _parse(buf, *, verify: bool) -> format.FileRecord:
     """Parse and validate a whole `.lrq` file with the C core.
 
     Builds the same records as the reference parser (``lrq.reference``, which
-    keeps its own pure-Python parser), with section views into ``buf``.  With
-    ``verify`` every section's checksum and content rules are checked now
-    (all checksums first); otherwise each section is checked on first use.
+    keeps its own pure-Python parser), with section views into ``buf``; tile
+    records are built when first used.  With ``verify`` every section's
+    checksum and content rules are checked now (all checksums first);
+    otherwise each section is checked on first use.
     """
     parsed = _native.ContainerFile(buf, "content" if verify else "none")
     tensors = []
     for i in range(len(parsed)):
         t = parsed.tensor(i)
-        tiles = []
-        for k in range(t["tile_count"]):
-            tile = parsed.tile(i, k)
-            sections = {
-                entry[0]: _CheckedSection(parsed, (i, k, s), entry, verify)
-                for s, entry in enumerate(tile["sections"])
-            }
-            tiles.append(format.TileRecord(tile["origin"], tile["shape"], tile["scheme"], tile["params"], sections))
+        tiles = _FileTiles(parsed, i, t["tile_count"], verify)
         # The informational "encoder" map comes back as the msgpack bytes C
         # already checked against the header profile; decoding them cannot fail.
         encoder = msgpack.unpackb(t["encoder"], raw=False) if t["encoder"] is not None else None
         tensors.append(format.TensorRecord(t["name"], t["shape"], t["dtype"], t["tile_shape"], t["panel"],
-                                              tiles, t["rel_error"], encoder))
+                                           tiles, t["rel_error"], encoder))
     required, optional = parsed.features
     return format.FileRecord(tensors, parsed.metadata(), required, optional, parsed.minor)
 
@@ -162,6 +190,8 @@ def _records(tensors: Mapping) -> list:
             _verify(record)
             records.append(format.TensorRecord(name, record.shape, record.dtype, record.tile_shape,
                                                   record.panel, record.tiles, record.rel_error, record.encoder))
+        elif isinstance(value, safetensors_file.Tensor):
+            records.append(_dense_record(name, value.values, value.dtype))
         else:
             records.append(_dense_record(name, value))
     if len(records) > format.MAX_TENSORS:
@@ -172,8 +202,9 @@ def _records(tensors: Mapping) -> list:
 def save(path, tensors: Mapping, *, metadata: Optional[Mapping[str, str]] = None) -> None:
     """Write named tensors to one `.lrq` file, atomically.
 
-    Values are ``lrq.Matrix`` objects (stored as they are) or arrays (stored
-    dense, losslessly, in their own dtype).  ``metadata`` maps strings to
+    Values are ``lrq.Matrix`` objects (stored as they are), arrays (stored
+    dense, losslessly, in their own dtype) or tensors read by
+    :func:`lrq.safetensors_file.read` (bfloat16 kept bit for bit).  ``metadata`` maps strings to
     strings (a safetensors ``__metadata__`` map fits as it is).  Everything
     the decoders check about the header (spec §13 limits, UTF-8) is checked
     before anything is written, so what ``save`` writes always opens.  The

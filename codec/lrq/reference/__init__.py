@@ -9,15 +9,23 @@ the library for every rule a file breaks.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from .container import parse
 from .crc32c import crc32c
 from .decoder import decode_tensor
 
 
-def decode(data) -> dict:
-    """Decode every tensor of a `.lrq` file held in ``data`` (bytes-like)."""
+def decode(data, *, max_output_bytes: Optional[int] = None) -> dict:
+    """Decode every tensor of a `.lrq` file held in ``data`` (bytes-like).
+
+    A tensor whose decoded output would exceed ``max_output_bytes`` (the
+    caller's limit of spec [LIM-8]), or that cannot be allocated, raises
+    :class:`lrq.ResourceError`; beyond the outputs, memory stays within a
+    fixed multiple of the file's size.
+    """
     record = parse(data, crc32c, verify_sections=True)
-    return {t.name: decode_tensor(t, crc32c) for t in record.tensors}
+    return {t.name: decode_tensor(t, crc32c, max_output_bytes) for t in record.tensors}
 
 
 __all__ = ["decode", "crc32c", "parse"]

@@ -1,11 +1,25 @@
-"""Whole-tensor decoding: assemble tiles into the dense array the file describes."""
+"""Whole-tensor decoding: assemble tiles into the dense array the file describes.
+
+Memory: beyond the decoded output, decoding a tensor takes the unpacked
+factors of one tile (a fixed multiple of that tile's section bytes) and at
+most :data:`PRODUCT_BLOCK_BYTES` of float64 products at a time, so a small
+file that declares a large output costs its output and no more ([LIM-8]).
+A result that cannot be allocated is a :class:`lrq.ResourceError`.
+"""
 
 from __future__ import annotations
 
+import math
+from typing import Optional
+
 import numpy as np
 
+from ..errors import ResourceError
 from . import dense, lplr, signcut
 from .container import DTYPES
+
+# float64 rows of a factorized tile's product computed at once.
+PRODUCT_BLOCK_BYTES = 64 << 20
 
 
 def output_dtype(dtype: str) -> np.dtype:
@@ -17,18 +31,47 @@ def output_dtype(dtype: str) -> np.dtype:
     return np.dtype(DTYPES[dtype][0]).newbyteorder("=")
 
 
+def _product_into(out: np.ndarray, left: np.ndarray, right: np.ndarray) -> None:
+    """out = left @ right in float64, a block of rows at a time."""
+    rows = max(1, PRODUCT_BLOCK_BYTES // (8 * max(1, right.shape[1])))
+    for r0 in range(0, left.shape[0], rows):
+        out[r0 : r0 + rows] = left[r0 : r0 + rows].astype(np.float64) @ right
+
+
+def decode_tile_into(tile, panel: int, crc32c, out: np.ndarray) -> None:
+    """Write a tile's values into ``out`` (exact for dense; float64 products rounded once for the factorizations)."""
+    if tile.scheme == "dense":
+        out[...] = dense.load(tile.section("values", crc32c), tile.params["storage"], tile.shape)
+    elif tile.scheme == "signcut":
+        s, c, tt = signcut.factors(tile, panel, crc32c)
+        _product_into(out, s, c.astype(np.float64)[:, None] * tt.astype(np.float64))
+    else:
+        _product_into(out, *lplr.factors(tile, panel, crc32c))
+
+
 def decode_tile(tile, panel: int, crc32c) -> np.ndarray:
     """A tile's values: exact for dense, float64 products for the factorizations."""
     if tile.scheme == "dense":
         return dense.load(tile.section("values", crc32c), tile.params["storage"], tile.shape)
-    if tile.scheme == "signcut":
-        return signcut.decode(tile, panel, crc32c)
-    return lplr.decode(tile, panel, crc32c)
+    out = np.empty(tile.shape, dtype=np.float64)
+    decode_tile_into(tile, panel, crc32c, out)
+    return out
 
 
-def decode_tensor(record, crc32c) -> np.ndarray:
-    out = np.empty(record.shape, dtype=output_dtype(record.dtype))
-    for tile in record.tiles:
-        index = tuple(slice(o, o + s) for o, s in zip(tile.origin, tile.shape))
-        out[index] = decode_tile(tile, record.panel, crc32c)
+def decode_tensor(record, crc32c, max_output_bytes: Optional[int] = None) -> np.ndarray:
+    """The tensor's dense array; refuses (ResourceError) an output over ``max_output_bytes`` [LIM-8]."""
+    dtype = output_dtype(record.dtype)
+    nbytes = math.prod(record.shape) * dtype.itemsize
+    shape = "×".join(map(str, record.shape)) or "scalar"
+    if max_output_bytes is not None and nbytes > max_output_bytes:
+        raise ResourceError(f"tensor '{record.name}': its decoded {shape} {dtype} output takes {nbytes:,} bytes, "
+                            f"over the limit of {max_output_bytes:,} [LIM-8]")
+    try:
+        out = np.empty(record.shape, dtype=dtype)
+        for tile in record.tiles:
+            index = tuple(slice(o, o + s) for o, s in zip(tile.origin, tile.shape))
+            decode_tile_into(tile, record.panel, crc32c, out[index] if index else out)  # a 0-d view is out itself
+    except MemoryError:
+        raise ResourceError(f"tensor '{record.name}': not enough memory to decode it (its {shape} {dtype} "
+                            f"output alone takes {nbytes:,} bytes) [LIM-8]") from None
     return out
