@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "encoder_internal.h"
+#include "common/encoder_kernels.h"
 
 static inline unsigned bit_at(const uint64_t *const bits, const size_t i)
 {

@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "lrq.h"
-#include "lrq_internal.h"
-#include "msgpack_reader.h"
+#include "common/internal.h"
+#include "format/msgpack_reader.h"
 
 #define PREAMBLE_SIZE 64u
 #define MAX_HEADER_LENGTH (UINT64_C(16) << 20)

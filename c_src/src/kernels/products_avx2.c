@@ -12,7 +12,7 @@
  * their top bit.  The transposed direction turns 16x16 bit blocks around
  * with eight shift + vpmovmskb steps.
  */
-#include "kernels.h"
+#include "common/kernels.h"
 
 #if LRQ_X86
 
@@ -349,7 +349,7 @@ static inline vq vq_lut(vq acc, const vqt tab, const int wide, const vi w, const
                                            _mm256_maddubs_epi16(m, pair_lookup(tab.t[1], tab.t[3], i13))));
 }
 
-#include "kernels_body.h"
+#include "kernels/products_body.h"
 
 KERNEL_TABLE(lrq_kernels_avx2, "avx2");
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "lrq_internal.h"
+#include "common/internal.h"
 
 #if LRQ_X86
 

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "lrq.h"
-#include "lrq_internal.h"
+#include "common/internal.h"
 
 #define RATIOS 13
 #define MAX_DIM ((UINT64_C(1) << 31) - 1)

@@ -6,14 +6,16 @@
  * ymm registers (lanes 0-3, 4-7, 8-11, 12-15).  No FMA is used anywhere, so
  * the results cannot depend on contraction.
  */
-#include "encoder_internal.h"
+#include "common/encoder_kernels.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if LRQ_X86
 #include <immintrin.h>
 #include <string.h>
 
 #define TARGET __attribute__((target("avx2")))
 #define PIECE 4096
+
+uint64_t lrq_sc_count_differ_popcnt(const uint64_t *a, const uint64_t *b, const uint64_t *f, size_t words);
 
 /* Eight bits -> eight lanes holding the float sign bit where the bit is 1. */
 TARGET static inline __m256 sign_lanes(const unsigned bits8)

@@ -51,10 +51,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "encoder_internal.h"
+#include "common/dispatch.h"
+#include "common/internal.h"
+#include "common/threads.h"
 #include "lrq.h"
-#include "lrq_internal.h"
-#include "threads.h"
 
 #define BLOCK LRQ_SC_BLOCK
 #define MAX_DIM ((UINT64_C(1) << 31) - 1)
@@ -681,21 +681,6 @@ static void transpose(const float *const src, const uint64_t rows, const uint64_
                     dst[j * rows + i] = src[i * cols + j];
 }
 
-static const lrq_sc_kernels *pick_kernels(void)
-{
-#if LRQ_X86
-    switch (lrq_isa_active()) {
-    case LRQ_ISA_AVX512:
-        return &lrq_sc_kernels_avx512;
-    case LRQ_ISA_AVX2:
-        return &lrq_sc_kernels_avx2;
-    default:
-        break;
-    }
-#endif
-    return &lrq_sc_kernels_scalar;
-}
-
 void lrq_signcut_encoder_free(lrq_signcut_encoder *const e)
 {
     if (e == NULL)
@@ -752,7 +737,7 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
     e->n = cols;
     e->mw = (size_t)((rows + 63) / 64);
     e->nw = (size_t)((cols + 63) / 64);
-    e->k = pick_kernels();
+    e->k = lrq_dispatch()->encoder;
     e->threads = threads;
     pick_threads(e);
     e->r = (float *)alloc_remainder((size_t)bytes);

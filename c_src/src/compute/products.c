@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "lrq_internal.h"
+#include "common/dispatch.h"
+#include "common/internal.h"
+#include "common/threads.h"
 #include "lrq.h"
-#include "threads.h"
 
 #define DIM_MAX ((UINT64_C(1) << 31) - 1)
 #define PANEL_MIN 64u
@@ -75,24 +75,6 @@ static size_t word_offset(const lrq_kmat *m, const size_t r, const size_t c, con
     const size_t c0 = c - c % m->pc, cp = min_z(m->pc, m->kc - c0);
     const size_t t = r / 16, h = min_z(16, m->rows - 16 * t);
     return (m->rows * c0 + 16 * t * cp + (c - c0) * h + r % 16) * ws;
-}
-
-static const lrq_kernels *kernels_for(const lrq_isa isa)
-{
-#if LRQ_X86
-    if (isa >= LRQ_ISA_AVX512)
-        return &lrq_kernels_avx512;
-    if (isa >= LRQ_ISA_AVX2)
-        return &lrq_kernels_avx2;
-#else
-    (void)isa;
-#endif
-    return &lrq_kernels_scalar;
-}
-
-const lrq_kernels *lrq_kernels_active(void)
-{
-    return kernels_for(lrq_isa_active());
 }
 
 /* ---- construction and validation -------------------------------------- */
@@ -630,7 +612,7 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
         nthreads = 1;
     memset(&p, 0, sizeof p);
     p.t = t;
-    p.k = lrq_kernels_active();
+    p.k = lrq_dispatch()->products;
     p.transpose = transpose;
     p.wide = (flags & LRQ_PRODUCT_INT16) != 0;
     p.int_a = fast && t->a.planes > 0;
@@ -803,7 +785,7 @@ int lrq_tile_decode(const lrq_tile *t, float *out, const uint64_t ld)
         return LRQ_OK;
     }
     d.t = t;
-    d.k = lrq_kernels_active();
+    d.k = lrq_dispatch()->products;
     d.out = out;
     d.ld = (size_t)ld;
     /* Per part: 16 inner vectors, the tables of a batch of them, 16 output columns. */

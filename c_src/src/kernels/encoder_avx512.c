@@ -7,14 +7,17 @@
  * (lanes 0-7 and 8-15).  Compiled with a target attribute, never with a
  * build-wide -m flag; called only when dispatch.c found the CPU able.
  */
-#include "encoder_internal.h"
+#include "common/encoder_kernels.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if LRQ_X86
 #include <immintrin.h>
 #include <string.h>
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 #define PIECE 4096
+
+uint64_t lrq_sc_count_differ_popcnt(const uint64_t *a, const uint64_t *b, const uint64_t *f, size_t words);
+extern const lrq_sc_kernels lrq_sc_kernels_scalar;
 
 static inline uint16_t bits16(const uint64_t *const bits, const size_t i)
 {

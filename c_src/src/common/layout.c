@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <string.h>
 
-#include "encoder_internal.h"
 #include "lrq.h"
-#include "lrq_internal.h"
+#include "common/internal.h"
 
 #define ROW_TILE 16u
 #define PANEL_MIN 64u

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private interface between the signcut encoder (signcut.c) and its per-ISA
- * kernels (encoder_scalar.c, encoder_avx2.c, encoder_avx512.c), and the
- * layout helper the encoder's writer uses.  Not part of lrq.h.
+ * The interface between the signcut encoder (encode/) and its kernels of
+ * each instruction set (kernels/encoder_<isa>.c).  Not part of lrq.h.
  *
  * Determinism contract.  Every kernel here produces bit-identical results on
  * every ISA.  Element-wise kernels perform, for each output element, the same
@@ -20,11 +19,13 @@
  * Elements past the end are never added (SIMD tails add +0.0, which leaves
  * a partial sum that started at +0.0 unchanged bit for bit).
  */
-#ifndef LRQ_ENCODER_INTERNAL_H
-#define LRQ_ENCODER_INTERNAL_H
+#ifndef LRQ_ENCODER_KERNELS_H
+#define LRQ_ENCODER_KERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/internal.h"
 
 /* Cuts per block: the dense remainder is updated once per block.  It is part
  * of the algorithm's definition (images are re-synchronized at each block
@@ -112,15 +113,6 @@ typedef struct {
                              size_t words);
 } lrq_sc_kernels;
 
-extern const lrq_sc_kernels lrq_sc_kernels_scalar;
-#if defined(__x86_64__) || defined(__i386__)
-extern const lrq_sc_kernels lrq_sc_kernels_avx2;
-extern const lrq_sc_kernels lrq_sc_kernels_avx512;
-/* count_differ with POPCNT (every AVX2 CPU has it), shared by both tables. */
-uint64_t lrq_sc_count_differ_popcnt(const uint64_t *a, const uint64_t *b, const uint64_t *f,
-                                    size_t words);
-#endif
-
 /* The combine step of the canonical reduction, shared by every ISA file so
  * the tree is written once. */
 static inline double lrq_sc_combine16(double p[16])
@@ -206,11 +198,4 @@ static inline unsigned lrq_sc_tables(const float *const w, const unsigned nk, lr
     return groups;
 }
 
-/* lrq_layout_pack() for a matrix given as rows of bits (element c of row r
- * is bit c%64 of bits[r*row_words + c/64]), without a byte per element.
- * Bits at index >= k are ignored.  Same arguments and errors otherwise. */
-int lrq_layout_pack_bitrows(const uint64_t *bits, uint64_t row_words,
-                            uint64_t rows, uint64_t k, uint64_t panel,
-                            uint8_t *out, size_t out_len);
-
-#endif /* LRQ_ENCODER_INTERNAL_H */
+#endif /* LRQ_ENCODER_KERNELS_H */

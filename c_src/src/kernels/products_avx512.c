@@ -13,7 +13,7 @@
  *   - the transposed direction turns each 16x16 bit block around with one
  *     vgf2p8affineqb (8x8 bit transposes) between two byte shuffles.
  */
-#include "kernels.h"
+#include "common/kernels.h"
 
 #if LRQ_X86
 
@@ -287,7 +287,7 @@ static inline vq vq_lut(vq acc, const vqt tab, const int wide, const vi w, const
     return acc;
 }
 
-#include "kernels_body.h"
+#include "kernels/products_body.h"
 
 KERNEL_TABLE(lrq_kernels_avx512, "avx512");
 

@@ -19,25 +19,6 @@
 #define LRQ_X86 0
 #endif
 
-/* Instruction-set paths, ordered so that each level implies the ones below
- * it: code may test `lrq_isa_active() >= LRQ_ISA_AVX2`. */
-typedef enum {
-    LRQ_ISA_SCALAR = 0,
-    LRQ_ISA_SSE42 = 1,
-    LRQ_ISA_AVX2 = 2,
-    LRQ_ISA_AVX512 = 3
-} lrq_isa;
-
-/* The path chosen once per process (CPU probe + LRQ_FORCE_ISA). */
-lrq_isa lrq_isa_active(void);
-
-/* CRC-32C cores working on the raw register (no initial or final XOR), so
- * that the public entry point owns the zlib-style convention in one place. */
-uint32_t lrq_crc32c_update_table(uint32_t reg, const uint8_t *p, size_t n);
-#if LRQ_X86
-uint32_t lrq_crc32c_update_sse42(uint32_t reg, const uint8_t *p, size_t n);
-#endif
-
 /* Write a message into a caller's detail buffer (NULL or size 0: nothing is
  * written; too long: cut, always NUL-terminated) and return `code`, so that
  * a failing check reads `return lrq_detail(detail, n, LRQ_ERR_FORMAT, ...)`.
@@ -58,6 +39,13 @@ int lrq_detail(char *detail, size_t detail_size, int code, const char *fmt, ...)
 int lrq_layout_check(const uint8_t *packed, uint64_t packed_len, uint64_t rows,
                      uint64_t k, int elem_bits, uint64_t panel, unsigned code_limit,
                      uint64_t *bad_offset);
+
+/* lrq_layout_pack() for a matrix given as rows of bits (element c of row r
+ * is bit c%64 of bits[r*row_words + c/64]), without a byte per element.
+ * Bits at index >= k are ignored.  Same arguments and errors otherwise. */
+int lrq_layout_pack_bitrows(const uint64_t *bits, uint64_t row_words,
+                            uint64_t rows, uint64_t k, uint64_t panel,
+                            uint8_t *out, size_t out_len);
 
 /* Signcut weights stored as binary16 with a scale (format 1.1, spec §10.2).
  *
