@@ -1,165 +1,208 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Scalar signcut kernels: the definition every SIMD path reproduces bit for
- * bit (see encoder_internal.h).  Signs are applied by XOR-ing the IEEE sign
- * bit, never by multiplying, and a - b is used where the contract says
- * "add the negation": IEEE defines them as the same operation.
+ * The scalar signcut kernels: the loops of encoder_body.h on 16-element
+ * arrays, the definition every SIMD path reproduces bit for bit (see
+ * common/encoder_kernels.h).  Signs are applied by flipping the IEEE sign
+ * bit, never by multiplying, and a - b stands where the contract says "add
+ * the negation": IEEE defines them as the same operation.
  */
 #include <math.h>
 #include <string.h>
 
 #include "common/encoder_kernels.h"
 
-static inline unsigned bit_at(const uint64_t *const bits, const size_t i)
+#define LRQ_ENCODER_ISA scalar
+/* Forced inlining would grow the 16-lane loops into functions that take
+ * minutes to compile with sanitizers, for speed nobody needs here. */
+#define ALWAYS_INLINE static inline
+
+typedef struct {
+    float v[16];
+} ef;
+typedef struct {
+    uint32_t v[16];
+} eu;
+typedef const float *et;
+typedef unsigned es; /* bit l: lane l's flag */
+typedef unsigned ev;
+typedef struct {
+    double v[16];
+} ed;
+
+#define LANES for (int l_ = 0; l_ < 16; l_++)
+#define L l_
+
+static inline ef ef_zero(void)
 {
-    return (unsigned)(bits[i >> 6] >> (i & 63)) & 1u;
+    ef r;
+    LANES r.v[L] = 0.0f;
+    return r;
 }
 
-/* Elements in cache-sized pieces: a piece of out stays in L1 while every
- * flipped row streams through it, so each row is read once, contiguously. */
-#define PIECE 4096
-
-static void flip_update(float *const out, const size_t len, const int16_t *const rows,
-                        const size_t ld, const uint32_t *const idx,
-                        const float *const scale, const size_t count)
+static inline ef ef_set1(const float x)
 {
-    size_t i0, q, i;
-    for (i0 = 0; i0 < len; i0 += PIECE) {
-        const size_t i1 = len - i0 < PIECE ? len : i0 + PIECE;
-        for (q = 0; q < count; q++) {
-            const int16_t *const row = rows + (size_t)idx[q] * ld;
-            const float s = scale[q];
-            for (i = i0; i < i1; i++)
-                out[i] += (float)row[i] * s;
-        }
-    }
+    ef r;
+    LANES r.v[L] = x;
+    return r;
 }
 
-static float max_abs(const float *const row, const size_t len)
+static inline ef ef_load(const float *const p, const size_t n)
 {
-    float best = 0.0f;
-    size_t j;
-    for (j = 0; j < len; j++)
-        if (fabsf(row[j]) > best)
-            best = fabsf(row[j]);
-    return best;
+    ef r;
+    LANES r.v[L] = (size_t)L < n ? p[L] : 0.0f;
+    return r;
 }
 
-/* Round half to even for |v| < 2^22: adding and subtracting 1.5 * 2^23
- * leaves no fraction bits (IEEE semantics; no fast-math anywhere). */
-static void to_fixed(const float *const row, const size_t len, const int shift, int16_t *const out)
+static inline void ef_store(float *const p, const ef v, const size_t n)
 {
-    const float scale = lrq_sc_pow2(shift), magic = 12582912.0f;
-    size_t j;
-    for (j = 0; j < len; j++)
-        out[j] = (int16_t)((row[j] * scale + magic) - magic);
+    LANES if ((size_t)L < n) p[L] = v.v[L];
 }
 
-static inline float block_sum(const uint32_t x, const lrq_sc_table *const tab, const unsigned groups)
+static inline ef ef_add(const ef a, const ef b)
 {
-    float acc = 0.0f;
-    unsigned g;
-    for (g = 0; g < groups; g++)
-        acc += tab[g][x >> (4 * g) & 15u];
-    return acc;
+    ef r;
+    LANES r.v[L] = a.v[L] + b.v[L];
+    return r;
 }
 
-static void block_correct(float *const out, const size_t len, const uint32_t *const pat,
-                          const lrq_sc_table *const tab, const unsigned groups)
+static inline ef ef_sub(const ef a, const ef b)
 {
-    size_t i;
-    for (i = 0; i < len; i++)
-        out[i] -= block_sum(pat[i], tab, groups);
+    ef r;
+    LANES r.v[L] = a.v[L] - b.v[L];
+    return r;
 }
 
-static void sub_signed(float *const out, const size_t len, const uint64_t *const bits, const float a)
+static inline ef ef_mul(const ef a, const ef b)
 {
-    size_t i;
-    for (i = 0; i < len; i++)
-        out[i] -= bit_at(bits, i) ? -a : a;
+    ef r;
+    LANES r.v[L] = a.v[L] * b.v[L];
+    return r;
 }
 
-static void sign_bits(const float *x, size_t len, uint64_t *bits);
-
-static double sum_abs(const float *const x, const size_t len, uint64_t *const bits)
+static inline ef ef_abs(const ef a)
 {
-    double p[16] = {0};
-    size_t i;
-    for (i = 0; i < len; i++)
-        p[i & 15] += fabs((double)x[i]);
-    if (bits != NULL)
-        sign_bits(x, len, bits);
-    return lrq_sc_combine16(p);
+    ef r;
+    LANES r.v[L] = fabsf(a.v[L]);
+    return r;
 }
 
-static double signed_sum(const float *const x, const uint64_t *const bits, const size_t len)
+static inline ef ef_max(const ef a, const ef b)
 {
-    double p[16] = {0};
-    size_t i;
-    for (i = 0; i < len; i++) {
-        const double v = (double)x[i];
-        p[i & 15] += bit_at(bits, i) ? -v : v;
-    }
-    return lrq_sc_combine16(p);
+    ef r;
+    LANES r.v[L] = b.v[L] > a.v[L] ? b.v[L] : a.v[L];
+    return r;
 }
 
-static double block_row(float *const row, const size_t len, const uint32_t rowpat,
-                        const uint32_t *const colpat, const lrq_sc_table *const tab,
-                        const unsigned groups, const int mode)
+static inline ef ef_keep(const ef a, const size_t n)
 {
-    double p[16] = {0};
-    size_t j;
-    for (j = 0; j < len; j++) {
-        const float v = row[j] - block_sum(rowpat ^ colpat[j], tab, groups);
-        if (mode & LRQ_SC_WRITE)
-            row[j] = v;
-        if (mode & LRQ_SC_NORM)
-            p[j & 15] += (double)v * (double)v;
-    }
-    return lrq_sc_combine16(p);
+    ef r;
+    LANES r.v[L] = (size_t)L < n ? a.v[L] : 0.0f;
+    return r;
 }
 
-static void multi_row(const float *const row, const size_t len, const uint64_t *const vecs,
-                             const size_t words, const unsigned nk, float *const out)
+static inline ef ef_from_i16(const int16_t *const p, const size_t n)
 {
-    unsigned k;
-    size_t j;
-    for (k = 0; k < nk; k++) {
-        float p[16] = {0};
-        const uint64_t *const bits = vecs + k * words;
-        for (j = 0; j < len; j++)
-            p[j & 15] += bit_at(bits, j) ? -row[j] : row[j];
-        out[k] = 0.5f * lrq_sc_combine16f(p);
-    }
+    ef r;
+    LANES r.v[L] = (size_t)L < n ? (float)p[L] : 0.0f;
+    return r;
 }
 
-static void sign_bits(const float *const x, const size_t len, uint64_t *const bits)
+static inline void ef_store_i16(int16_t *const p, const ef v, const size_t n)
 {
-    size_t i;
-    memset(bits, 0, ((len + 63) / 64) * sizeof *bits);
-    for (i = 0; i < len; i++) {
+    LANES if ((size_t)L < n) p[L] = (int16_t)v.v[L];
+}
+
+static inline unsigned ef_signs(const ef v)
+{
+    unsigned bits = 0;
+    LANES {
         uint32_t u;
-        memcpy(&u, &x[i], sizeof u);
-        bits[i >> 6] |= (uint64_t)(u >> 31) << (i & 63);
+        memcpy(&u, &v.v[L], sizeof u);
+        bits |= (unsigned)(u >> 31) << L;
     }
+    return bits;
 }
 
-static uint64_t count_differ(const uint64_t *const a, const uint64_t *const b,
-                             const uint64_t *const f, const size_t words)
+static inline eu eu_set1(const uint32_t x)
 {
-    return lrq_sc_count_differ_body(a, b, f, words);
+    eu r;
+    LANES r.v[L] = x;
+    return r;
 }
 
-static void multi_signed_sum(const float *const rows, const size_t ld, const unsigned nrows,
-                             const size_t len, const uint64_t *const vecs, const size_t words,
-                             const unsigned nk, float *const out, const size_t out_ld)
+static inline eu eu_load(const uint32_t *const p, const size_t n)
 {
-    unsigned r;
-    for (r = 0; r < nrows; r++)
-        multi_row(rows + r * ld, len, vecs, words, nk, out + r * out_ld);
+    eu r;
+    LANES r.v[L] = (size_t)L < n ? p[L] : 0u;
+    return r;
 }
 
-const lrq_sc_kernels lrq_sc_kernels_scalar = {
-    flip_update, max_abs, to_fixed, block_correct, sub_signed, sum_abs, signed_sum, block_row, multi_signed_sum, sign_bits,
-    count_differ,
-};
+static inline eu eu_xor(const eu a, const eu b)
+{
+    eu r;
+    LANES r.v[L] = a.v[L] ^ b.v[L];
+    return r;
+}
+
+static inline et et_load(const float *const t)
+{
+    return t;
+}
+
+static inline ef et_lookup(const et t, const eu x, const unsigned shift)
+{
+    ef r;
+    LANES r.v[L] = t[(x.v[L] >> shift) & 15u];
+    return r;
+}
+
+static inline es es_at(const uint64_t *const bits, const size_t i)
+{
+    return (unsigned)(bits[i >> 6] >> (i & 63)) & 0xFFFFu;
+}
+
+static inline ef ef_negate(const ef v, const es s)
+{
+    ef r;
+    LANES r.v[L] = (s >> L & 1u) ? -v.v[L] : v.v[L];
+    return r;
+}
+
+#define ev_at es_at
+
+static inline ef ef_add_signed(const ef a, const ef x, const ev s)
+{
+    ef r;
+    LANES r.v[L] = a.v[L] + ((s >> L & 1u) ? -x.v[L] : x.v[L]);
+    return r;
+}
+
+static inline ed ed_zero(void)
+{
+    ed r;
+    LANES r.v[L] = 0.0;
+    return r;
+}
+
+static inline ed ed_add(const ed a, const ef v)
+{
+    ed r;
+    LANES r.v[L] = a.v[L] + (double)v.v[L];
+    return r;
+}
+
+static inline ed ed_add_squares(const ed a, const ef v)
+{
+    ed r;
+    LANES r.v[L] = a.v[L] + (double)v.v[L] * (double)v.v[L];
+    return r;
+}
+
+static inline void ed_store(double *const p, const ed a)
+{
+    LANES p[L] = a.v[L];
+}
+
+#include "kernels/encoder_body.h"
+
+ENCODER_TABLE(lrq_sc_kernels_scalar);

@@ -17,13 +17,9 @@
 
 #if LRQ_X86
 
-/* GCC applies the target to the rest of the file; clang needs its own
- * pragma for the same effect. */
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vnni,gfni"))), apply_to = function)
-#else
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vnni,gfni")
-#endif
+#include "kernels/target.h"
+
+LRQ_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vnni,gfni")
 
 #include <immintrin.h>
 
@@ -291,8 +287,6 @@ static inline vq vq_lut(vq acc, const vqt tab, const int wide, const vi w, const
 
 KERNEL_TABLE(lrq_kernels_avx512, "avx512");
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
+LRQ_TARGET_END
 
 #endif /* LRQ_X86 */
