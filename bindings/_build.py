@@ -182,6 +182,22 @@ int lrq_tile_create_lplr(lrq_tile **out, uint64_t m, uint64_t n, uint64_t rank,
                          size_t r_scales_len, const void *l_codes,
                          size_t l_codes_len, const void *l_scales,
                          size_t l_scales_len);
+int lrq_tile_create_signcut_detail(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
+                                   uint64_t panel, const void *c, size_t c_len,
+                                   const void *tt, size_t tt_len, const void *s,
+                                   size_t s_len, char *detail, size_t detail_size);
+int lrq_tile_create_signcut_c16_detail(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
+                                       uint64_t panel, float c_scale, const void *c,
+                                       size_t c_len, const void *tt, size_t tt_len,
+                                       const void *s, size_t s_len, char *detail,
+                                       size_t detail_size);
+int lrq_tile_create_lplr_detail(lrq_tile **out, uint64_t m, uint64_t n, uint64_t rank,
+                                int bits_l, int bits_r, uint64_t group, float scale_l,
+                                float scale_r, uint64_t panel, const void *r_codes,
+                                size_t r_codes_len, const void *r_scales,
+                                size_t r_scales_len, const void *l_codes,
+                                size_t l_codes_len, const void *l_scales,
+                                size_t l_scales_len, char *detail, size_t detail_size);
 void lrq_tile_free(lrq_tile *t);
 int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
                      const float *x, int64_t x_vstride, int64_t x_estride,

@@ -5,8 +5,6 @@
 #include "common/internal.h"
 
 #define ROW_TILE 16u
-#define PANEL_MIN 64u
-#define PANEL_MAX (UINT64_C(1) << 20)
 
 /* Everything the word order depends on, validated once so the walk below can
  * do its index arithmetic without further checks: every offset it forms is
@@ -29,7 +27,7 @@ static int geom_init(layout_geom *const g, const uint64_t rows, const uint64_t k
 
     if (elem_bits != 1 && elem_bits != 8)
         return LRQ_ERR_ARGUMENT;
-    if (panel < PANEL_MIN || panel > PANEL_MAX || panel % 64 != 0)
+    if (panel < LRQ_PANEL_MIN || panel > LRQ_PANEL_MAX || panel % 64 != 0)
         return LRQ_ERR_ARGUMENT;
     g->rows = rows;
     g->k = k;

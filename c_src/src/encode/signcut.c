@@ -57,7 +57,6 @@
 #include "lrq.h"
 
 #define BLOCK LRQ_SC_BLOCK
-#define MAX_DIM ((UINT64_C(1) << 31) - 1)
 /* Below this many element operations (values read from the remainder) a
  * task runs on the calling thread: a hand-off costs ~1.5 us, as much as an
  * image update over 32 flipped rows of 2048 gains from a second thread. */
@@ -518,11 +517,11 @@ static int grow(enc_t *const e)
     uint64_t cap = e->cap ? e->cap * 2 : 64;
     uint64_t *s, *t;
     float *c;
-    if (cap > MAX_DIM)
-        cap = MAX_DIM;
+    if (cap > LRQ_DIM_MAX)
+        cap = LRQ_DIM_MAX;
     if (e->width < e->cap)
         return LRQ_OK;
-    if (e->width >= MAX_DIM)
+    if (e->width >= LRQ_DIM_MAX)
         return LRQ_ERR_ARGUMENT;
     s = (uint64_t *)realloc(e->out_s, (size_t)cap * e->mw * sizeof *s);
     if (s == NULL)
@@ -720,7 +719,7 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
     uint64_t x = seed;
     int p;
 
-    if (out == NULL || a == NULL || rows == 0 || cols == 0 || rows > MAX_DIM || cols > MAX_DIM ||
+    if (out == NULL || a == NULL || rows == 0 || cols == 0 || rows > LRQ_DIM_MAX || cols > LRQ_DIM_MAX ||
         ld < cols || threads > LRQ_THREADS_MAX)
         return LRQ_ERR_ARGUMENT;
     if (__builtin_mul_overflow(rows, cols, &cells) ||

@@ -21,17 +21,6 @@
 #include "format/msgpack_reader.h"
 
 #define PREAMBLE_SIZE 64u
-#define MAX_HEADER_LENGTH (UINT64_C(16) << 20)
-#define MAX_TENSORS 65536u
-#define MAX_NAME_BYTES 1024u
-#define MAX_DIM ((UINT64_C(1) << 31) - 1)
-#define MAX_ELEMENTS (UINT64_C(1) << 48)
-#define MAX_PARAM ((UINT64_C(1) << 31) - 1)
-#define PANEL_MIN 64u
-#define PANEL_MAX (UINT64_C(1) << 20)
-#define GROUP_MIN 16u
-#define GROUP_MAX (UINT64_C(1) << 20)
-#define PAGE_ALIGNED_FROM (UINT64_C(1) << 20)
 /* Stripes of the locks that make first-use verification happen once. */
 #define LOCK_STRIPES 16u
 /* Longest piece of a tensor name quoted in a message. */
@@ -322,7 +311,7 @@ static int check_preamble(const uint8_t *const p, const size_t size, char *const
                           "[PRE-4] the file needs required features 0x%llx that this library "
                           "does not implement", (unsigned long long)(required & ~LRQ_REQUIRED_KNOWN));
     header_length = load_le(p + 32, 8);
-    if (header_length < 1 || header_length > MAX_HEADER_LENGTH)
+    if (header_length < 1 || header_length > LRQ_HEADER_LENGTH_MAX)
         return lrq_detail(detail, dn, LRQ_ERR_FORMAT,
                           "[PRE-6] header length %llu is outside [1, 16777216]",
                           (unsigned long long)header_length);
@@ -534,7 +523,7 @@ static int get_dims(const parse_ctx *const c, const field *const fl, const char 
             return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable '%s'", fl->key);
         if (v.kind != MP_INT)
             return fail(c, rule, LRQ_ERR_FORMAT, "'%s' must be a list of integers", fl->key);
-        if (v.neg || v.u < 1 || v.u > MAX_DIM)
+        if (v.neg || v.u < 1 || v.u > LRQ_DIM_MAX)
             return fail(c, rule, LRQ_ERR_FORMAT, "'%s'[%u] is outside [1, 2^31 - 1]", fl->key, i);
         out[i] = v.u;
     }
@@ -639,11 +628,11 @@ static int parse_params(const parse_ctx *const c, const tensor_rec *const t, fie
         return fail(c, "TEN-6", LRQ_ERR_FORMAT, "scheme '%s' needs a floating-point tensor, not %s",
                     scheme_names[tl->scheme], dtypes[t->dtype].name);
     if (tl->scheme == LRQ_SCHEME_SIGNCUT) {
-        if ((rc = get_int(c, &tf[TF_WIDTH], "SC-1", 0, MAX_PARAM, &tl->width)) != LRQ_OK)
+        if ((rc = get_int(c, &tf[TF_WIDTH], "SC-1", 0, LRQ_DIM_MAX, &tl->width)) != LRQ_OK)
             return rc;
         return get_c_scale(c, &tf[TF_C_SCALE], tl);
     }
-    if ((rc = get_int(c, &tf[TF_RANK], "LP-1", 0, MAX_PARAM, &tl->width)) != LRQ_OK)
+    if ((rc = get_int(c, &tf[TF_RANK], "LP-1", 0, LRQ_DIM_MAX, &tl->width)) != LRQ_OK)
         return rc;
     if ((rc = get_int(c, &tf[TF_BITS_L], "LP-1", 1, 8, &v)) != LRQ_OK)
         return rc;
@@ -651,7 +640,7 @@ static int parse_params(const parse_ctx *const c, const tensor_rec *const t, fie
     if ((rc = get_int(c, &tf[TF_BITS_R], "LP-1", 1, 8, &v)) != LRQ_OK)
         return rc;
     tl->bits_r = (unsigned)v;
-    if ((rc = get_int(c, &tf[TF_GROUP], "LP-1", GROUP_MIN, GROUP_MAX, &tl->group)) != LRQ_OK)
+    if ((rc = get_int(c, &tf[TF_GROUP], "LP-1", LRQ_GROUP_MIN, LRQ_GROUP_MAX, &tl->group)) != LRQ_OK)
         return rc;
     if (!is_power_of_two(tl->group))
         return fail(c, "LP-1", LRQ_ERR_FORMAT, "'group' = %llu is not a power of two",
@@ -807,9 +796,9 @@ static int parse_tensor(parse_ctx *const c, const uint64_t index, mp_reader *con
 
     if ((rc = get_str(c, &xf[XF_NAME], "TEN-2")) != LRQ_OK)
         return rc;
-    if (xf[XF_NAME].v.len < 1 || xf[XF_NAME].v.len > MAX_NAME_BYTES)
+    if (xf[XF_NAME].v.len < 1 || xf[XF_NAME].v.len > LRQ_NAME_BYTES_MAX)
         return fail(c, "TEN-2", LRQ_ERR_FORMAT, "the name has %u bytes; it needs 1 to %u",
-                    xf[XF_NAME].v.len, MAX_NAME_BYTES);
+                    xf[XF_NAME].v.len, LRQ_NAME_BYTES_MAX);
     t->name = xf[XF_NAME].v.str;
     t->name_len = xf[XF_NAME].v.len;
     set_where_tensor(c, t, index);
@@ -819,7 +808,7 @@ static int parse_tensor(parse_ctx *const c, const uint64_t index, mp_reader *con
     /* The running product stays <= 2^48 but a factor may be 2^31 - 1, so a
      * product may not fit 64 bits: checked, not assumed ([LIM-5]). */
     for (d = 0; d < t->ndim; d++)
-        if (__builtin_mul_overflow(elements, t->shape[d], &elements) || elements > MAX_ELEMENTS)
+        if (__builtin_mul_overflow(elements, t->shape[d], &elements) || elements > LRQ_ELEMENTS_MAX)
             return fail(c, "TEN-3", LRQ_ERR_FORMAT, "the shape has more than 2^48 elements");
 
     if ((rc = get_dtype(c, &xf[XF_DTYPE], "TEN-4", &t->dtype)) != LRQ_OK)
@@ -841,7 +830,7 @@ static int parse_tensor(parse_ctx *const c, const uint64_t index, mp_reader *con
                 return fail(c, "TIL-2", LRQ_ERR_FORMAT, "a tensor that is not 2-D has one tile "
                             "(tile_shape = shape)");
 
-    if ((rc = get_int(c, &xf[XF_PANEL], "TEN-5", PANEL_MIN, PANEL_MAX, &t->panel)) != LRQ_OK)
+    if ((rc = get_int(c, &xf[XF_PANEL], "TEN-5", LRQ_PANEL_MIN, LRQ_PANEL_MAX, &t->panel)) != LRQ_OK)
         return rc;
     if (t->panel % 64 != 0)
         return fail(c, "TEN-5", LRQ_ERR_FORMAT, "'panel' = %llu is not a multiple of 64",
@@ -963,9 +952,9 @@ static int parse_header(parse_ctx *const c)
         return missing(c, &top[0], "HDR-5");
     if (top[0].v.kind != MP_ARRAY)
         return fail(c, "HDR-5", LRQ_ERR_FORMAT, "'tensors' must be a list");
-    if (top[0].v.count > MAX_TENSORS)
+    if (top[0].v.count > LRQ_TENSORS_MAX)
         return fail(c, "LIM-4", LRQ_ERR_FORMAT, "%u tensors; at most %u are allowed",
-                    top[0].v.count, MAX_TENSORS);
+                    top[0].v.count, LRQ_TENSORS_MAX);
     if (top[1].found) {
         mp_reader m = top[1].next;
         if (top[1].v.kind != MP_MAP)
@@ -1019,7 +1008,7 @@ static int check_placement(parse_ctx *const c)
             unsigned s;
             for (s = 0; s < scheme_sections[tl->scheme].count; s++) {
                 const section_rec *const sr = &f->sections[tl->first_section + s];
-                const uint64_t a = sr->length >= PAGE_ALIGNED_FROM ? 4096 : 64;
+                const uint64_t a = sr->length >= LRQ_PAGE_ALIGNED_FROM ? 4096 : 64;
                 uint64_t want, end, i;
                 /* e <= size here, and size < 2^64 - 4096 for any buffer an
                  * address space can hold, but check rather than argue. */
@@ -1057,30 +1046,6 @@ static int check_placement(parse_ctx *const c)
 
 /* Every item of a float storage type is finite ([DN-3], [SC-2]): its
  * exponent field is not all ones.  Works on the little-endian bytes. */
-static int floats_finite(const uint8_t *const p, const uint64_t len, const unsigned size,
-                         const int bfloat, uint64_t *const bad)
-{
-    uint64_t i;
-
-    for (i = 0; i + size <= len; i += size) {
-        int inf_or_nan;
-        if (size == 8)
-            inf_or_nan = (load_le(p + i, 8) & UINT64_C(0x7FF0000000000000)) ==
-                         UINT64_C(0x7FF0000000000000);
-        else if (size == 4)
-            inf_or_nan = (load_le(p + i, 4) & 0x7F800000u) == 0x7F800000u;
-        else if (bfloat)
-            inf_or_nan = (load_le(p + i, 2) & 0x7F80u) == 0x7F80u;
-        else
-            inf_or_nan = (load_le(p + i, 2) & 0x7C00u) == 0x7C00u;
-        if (inf_or_nan) {
-            *bad = i / size;
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* Where a section failure is reported from. */
 static void section_where(const lrq_file *const f, const uint64_t tensor, const uint64_t tile,
                           const section_rec *const sr, char *const out, const size_t n)
@@ -1115,15 +1080,14 @@ static int check_content(const lrq_file *const f, const uint64_t tensor, const u
     uint64_t origin[LRQ_MAX_NDIM], dims[LRQ_MAX_NDIM], bad = 0, rows = 0, k = 0, i;
     unsigned bits = 1;
     char where[LRQ_DETAIL_SIZE];
-    int rc = LRQ_OK;
 
     tile_geometry(t, tile, origin, dims);
     section_where(f, tensor, tile, sr, where, sizeof where);
     switch (sr->kind) {
     case LRQ_SECTION_VALUES:
         if (dtypes[tl->storage].is_float) {
-            if (!floats_finite(p, sr->length, dtypes[tl->storage].size,
-                               tl->storage == LRQ_DTYPE_BFLOAT16, &bad))
+            if (!lrq_floats_finite(p, sr->length, dtypes[tl->storage].size,
+                                   tl->storage == LRQ_DTYPE_BFLOAT16, &bad))
                 return lrq_detail(detail, dn, LRQ_ERR_FORMAT, "[DN-3] %s: value #%llu is NaN or "
                                   "infinite", where, (unsigned long long)bad);
         } else if (tl->storage == LRQ_DTYPE_BOOL) {
@@ -1135,18 +1099,10 @@ static int check_content(const lrq_file *const f, const uint64_t tensor, const u
         }
         return LRQ_OK;
     case LRQ_SECTION_C:
-        if (!floats_finite(p, sr->length, tl->c16 ? 2 : 4, 0, &bad))
-            return lrq_detail(detail, dn, LRQ_ERR_FORMAT, "[SC-2] %s: c[%llu] is NaN or infinite",
-                              where, (unsigned long long)bad);
-        return LRQ_OK;
+        return lrq_check_weights(p, sr->length, tl->c16, where, detail, dn);
     case LRQ_SECTION_R_SCALES:
     case LRQ_SECTION_L_SCALES:
-        for (i = 0; i + 2 <= sr->length; i += 2)
-            if (load_le(p + i, 2) >= 0x7C00u)
-                return lrq_detail(detail, dn, LRQ_ERR_FORMAT, "[LP-3] %s: scale #%llu is "
-                                  "negative, -0, infinite or NaN (0x%04x)", where,
-                                  (unsigned long long)(i / 2), (unsigned)load_le(p + i, 2));
-        return LRQ_OK;
+        return lrq_check_scales(p, sr->length, where, detail, dn);
     case LRQ_SECTION_TT: /* Tᵀ: w rows of n */
         rows = tl->width;
         k = dims[1];
@@ -1169,27 +1125,7 @@ static int check_content(const lrq_file *const f, const uint64_t tensor, const u
         return lrq_detail(detail, dn, LRQ_ERR_INTERNAL, "%s: unknown section kind", where);
     }
 
-    if (bits >= 5) {
-        rc = lrq_layout_check(p, sr->length, rows, k, 8, t->panel, 1u << bits, &bad);
-    } else {
-        /* One sign matrix, or b bit-planes stored one after another. */
-        uint64_t plane = sr->length / bits, q;
-        for (q = 0; q < bits && rc == LRQ_OK; q++)
-            rc = lrq_layout_check(p + q * plane, plane, rows, k, 1, t->panel, 2, &bad);
-        if (rc != LRQ_OK)
-            bad += (q - 1) * plane;
-    }
-    if (rc == LRQ_ERR_PADDING)
-        return lrq_detail(detail, dn, LRQ_ERR_PADDING, "[%s] %s: a padding %s in the word at "
-                          "byte %llu is not zero", bits >= 5 ? "LAY-2" : "LAY-1", where,
-                          bits >= 5 ? "byte" : "bit", (unsigned long long)bad);
-    if (rc == LRQ_ERR_FORMAT)
-        return lrq_detail(detail, dn, LRQ_ERR_FORMAT, "[LP-4] %s: the word at byte %llu holds a "
-                          "code of more than %u bits", where, (unsigned long long)bad, bits);
-    if (rc != LRQ_OK) /* lengths were checked at open: this cannot happen */
-        return lrq_detail(detail, dn, LRQ_ERR_INTERNAL, "%s: inconsistent layout (%s)", where,
-                          lrq_error_name(rc));
-    return LRQ_OK;
+    return lrq_check_matrix(p, sr->length, rows, k, bits, t->panel, where, detail, dn);
 }
 
 /* Bring one section to at least `level`, once: the fast path is one acquire
@@ -1389,7 +1325,7 @@ int lrq_file_find_tensor(const lrq_file *const file, const char *const name,
     uint64_t lo = 0, hi;
 
     if (file == NULL || index == NULL || (name == NULL && name_len != 0) ||
-        name_len > MAX_NAME_BYTES)
+        name_len > LRQ_NAME_BYTES_MAX)
         return LRQ_ERR_ARGUMENT;
     key.name = (const uint8_t *)name;
     key.name_len = (uint32_t)name_len;
