@@ -174,8 +174,7 @@ uint32_t lrq_crc32c(uint32_t crc, const void *data, size_t len);
 /*
  * A matrix of `rows` output rows and `k` reduction elements is stored in the
  * order the matrix-vector kernels read it, so products run straight from a
- * memory-mapped file (format notes §3; the format specification is
- * normative):
+ * memory-mapped file (spec §9 is normative; §16.3 gives the reasons):
  *
  *   - k is padded with zero elements up to a multiple of 16;
  *   - the padded reduction is cut into chunks (16 elements for 1-bit

@@ -250,7 +250,7 @@ static void pack_bitrow_word(const bit_rows *const src, const uint64_t r, const 
     w[1] = (uint8_t)(bits >> 8);
 }
 
-/* The one place that knows the word order (format notes §3): every op walks
+/* The one place that knows the word order (spec §9.3): every op walks
  * the packed side sequentially within a (panel, row tile) block and the plain
  * side a row at a time, so both stay in cache.  The op switch sits in the
  * inner loop for brevity; it is loop-invariant, and -O3 unswitches it. */

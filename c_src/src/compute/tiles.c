@@ -20,6 +20,20 @@ static int host_little_endian(void)
     return b == 1;
 }
 
+/* [SEC-7] lengths: section `name` holds `len` bytes where the tile's
+ * parameters need `need`, and is not NULL unless empty. */
+static int section_length(const char *name, const void *data, const uint64_t len,
+                          const uint64_t need, char *detail, const size_t dn)
+{
+    if (len != need)
+        return lrq_detail(detail, dn, LRQ_ERR_BUFFER_SIZE, "section '%s' is %llu bytes; the "
+                          "tile's parameters need %llu", name, (unsigned long long)len,
+                          (unsigned long long)need);
+    if (data == NULL && len != 0)
+        return lrq_detail(detail, dn, LRQ_ERR_ARGUMENT, "section '%s' is NULL", name);
+    return LRQ_OK;
+}
+
 /* Set up a factor of `bits` bits (1 for a signcut sign matrix) and check
  * its section length: b bit-planes for b <= 4, a byte matrix otherwise. */
 static int kmat_init(lrq_kmat *km, const void *data, const size_t len, const uint64_t rows,
@@ -28,6 +42,7 @@ static int kmat_init(lrq_kmat *km, const void *data, const size_t len, const uin
 {
     const uint64_t c16 = k / 16 + (k % 16 != 0);
     uint64_t plane, total;
+    int rc;
 
     memset(km, 0, sizeof *km);
     if (__builtin_mul_overflow(rows, 2 * c16, &plane) ||
@@ -35,12 +50,9 @@ static int kmat_init(lrq_kmat *km, const void *data, const size_t len, const uin
         return lrq_detail(detail, dn, LRQ_ERR_ARGUMENT, "section '%s': the size of %llu x %llu "
                           "elements overflows", name, (unsigned long long)rows,
                           (unsigned long long)k);
-    if (total != (uint64_t)len)
-        return lrq_detail(detail, dn, LRQ_ERR_BUFFER_SIZE, "section '%s' is %llu bytes; the "
-                          "tile's parameters need %llu", name, (unsigned long long)len,
-                          (unsigned long long)total);
-    if (data == NULL && len != 0)
-        return lrq_detail(detail, dn, LRQ_ERR_ARGUMENT, "section '%s' is NULL", name);
+    rc = section_length(name, data, len, total, detail, dn);
+    if (rc != LRQ_OK)
+        return rc;
     km->data = data;
     km->rows = (size_t)rows;
     km->k = (size_t)k;
@@ -75,15 +87,13 @@ static int set_scales(lrq_kmat *m, const void *scales, const size_t len, const u
     const uint64_t groups = (m->k + group - 1) / group;
     char where[64];
     uint64_t need;
+    int rc;
 
     if (__builtin_mul_overflow((uint64_t)m->rows, 2 * groups, &need))
         return lrq_detail(detail, dn, LRQ_ERR_ARGUMENT, "section '%s': the size overflows", name);
-    if (need != (uint64_t)len)
-        return lrq_detail(detail, dn, LRQ_ERR_BUFFER_SIZE, "section '%s' is %llu bytes; the "
-                          "tile's parameters need %llu", name, (unsigned long long)len,
-                          (unsigned long long)need);
-    if (scales == NULL && len != 0)
-        return lrq_detail(detail, dn, LRQ_ERR_ARGUMENT, "section '%s' is NULL", name);
+    rc = section_length(name, scales, len, need, detail, dn);
+    if (rc != LRQ_OK)
+        return rc;
     m->scales = scales;
     m->groups = (size_t)groups;
     m->gc = (size_t)(group / (m->planes > 0 ? 16 : 4));
@@ -147,12 +157,9 @@ static int create_signcut(lrq_tile **out, const uint64_t m, const uint64_t n, co
     if (rc != LRQ_OK)
         return rc;
     t = *out;
-    if ((uint64_t)c_len != 4 * w)
-        return tile_done(out, lrq_detail(detail, dn, LRQ_ERR_BUFFER_SIZE, "section 'c' is %llu "
-                                         "bytes; the tile's parameters need %llu",
-                                         (unsigned long long)c_len, (unsigned long long)(4 * w)));
-    if (c == NULL && c_len != 0)
-        return tile_done(out, lrq_detail(detail, dn, LRQ_ERR_ARGUMENT, "section 'c' is NULL"));
+    rc = section_length("c", c, c_len, 4 * w, detail, dn);
+    if (rc != LRQ_OK)
+        return tile_done(out, rc);
     t->c = c;
     rc = kmat_init(&t->a, tt, tt_len, w, n, 1, panel, "tt", detail, dn);
     if (rc == LRQ_OK)
@@ -204,12 +211,9 @@ int lrq_tile_create_signcut_c16_detail(lrq_tile **out, const uint64_t m, const u
     if (w > LRQ_DIM_MAX)
         return lrq_detail(detail, dn, LRQ_ERR_ARGUMENT, "[SC-1] width %llu is more than "
                           "2^31 - 1", (unsigned long long)w);
-    if ((uint64_t)c_len != 2 * w)
-        return lrq_detail(detail, dn, LRQ_ERR_BUFFER_SIZE, "section 'c' is %llu bytes; the "
-                          "tile's parameters need %llu", (unsigned long long)c_len,
-                          (unsigned long long)(2 * w));
-    if (c == NULL && c_len != 0)
-        return lrq_detail(detail, dn, LRQ_ERR_ARGUMENT, "section 'c' is NULL");
+    rc = section_length("c", c, c_len, 2 * w, detail, dn);
+    if (rc != LRQ_OK)
+        return rc;
     if (!lrq_c_scale_ok(c_scale))
         return lrq_detail(detail, dn, LRQ_ERR_FORMAT, "[SC-3] c_scale %g is not a power of two "
                           "2^e with -125 <= e <= 112", (double)c_scale);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The signed cut encoder: greedy cuts A ~ S diag(c) T^T (research notes
- * algorithms.md section 1.2-1.4), with the engineering that makes it cost a
- * few dense matrix-vector products per cut:
+ * The signed cut encoder: greedy cuts A ~ S diag(c) T^T (the factors of
+ * spec §10.2), with the engineering that makes it cost a few dense
+ * matrix-vector products per cut:
  *
  *   - The remainder R is kept dense in float32, twice (row-major and
  *     transposed), and both copies again in int16 fixed point: flipping

@@ -6,8 +6,8 @@
  * AVX2 has no 16-entry float permute: a look-up is two vpermps (entries
  * 0-7 and 8-15) and a blend on bit 3 of the nibble, which the same shift
  * that aligns the nibble leaves in the sign position.  The int tables use
- * vpshufb, whose 16-byte tables are exactly one group's entries (T-MAC's
- * scheme, research §1); even and odd bytes of a word need different tables,
+ * vpshufb, whose 16-byte tables are exactly one group's entries (the
+ * table look-up scheme of T-MAC); even and odd bytes of a word need different tables,
  * so each look-up is done twice with the other half's indices zeroed by
  * their top bit.  The transposed direction turns 16x16 bit blocks around
  * with eight shift + vpmovmskb steps.

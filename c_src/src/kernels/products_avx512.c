@@ -6,10 +6,10 @@
  *
  * A 16-row tile maps to one zmm register, one lane per row:
  *   - float tables: one table of 16 entries is one zmm and the look-up of 16
- *     rows' nibbles is one vpermps (research §7: "lut_f32");
+ *     rows' nibbles is one vpermps;
  *   - int tables: the 4 tables of a chunk are one zmm of bytes; vpmultishiftqb
  *     + vpternlogd form the 64 byte indices, vpermb looks them up, vpdpbusd
- *     sums each row's 4 bytes (research §7: "lut_i8", "lut_i16split");
+ *     sums each row's 4 bytes;
  *   - the transposed direction turns each 16x16 bit block around with one
  *     vgf2p8affineqb (8x8 bit transposes) between two byte shuffles.
  */

@@ -292,8 +292,7 @@ ALWAYS_INLINE vq int_planes(vq acc, const size_t pb, const uint8_t *wp, const si
 
 /* Sign matrix times tables for one panel of `ntile` row tiles from t (h
  * rows each; ntile > 1 only for full tiles): each table load then feeds
- * every tile, which divides the table traffic (research §7.1, "2 tiles per
- * table load").  mode 0: float tables; 1: int8; 2: int16 (one step per
+ * every tile, which divides the table traffic.  mode 0: float tables; 1: int8; 2: int16 (one step per
  * block).  Float tables may come for a batch of nv vectors (vector v's at
  * tab + v * tstride, its output at out + v * ostride): each chunk's words
  * and their shifted nibbles then serve every vector, and only the look-ups
