@@ -2,17 +2,17 @@
 /*
  * The kernel loops, written once and compiled once per instruction set.
  *
- * Included by kernels_scalar.c, kernels_avx2.c and kernels_avx512.c after
+ * Included by kernels/products_scalar.c, products_avx2.c and products_avx512.c after
  * each defines the same small set of 16-lane primitives (vf: 16 floats,
  * vi: 16 u32, vt: a 16-entry float table, vq: 16 int32 accumulators).  Every
  * primitive is exact lane by lane, or one IEEE operation per lane, so the
- * expression trees below (documented in kernels.h) are the same in every
+ * expression trees below (documented in common/kernels.h) are the same in every
  * path: that is what makes the paths bit-identical, and why the loops live
  * in one place.  Performance tricks that do not change a tree (two tiles
  * sharing one table load, prefetch, masked loads) are free to vary.
  */
 #ifndef LRQ_KERNEL_ISA
-#error "include kernels_body.h from a kernels_<isa>.c file"
+#error "include products_body.h from a kernels/products_<isa>.c file"
 #endif
 
 /* Prefetch distance on the bit stream.  2 KiB measured best of 0.5-16 KiB
@@ -26,7 +26,7 @@
 #define FWD_TILES 2
 #endif
 
-/* Most vectors one forward float kernel call takes (kernels.h). */
+/* Most vectors one forward float kernel call takes (common/kernels.h). */
 #define FWD_BATCH LRQ_FWD_BATCH
 
 static inline size_t min_sz(const size_t a, const size_t b)
@@ -53,7 +53,7 @@ static inline size_t min_sz(const size_t a, const size_t b)
 #define vf_lut_rows(a) (a)
 #endif
 
-/* The chunk sum of one plane of one tile (kernels.h, "Sign matrix"); lut:
+/* The chunk sum of one plane of one tile (common/kernels.h, "Sign matrix"); lut:
  * w came from vi_load_lut(), else one word per lane in row order. */
 ALWAYS_INLINE vf chunk_sum(const vt t0, const vt t1, const vt t2, const vt t3, const vi w,
                            const int lut)
@@ -105,7 +105,7 @@ static void zero_rows(const lrq_kmat *m, const size_t t0, const size_t t1, float
         memset(out + 16 * t0, 0, (r1 - 16 * t0) * sizeof(float));
 }
 
-/* The byte-matrix chunk sum (kernels.h, "Byte matrix"). */
+/* The byte-matrix chunk sum (common/kernels.h, "Byte matrix"). */
 static inline vf byte_chunk(const vi w, const vf half, const float *v)
 {
     return vf_add(vf_add(vf_mul(vf_byte_level(w, 0, half), vf_set1(v[0])),
@@ -292,8 +292,7 @@ ALWAYS_INLINE vq int_planes(vq acc, const size_t pb, const uint8_t *wp, const si
 
 /* Sign matrix times tables for one panel of `ntile` row tiles from t (h
  * rows each; ntile > 1 only for full tiles): each table load then feeds
- * every tile, which divides the table traffic (research §7.1, "2 tiles per
- * table load").  mode 0: float tables; 1: int8; 2: int16 (one step per
+ * every tile, which divides the table traffic.  mode 0: float tables; 1: int8; 2: int16 (one step per
  * block).  Float tables may come for a batch of nv vectors (vector v's at
  * tab + v * tstride, its output at out + v * ostride): each chunk's words
  * and their shifted nibbles then serve every vector, and only the look-ups

@@ -2,8 +2,8 @@
 #include <string.h>
 
 #include "lrq.h"
-#include "lrq_internal.h"
-#include "msgpack_reader.h"
+#include "common/internal.h"
+#include "format/msgpack_reader.h"
 
 /* msgpack stores multi-byte numbers big-endian (spec §1.4 exempts the header
  * from the file's little-endian rule). */

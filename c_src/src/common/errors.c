@@ -3,7 +3,7 @@
 #include <stdio.h>
 
 #include "lrq.h"
-#include "lrq_internal.h"
+#include "common/internal.h"
 
 const char *lrq_error_name(const int code)
 {

@@ -6,24 +6,20 @@
  *
  * A 16-row tile maps to one zmm register, one lane per row:
  *   - float tables: one table of 16 entries is one zmm and the look-up of 16
- *     rows' nibbles is one vpermps (research §7: "lut_f32");
+ *     rows' nibbles is one vpermps;
  *   - int tables: the 4 tables of a chunk are one zmm of bytes; vpmultishiftqb
  *     + vpternlogd form the 64 byte indices, vpermb looks them up, vpdpbusd
- *     sums each row's 4 bytes (research §7: "lut_i8", "lut_i16split");
+ *     sums each row's 4 bytes;
  *   - the transposed direction turns each 16x16 bit block around with one
  *     vgf2p8affineqb (8x8 bit transposes) between two byte shuffles.
  */
-#include "kernels.h"
+#include "common/kernels.h"
 
 #if LRQ_X86
 
-/* GCC applies the target to the rest of the file; clang needs its own
- * pragma for the same effect. */
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vnni,gfni"))), apply_to = function)
-#else
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vnni,gfni")
-#endif
+#include "kernels/target.h"
+
+LRQ_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vnni,gfni")
 
 #include <immintrin.h>
 
@@ -287,12 +283,10 @@ static inline vq vq_lut(vq acc, const vqt tab, const int wide, const vi w, const
     return acc;
 }
 
-#include "kernels_body.h"
+#include "kernels/products_body.h"
 
 KERNEL_TABLE(lrq_kernels_avx512, "avx512");
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
+LRQ_TARGET_END
 
 #endif /* LRQ_X86 */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The matrix-vector kernels shared by kernels_scalar.c, kernels_avx2.c and
- * kernels_avx512.c, and the one contract that makes their results equal.
+ * The interface between the products (compute/) and the matrix-vector
+ * kernels of each instruction set (kernels/products_<isa>.c), and the one
+ * contract that makes their results equal.
  *
  * Bit-identical results across instruction sets and thread counts are not a
  * property of the compiler: they hold because every path evaluates the same
@@ -55,7 +56,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lrq_internal.h"
+#include "common/internal.h"
 
 /* Elements per int-table block: each block of the input vector gets its own
  * quantization step, so one large value only coarsens its own block. */
@@ -157,14 +158,5 @@ typedef struct {
 
 /* Bytes of int tables per chunk of 16 inputs (int8 or int16 entries). */
 #define LRQ_ITAB_BYTES(wide) ((wide) ? 128u : 64u)
-
-extern const lrq_kernels lrq_kernels_scalar;
-#if LRQ_X86
-extern const lrq_kernels lrq_kernels_avx2;
-extern const lrq_kernels lrq_kernels_avx512;
-#endif
-
-/* The kernels of the active path (lrq_isa_active()). */
-const lrq_kernels *lrq_kernels_active(void);
 
 #endif /* LRQ_KERNELS_H */

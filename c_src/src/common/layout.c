@@ -1,13 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <string.h>
 
-#include "encoder_internal.h"
 #include "lrq.h"
-#include "lrq_internal.h"
+#include "common/internal.h"
 
 #define ROW_TILE 16u
-#define PANEL_MIN 64u
-#define PANEL_MAX (UINT64_C(1) << 20)
 
 /* Everything the word order depends on, validated once so the walk below can
  * do its index arithmetic without further checks: every offset it forms is
@@ -30,7 +27,7 @@ static int geom_init(layout_geom *const g, const uint64_t rows, const uint64_t k
 
     if (elem_bits != 1 && elem_bits != 8)
         return LRQ_ERR_ARGUMENT;
-    if (panel < PANEL_MIN || panel > PANEL_MAX || panel % 64 != 0)
+    if (panel < LRQ_PANEL_MIN || panel > LRQ_PANEL_MAX || panel % 64 != 0)
         return LRQ_ERR_ARGUMENT;
     g->rows = rows;
     g->k = k;
@@ -253,7 +250,7 @@ static void pack_bitrow_word(const bit_rows *const src, const uint64_t r, const 
     w[1] = (uint8_t)(bits >> 8);
 }
 
-/* The one place that knows the word order (format notes §3): every op walks
+/* The one place that knows the word order (spec §9.3): every op walks
  * the packed side sequentially within a (panel, row tile) block and the plain
  * side a row at a time, so both stay in cache.  The op switch sits in the
  * inner loop for brevity; it is loop-invariant, and -O3 unswitches it. */

@@ -35,8 +35,8 @@
 #include <unistd.h>
 
 #include "lrq.h"
-#include "lrq_internal.h"
-#include "threads.h"
+#include "common/internal.h"
+#include "common/threads.h"
 
 #define ACQ __ATOMIC_ACQUIRE
 #define REL __ATOMIC_RELEASE

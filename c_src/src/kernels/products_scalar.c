@@ -5,7 +5,7 @@
  * compiler may vectorize these loops (lane-wise IEEE operations are the same
  * in any width), never reorder a sum (no -ffast-math, -ffp-contract=off).
  */
-#include "kernels.h"
+#include "common/kernels.h"
 
 #define LRQ_KERNEL_ISA scalar
 #define ALWAYS_INLINE static
@@ -228,6 +228,6 @@ static inline vq vq_lut(vq acc, const vqt tab, const int wide, const vi w, const
     return acc;
 }
 
-#include "kernels_body.h"
+#include "kernels/products_body.h"
 
 KERNEL_TABLE(lrq_kernels_scalar, "scalar");

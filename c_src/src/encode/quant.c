@@ -18,10 +18,9 @@
 #include <string.h>
 
 #include "lrq.h"
-#include "lrq_internal.h"
+#include "common/internal.h"
 
 #define RATIOS 13
-#define MAX_DIM ((UINT64_C(1) << 31) - 1)
 
 /* Round to nearest, ties to even (numpy.rint), for |v| < 2^51: adding and
  * subtracting 1.5 * 2^52 leaves no fraction bits.  Much faster than a libm
@@ -53,7 +52,7 @@ int lrq_quant_fit(const double *const x, const uint64_t rows, const uint64_t k, 
     double *best;
     double biggest = 0.0, sig;
 
-    if (bits < 1 || bits > 8 || group < 1 || rows > MAX_DIM || k > MAX_DIM || ld < k ||
+    if (bits < 1 || bits > 8 || group < 1 || rows > LRQ_DIM_MAX || k > LRQ_DIM_MAX || ld < k ||
         sigma == NULL || __builtin_mul_overflow(rows, k, &cells))
         return LRQ_ERR_ARGUMENT;
     groups = k / group + (k % group != 0);

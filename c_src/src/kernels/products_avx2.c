@@ -6,23 +6,19 @@
  * AVX2 has no 16-entry float permute: a look-up is two vpermps (entries
  * 0-7 and 8-15) and a blend on bit 3 of the nibble, which the same shift
  * that aligns the nibble leaves in the sign position.  The int tables use
- * vpshufb, whose 16-byte tables are exactly one group's entries (T-MAC's
- * scheme, research §1); even and odd bytes of a word need different tables,
+ * vpshufb, whose 16-byte tables are exactly one group's entries (the
+ * table look-up scheme of T-MAC); even and odd bytes of a word need different tables,
  * so each look-up is done twice with the other half's indices zeroed by
  * their top bit.  The transposed direction turns 16x16 bit blocks around
  * with eight shift + vpmovmskb steps.
  */
-#include "kernels.h"
+#include "common/kernels.h"
 
 #if LRQ_X86
 
-/* GCC applies the target to the rest of the file; clang needs its own
- * pragma for the same effect. */
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC target("avx2,fma,f16c")
-#endif
+#include "kernels/target.h"
+
+LRQ_TARGET_BEGIN("avx2,fma,f16c")
 
 #include <immintrin.h>
 
@@ -349,12 +345,10 @@ static inline vq vq_lut(vq acc, const vqt tab, const int wide, const vi w, const
                                            _mm256_maddubs_epi16(m, pair_lookup(tab.t[1], tab.t[3], i13))));
 }
 
-#include "kernels_body.h"
+#include "kernels/products_body.h"
 
 KERNEL_TABLE(lrq_kernels_avx2, "avx2");
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
+LRQ_TARGET_END
 
 #endif /* LRQ_X86 */

@@ -19,24 +19,19 @@
 #define LRQ_X86 0
 #endif
 
-/* Instruction-set paths, ordered so that each level implies the ones below
- * it: code may test `lrq_isa_active() >= LRQ_ISA_AVX2`. */
-typedef enum {
-    LRQ_ISA_SCALAR = 0,
-    LRQ_ISA_SSE42 = 1,
-    LRQ_ISA_AVX2 = 2,
-    LRQ_ISA_AVX512 = 3
-} lrq_isa;
-
-/* The path chosen once per process (CPU probe + LRQ_FORCE_ISA). */
-lrq_isa lrq_isa_active(void);
-
-/* CRC-32C cores working on the raw register (no initial or final XOR), so
- * that the public entry point owns the zlib-style convention in one place. */
-uint32_t lrq_crc32c_update_table(uint32_t reg, const uint8_t *p, size_t n);
-#if LRQ_X86
-uint32_t lrq_crc32c_update_sse42(uint32_t reg, const uint8_t *p, size_t n);
-#endif
+/* The format's limits, each defined once (spec §6-§10; the rule names the
+ * limit).  Every dimension, width, rank and encoder input side is at most
+ * LRQ_DIM_MAX, so that sizes derived from two of them fit in 64 bits. */
+#define LRQ_DIM_MAX ((UINT64_C(1) << 31) - 1)           /* [TEN-3], [SC-1], [LP-1] */
+#define LRQ_ELEMENTS_MAX (UINT64_C(1) << 48)            /* [TEN-3] */
+#define LRQ_PANEL_MIN 64u                               /* [TEN-5] */
+#define LRQ_PANEL_MAX (UINT64_C(1) << 20)               /* [TEN-5] */
+#define LRQ_GROUP_MIN 16u                               /* [LP-1] */
+#define LRQ_GROUP_MAX (UINT64_C(1) << 20)               /* [LP-1] */
+#define LRQ_HEADER_LENGTH_MAX (UINT64_C(16) << 20)      /* [PRE-6] */
+#define LRQ_TENSORS_MAX 65536u                          /* [LIM-4] */
+#define LRQ_NAME_BYTES_MAX 1024u                        /* [TEN-2] */
+#define LRQ_PAGE_ALIGNED_FROM (UINT64_C(1) << 20)       /* spec §8.2 */
 
 /* Write a message into a caller's detail buffer (NULL or size 0: nothing is
  * written; too long: cut, always NUL-terminated) and return `code`, so that
@@ -58,6 +53,32 @@ int lrq_detail(char *detail, size_t detail_size, int code, const char *fmt, ...)
 int lrq_layout_check(const uint8_t *packed, uint64_t packed_len, uint64_t rows,
                      uint64_t k, int elem_bits, uint64_t panel, unsigned code_limit,
                      uint64_t *bad_offset);
+
+/* The content rules of signcut and lplr sections (common/sections.c).  Each
+ * returns LRQ_OK, or the error with a message in `detail` that starts with
+ * the rule and names the section by `where` (e.g. "section 'tt'").
+ *   lrq_check_weights: [SC-2], w weights as float32, or binary16 if half;
+ *   lrq_check_scales:  [LP-3], binary16 scales;
+ *   lrq_check_matrix:  [LAY-1] / [LAY-2] padding and [LP-4] codes of a
+ *                      sign matrix or bit-planes (bits <= 4, one plane per
+ *                      bit) or a byte matrix (bits >= 5) of rows x k; the
+ *                      length must match the layout (spec §9). */
+int lrq_check_weights(const uint8_t *p, uint64_t len, int half, const char *where, char *detail,
+                      size_t dn);
+int lrq_check_scales(const uint8_t *p, uint64_t len, const char *where, char *detail, size_t dn);
+int lrq_check_matrix(const uint8_t *p, uint64_t len, uint64_t rows, uint64_t k, unsigned bits,
+                     uint64_t panel, const char *where, char *detail, size_t dn);
+/* 1 if none of the len / size little-endian floats of `size` bytes (8, 4,
+ * or 2: binary16, or bfloat16 if bfloat) is infinite or NaN; else 0 and
+ * *bad is the index of the first that is. */
+int lrq_floats_finite(const uint8_t *p, uint64_t len, unsigned size, int bfloat, uint64_t *bad);
+
+/* lrq_layout_pack() for a matrix given as rows of bits (element c of row r
+ * is bit c%64 of bits[r*row_words + c/64]), without a byte per element.
+ * Bits at index >= k are ignored.  Same arguments and errors otherwise. */
+int lrq_layout_pack_bitrows(const uint64_t *bits, uint64_t row_words,
+                            uint64_t rows, uint64_t k, uint64_t panel,
+                            uint8_t *out, size_t out_len);
 
 /* Signcut weights stored as binary16 with a scale (format 1.1, spec §10.2).
  *

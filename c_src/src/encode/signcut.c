@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The signed cut encoder: greedy cuts A ~ S diag(c) T^T (research notes
- * algorithms.md section 1.2-1.4), with the engineering that makes it cost a
- * few dense matrix-vector products per cut:
+ * The signed cut encoder: greedy cuts A ~ S diag(c) T^T (the factors of
+ * spec §10.2), with the engineering that makes it cost a few dense
+ * matrix-vector products per cut:
  *
  *   - The remainder R is kept dense in float32, twice (row-major and
  *     transposed), and both copies again in int16 fixed point: flipping
@@ -51,33 +51,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "encoder_internal.h"
-#include "lrq.h"
-#include "lrq_internal.h"
-#include "threads.h"
-
-#define BLOCK LRQ_SC_BLOCK
-#define MAX_DIM ((UINT64_C(1) << 31) - 1)
-/* Below this many element operations (values read from the remainder) a
- * task runs on the calling thread: a hand-off costs ~1.5 us, as much as an
- * image update over 32 flipped rows of 2048 gains from a second thread. */
-#define PARALLEL_MIN 65536
-/* A tracked squared norm within this factor of the target triggers an exact
- * measurement; the tracked value is accurate to far better than this. */
-#define PEEK_MARGIN 1e-4
-/* On a machine whose other cores are busy a worker can lose its CPU in the
- * middle of a part, and the caller then waits for a time slice; or it
- * shares the caller's core and runs little but slows the caller down.
- * After a wait longer than WAIT_LIMIT_NS the encoder runs the next
- * SOLO_AFTER_WAIT jobs alone (a short break: one preemption says little),
- * and when workers ran under a quarter of the parts of the last
- * REVIEW_JOBS jobs, the next SOLO_AFTER_REVIEW; the team's workers sleep
- * meanwhile.  Who runs a part never changes a result, so this is free to
- * adapt. */
-#define WAIT_LIMIT_NS 100000
-#define SOLO_AFTER_WAIT 256
-#define SOLO_AFTER_REVIEW 2048
-#define REVIEW_JOBS 256
+#include "encode/signcut.h"
 
 /* ------------------------------------------------------------------ PRNG */
 
@@ -108,239 +82,6 @@ static uint64_t xoshiro_next(uint64_t s[4])
     s[2] ^= t;
     s[3] = rotl(s[3], 45);
     return result;
-}
-
-/* ------------------------------------------------------------------ state */
-
-typedef enum { T_UPDATE_HT, T_UPDATE_HS, T_BLOCK_R, T_BLOCK_RT, T_PEEK, T_START } task_kind;
-
-struct lrq_signcut_encoder {
-    uint64_t m, n;
-    size_t mw, nw;      /* 64-bit words of an s (m bits) and a t (n bits) */
-    float *r;           /* remainder at the last block update, m x n */
-    float *rt;          /* its transpose, n x m */
-    int16_t *rb, *rtb;  /* both in int16 fixed point, what image updates read */
-    float *rb_scale;    /* m: 2^-shift of each row of rb */
-    float *rtb_scale;   /* n: the same for rtb */
-    float *fscale;      /* per flip: its row's scale, signed by the new sign */
-    float *ht;          /* R_cur t_cur / 2, m values */
-    float *hs;          /* R_cur^T s_cur / 2, n values */
-    uint64_t *t_cur, *t_new, *s_cur, *s_new;
-    uint32_t *idx;
-    uint64_t *flipmask; /* old ^ new of the current flip */
-    double *row_sq;     /* per-row squared norms, summed in row order */
-    float d[BLOCK];       /* correction weights of the current flip */
-    lrq_sc_table tab_d[BLOCK / 4], tab_c[BLOCK / 4];
-    unsigned groups_d, groups_c;
-    uint64_t *tstart;     /* BLOCK x nw: the random starts of the open block */
-    float *g;             /* m x BLOCK: R t / 2 for each start, R as at the block update */
-    uint32_t *spat;       /* m: bit k = s_k[i] for the cuts of the open block */
-    uint32_t *tpat;       /* n: bit k = t_k[j] */
-    uint64_t width, cap, open;
-    uint64_t *out_s;    /* cap x mw: the s of every cut */
-    uint64_t *out_t;    /* cap x nw */
-    float *out_c;
-    double norm2_a, norm2;
-    int exact, done;
-    int c16;         /* weights stored as binary16 times c_scale */
-    float c_scale;   /* fixed by the first cut (c16 only) */
-    uint64_t rng[4];
-    const lrq_sc_kernels *k;
-
-    /* Threads: the library's team (threads.c).  `threads` is what create()
-     * was given (0: lrq_threads_get() at each run()), `nthreads` the count
-     * of the run() in progress.  A job is one or two tasks (phases), each
-     * cut into parts at multiples of 64 elements that depend only on the
-     * task and its length, never on the thread count. */
-    unsigned threads;
-    int nthreads;
-    task_kind task[2];
-    size_t task_len[2], task_count, chunk[2];
-    unsigned solo;       /* jobs left to run alone */
-    int held;            /* holds the team's workers spinning (threads.h) */
-    unsigned shared;     /* jobs given to the team since the last review */
-    size_t parts_all, parts_helped;
-};
-
-typedef struct lrq_signcut_encoder enc_t;
-
-static const uint64_t *block_s(const enc_t *e)
-{
-    return e->out_s + (e->width - e->open) * e->mw;
-}
-
-static const uint64_t *block_t(const enc_t *e)
-{
-    return e->out_t + (e->width - e->open) * e->nw;
-}
-
-/* ------------------------------------------------------------------ tasks */
-
-/* The copies image updates read: int16 with a power-of-two scale per row
- * (lrq_sc_shift), half the bytes of float32.  The flipped rows read per cut
- * are most of an encoder's memory traffic, and images only steer sign
- * decisions (they stay within ~1e-4 of exact), while the float32
- * remainder, updated exactly once per block, makes every stored c and
- * every reported norm exact and re-synchronizes the images at each block
- * update.  Returns the row's scale, 2^-shift. */
-static float to_fixed(const enc_t *const e, const float *const row, const size_t len, int16_t *const out)
-{
-    const int shift = lrq_sc_shift(e->k->max_abs(row, len));
-    e->k->to_fixed(row, len, shift, out);
-    return lrq_sc_pow2(-shift);
-}
-
-/* Runs elements [lo, hi) of the current task. */
-static void run_task(enc_t *const e, const task_kind task, const size_t lo, const size_t hi)
-{
-    const size_t m = (size_t)e->m, n = (size_t)e->n;
-    size_t i;
-    switch (task) {
-    case T_UPDATE_HT:
-        e->k->flip_update(e->ht + lo, hi - lo, e->rtb + lo, m, e->idx, e->fscale, e->task_count);
-        if (e->open)
-            e->k->block_correct(e->ht + lo, hi - lo, e->spat + lo, e->tab_d, e->groups_d);
-        break;
-    case T_UPDATE_HS:
-        e->k->flip_update(e->hs + lo, hi - lo, e->rb + lo, n, e->idx, e->fscale, e->task_count);
-        if (e->open)
-            e->k->block_correct(e->hs + lo, hi - lo, e->tpat + lo, e->tab_d, e->groups_d);
-        break;
-    case T_BLOCK_R:
-    case T_PEEK:
-        /* Row i of R loses sum_k c_k s_k[i] t_k; the row's squared norm and
-         * the images of the next block's starts come from the new row. */
-        if (task == T_PEEK) {
-            for (i = lo; i < hi; i++)
-                e->row_sq[i] = e->k->block_row(e->r + i * n, n, e->spat[i], e->tpat, e->tab_c,
-                                               e->groups_c, LRQ_SC_NORM);
-            break;
-        }
-        /* In groups of four rows, which stay in cache from their update to
-         * their fixed-point copy; the start images are computed for the four
-         * rows at once.  ht needs no update: the next cut replaces it by a
-         * start's image (restart() recomputes it when it needs it). */
-        for (i = lo; i < hi; i += 4) {
-            const size_t rows = hi - i < 4 ? hi - i : 4;
-            size_t q;
-            for (q = i; q < i + rows; q++)
-                e->row_sq[q] = e->k->block_row(e->r + q * n, n, e->spat[q], e->tpat, e->tab_c,
-                                               e->groups_c, LRQ_SC_WRITE | LRQ_SC_NORM);
-            e->k->multi_signed_sum(e->r + i * n, n, (unsigned)rows, n, e->tstart, e->nw, BLOCK,
-                                   e->g + i * BLOCK, BLOCK);
-            for (q = i; q < i + rows; q++)
-                e->rb_scale[q] = to_fixed(e, e->r + q * n, n, e->rb + q * n);
-        }
-        break;
-    case T_START:
-        /* The image of the open block's next start: its image under the
-         * remainder of the last block update, corrected for the block's
-         * cuts so far (weights in tab_d). */
-        for (i = lo; i < hi; i++)
-            e->ht[i] = e->g[i * BLOCK + e->open];
-        if (e->open)
-            e->k->block_correct(e->ht + lo, hi - lo, e->spat + lo, e->tab_d, e->groups_d);
-        break;
-    case T_BLOCK_RT:
-        /* The same update of R^T with the roles of s and t exchanged: each
-         * entry gets the same sum (the table lookup of s_i ^ t_j), so R^T
-         * stays the exact transpose of R without a transposition pass. */
-        for (i = lo; i < hi; i++) {
-            float *const row = e->rt + i * m;
-            (void)e->k->block_row(row, m, e->tpat[i], e->spat, e->tab_c, e->groups_c, LRQ_SC_WRITE);
-            e->hs[i] = (float)(0.5 * e->k->signed_sum(row, e->s_cur, m));
-            e->rtb_scale[i] = to_fixed(e, row, m, e->rtb + i * m);
-        }
-        break;
-    }
-}
-
-/* Part `part` of phase `phase` of the current job. */
-static void run_part(void *const ctx, const int phase, const int part, const int nparts)
-{
-    enc_t *const e = (enc_t *)ctx;
-    const size_t lo = (size_t)part * e->chunk[phase];
-    const size_t hi = lo + e->chunk[phase] < e->task_len[phase] ? lo + e->chunk[phase] : e->task_len[phase];
-    (void)nparts;
-    if (lo < hi)
-        run_task(e, e->task[phase], lo, hi);
-}
-
-/* Parts of a task of len elements: enough to balance threads that run at
- * different speeds (or a worker the OS deschedules), but an image update
- * streams a slice of every flipped row per part, and long slices are what
- * the prefetchers need, so it gets few.  Part boundaries are multiples of
- * 64 elements and depend only on the task and len. */
-static size_t chunk_of(const task_kind task, const size_t len)
-{
-    const size_t parts = task == T_UPDATE_HT || task == T_UPDATE_HS ? 4 : 16;
-    return ((len + parts - 1) / parts + 63) & ~(size_t)63;
-}
-
-/* Lets the team's workers sleep again (see lrq_parallel_hold()): when the
- * encoder goes solo and whenever control returns to the caller. */
-static void team_release(enc_t *const e)
-{
-    if (e->held) {
-        lrq_parallel_hold(-1);
-        e->held = 0;
-    }
-}
-
-/* Runs task a over [0, len_a) and then, if nphases is 2, task b over
- * [0, len_b), on the team when the work (element operations) pays for it. */
-static void parallel2(enc_t *const e, const int nphases, const task_kind a, const size_t len_a,
-                      const task_kind b, const size_t len_b, const size_t work)
-{
-    int nparts = 1, ph;
-    long waited;
-    e->task[0] = a;
-    e->task_len[0] = len_a;
-    e->task[1] = b;
-    e->task_len[1] = len_b;
-    if (e->nthreads <= 1 || work < PARALLEL_MIN || (len_a <= 64 && (nphases == 1 || len_b <= 64)) ||
-        e->solo) {
-        if (e->solo && work >= PARALLEL_MIN)
-            e->solo--;
-        for (ph = 0; ph < nphases; ph++)
-            run_task(e, e->task[ph], 0, e->task_len[ph]);
-        return;
-    }
-    /* Every phase of a job has the same number of parts: the most any of
-     * its tasks is cut into (a task with fewer leaves the rest empty). */
-    for (ph = 0; ph < nphases; ph++) {
-        const size_t len = e->task_len[ph];
-        e->chunk[ph] = chunk_of(e->task[ph], len);
-        if ((int)((len + e->chunk[ph] - 1) / e->chunk[ph]) > nparts)
-            nparts = (int)((len + e->chunk[ph] - 1) / e->chunk[ph]);
-    }
-    if (!e->held) {
-        lrq_parallel_hold(1);
-        e->held = 1;
-    }
-    e->parts_helped += (size_t)lrq_parallel_run_stats(run_part, e, nphases, nparts, e->nthreads, &waited);
-    e->parts_all += (size_t)(nphases * nparts);
-    if (waited > WAIT_LIMIT_NS)
-        e->solo = SOLO_AFTER_WAIT;
-    if (++e->shared == REVIEW_JOBS) {
-        if (4 * e->parts_helped < e->parts_all)
-            e->solo = SOLO_AFTER_REVIEW;
-        e->shared = 0;
-        e->parts_all = e->parts_helped = 0;
-    }
-    if (e->solo)
-        team_release(e); /* let the workers sleep while the encoder runs alone */
-}
-
-static void parallel(enc_t *const e, const task_kind task, const size_t len, const size_t work)
-{
-    parallel2(e, 1, task, len, task, 0, work);
-}
-
-/* The thread count of one run(): fixed for its duration. */
-static void pick_threads(enc_t *const e)
-{
-    e->nthreads = e->threads ? (int)e->threads : lrq_threads_get();
 }
 
 /* ------------------------------------------------------------ remainder */
@@ -375,7 +116,7 @@ static void flush(enc_t *const e)
         for (w = 0; w < BLOCK; w++)
             e->tstart[w * e->nw + e->nw - 1] &= (UINT64_C(1) << (n % 64)) - 1;
     load_block_c(e);
-    parallel2(e, 2, T_BLOCK_R, m, T_BLOCK_RT, n, m * n * (e->open + 1));
+    lrq_sc_parallel2(e, 2, T_BLOCK_R, m, T_BLOCK_RT, n, m * n * (e->open + 1));
     e->open = 0;
     memset(e->spat, 0, m * sizeof *e->spat);
     memset(e->tpat, 0, n * sizeof *e->tpat);
@@ -387,7 +128,7 @@ static void flush(enc_t *const e)
 static double peek(enc_t *const e)
 {
     load_block_c(e);
-    parallel(e, T_PEEK, (size_t)e->m, (size_t)(e->m * e->n * (e->open + 1)));
+    lrq_sc_parallel(e, T_PEEK, (size_t)e->m, (size_t)(e->m * e->n * (e->open + 1)));
     return sum_rows(e);
 }
 
@@ -445,7 +186,7 @@ static void move_t(enc_t *const e)
     uint64_t *const tmp = e->t_cur;
     if (count) {
         e->task_count = count;
-        parallel(e, T_UPDATE_HT, (size_t)e->m, count * (size_t)e->m);
+        lrq_sc_parallel(e, T_UPDATE_HT, (size_t)e->m, count * (size_t)e->m);
     }
     e->t_cur = e->t_new;
     e->t_new = tmp;
@@ -457,7 +198,7 @@ static void move_s(enc_t *const e)
     uint64_t *const tmp = e->s_cur;
     if (count) {
         e->task_count = count;
-        parallel(e, T_UPDATE_HS, (size_t)e->n, count * (size_t)e->n);
+        lrq_sc_parallel(e, T_UPDATE_HS, (size_t)e->n, count * (size_t)e->n);
     }
     e->s_cur = e->s_new;
     e->s_new = tmp;
@@ -518,11 +259,11 @@ static int grow(enc_t *const e)
     uint64_t cap = e->cap ? e->cap * 2 : 64;
     uint64_t *s, *t;
     float *c;
-    if (cap > MAX_DIM)
-        cap = MAX_DIM;
+    if (cap > LRQ_DIM_MAX)
+        cap = LRQ_DIM_MAX;
     if (e->width < e->cap)
         return LRQ_OK;
-    if (e->width >= MAX_DIM)
+    if (e->width >= LRQ_DIM_MAX)
         return LRQ_ERR_ARGUMENT;
     s = (uint64_t *)realloc(e->out_s, (size_t)cap * e->mw * sizeof *s);
     if (s == NULL)
@@ -558,7 +299,7 @@ static float c16_scale(const float c0)
 
 /* binary16 bits of v >= 0, rounded to nearest even; beyond 65504 it is
  * clamped to 65504 (the file needs finite values). */
-static uint16_t c16_round(const double v)
+uint16_t lrq_sc_c16_round(const double v)
 {
     return v >= 65504.0 ? 0x7BFF : lrq_half_from_double(v);
 }
@@ -588,7 +329,7 @@ static int one_cut(enc_t *const e)
         }
         e->groups_d = lrq_sc_tables(e->d, (unsigned)e->open, e->tab_d);
         /* One cheap pass over m values: worth a hand-off only when huge. */
-        parallel(e, T_START, m, m);
+        lrq_sc_parallel(e, T_START, m, m);
         memcpy(e->t_cur, t, e->nw * sizeof *t);
     }
     cut = alternate(e);
@@ -609,7 +350,7 @@ static int one_cut(enc_t *const e)
          * exact and later cuts make up for the rounding. */
         if (e->width == 0)
             e->c_scale = c16_scale(c);
-        c = e->c_scale * lrq_half_to_float(c16_round((double)c / (double)e->c_scale));
+        c = e->c_scale * lrq_half_to_float(lrq_sc_c16_round((double)c / (double)e->c_scale));
         if (!(c > 0.0f)) {
             e->done = 1; /* the weight underflows binary16: no cut can help */
             return LRQ_OK;
@@ -681,21 +422,6 @@ static void transpose(const float *const src, const uint64_t rows, const uint64_
                     dst[j * rows + i] = src[i * cols + j];
 }
 
-static const lrq_sc_kernels *pick_kernels(void)
-{
-#if LRQ_X86
-    switch (lrq_isa_active()) {
-    case LRQ_ISA_AVX512:
-        return &lrq_sc_kernels_avx512;
-    case LRQ_ISA_AVX2:
-        return &lrq_sc_kernels_avx2;
-    default:
-        break;
-    }
-#endif
-    return &lrq_sc_kernels_scalar;
-}
-
 void lrq_signcut_encoder_free(lrq_signcut_encoder *const e)
 {
     if (e == NULL)
@@ -735,7 +461,7 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
     uint64_t x = seed;
     int p;
 
-    if (out == NULL || a == NULL || rows == 0 || cols == 0 || rows > MAX_DIM || cols > MAX_DIM ||
+    if (out == NULL || a == NULL || rows == 0 || cols == 0 || rows > LRQ_DIM_MAX || cols > LRQ_DIM_MAX ||
         ld < cols || threads > LRQ_THREADS_MAX)
         return LRQ_ERR_ARGUMENT;
     if (__builtin_mul_overflow(rows, cols, &cells) ||
@@ -752,9 +478,9 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
     e->n = cols;
     e->mw = (size_t)((rows + 63) / 64);
     e->nw = (size_t)((cols + 63) / 64);
-    e->k = pick_kernels();
+    e->k = lrq_dispatch()->encoder;
     e->threads = threads;
-    pick_threads(e);
+    lrq_sc_pick_threads(e);
     e->r = (float *)alloc_remainder((size_t)bytes);
     e->rt = (float *)alloc_remainder((size_t)bytes);
     e->rb = (int16_t *)alloc_remainder((size_t)bytes / 2);
@@ -790,7 +516,7 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
     /* Images of the all-(+1) starting vectors and the exact norm: a block
      * update with an empty block does exactly that. */
     flush(e);
-    team_release(e);
+    lrq_sc_team_release(e);
     e->norm2_a = e->norm2;
     e->done = e->norm2_a == 0.0;
     *out = e;
@@ -806,7 +532,7 @@ int lrq_signcut_encoder_run(lrq_signcut_encoder *const e, const uint64_t max_cut
     if (e == NULL || !(rel_error >= 0.0) || rel_error > 1.0)
         return LRQ_ERR_ARGUMENT;
     goal = rel_error > 0.0 ? rel_error * rel_error * e->norm2_a : -1.0;
-    pick_threads(e);
+    lrq_sc_pick_threads(e);
     while (!e->done && done < max_cuts) {
         if (e->norm2 <= goal * (1.0 + PEEK_MARGIN) || e->norm2 <= 0.0) {
             /* Near or past the goal (or at zero): measure exactly, which
@@ -825,7 +551,7 @@ int lrq_signcut_encoder_run(lrq_signcut_encoder *const e, const uint64_t max_cut
             break;
         done++;
     }
-    team_release(e);
+    lrq_sc_team_release(e);
     return rc;
 }
 
@@ -850,68 +576,11 @@ int lrq_signcut_encoder_remainder_norm(lrq_signcut_encoder *const e, const int e
     if (e == NULL || norm == NULL)
         return LRQ_ERR_ARGUMENT;
     if (exact && !e->exact) {
-        pick_threads(e);
+        lrq_sc_pick_threads(e);
         e->norm2 = peek(e);
-        team_release(e);
+        lrq_sc_team_release(e);
         e->exact = 1;
     }
     *norm = sqrt(e->norm2 > 0.0 ? e->norm2 : 0.0);
     return LRQ_OK;
-}
-
-int lrq_signcut_encoder_write(const lrq_signcut_encoder *const e, const uint64_t panel,
-                              uint8_t *const c, const size_t c_len, uint8_t *const tt,
-                              const size_t tt_len, uint8_t *const s, const size_t s_len)
-{
-    const uint64_t w = e ? e->width : 0;
-    uint64_t tt_size, s_size, i, k;
-    uint64_t *srows;
-    size_t ww;
-    int rc;
-
-    if (e == NULL)
-        return LRQ_ERR_ARGUMENT;
-    rc = lrq_layout_size(w, e->n, 1, panel, &tt_size);
-    if (rc == LRQ_OK)
-        rc = lrq_layout_size(e->m, w, 1, panel, &s_size);
-    if (rc != LRQ_OK)
-        return rc;
-    if ((uint64_t)c_len != (e->c16 ? 2 : 4) * w || (uint64_t)tt_len != tt_size ||
-        (uint64_t)s_len != s_size)
-        return LRQ_ERR_BUFFER_SIZE;
-    if (w == 0)
-        return LRQ_OK;
-    if (c == NULL || tt == NULL || s == NULL)
-        return LRQ_ERR_ARGUMENT;
-    for (k = 0; k < w && e->c16; k++) {
-        /* Exact: every stored weight is c_scale times a binary16. */
-        const uint16_t h = c16_round((double)e->out_c[k] / (double)e->c_scale);
-        c[2 * k] = (uint8_t)h;
-        c[2 * k + 1] = (uint8_t)(h >> 8);
-    }
-    for (k = 0; k < w && !e->c16; k++) {
-        uint32_t u;
-        memcpy(&u, &e->out_c[k], sizeof u);
-        c[4 * k] = (uint8_t)u;
-        c[4 * k + 1] = (uint8_t)(u >> 8);
-        c[4 * k + 2] = (uint8_t)(u >> 16);
-        c[4 * k + 3] = (uint8_t)(u >> 24);
-    }
-    rc = lrq_layout_pack_bitrows(e->out_t, e->nw, w, e->n, panel, tt, tt_len);
-    if (rc != LRQ_OK)
-        return rc;
-    /* S is stored by rows (row i: the signs of row i in every cut), the
-     * encoder keeps it by cut: transpose the bits. */
-    ww = (size_t)((w + 63) / 64);
-    srows = (uint64_t *)calloc((size_t)e->m * ww, sizeof *srows);
-    if (srows == NULL)
-        return LRQ_ERR_MEMORY;
-    for (k = 0; k < w; k++) {
-        const uint64_t *const col = e->out_s + k * e->mw;
-        for (i = 0; i < e->m; i++)
-            srows[i * ww + k / 64] |= (col[i >> 6] >> (i & 63) & 1u) << (k & 63);
-    }
-    rc = lrq_layout_pack_bitrows(srows, ww, e->m, w, panel, s, s_len);
-    free(srows);
-    return rc;
 }

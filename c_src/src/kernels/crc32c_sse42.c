@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-#include "lrq_internal.h"
+#include "common/internal.h"
 
 #if LRQ_X86
 
-#include <nmmintrin.h>
 #include <string.h>
 
-/* The target attribute confines SSE4.2 to this function: the rest of the
- * library stays baseline x86 and runs anywhere, and dispatch.c calls this
- * only after the CPU reported SSE4.2. */
-__attribute__((target("sse4.2")))
+#include "kernels/target.h"
+
+LRQ_TARGET_BEGIN("sse4.2")
+
+#include <nmmintrin.h>
+
+uint32_t lrq_crc32c_update_sse42(uint32_t reg, const uint8_t *p, size_t n);
+
+/* dispatch.c calls this only after the CPU reported SSE4.2. */
 uint32_t lrq_crc32c_update_sse42(uint32_t reg, const uint8_t *p, size_t n)
 {
     /* The crc32 instruction uses the same reflected Castagnoli polynomial
@@ -33,6 +37,8 @@ uint32_t lrq_crc32c_update_sse42(uint32_t reg, const uint8_t *p, size_t n)
         reg = _mm_crc32_u8(reg, *p);
     return reg;
 }
+
+LRQ_TARGET_END
 
 #else
 

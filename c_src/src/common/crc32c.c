@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <pthread.h>
 
+#include "common/dispatch.h"
+#include "common/internal.h"
 #include "lrq.h"
-#include "lrq_internal.h"
 
 #define CRC32C_POLY 0x82F63B78u /* Castagnoli, bit-reflected */
 
@@ -12,10 +13,7 @@
  * out as 2048 literals, so the source shows how the numbers arise. */
 static uint32_t table[8][256];
 
-typedef uint32_t (*crc32c_update_fn)(uint32_t, const uint8_t *, size_t);
-
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static crc32c_update_fn update = lrq_crc32c_update_table;
 
 static void crc32c_init(void)
 {
@@ -30,13 +28,6 @@ static void crc32c_init(void)
     for (j = 1; j < 8; j++)
         for (b = 0; b < 256; b++)
             table[j][b] = (table[j - 1][b] >> 8) ^ table[0][table[j - 1][b] & 0xFFu];
-
-#if LRQ_X86
-    /* Every level above scalar implies SSE4.2 (see dispatch.c), so forcing
-     * "scalar" is the way to exercise the table code on any machine. */
-    if (lrq_isa_active() >= LRQ_ISA_SSE42)
-        update = lrq_crc32c_update_sse42;
-#endif
 }
 
 /* Assembling the word from bytes keeps the table code endian-neutral; GCC and
@@ -65,10 +56,11 @@ uint32_t lrq_crc32c_update_table(uint32_t reg, const uint8_t *p, size_t n)
 
 uint32_t lrq_crc32c(const uint32_t crc, const void *const data, const size_t len)
 {
-    (void)pthread_once(&init_once, crc32c_init);
     if (len == 0)
         return crc; /* also keeps a NULL data pointer away from the cores */
     /* The XOR on entry and exit turns "0 starts, the result continues" into
      * the register convention (initial value and final XOR 0xFFFFFFFF). */
-    return ~update(~crc, (const uint8_t *)data, len);
+    /* The active path's core: forcing "scalar" is the way to exercise the
+     * table code on any machine. */
+    return ~lrq_dispatch()->crc32c(~crc, (const uint8_t *)data, len);
 }

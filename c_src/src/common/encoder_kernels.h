@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private interface between the signcut encoder (signcut.c) and its per-ISA
- * kernels (encoder_scalar.c, encoder_avx2.c, encoder_avx512.c), and the
- * layout helper the encoder's writer uses.  Not part of lrq.h.
+ * The interface between the signcut encoder (encode/) and its kernels of
+ * each instruction set (kernels/encoder_<isa>.c).  Not part of lrq.h.
  *
  * Determinism contract.  Every kernel here produces bit-identical results on
  * every ISA.  Element-wise kernels perform, for each output element, the same
@@ -20,11 +19,13 @@
  * Elements past the end are never added (SIMD tails add +0.0, which leaves
  * a partial sum that started at +0.0 unchanged bit for bit).
  */
-#ifndef LRQ_ENCODER_INTERNAL_H
-#define LRQ_ENCODER_INTERNAL_H
+#ifndef LRQ_ENCODER_KERNELS_H
+#define LRQ_ENCODER_KERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/internal.h"
 
 /* Cuts per block: the dense remainder is updated once per block.  It is part
  * of the algorithm's definition (images are re-synchronized at each block
@@ -45,26 +46,6 @@ typedef float lrq_sc_table[16];
 /* block_row() modes, or-ed. */
 #define LRQ_SC_WRITE 1
 #define LRQ_SC_NORM 2
-
-/* An ISA file's block_row(), from its always-inlined
- * block_row_body(..., write, norm): the two common modes (the row-major
- * update writes and takes the norm, the transposed one writes, an exact
- * norm only reads) each get a copy compiled for constant flags. */
-#define LRQ_SC_BLOCK_ROW(attributes)                                                               \
-    attributes static double block_row(float *const row, const size_t len, const uint32_t rowpat,  \
-                                       const uint32_t *const colpat, const lrq_sc_table *const tab, \
-                                       const unsigned groups, const int mode)                      \
-    {                                                                                              \
-        switch (mode) {                                                                            \
-        case LRQ_SC_WRITE:                                                                         \
-            return block_row_body(row, len, rowpat, colpat, tab, groups, 1, 0);                    \
-        case LRQ_SC_NORM:                                                                          \
-            return block_row_body(row, len, rowpat, colpat, tab, groups, 0, 1);                    \
-        default:                                                                                   \
-            return block_row_body(row, len, rowpat, colpat, tab, groups, mode & LRQ_SC_WRITE,       \
-                                  mode & LRQ_SC_NORM);                                             \
-        }                                                                                          \
-    }
 
 typedef struct {
     /* out[i] += (float)rows[idx[q]*ld + i] * scale[q] for q < count
@@ -98,7 +79,7 @@ typedef struct {
      * out[r*out_ld + k] = 0.5f * the float32 canonical sum of (bit j of
      * vecs[k*words] ? -row[j] : row[j]) over j < len: 16 float32 partials
      * (lane j mod 16, ascending j) combined by the tree of
-     * lrq_sc_combine16f, in float32.  The images of a block's random
+     * the canonical reduction, in float32.  The images of a block's random
      * starts.  (A multiply-add by +-1 is exact, so it may stand for the
      * add of +-row[j].) */
     void (*multi_signed_sum)(const float *rows, size_t ld, unsigned nrows, size_t len,
@@ -111,26 +92,6 @@ typedef struct {
     uint64_t (*count_differ)(const uint64_t *a, const uint64_t *b, const uint64_t *f,
                              size_t words);
 } lrq_sc_kernels;
-
-extern const lrq_sc_kernels lrq_sc_kernels_scalar;
-#if defined(__x86_64__) || defined(__i386__)
-extern const lrq_sc_kernels lrq_sc_kernels_avx2;
-extern const lrq_sc_kernels lrq_sc_kernels_avx512;
-/* count_differ with POPCNT (every AVX2 CPU has it), shared by both tables. */
-uint64_t lrq_sc_count_differ_popcnt(const uint64_t *a, const uint64_t *b, const uint64_t *f,
-                                    size_t words);
-#endif
-
-/* The combine step of the canonical reduction, shared by every ISA file so
- * the tree is written once. */
-static inline double lrq_sc_combine16(double p[16])
-{
-    int h, l;
-    for (h = 8; h >= 1; h >>= 1)
-        for (l = 0; l < h; l++)
-            p[l] += p[l + h];
-    return p[0];
-}
 
 /* The shift of a row's int16 copy: the largest with max|row| * 2^shift <
  * 2^14 (so rounding cannot overflow), clamped so that 2^shift and 2^-shift
@@ -154,28 +115,6 @@ static inline float lrq_sc_pow2(const int k)
     float f;
     __builtin_memcpy(&f, &u, sizeof f);
     return f;
-}
-
-/* The body of every count_differ kernel: a file compiles it with its own
- * target, so the popcount becomes one instruction where POPCNT exists. */
-static inline uint64_t lrq_sc_count_differ_body(const uint64_t *const a, const uint64_t *const b,
-                                                const uint64_t *const f, const size_t words)
-{
-    uint64_t total = 0;
-    size_t w;
-    for (w = 0; w < words; w++)
-        total += (uint64_t)__builtin_popcountll((a[w] ^ b[w]) & f[w]);
-    return total;
-}
-
-/* The combine step in float32, for the multi_signed_sum kernels. */
-static inline float lrq_sc_combine16f(float p[16])
-{
-    int h, l;
-    for (h = 8; h >= 1; h >>= 1)
-        for (l = 0; l < h; l++)
-            p[l] += p[l + h];
-    return p[0];
 }
 
 /* The nibble tables of weights w[0 .. nk) (nk <= 32); returns groups.
@@ -206,11 +145,4 @@ static inline unsigned lrq_sc_tables(const float *const w, const unsigned nk, lr
     return groups;
 }
 
-/* lrq_layout_pack() for a matrix given as rows of bits (element c of row r
- * is bit c%64 of bits[r*row_words + c/64]), without a byte per element.
- * Bits at index >= k are ignored.  Same arguments and errors otherwise. */
-int lrq_layout_pack_bitrows(const uint64_t *bits, uint64_t row_words,
-                            uint64_t rows, uint64_t k, uint64_t panel,
-                            uint8_t *out, size_t out_len);
-
-#endif /* LRQ_ENCODER_INTERNAL_H */
+#endif /* LRQ_ENCODER_KERNELS_H */

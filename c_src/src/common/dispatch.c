@@ -3,16 +3,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/dispatch.h"
+#include "common/internal.h"
 #include "lrq.h"
-#include "lrq_internal.h"
 
 #if LRQ_X86
 #include <cpuid.h>
 #endif
 
-/* Indexed by lrq_isa; these strings are also what LRQ_FORCE_ISA accepts. */
-static const char *const isa_names[] = {"scalar", "sse4.2", "avx2", "avx512"};
-#define ISA_COUNT (sizeof isa_names / sizeof isa_names[0])
+/* The per-ISA tables, defined in kernels/ and named nowhere else. */
+extern const lrq_kernels lrq_kernels_scalar;
+extern const lrq_sc_kernels lrq_sc_kernels_scalar;
+#if LRQ_X86
+extern const lrq_kernels lrq_kernels_avx2, lrq_kernels_avx512;
+extern const lrq_sc_kernels lrq_sc_kernels_avx2, lrq_sc_kernels_avx512;
+uint32_t lrq_crc32c_update_sse42(uint32_t reg, const uint8_t *p, size_t n);
+#define X86_PATH(name, products, encoder, crc) {name, products, encoder, crc}
+#else
+/* Without the x86 files the names stay valid for LRQ_FORCE_ISA and
+ * lrq_isa_set(); the probe never selects them. */
+#define X86_PATH(name, products, encoder, crc) \
+    {name, &lrq_kernels_scalar, &lrq_sc_kernels_scalar, lrq_crc32c_update_table}
+#endif
+
+/* The one table of paths, ordered so that each level implies the ones
+ * below it (best_supported() returns an index into it).  SSE4.2 adds only
+ * the CRC-32C instruction. */
+typedef enum { LRQ_ISA_SCALAR, LRQ_ISA_SSE42, LRQ_ISA_AVX2, LRQ_ISA_AVX512 } lrq_isa;
+static const lrq_isa_table paths[] = {
+    {"scalar", &lrq_kernels_scalar, &lrq_sc_kernels_scalar, lrq_crc32c_update_table},
+    X86_PATH("sse4.2", &lrq_kernels_scalar, &lrq_sc_kernels_scalar, lrq_crc32c_update_sse42),
+    X86_PATH("avx2", &lrq_kernels_avx2, &lrq_sc_kernels_avx2, lrq_crc32c_update_sse42),
+    X86_PATH("avx512", &lrq_kernels_avx512, &lrq_sc_kernels_avx512, lrq_crc32c_update_sse42),
+};
+#define ISA_COUNT (sizeof paths / sizeof paths[0])
 
 /* Written once inside pthread_once and only read afterwards: pthread_once
  * gives the happens-before edge, so readers need no atomics and there is no
@@ -66,7 +90,7 @@ static int isa_by_name(const char *const name)
 {
     size_t i;
     for (i = 0; i < ISA_COUNT; i++)
-        if (strcmp(name, isa_names[i]) == 0)
+        if (strcmp(name, paths[i].name) == 0)
             /* Never run instructions the CPU lacks: a forced level above
              * what is supported degrades to the best supported one. */
             return (lrq_isa)i < best_isa ? (int)i : (int)best_isa;
@@ -84,10 +108,10 @@ static void probe(void)
     __atomic_store_n(&active_isa, (int)startup_isa, __ATOMIC_RELAXED);
 }
 
-lrq_isa lrq_isa_active(void)
+const lrq_isa_table *lrq_dispatch(void)
 {
     (void)pthread_once(&probe_once, probe);
-    return (lrq_isa)__atomic_load_n(&active_isa, __ATOMIC_RELAXED);
+    return &paths[__atomic_load_n(&active_isa, __ATOMIC_RELAXED)];
 }
 
 int lrq_isa_set(const char *const name)
@@ -104,5 +128,5 @@ int lrq_isa_set(const char *const name)
 
 const char *lrq_isa_name(void)
 {
-    return isa_names[lrq_isa_active()];
+    return lrq_dispatch()->name;
 }

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The scalar signcut kernels: the loops of encoder_body.h on 16-element
+ * arrays, the definition every SIMD path reproduces bit for bit (see
+ * common/encoder_kernels.h).  Signs are applied by flipping the IEEE sign
+ * bit, never by multiplying, and a - b stands where the contract says "add
+ * the negation": IEEE defines them as the same operation.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "common/encoder_kernels.h"
+
+#define LRQ_ENCODER_ISA scalar
+/* Forced inlining would grow the 16-lane loops into functions that take
+ * minutes to compile with sanitizers, for speed nobody needs here. */
+#define ALWAYS_INLINE static inline
+
+typedef struct {
+    float v[16];
+} ef;
+typedef struct {
+    uint32_t v[16];
+} eu;
+typedef const float *et;
+typedef unsigned es; /* bit l: lane l's flag */
+typedef unsigned ev;
+typedef struct {
+    double v[16];
+} ed;
+
+#define LANES for (int l_ = 0; l_ < 16; l_++)
+#define L l_
+
+static inline ef ef_zero(void)
+{
+    ef r;
+    LANES r.v[L] = 0.0f;
+    return r;
+}
+
+static inline ef ef_set1(const float x)
+{
+    ef r;
+    LANES r.v[L] = x;
+    return r;
+}
+
+static inline ef ef_load(const float *const p, const size_t n)
+{
+    ef r;
+    LANES r.v[L] = (size_t)L < n ? p[L] : 0.0f;
+    return r;
+}
+
+static inline void ef_store(float *const p, const ef v, const size_t n)
+{
+    LANES if ((size_t)L < n) p[L] = v.v[L];
+}
+
+static inline ef ef_add(const ef a, const ef b)
+{
+    ef r;
+    LANES r.v[L] = a.v[L] + b.v[L];
+    return r;
+}
+
+static inline ef ef_sub(const ef a, const ef b)
+{
+    ef r;
+    LANES r.v[L] = a.v[L] - b.v[L];
+    return r;
+}
+
+static inline ef ef_mul(const ef a, const ef b)
+{
+    ef r;
+    LANES r.v[L] = a.v[L] * b.v[L];
+    return r;
+}
+
+static inline ef ef_abs(const ef a)
+{
+    ef r;
+    LANES r.v[L] = fabsf(a.v[L]);
+    return r;
+}
+
+static inline ef ef_max(const ef a, const ef b)
+{
+    ef r;
+    LANES r.v[L] = b.v[L] > a.v[L] ? b.v[L] : a.v[L];
+    return r;
+}
+
+static inline ef ef_keep(const ef a, const size_t n)
+{
+    ef r;
+    LANES r.v[L] = (size_t)L < n ? a.v[L] : 0.0f;
+    return r;
+}
+
+static inline ef ef_from_i16(const int16_t *const p, const size_t n)
+{
+    ef r;
+    LANES r.v[L] = (size_t)L < n ? (float)p[L] : 0.0f;
+    return r;
+}
+
+static inline void ef_store_i16(int16_t *const p, const ef v, const size_t n)
+{
+    LANES if ((size_t)L < n) p[L] = (int16_t)v.v[L];
+}
+
+static inline unsigned ef_signs(const ef v)
+{
+    unsigned bits = 0;
+    LANES {
+        uint32_t u;
+        memcpy(&u, &v.v[L], sizeof u);
+        bits |= (unsigned)(u >> 31) << L;
+    }
+    return bits;
+}
+
+static inline eu eu_set1(const uint32_t x)
+{
+    eu r;
+    LANES r.v[L] = x;
+    return r;
+}
+
+static inline eu eu_load(const uint32_t *const p, const size_t n)
+{
+    eu r;
+    LANES r.v[L] = (size_t)L < n ? p[L] : 0u;
+    return r;
+}
+
+static inline eu eu_xor(const eu a, const eu b)
+{
+    eu r;
+    LANES r.v[L] = a.v[L] ^ b.v[L];
+    return r;
+}
+
+static inline et et_load(const float *const t)
+{
+    return t;
+}
+
+static inline ef et_lookup(const et t, const eu x, const unsigned shift)
+{
+    ef r;
+    LANES r.v[L] = t[(x.v[L] >> shift) & 15u];
+    return r;
+}
+
+static inline es es_at(const uint64_t *const bits, const size_t i)
+{
+    return (unsigned)(bits[i >> 6] >> (i & 63)) & 0xFFFFu;
+}
+
+static inline ef ef_negate(const ef v, const es s)
+{
+    ef r;
+    LANES r.v[L] = (s >> L & 1u) ? -v.v[L] : v.v[L];
+    return r;
+}
+
+#define ev_at es_at
+
+static inline ef ef_add_signed(const ef a, const ef x, const ev s)
+{
+    ef r;
+    LANES r.v[L] = a.v[L] + ((s >> L & 1u) ? -x.v[L] : x.v[L]);
+    return r;
+}
+
+static inline ed ed_zero(void)
+{
+    ed r;
+    LANES r.v[L] = 0.0;
+    return r;
+}
+
+static inline ed ed_add(const ed a, const ef v)
+{
+    ed r;
+    LANES r.v[L] = a.v[L] + (double)v.v[L];
+    return r;
+}
+
+static inline ed ed_add_squares(const ed a, const ef v)
+{
+    ed r;
+    LANES r.v[L] = a.v[L] + (double)v.v[L] * (double)v.v[L];
+    return r;
+}
+
+static inline void ed_store(double *const p, const ed a)
+{
+    LANES p[L] = a.v[L];
+}
+
+#include "kernels/encoder_body.h"
+
+ENCODER_TABLE(lrq_sc_kernels_scalar);
