@@ -1,0 +1,186 @@
+"""lrq.hdf5: HDF5 datasets whose chunks are `.lrq` streams.
+
+    import h5py, lrq.hdf5
+    with h5py.File("data.h5", "w") as f:
+        lrq.hdf5.write(f, "A", A, chunks=(256, 256), bits=2)
+    with h5py.File("data.h5") as f:
+        A2 = f["A"][:]          # decoded by the lrq filter plugin
+
+Every chunk of such a dataset is a complete `.lrq` stream of one tensor
+(``lrq.loads`` reads it), and the dataset's filter pipeline names the lrq
+filter (ID :data:`FILTER_ID`), whose plugin ships inside this package in a
+folder of its own, :data:`PLUGIN_PATH`.  Importing this module registers
+the plugin with h5py; other HDF5 programs find it through the environment:
+
+    export HDF5_PLUGIN_PATH=$(python -c "import lrq.hdf5; print(lrq.hdf5.PLUGIN_PATH)")
+    h5dump data.h5
+
+What a chunk holds, the filter parameters (cd_values) and edge chunks are
+specified in ``c_src/hdf5/README.md``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import math
+import pathlib
+import struct
+from typing import Optional
+
+import numpy as np
+
+from .errors import ArgumentError
+
+try:
+    import h5py
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("lrq.hdf5 needs h5py (pip install 'lrq[hdf5]')") from exc
+
+from .encoder import SCHEMES, encode
+from .io import dumps
+
+#: The HDF5 filter ID of lrq (c_src/hdf5/README.md, "Filter ID").
+FILTER_ID = 335
+#: The folder holding the filter plugin, for HDF5_PLUGIN_PATH.
+PLUGIN_PATH = str(pathlib.Path(__file__).with_name("hdf5_plugin"))
+PLUGIN_FILE = "libh5lrq.so"
+
+# cd_values word 0 of the stored form: marker 0x6C72 ("lr") and layout 1.
+CD_WORD0 = (0x6C72 << 16) | 1
+# "encoded by": chunks are encoded by the writing application and stored
+# directly (the plugin of this version encodes none itself).
+ENCODED_BY_WRITER = 1
+_DTYPE_CODES = {"float64": 1, "float32": 2}
+_SCHEME_CODES = {"auto": 0, "signcut": 1, "lplr": 2, "dense": 3}
+_TARGET_CODES = {"default": 0, "bits": 1, "width": 2, "rel_error": 3}
+_STORAGE_CODES = {"float64": 1, "float32": 2, "float16": 3, "bfloat16": 4}
+_C_STORAGE_CODES = {"float32": 0, "float16": 1}
+# The tensor name every chunk's stream carries.
+CHUNK_TENSOR_NAME = "chunk"
+# Edge of the default chunk: the size at which a chunk's own header and
+# section alignment cost about 1-4 % of its bits at 2 bits/entry.
+DEFAULT_CHUNK_EDGE = 256
+
+_plugin = None
+
+
+def register() -> None:
+    """Make the lrq filter available to h5py (done on import; idempotent)."""
+    global _plugin
+    if h5py.h5z.filter_avail(FILTER_ID):
+        return
+    library = pathlib.Path(PLUGIN_PATH, PLUGIN_FILE)
+    if not library.is_file():
+        raise ImportError(f"the lrq HDF5 filter plugin is missing from {PLUGIN_PATH}; reinstall lrq")
+    _plugin = ctypes.CDLL(str(library))
+    _plugin.H5PLget_plugin_info.restype = ctypes.c_void_p
+    h5py.h5z.register_filter(_plugin.H5PLget_plugin_info())
+
+
+def _float_word(value: float) -> int:
+    return struct.unpack("<I", struct.pack("<f", value))[0]
+
+
+def filter_parameters(dtype, chunks: tuple, scheme: str = "auto", *, bits=None, width=None,
+                      rel_error=None, seed: int = 0, **options) -> tuple:
+    """The stored cd_values of an lrq-filtered dataset (c_src/hdf5/README.md).
+
+    Words: the marker and layout, the element type, the chunk's rank and
+    dimensions, then the encoding request (who encodes -- here always the
+    writer, :func:`write` --, scheme, target kind and value, the seed's
+    low and high 32 bits, one scheme option).  Floats are stored as the
+    bits of their binary32 value in one word.
+    """
+    dtype = np.dtype(dtype).name
+    if dtype not in _DTYPE_CODES:
+        raise ArgumentError(f"an lrq-filtered dataset holds float32 or float64, not {dtype}")
+    if scheme not in _SCHEME_CODES:
+        raise ArgumentError(f"scheme must be one of {SCHEMES}, not {scheme!r}")
+    given = [(kind, value) for kind, value in (("bits", bits), ("width", width), ("rel_error", rel_error))
+             if value is not None]
+    if len(given) > 1:
+        raise ArgumentError("give at most one of bits=, width=, rel_error=")
+    kind, value = given[0] if given else ("default", 0)
+    value_word = int(value) if kind == "width" else _float_word(float(value))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ArgumentError(f"seed must be a non-negative integer, not {seed!r}")
+    if scheme == "dense":
+        option = _STORAGE_CODES.get(options.get("storage", dtype), 0)
+    else:
+        option = _C_STORAGE_CODES.get(options.get("c_storage", "float32"), 0)
+    return (CD_WORD0, _DTYPE_CODES[dtype], len(chunks), *(int(c) for c in chunks),
+            ENCODED_BY_WRITER, _SCHEME_CODES[scheme], _TARGET_CODES[kind], value_word,
+            int(seed) & 0xFFFFFFFF, int(seed) >> 32, option)
+
+
+def _default_chunks(shape: tuple) -> tuple:
+    lead = (1,) * (len(shape) - 2)
+    return lead + tuple(min(d, DEFAULT_CHUNK_EDGE) for d in shape[len(lead):])
+
+
+def _check_chunks(chunks, shape: tuple) -> tuple:
+    try:
+        chunks = tuple(int(c) for c in chunks)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"chunks must be a tuple of positive integers, not {chunks!r}") from None
+    if len(chunks) != len(shape) or any(not 1 <= c <= d for c, d in zip(chunks, shape)):
+        raise ArgumentError(f"chunks {chunks} do not fit a dataset of shape {shape} "
+                            "(one positive size per dimension, none larger than the dataset's)")
+    return chunks
+
+
+def write(parent, name: str, data, *, chunks: Optional[tuple] = None, scheme: str = "auto",
+          **encode_args) -> "h5py.Dataset":
+    """Create dataset ``name`` in ``parent`` (an h5py File or Group) holding
+    ``data`` compressed with lrq, chunk by chunk.
+
+    data : array_like, float32 or float64, 2-D or more (1-D with scheme="dense")
+        Read one chunk at a time, so an h5py dataset or a memory map works.
+    chunks : tuple, optional
+        The HDF5 chunk shape.  Chunks hold matrices: their last two sizes are
+        the matrix, leading sizes are 1 (e.g. (1, r, c) for a stack of
+        matrices); only scheme "dense" stores chunks of other shapes.
+        Default: 256 x 256 matrices (smaller where the data is).
+    scheme, **encode_args
+        As for :func:`lrq.encode` (``bits=``, ``rel_error=``, ``width=``,
+        ``seed=``, scheme options), applied to every chunk on its own: a
+        ``rel_error=`` target holds for each chunk, and a ``bits=`` budget
+        for each chunk's place, a full chunk's entries.  Edge chunks are
+        encoded at their own size (the part inside the dataset) within the
+        budget of a full chunk, so HDF5's padding costs nothing and the
+        edge gets the bits a full chunk would have.
+
+    Chunks are encoded here in Python and stored with
+    ``write_direct_chunk``; reading goes through the filter.  The filter
+    is optional in the pipeline, as HDF5 requires of a filter that cannot
+    encode: a later write to the dataset through HDF5 stores its chunks
+    unfiltered (and marked so), exactly as given.
+    """
+    array = data if hasattr(data, "shape") and hasattr(data, "dtype") else np.asarray(data)
+    shape = tuple(int(d) for d in array.shape)
+    if len(shape) < 1 or 0 in shape:
+        raise ArgumentError(f"data of shape {shape} cannot be written (at least 1-D, no empty dimension)")
+    chunks = _check_chunks(_default_chunks(shape) if chunks is None else chunks, shape)
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk(chunks)
+    dcpl.set_filter(FILTER_ID, h5py.h5z.FLAG_OPTIONAL,
+                    filter_parameters(array.dtype, chunks, scheme, **encode_args))
+    dataset = parent.create_dataset(name, shape=shape, dtype=array.dtype, dcpl=dcpl)
+    lead = 0
+    while len(chunks) - lead > 2 and chunks[lead] == 1:
+        lead += 1
+    bits = encode_args.pop("bits", None)
+    grid = [range(0, d, c) for d, c in zip(shape, chunks)]
+    for corner in itertools.product(*grid):
+        region = tuple(slice(o, min(o + c, d)) for o, c, d in zip(corner, chunks, shape))
+        block = np.asarray(array[region])
+        block = block.reshape(block.shape[lead:])
+        if bits is not None:
+            encode_args["bits"] = bits * math.prod(chunks) / block.size
+        matrix = encode(block, scheme, name=CHUNK_TENSOR_NAME, **encode_args)
+        dataset.id.write_direct_chunk(corner, dumps(matrix))
+    return dataset
+
+
+register()
