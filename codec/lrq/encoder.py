@@ -560,21 +560,30 @@ def _lplr_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     def cost(r, bl, br):
         return _tile_cost("lplr", tile.shape, {"rank": r, "bits_l": bl, "bits_r": br, "group": group})
 
+    def ranks_of(bl, br, fit_job):
+        if rank is not None:
+            return [rank] if (not target.strict or target.kind != "bits" or cost(rank, bl, br) <= job.allowance) else []
+        if target.kind == "rel_error":
+            return _ranks_for_error(tile, fit_job, bl, br, group, variant, target.value, max_rank)
+        r = _largest_fitting(1, max_rank, lambda r: cost(r, bl, br) <= job.allowance)
+        return [r] if r is not None else []
+
+    if job.estimate is not None and target.kind == "bits":
+        # auto: fit only the few pairs the spectrum ranks best, and only
+        # those whose estimate may beat the best encoding so far.  Ranks
+        # are sized first (cheap), so the estimate sees every candidate.
+        fits = [(job.estimate(r, bl, br), bl, br, r) for bl, br in pairs for r in ranks_of(bl, br, job)]
+        fits = sorted(f for f in fits if job.beat is None or _ESTIMATE_MARGIN * f[0] < job.beat)[:_AUTO_LPLR_FITS]
+        best = None
+        for i, (_, bl, br, r) in enumerate(fits):
+            fit_job = job.part(i / len(fits), (i + 1) / len(fits))
+            best = _better(best, _lplr_one(tile, fit_job, r, bl, br, group, variant), target, tile)
+        return best
     best = None
     for i, (bl, br) in enumerate(pairs):
         fit_job = job.part(i / len(pairs), (i + 1) / len(pairs))
         fit_job.report(0.0, f"lplr bits {bl}/{br}")
-        if rank is not None:
-            ranks = [rank] if (not target.strict or target.kind != "bits" or cost(rank, bl, br) <= job.allowance) else []
-        elif target.kind == "rel_error":
-            ranks = _ranks_for_error(tile, fit_job, bl, br, group, variant, target.value, max_rank)
-        else:
-            r = _largest_fitting(1, max_rank, lambda r: cost(r, bl, br) <= job.allowance)
-            ranks = [r] if r is not None else []
-        for r in ranks:
-            bar = best.error if best is not None else job.beat
-            if job.estimate is not None and bar is not None and 0.9 * job.estimate(r, bl, br) >= bar:
-                continue  # auto: this fit cannot be the best by its estimate
+        for r in ranks_of(bl, br, fit_job):
             best = _better(best, _lplr_one(tile, fit_job, r, bl, br, group, variant), target, tile)
     if best is None and not target.strict:
         # A matrix too small for the default budget still gets an encoding.
@@ -676,50 +685,72 @@ def _better(best: Optional[Candidate], cand: Optional[Candidate], target: Target
 
 
 # Relative error of b-bit factor quantization of Gaussian-like values
-# (measured with lrq's quantizer, group 128): lplr's fit pays about this
-# fraction of the energy it keeps.
+# (measured with lrq's quantizer, group 128).
 _QUANT_NOISE = {1: 0.60, 2: 0.34, 3: 0.19, 4: 0.10, 5: 0.05, 6: 0.026, 7: 0.013, 8: 0.0064}
-# Rank of the sketch auto uses to estimate the spectrum of a large tile.
-_SPECTRUM_RANK = 512
+# An lplr-SVD fit at rank r with bits (b_l, b_r) has a squared error of about
+# ‖A − A_r‖² + (0.47 q(b_l)² + 1.05 q(b_r)²)‖A_r‖² (least squares over 120
+# fits of Gaussian, decaying-spectrum, low-rank-plus-noise and photograph
+# matrices at 1-4 bits/entry; the fits measured 0.8-1.6× the estimate, and
+# 0.33-1.3× on the photograph, where signcut wins by far anyway).
+_NOISE_WEIGHT_L, _NOISE_WEIGHT_R = 0.47, 1.05
+# auto fits lplr where estimate × this is below the best error so far, and
+# makes at most this many fits: those estimated best.
+_ESTIMATE_MARGIN = 0.8
+_AUTO_LPLR_FITS = 2
+# Tiles with a side longer than this get a randomized SVD of this rank.
+_SPECTRUM_RANK = 1024
 
 
 def _lplr_estimator(tile: _Tile, job: _TileJob) -> Callable[[int, int, int], float]:
-    """estimate(rank, bits_l, bits_r): ‖A − A_r‖ with the energy A_r keeps
-    degraded by the right factor's quantization noise, from the spectrum
-    (exact for a small tile, from a randomized range finder otherwise)."""
+    """estimate(rank, bits_l, bits_r) of an lplr-SVD fit's error (model
+    above), from the spectrum: exact for a tile whose shorter side is at
+    most _SPECTRUM_RANK, else a randomized SVD (one power iteration), which
+    the fits then start from.  Ranks beyond it estimate as infinite."""
     m, n = tile.shape
+    values = tile.values
     if min(m, n) <= _SPECTRUM_RANK:
-        sv = tile.svd(job)[1]
+        # σ² as the eigenvalues of the smaller Gram matrix: a few times
+        # cheaper than an SVD, and accurate where the estimate needs it
+        # (the energy kept, not the smallest σ).
+        def spectrum():
+            gram = values.T @ values if n <= m else values @ values.T
+            return np.sqrt(np.maximum(np.linalg.eigvalsh(gram)[::-1], 0.0))
+
+        sv = job.heavy(spectrum, 2.0 * m * n * min(m, n), 0.0, "estimating the spectrum")
     else:
         k = _SPECTRUM_RANK
-        rng = np.random.default_rng(job.seed)
-        values = tile.values
 
-        def spectrum():
+        def randomized_svd():
+            rng = np.random.default_rng(job.seed)
             q = np.linalg.qr(values @ rng.standard_normal((n, k)))[0]
-            q = np.linalg.qr(values @ (values.T @ q))[0]  # one power iteration
-            return np.linalg.svd(q.T @ values, compute_uv=False)
+            q = np.linalg.qr(values @ (values.T @ q))[0]
+            u, sv, vt = np.linalg.svd(q.T @ values, full_matrices=False)
+            return q @ u, sv, vt
 
-        sv = job.heavy(spectrum, 8.0 * m * n * k, 0.0, "estimating the spectrum")
+        tile._svd = job.heavy(randomized_svd, 10.0 * m * n * k, 0.0, "estimating the spectrum")
+        sv = tile._svd[1]
     kept = np.concatenate([[0.0], np.cumsum(sv.astype(np.float64) ** 2)])
     total = tile.norm**2
 
     def estimate(rank: int, bits_l: int, bits_r: int) -> float:
-        head = kept[min(rank, len(kept) - 1)]
-        return math.sqrt(max(total - head, 0.0) + _QUANT_NOISE[bits_r] ** 2 * head)
+        if rank >= len(kept):
+            return math.inf
+        head = kept[rank]
+        noise = _NOISE_WEIGHT_L * _QUANT_NOISE[bits_l] ** 2 + _NOISE_WEIGHT_R * _QUANT_NOISE[bits_r] ** 2
+        return math.sqrt(max(total - head, 0.0) + noise * head)
 
     return estimate
 
 
 def _auto_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     """The best of the schemes under the same target, fully encoding only
-    the ones that may win.
+    what may win.
 
-    Dense costs a conversion.  Signcut, the usual winner, is encoded next
-    (and abandoned once it provably falls behind); lplr fits are made only
-    where an estimate from the spectrum says they can beat the best so far,
-    and the svd variant only for tiles small enough that the SVD is cheap.
-    A scheme that cannot store the matrix's magnitude is left out.
+    Dense costs a conversion.  Signcut, the usual winner, is encoded next.
+    Then the spectrum (an SVD, randomized for large tiles) estimates every
+    lplr fit's error, and lplr-SVD fits are made only for the few pairs
+    whose estimate can beat the best so far.  A scheme that cannot store
+    the matrix's magnitude is left out.
     """
     strict = Target(job.target.kind if job.target.kind != "default" else "bits", job.target.value)
     base = dataclasses.replace(job, target=strict)
@@ -734,12 +765,10 @@ def _auto_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
 
     attempt(_dense_candidate, dataclasses.replace(base, options={k: v for k, v in job.options.items() if k == "storage"}))
     if _max_abs(tile.raw) <= _FLOAT32_MAX:  # the factorizations store float32 numbers
-        attempt(_signcut_candidate, base.part(0.0, 0.7, "auto: "))
-        estimate = _lplr_estimator(tile, base.part(0.7, 0.75, "auto: "))
-        variants = ("sketch", "svd") if min(tile.shape) <= _SPECTRUM_RANK else ("sketch",)
-        for i, variant in enumerate(variants):
-            sub = base.part(0.75 + 0.25 * i / len(variants), 0.75 + 0.25 * (i + 1) / len(variants), "auto: ")
-            attempt(_lplr_candidate, dataclasses.replace(sub, options={**job.options, "variant": variant}, estimate=estimate))
+        attempt(_signcut_candidate, base.part(0.0, 0.8, "auto: "))
+        estimate = _lplr_estimator(tile, base.part(0.8, 0.85, "auto: "))
+        attempt(_lplr_candidate, dataclasses.replace(base.part(0.85, 1.0, "auto: "),
+                                                     options={**job.options, "variant": "svd"}, estimate=estimate))
     if best is None and not job.target.strict:
         # Nothing fits the default budget (a tiny matrix): store it exactly.
         best = _dense_candidate(tile, dataclasses.replace(job, options={}))
@@ -941,7 +970,10 @@ def _encode_tile(request: _Request, plan: _Plan, k: int, report, run: _Run) -> t
     index = tuple(slice(o, o + s) for o, s in zip(origin, tshape))
     tile = _Tile(origin, tshape, request.a[index], request.source, request.exponent)
     job = _TileJob(request.target, plan.allowance(k), request.seed, request.panel, request.options, report, run)
-    cand = _CANDIDATES[request.scheme](tile, job)
+    try:
+        cand = _CANDIDATES[request.scheme](tile, job)
+    except _ScaleError as exc:
+        raise ArgumentError(str(exc)) from None
     if cand is None:
         raise BudgetError(_infeasible_message(request.scheme, request.target, request.shape,
                                               plan.overhead + sum(plan.smallest)))
