@@ -495,6 +495,16 @@ def _signcut_fold_scale(tile: _Tile, job: _TileJob, sections: dict, params: dict
     if not np.isfinite(stored).all():
         raise _ScaleError(_scale_message("signcut", tile, "a weight overflows float32"))
     sections = {**sections, "c": stored.astype("<f4").tobytes()}
+    if np.abs(want).sum() > _FLOAT32_MAX / 2:
+        # Near the top of the range the sum of the cuts may leave float32
+        # even though each weight fits: check the decoded values.
+        m, n = tile.shape
+        s = _native.unpack_signs_f32(sections["s"], m, params["width"], job.panel).astype(np.float64)
+        tt = _native.unpack_signs_f32(sections["tt"], params["width"], n, job.panel).astype(np.float64)
+        peak = job.heavy(lambda: np.abs((s * np.ldexp(stored.astype(np.float64), -e)) @ tt).max(),
+                         2.0 * m * n * params["width"], 1.0, "signcut: range check")
+        if math.ldexp(peak, e) > _FLOAT32_MAX * (1 - 2.0**-20):
+            raise _ScaleError(_scale_message("signcut", tile, "its decoded values would overflow float32"))
     if np.array_equal(stored.astype(np.float64), want):
         return sections, params, error
     # Weights below float32's normal range were rounded: measure the error
