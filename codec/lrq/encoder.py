@@ -303,12 +303,16 @@ class _Tile:
     def norm(self) -> float:
         return _norm(self.raw, self.exponent)
 
+    # auto may set a cheaper way to the lplr-SVD starting factor (see
+    # _lplr_estimator): a callable returning (U Σ, ones, None).
+    svd_start = None
+
     def svd(self, job: "_TileJob"):
-        """The thin SVD of ``values``, computed once per tile."""
+        """The thin SVD of ``values`` (u, σ, vᵀ), computed once per tile."""
         if not hasattr(self, "_svd"):
             m, n = self.shape
-            self._svd = job.heavy(lambda: np.linalg.svd(self.values, full_matrices=False),
-                                  4.0 * m * n * min(m, n), 0.0, "lplr: SVD")
+            compute = self.svd_start or (lambda: np.linalg.svd(self.values, full_matrices=False))
+            self._svd = job.heavy(compute, 4.0 * m * n * min(m, n), 0.0, "lplr: SVD")
         return self._svd
 
 
@@ -719,14 +723,17 @@ def _lplr_estimator(tile: _Tile, job: _TileJob) -> Callable[[int, int, int], flo
     m, n = tile.shape
     values = tile.values
     if min(m, n) <= _SPECTRUM_RANK:
-        # σ² as the eigenvalues of the smaller Gram matrix: a few times
-        # cheaper than an SVD, and accurate where the estimate needs it
-        # (the energy kept, not the smallest σ).
+        # σ² and the singular vectors of the shorter side from the smaller
+        # Gram matrix: a few times cheaper than an SVD, and accurate where
+        # lplr needs it (the energy kept and the leading directions).
         def spectrum():
-            gram = values.T @ values if n <= m else values @ values.T
-            return np.sqrt(np.maximum(np.linalg.eigvalsh(gram)[::-1], 0.0))
+            lam, vec = np.linalg.eigh(values.T @ values if n <= m else values @ values.T)
+            return np.sqrt(np.maximum(lam[::-1], 0.0)), vec[:, ::-1]
 
-        sv = job.heavy(spectrum, 2.0 * m * n * min(m, n), 0.0, "estimating the spectrum")
+        sv, vec = job.heavy(spectrum, 2.0 * m * n * min(m, n), 0.0, "estimating the spectrum")
+        # U Σ (= A V when the columns are the shorter side), made only if
+        # an lplr fit is tried; held as an "SVD" with unit singular values.
+        tile.svd_start = lambda: ((values @ vec) if n <= m else vec * sv, np.ones(len(sv)), None)
     else:
         k = _SPECTRUM_RANK
 
