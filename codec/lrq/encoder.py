@@ -507,7 +507,7 @@ def _signcut_fold_scale(tile: _Tile, job: _TileJob, sections: dict, params: dict
         tt = _native.unpack_signs_f32(sections["tt"], params["width"], n, job.panel).astype(np.float64)
         peak = job.heavy(lambda: np.abs((s * np.ldexp(stored.astype(np.float64), -e)) @ tt).max(),
                          2.0 * m * n * params["width"], 1.0, "signcut: range check")
-        if math.ldexp(peak, e) > _FLOAT32_MAX * (1 - 2.0**-20):
+        if math.ldexp(peak, e) > _FLOAT32_MAX * (1 - 2.0**-10):  # float32 sums round
             raise _ScaleError(_scale_message("signcut", tile, "its decoded values would overflow float32"))
     if np.array_equal(stored.astype(np.float64), want):
         return sections, params, error
@@ -710,7 +710,7 @@ _NOISE_WEIGHT_L, _NOISE_WEIGHT_R = 0.47, 1.05
 # auto fits lplr where estimate × this is below the best error so far, and
 # makes at most this many fits: those estimated best.
 _ESTIMATE_MARGIN = 0.8
-_AUTO_LPLR_FITS = 2
+_AUTO_LPLR_FITS = 3
 # Tiles with a side longer than this get a randomized SVD of this rank.
 _SPECTRUM_RANK = 1024
 
