@@ -70,3 +70,24 @@ def test_odd_inputs_raise_no_warning_and_name_no_c_function(name):
                 assert "lrq_" not in str(exc), (scheme, options, target, str(exc))
                 continue
             assert np.isfinite(lrq.decode(M)).all(), (scheme, options, target)
+
+
+def test_the_encoder_takes_nothing_from_the_reference_codec_but_the_container():
+    """Production encodes with its own code; lrq.reference stays the spec's
+    independent twin (its container module is being replaced by lrq.format)."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(encoder.__file__).parent
+    for name in ("encoder.py", "lplr.py"):
+        tree = ast.parse((root / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+                names = {a.name for a in node.names}
+                if module == ".reference":
+                    assert names == {"container"}, (name, names)
+                else:
+                    assert "reference" not in module or module == ".reference.container", (name, module)
+            elif isinstance(node, ast.Import):
+                assert not any("reference" in a.name for a in node.names), name

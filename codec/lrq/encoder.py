@@ -1022,14 +1022,26 @@ def encode(
         Finite values only; an empty array, NaN/Inf, integer, bool or complex
         input raises :class:`lrq.ArgumentError`.
     scheme : "auto" (default), "signcut", "lplr" or "dense"
-        "auto" encodes with every scheme under the same target and keeps the
-        smallest error (or, for ``rel_error=``, the smallest encoding).
+        "auto" keeps the smallest error under the target (or, for
+        ``rel_error=``, the smallest encoding) of dense, signcut and
+        lplr-SVD, fully encoding only what may win: signcut, then lplr fits
+        only for the (at most three) bit pairs an estimate from the
+        spectrum says can beat it.  A scheme that cannot store the
+        matrix's magnitude is skipped, never fatal.  Every scheme encodes
+        the input normalised by a power of two, so its relative error does
+        not depend on the input's scale; where the stored numbers cannot
+        hold the magnitude (e.g. signcut's float32 weights for values below
+        ~1e-40) it raises :class:`lrq.ArgumentError`.
     bits : float, optional
         Budget in bits per entry, counting everything stored (header and
         section padding included): ``M.bits_per_entry <= bits`` is guaranteed.
         Raises :class:`lrq.BudgetError` when nothing fits.
     width : int, optional
-        Number of signed cuts (scheme "signcut" only).
+        Number of signed cuts (scheme "signcut" only), at most per tile
+        its m·n entries (a larger width is capped to it: past m·n cuts the
+        weights alone outnumber the matrix's entries).  Cutting also stops
+        early when the remainder is exactly zero, or when a step of cuts
+        no longer lowers it (float32 has nothing finer to give).
     rel_error : float in (0, 1), optional
         Relative Frobenius error to reach with the smallest encoding; signcut
         stops at the first width that meets it (its error is known exactly).
@@ -1048,9 +1060,13 @@ def encode(
     panel : int
         Reduction panel of the kernel layout (multiple of 64; default 4096).
     progress : callable(fraction, message), optional
-        Called during long encodes, always from the calling thread.
-        Ctrl-C (KeyboardInterrupt) stops an encode within one step of
-        64 cuts and raises; nothing is left running.
+        Called during long encodes, always from the calling thread, at
+        least every 0.25 s or so of work (a signcut step is sized to take
+        about that; a long NumPy call reports every 0.2 s while it runs).
+        Ctrl-C (KeyboardInterrupt), or an exception raised by the callback,
+        stops an encode within about a second and propagates; no encoder
+        keeps running (a NumPy call already under way finishes in the
+        background and its result is dropped).
     threads : int, optional
         Threads to use, 1 .. 64 (default: :func:`lrq.get_num_threads`, set
         by :func:`lrq.set_num_threads` or ``LRQ_NUM_THREADS``, else up to 2,
