@@ -591,7 +591,10 @@ def _lplr_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
         best = None
         for i, (_, bl, br, r) in enumerate(fits):
             fit_job = job.part(i / len(fits), (i + 1) / len(fits))
-            best = _better(best, _lplr_one(tile, fit_job, r, bl, br, group, variant), target, tile)
+            cand = _lplr_one(tile, fit_job, r, bl, br, group, variant)
+            best = _better(best, cand, target, tile)
+            if job.beat is not None and cand.error > _CLOSE_CALL * job.beat:
+                break  # the fit ranked best lost clearly: the next ones would too
         return best
     best = None
     for i, (bl, br) in enumerate(pairs):
@@ -709,8 +712,11 @@ _QUANT_NOISE = {1: 0.60, 2: 0.34, 3: 0.19, 4: 0.10, 5: 0.05, 6: 0.026, 7: 0.013,
 _NOISE_WEIGHT_L, _NOISE_WEIGHT_R = 0.47, 1.05
 # auto fits lplr where estimate × this is below the best error so far, and
 # makes at most this many fits: those estimated best.
-_ESTIMATE_MARGIN = 0.8
+_ESTIMATE_MARGIN = 0.9
 _AUTO_LPLR_FITS = 3
+# ... and stops after a fit whose error is above this multiple of the best
+# encoding so far from another scheme.
+_CLOSE_CALL = 1.02
 # Tiles with a side longer than this get a randomized SVD of this rank.
 _SPECTRUM_RANK = 1024
 
