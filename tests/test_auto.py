@@ -33,22 +33,13 @@ def test_auto_matches_the_best_scheme(kind, bits):
         assert auto.scheme == "lplr"
 
 
-def test_auto_fits_no_lplr_where_signcut_clearly_wins(monkeypatch):
+@pytest.mark.parametrize("kind, scheme, most", [("gauss", "signcut", 0), ("low_rank", "lplr", encoder._AUTO_LPLR_FITS)])
+def test_auto_fits_lplr_only_where_it_may_win(monkeypatch, kind, scheme, most):
     fits = []
     original = encoder._lplr_one
     monkeypatch.setattr(encoder, "_lplr_one", lambda *args, **kw: fits.append(1) or original(*args, **kw))
-    a = _matrices()["gauss"].astype(np.float32)
-    assert lrq.encode(a, bits=2.0).scheme == "signcut"
-    assert fits == []
-
-
-def test_auto_fits_few_lplr_candidates_on_a_low_rank_matrix(monkeypatch):
-    fits = []
-    original = encoder._lplr_one
-    monkeypatch.setattr(encoder, "_lplr_one", lambda *args, **kw: fits.append(1) or original(*args, **kw))
-    a = _matrices()["low_rank"].astype(np.float32)
-    assert lrq.encode(a, bits=2.0).scheme == "lplr"
-    assert 1 <= len(fits) <= encoder._AUTO_LPLR_FITS
+    assert lrq.encode(_matrices()[kind].astype(np.float32), bits=2.0).scheme == scheme
+    assert len(fits) <= most and (most == 0 or fits)
 
 
 def test_auto_on_a_photograph_is_signcut():
