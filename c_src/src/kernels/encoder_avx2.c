@@ -161,17 +161,22 @@ static inline et et_load(const float *const t)
 
 /* vpermps reads the low 3 bits of each index; bit 3 picks the half through
  * a blend on the sign position, where a shift by 28 puts it. */
-static inline __m256 lookup8(const et t, const __m256i x, const unsigned shift)
+static inline __m256 lookup8(const et t, const __m256i idx)
 {
-    const __m256i idx = _mm256_srli_epi32(x, (int)shift);
     const __m256 lo = _mm256_permutevar8x32_ps(t.lo, idx);
     const __m256 hi = _mm256_permutevar8x32_ps(t.hi, idx);
     return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
 }
 
-static inline vf et_lookup(const et t, const eu x, const unsigned shift)
+static inline vf et_lookup(const et t, const eu x)
 {
-    vf r = {lookup8(t, x.lo, shift), lookup8(t, x.hi, shift)};
+    vf r = {lookup8(t, x.lo), lookup8(t, x.hi)};
+    return r;
+}
+
+static inline eu eu_next_nibble(const eu x)
+{
+    eu r = {_mm256_srli_epi32(x.lo, 4), _mm256_srli_epi32(x.hi, 4)};
     return r;
 }
 

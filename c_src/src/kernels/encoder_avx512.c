@@ -107,9 +107,14 @@ static inline et et_load(const float *const t)
 }
 
 /* One in-register look-up: vpermps reads the low 4 bits of each index. */
-static inline vf et_lookup(const et t, const eu x, const unsigned shift)
+static inline vf et_lookup(const et t, const eu x)
 {
-    return _mm512_permutexvar_ps(_mm512_srli_epi32(x, shift), t);
+    return _mm512_permutexvar_ps(x, t);
+}
+
+static inline eu eu_next_nibble(const eu x)
+{
+    return _mm512_srli_epi32(x, 4);
 }
 
 /* The 16 bits at bit i (a multiple of 16) straight into a mask register:

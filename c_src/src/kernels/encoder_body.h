@@ -13,8 +13,8 @@
  *                          ef_from_i16(p, n), ef_store_i16(p, v, n) (v holds
  *                          integers), ef_signs(v) (the 16 sign bits)
  *   eu  16 uint32          eu_set1, eu_load(p, n), eu_xor
- *   et  a 16-entry table   et_load(t), et_lookup(t, x, shift): entry
- *                          (x >> shift) & 15 of each lane
+ *   et  a 16-entry table   et_load(t), et_lookup(t, x): entry x & 15 of each
+ *                          lane; eu_next_nibble(x) = x >> 4
  *   es  16 sign flags      es_at(bits, i) (bits i .. i+15, i % 16 == 0),
  *                          ef_negate(v, s): -v where the flag is set
  *   ev  16 signs as used   ev_at(bits, i), ef_add_signed(a, x, s): a + (flag
@@ -53,6 +53,7 @@
 #ifndef ALWAYS_INLINE
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #endif
+
 
 /* The loop shape above: step(i, n) over [0, len) in 16s. */
 #define FOR_LANES(len, i, step)                                                                    \
@@ -177,12 +178,13 @@ static void e_to_fixed(const float *const row, const size_t len, const int shift
 }
 
 /* Signed block sums of 16 patterns (common/encoder_kernels.h). */
-ALWAYS_INLINE vf block_sum(const eu x, const et *const t, const unsigned groups)
+ALWAYS_INLINE vf block_sum(eu x, const et *const t, const unsigned groups)
 {
     vf acc = vf_zero();
     unsigned g;
-    for (g = 0; g < groups; g++)
-        acc = vf_add(acc, et_lookup(t[g], x, 4 * g));
+    /* Nibble g is brought down by one shift of 4 per group. */
+    for (g = 0; g < groups; g++, x = eu_next_nibble(x))
+        acc = vf_add(acc, et_lookup(t[g], x));
     return acc;
 }
 

@@ -109,10 +109,17 @@ static inline et et_load(const float *const t)
     return t;
 }
 
-static inline vf et_lookup(const et t, const eu x, const unsigned shift)
+static inline vf et_lookup(const et t, const eu x)
 {
     vf r;
-    LANES r.v[L] = t[(x.v[L] >> shift) & 15u];
+    LANES r.v[L] = t[x.v[L] & 15u];
+    return r;
+}
+
+static inline eu eu_next_nibble(const eu x)
+{
+    eu r;
+    LANES r.v[L] = x.v[L] >> 4;
     return r;
 }
 
