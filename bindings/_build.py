@@ -167,21 +167,6 @@ int lrq_file_section(lrq_file *file, uint64_t tensor, uint64_t tile, unsigned se
 int lrq_file_verify(lrq_file *file, unsigned flags, char *detail, size_t detail_size);
 
 typedef struct lrq_tile lrq_tile;
-int lrq_tile_create_signcut(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
-                            uint64_t panel, const void *c, size_t c_len,
-                            const void *tt, size_t tt_len, const void *s,
-                            size_t s_len);
-int lrq_tile_create_signcut_c16(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
-                                uint64_t panel, float c_scale, const void *c,
-                                size_t c_len, const void *tt, size_t tt_len,
-                                const void *s, size_t s_len);
-int lrq_tile_create_lplr(lrq_tile **out, uint64_t m, uint64_t n, uint64_t rank,
-                         int bits_l, int bits_r, uint64_t group, float scale_l,
-                         float scale_r, uint64_t panel, const void *r_codes,
-                         size_t r_codes_len, const void *r_scales,
-                         size_t r_scales_len, const void *l_codes,
-                         size_t l_codes_len, const void *l_scales,
-                         size_t l_scales_len);
 int lrq_tile_create_signcut_detail(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
                                    uint64_t panel, const void *c, size_t c_len,
                                    const void *tt, size_t tt_len, const void *s,

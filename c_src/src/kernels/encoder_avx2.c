@@ -17,18 +17,17 @@ LRQ_TARGET_BEGIN("avx2,popcnt")
 
 #include <immintrin.h>
 
+#include "kernels/lanes_avx2.h"
+
 #define LRQ_ENCODER_ISA avx2
 /* Four vectors' accumulators (eight ymm) stay in registers next to the row. */
 #define MULTI_VECS 4
 
 typedef struct {
-    __m256 lo, hi;
-} ef;
-typedef struct {
     __m256i lo, hi;
 } eu;
-typedef ef et; /* entries 0-7 and 8-15 */
-typedef ef es; /* the float sign bit in each flagged lane */
+typedef vf et; /* entries 0-7 and 8-15 */
+typedef vf es; /* the float sign bit in each flagged lane */
 typedef es ev;
 typedef struct {
     __m256d p[4];
@@ -46,21 +45,9 @@ static inline size_t upper(const size_t n)
     return n > 8 ? n - 8 : 0;
 }
 
-static inline ef ef_zero(void)
+static inline vf ef_load(const float *const p, const size_t n)
 {
-    ef r = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    return r;
-}
-
-static inline ef ef_set1(const float x)
-{
-    ef r = {_mm256_set1_ps(x), _mm256_set1_ps(x)};
-    return r;
-}
-
-static inline ef ef_load(const float *const p, const size_t n)
-{
-    ef r;
+    vf r;
     if (n >= 16) {
         r.lo = _mm256_loadu_ps(p);
         r.hi = _mm256_loadu_ps(p + 8);
@@ -71,7 +58,7 @@ static inline ef ef_load(const float *const p, const size_t n)
     return r;
 }
 
-static inline void ef_store(float *const p, const ef v, const size_t n)
+static inline void ef_store(float *const p, const vf v, const size_t n)
 {
     if (n >= 16) {
         _mm256_storeu_ps(p, v.lo);
@@ -82,40 +69,18 @@ static inline void ef_store(float *const p, const ef v, const size_t n)
     }
 }
 
-static inline ef ef_add(const ef a, const ef b)
-{
-    ef r = {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)};
-    return r;
-}
-
-static inline ef ef_sub(const ef a, const ef b)
-{
-    ef r = {_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)};
-    return r;
-}
-
-static inline ef ef_mul(const ef a, const ef b)
-{
-    ef r = {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)};
-    return r;
-}
-
-static inline ef ef_abs(const ef a)
+static inline vf ef_abs(const vf a)
 {
     const __m256 nosign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-    ef r = {_mm256_and_ps(a.lo, nosign), _mm256_and_ps(a.hi, nosign)};
-    return r;
+    const vf mask = {nosign, nosign};
+    return vf_and(a, mask);
 }
 
-static inline ef ef_max(const ef a, const ef b)
-{
-    ef r = {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)};
-    return r;
-}
+#define ef_max vf_max
 
-static inline ef ef_keep(const ef a, const size_t n)
+static inline vf ef_keep(const vf a, const size_t n)
 {
-    ef r;
+    vf r;
     if (n >= 16)
         return a;
     r.lo = _mm256_and_ps(a.lo, _mm256_castsi256_ps(lanes_below(n)));
@@ -123,10 +88,10 @@ static inline ef ef_keep(const ef a, const size_t n)
     return r;
 }
 
-static inline ef ef_from_i16(const int16_t *const p, const size_t n)
+static inline vf ef_from_i16(const int16_t *const p, const size_t n)
 {
     __m128i lo, hi;
-    ef r;
+    vf r;
     if (n >= 16) {
         lo = _mm_loadu_si128((const __m128i *)(const void *)p);
         hi = _mm_loadu_si128((const __m128i *)(const void *)(p + 8));
@@ -142,7 +107,7 @@ static inline ef ef_from_i16(const int16_t *const p, const size_t n)
 }
 
 /* v holds integers within int16, so the conversion is exact in any mode. */
-static inline void ef_store_i16(int16_t *const p, const ef v, const size_t n)
+static inline void ef_store_i16(int16_t *const p, const vf v, const size_t n)
 {
     const __m256i lo = _mm256_cvtps_epi32(v.lo), hi = _mm256_cvtps_epi32(v.hi);
     const __m128i a = _mm_packs_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1));
@@ -158,7 +123,7 @@ static inline void ef_store_i16(int16_t *const p, const ef v, const size_t n)
     }
 }
 
-static inline unsigned ef_signs(const ef v)
+static inline unsigned ef_signs(const vf v)
 {
     return (unsigned)_mm256_movemask_ps(v.lo) | (unsigned)_mm256_movemask_ps(v.hi) << 8;
 }
@@ -196,17 +161,22 @@ static inline et et_load(const float *const t)
 
 /* vpermps reads the low 3 bits of each index; bit 3 picks the half through
  * a blend on the sign position, where a shift by 28 puts it. */
-static inline __m256 lookup8(const et t, const __m256i x, const unsigned shift)
+static inline __m256 lookup8(const et t, const __m256i idx)
 {
-    const __m256i idx = _mm256_srli_epi32(x, (int)shift);
     const __m256 lo = _mm256_permutevar8x32_ps(t.lo, idx);
     const __m256 hi = _mm256_permutevar8x32_ps(t.hi, idx);
     return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
 }
 
-static inline ef et_lookup(const et t, const eu x, const unsigned shift)
+static inline vf et_lookup(const et t, const eu x)
 {
-    ef r = {lookup8(t, x.lo, shift), lookup8(t, x.hi, shift)};
+    vf r = {lookup8(t, x.lo), lookup8(t, x.hi)};
+    return r;
+}
+
+static inline eu eu_next_nibble(const eu x)
+{
+    eu r = {_mm256_srli_epi32(x.lo, 4), _mm256_srli_epi32(x.hi, 4)};
     return r;
 }
 
@@ -231,17 +201,13 @@ static inline es es_at(const uint64_t *const bits, const size_t i)
     return r;
 }
 
-static inline ef ef_negate(const ef v, const es s)
-{
-    ef r = {_mm256_xor_ps(v.lo, s.lo), _mm256_xor_ps(v.hi, s.hi)};
-    return r;
-}
+#define ef_negate vf_xor
 
 #define ev_at es_at
 
-static inline ef ef_add_signed(const ef a, const ef x, const ev s)
+static inline vf ef_add_signed(const vf a, const vf x, const ev s)
 {
-    return ef_add(a, ef_negate(x, s));
+    return vf_add(a, ef_negate(x, s));
 }
 
 static inline ed ed_zero(void)
@@ -251,31 +217,27 @@ static inline ed ed_zero(void)
     return r;
 }
 
-static inline ed ed_add(ed a, const ef v)
+/* Lanes 4q .. 4q+3 of v, widened to float64 (exact). */
+static inline __m256d quarter(const vf v, const int q)
 {
-    a.p[0] = _mm256_add_pd(a.p[0], _mm256_cvtps_pd(_mm256_castps256_ps128(v.lo)));
-    a.p[1] = _mm256_add_pd(a.p[1], _mm256_cvtps_pd(_mm256_extractf128_ps(v.lo, 1)));
-    a.p[2] = _mm256_add_pd(a.p[2], _mm256_cvtps_pd(_mm256_castps256_ps128(v.hi)));
-    a.p[3] = _mm256_add_pd(a.p[3], _mm256_cvtps_pd(_mm256_extractf128_ps(v.hi, 1)));
+    const __m256 half = q < 2 ? v.lo : v.hi;
+    return _mm256_cvtps_pd(q % 2 ? _mm256_extractf128_ps(half, 1) : _mm256_castps256_ps128(half));
+}
+
+/* a + v, or a + v * v: the squares of floats are exact in double, so
+ * multiply, then add, rounds as the scalar code does. */
+static inline ed ed_accumulate(ed a, const vf v, const int square)
+{
+    int q;
+    for (q = 0; q < 4; q++) {
+        const __m256d x = quarter(v, q);
+        a.p[q] = _mm256_add_pd(a.p[q], square ? _mm256_mul_pd(x, x) : x);
+    }
     return a;
 }
 
-/* The squares of floats are exact in double: multiply, then add, rounds as
- * the scalar code does. */
-static inline __m256d squared(const __m128 v)
-{
-    const __m256d x = _mm256_cvtps_pd(v);
-    return _mm256_mul_pd(x, x);
-}
-
-static inline ed ed_add_squares(ed a, const ef v)
-{
-    a.p[0] = _mm256_add_pd(a.p[0], squared(_mm256_castps256_ps128(v.lo)));
-    a.p[1] = _mm256_add_pd(a.p[1], squared(_mm256_extractf128_ps(v.lo, 1)));
-    a.p[2] = _mm256_add_pd(a.p[2], squared(_mm256_castps256_ps128(v.hi)));
-    a.p[3] = _mm256_add_pd(a.p[3], squared(_mm256_extractf128_ps(v.hi, 1)));
-    return a;
-}
+#define ed_add(a, v) ed_accumulate((a), (v), 0)
+#define ed_add_squares(a, v) ed_accumulate((a), (v), 1)
 
 static inline void ed_store(double *const p, const ed a)
 {

@@ -16,6 +16,8 @@ LRQ_TARGET_BEGIN("avx512f,avx512bw,avx512dq,avx512vl,popcnt")
 
 #include <immintrin.h>
 
+#include "kernels/lanes_avx512.h"
+
 #define LRQ_ENCODER_ISA avx512
 /* Four rows and four vectors at a time in multi_signed_sum: each sign
  * pattern becomes a vector of +-1.0 once and serves the four rows through
@@ -25,7 +27,6 @@ LRQ_TARGET_BEGIN("avx512f,avx512bw,avx512dq,avx512vl,popcnt")
 #define MULTI_ROWS 4
 #define MULTI_VECS 4
 
-typedef __m512 ef;
 typedef __m512i eu;
 typedef __m512 et;
 typedef __mmask16 es;
@@ -39,22 +40,12 @@ static inline __mmask16 tail_mask(const size_t n)
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
 }
 
-static inline ef ef_zero(void)
-{
-    return _mm512_setzero_ps();
-}
-
-static inline ef ef_set1(const float x)
-{
-    return _mm512_set1_ps(x);
-}
-
-static inline ef ef_load(const float *const p, const size_t n)
+static inline vf ef_load(const float *const p, const size_t n)
 {
     return n >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(tail_mask(n), p);
 }
 
-static inline void ef_store(float *const p, const ef v, const size_t n)
+static inline void ef_store(float *const p, const vf v, const size_t n)
 {
     if (n >= 16)
         _mm512_storeu_ps(p, v);
@@ -62,37 +53,22 @@ static inline void ef_store(float *const p, const ef v, const size_t n)
         _mm512_mask_storeu_ps(p, tail_mask(n), v);
 }
 
-static inline ef ef_add(const ef a, const ef b)
-{
-    return _mm512_add_ps(a, b);
-}
-
-static inline ef ef_sub(const ef a, const ef b)
-{
-    return _mm512_sub_ps(a, b);
-}
-
-static inline ef ef_mul(const ef a, const ef b)
-{
-    return _mm512_mul_ps(a, b);
-}
-
-static inline ef ef_abs(const ef a)
+static inline vf ef_abs(const vf a)
 {
     return _mm512_abs_ps(a);
 }
 
-static inline ef ef_max(const ef a, const ef b)
+static inline vf ef_max(const vf a, const vf b)
 {
     return _mm512_max_ps(a, b);
 }
 
-static inline ef ef_keep(const ef a, const size_t n)
+static inline vf ef_keep(const vf a, const size_t n)
 {
     return n >= 16 ? a : _mm512_maskz_mov_ps(tail_mask(n), a);
 }
 
-static inline ef ef_from_i16(const int16_t *const p, const size_t n)
+static inline vf ef_from_i16(const int16_t *const p, const size_t n)
 {
     const __m256i h = n >= 16 ? _mm256_loadu_si256((const __m256i *)(const void *)p)
                               : _mm256_maskz_loadu_epi16(tail_mask(n), p);
@@ -100,12 +76,12 @@ static inline ef ef_from_i16(const int16_t *const p, const size_t n)
 }
 
 /* v holds integers within int16, so the conversion is exact in any mode. */
-static inline void ef_store_i16(int16_t *const p, const ef v, const size_t n)
+static inline void ef_store_i16(int16_t *const p, const vf v, const size_t n)
 {
     _mm256_mask_storeu_epi16(p, tail_mask(n), _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(v)));
 }
 
-static inline unsigned ef_signs(const ef v)
+static inline unsigned ef_signs(const vf v)
 {
     return (unsigned)_mm512_movepi32_mask(_mm512_castps_si512(v));
 }
@@ -131,9 +107,14 @@ static inline et et_load(const float *const t)
 }
 
 /* One in-register look-up: vpermps reads the low 4 bits of each index. */
-static inline ef et_lookup(const et t, const eu x, const unsigned shift)
+static inline vf et_lookup(const et t, const eu x)
 {
-    return _mm512_permutexvar_ps(_mm512_srli_epi32(x, shift), t);
+    return _mm512_permutexvar_ps(x, t);
+}
+
+static inline eu eu_next_nibble(const eu x)
+{
+    return _mm512_srli_epi32(x, 4);
 }
 
 /* The 16 bits at bit i (a multiple of 16) straight into a mask register:
@@ -147,7 +128,7 @@ static inline es es_at(const uint64_t *const bits, const size_t i)
     return k;
 }
 
-static inline ef ef_negate(const ef v, const es s)
+static inline vf ef_negate(const vf v, const es s)
 {
     const __m512 sign = _mm512_castsi512_ps(_mm512_set1_epi32((int)0x80000000u));
     return _mm512_mask_xor_ps(v, s, v, sign);
@@ -158,7 +139,7 @@ static inline ev ev_at(const uint64_t *const bits, const size_t i)
     return _mm512_mask_blend_ps(es_at(bits, i), _mm512_set1_ps(1.0f), _mm512_set1_ps(-1.0f));
 }
 
-static inline ef ef_add_signed(const ef a, const ef x, const ev s)
+static inline vf ef_add_signed(const vf a, const vf x, const ev s)
 {
     return _mm512_fmadd_ps(s, x, a);
 }
@@ -169,12 +150,12 @@ static inline ed ed_zero(void)
     return r;
 }
 
-static inline __m512d upper_pd(const ef v)
+static inline __m512d upper_pd(const vf v)
 {
     return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
-static inline ed ed_add(ed a, const ef v)
+static inline ed ed_add(ed a, const vf v)
 {
     a.lo = _mm512_add_pd(a.lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
     a.hi = _mm512_add_pd(a.hi, upper_pd(v));
@@ -183,7 +164,7 @@ static inline ed ed_add(ed a, const ef v)
 
 /* The squares of floats are exact in double: multiply, then add, rounds as
  * the scalar code does. */
-static inline ed ed_add_squares(ed a, const ef v)
+static inline ed ed_add_squares(ed a, const vf v)
 {
     const __m512d x = _mm512_cvtps_pd(_mm512_castps512_ps256(v)), y = upper_pd(v);
     a.lo = _mm512_add_pd(a.lo, _mm512_mul_pd(x, x));

@@ -4,16 +4,17 @@
  * instruction set (the contract they keep is in common/encoder_kernels.h).
  *
  * Included by kernels/encoder_<isa>.c after each defines the same small set
- * of 16-lane primitives:
+ * of 16-lane primitives (vf and its vf_ arithmetic come from the ISA's
+ * kernels/lanes_<isa>.h, shared with the product kernels):
  *
- *   ef  16 floats          ef_zero, ef_set1, ef_load(p, n), ef_store(p, v, n),
- *                          ef_add, ef_sub, ef_mul, ef_abs, ef_max,
+ *   vf  16 floats          vf_zero, vf_set1, ef_load(p, n), ef_store(p, v, n),
+ *                          vf_add, vf_sub, vf_mul, ef_abs, ef_max,
  *                          ef_keep(v, n) (lanes >= n become +0),
  *                          ef_from_i16(p, n), ef_store_i16(p, v, n) (v holds
  *                          integers), ef_signs(v) (the 16 sign bits)
  *   eu  16 uint32          eu_set1, eu_load(p, n), eu_xor
- *   et  a 16-entry table   et_load(t), et_lookup(t, x, shift): entry
- *                          (x >> shift) & 15 of each lane
+ *   et  a 16-entry table   et_load(t), et_lookup(t, x): entry x & 15 of each
+ *                          lane; eu_next_nibble(x) = x >> 4
  *   es  16 sign flags      es_at(bits, i) (bits i .. i+15, i % 16 == 0),
  *                          ef_negate(v, s): -v where the flag is set
  *   ev  16 signs as used   ev_at(bits, i), ef_add_signed(a, x, s): a + (flag
@@ -53,6 +54,7 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #endif
 
+
 /* The loop shape above: step(i, n) over [0, len) in 16s. */
 #define FOR_LANES(len, i, step)                                                                    \
     do {                                                                                           \
@@ -89,19 +91,19 @@ ALWAYS_INLINE void flip_rows(float *const out, const size_t i0, const size_t i1,
                              const int16_t *const *const row, const float *const s,
                              const unsigned nrows, const char *const *const next)
 {
-    ef scale[4];
+    vf scale[4];
     size_t i;
     unsigned q;
     for (q = 0; q < nrows; q++)
-        scale[q] = ef_set1(s[q]);
+        scale[q] = vf_set1(s[q]);
 #define FLIP_STEP(at, n)                                                                           \
     do {                                                                                           \
-        ef v = ef_load(out + (at), (n));                                                           \
+        vf v = ef_load(out + (at), (n));                                                           \
         if (next != NULL && ((at) & 31) == 0)                                                      \
             for (q = 0; q < nrows; q++)                                                            \
                 __builtin_prefetch(next[q] + 2 * (at), 0, 3);                                      \
         for (q = 0; q < nrows; q++)                                                                \
-            v = ef_add(v, ef_mul(ef_from_i16(row[q] + (at), (n)), scale[q]));                      \
+            v = vf_add(v, vf_mul(ef_from_i16(row[q] + (at), (n)), scale[q]));                      \
         ef_store(out + (at), v, (n));                                                              \
     } while (0)
     for (i = i0; i + 16 <= i1; i += 16)
@@ -149,7 +151,7 @@ static void e_flip_update(float *const out, const size_t len, const int16_t *con
 
 static float e_max_abs(const float *const row, const size_t len)
 {
-    ef best = ef_zero();
+    vf best = vf_zero();
     float lanes[16], out = 0.0f;
     size_t j;
     int k;
@@ -167,21 +169,22 @@ static float e_max_abs(const float *const row, const size_t len)
  * every path, whatever a conversion instruction or MXCSR would do. */
 static void e_to_fixed(const float *const row, const size_t len, const int shift, int16_t *const out)
 {
-    const ef scale = ef_set1(lrq_sc_pow2(shift)), magic = ef_set1(12582912.0f);
+    const vf scale = vf_set1(lrq_sc_pow2(shift)), magic = vf_set1(12582912.0f);
     size_t j;
 #define FIXED_STEP(at, n)                                                                          \
-    ef_store_i16(out + (at), ef_sub(ef_add(ef_mul(ef_load(row + (at), (n)), scale), magic), magic), (n))
+    ef_store_i16(out + (at), vf_sub(vf_add(vf_mul(ef_load(row + (at), (n)), scale), magic), magic), (n))
     FOR_LANES(len, j, FIXED_STEP);
 #undef FIXED_STEP
 }
 
 /* Signed block sums of 16 patterns (common/encoder_kernels.h). */
-ALWAYS_INLINE ef block_sum(const eu x, const et *const t, const unsigned groups)
+ALWAYS_INLINE vf block_sum(eu x, const et *const t, const unsigned groups)
 {
-    ef acc = ef_zero();
+    vf acc = vf_zero();
     unsigned g;
-    for (g = 0; g < groups; g++)
-        acc = ef_add(acc, et_lookup(t[g], x, 4 * g));
+    /* Nibble g is brought down by one shift of 4 per group. */
+    for (g = 0; g < groups; g++, x = eu_next_nibble(x))
+        acc = vf_add(acc, et_lookup(t[g], x));
     return acc;
 }
 
@@ -199,17 +202,17 @@ static void e_block_correct(float *const out, const size_t len, const uint32_t *
     size_t i;
     load_tables(t, tab, groups);
 #define CORRECT_STEP(at, n)                                                                        \
-    ef_store(out + (at), ef_sub(ef_load(out + (at), (n)), block_sum(eu_load(pat + (at), (n)), t, groups)), (n))
+    ef_store(out + (at), vf_sub(ef_load(out + (at), (n)), block_sum(eu_load(pat + (at), (n)), t, groups)), (n))
     FOR_LANES(len, i, CORRECT_STEP);
 #undef CORRECT_STEP
 }
 
 static void e_sub_signed(float *const out, const size_t len, const uint64_t *const bits, const float a)
 {
-    const ef av = ef_set1(a);
+    const vf av = vf_set1(a);
     size_t i;
 #define SUB_STEP(at, n)                                                                            \
-    ef_store(out + (at), ef_sub(ef_load(out + (at), (n)), ef_negate(av, es_at(bits, (at)))), (n))
+    ef_store(out + (at), vf_sub(ef_load(out + (at), (n)), ef_negate(av, es_at(bits, (at)))), (n))
     FOR_LANES(len, i, SUB_STEP);
 #undef SUB_STEP
 }
@@ -231,7 +234,7 @@ static double e_sum_abs(const float *const x, const size_t len, uint64_t *const 
         memset(bits, 0, ((len + 63) / 64) * sizeof *bits);
 #define ABS_STEP(at, n)                                                                            \
     do {                                                                                           \
-        const ef v = ef_load(x + (at), (n));                                                       \
+        const vf v = ef_load(x + (at), (n));                                                       \
         if (bits != NULL)                                                                          \
             bits[(at) >> 6] |= (uint64_t)ef_signs(v) << ((at) & 63);                               \
         acc = ed_add(acc, ef_abs(v));                                                              \
@@ -265,7 +268,7 @@ ALWAYS_INLINE double block_row_body(float *const row, const size_t len, const ui
 #define ROW_STEP(at, n)                                                                            \
     do {                                                                                           \
         const eu x = eu_xor(rp, eu_load(colpat + (at), (n)));                                      \
-        const ef v = ef_keep(ef_sub(ef_load(row + (at), (n)), block_sum(x, t, groups)), (n));      \
+        const vf v = ef_keep(vf_sub(ef_load(row + (at), (n)), block_sum(x, t, groups)), (n));      \
         if (write)                                                                                 \
             ef_store(row + (at), v, (n));                                                          \
         if (norm)                                                                                  \
@@ -300,16 +303,16 @@ ALWAYS_INLINE void multi_block(const float *const rows, const size_t ld, const u
                                const size_t len, const uint64_t *const vecs, const size_t words,
                                const unsigned nv, float *const out, const size_t out_ld)
 {
-    ef acc[MULTI_ROWS][MULTI_VECS];
+    vf acc[MULTI_ROWS][MULTI_VECS];
     float p[16];
     size_t j;
     unsigned r, k;
     for (r = 0; r < nr; r++)
         for (k = 0; k < nv; k++)
-            acc[r][k] = ef_zero();
+            acc[r][k] = vf_zero();
 #define MULTI_STEP(at, n)                                                                          \
     do {                                                                                           \
-        ef x[MULTI_ROWS];                                                                          \
+        vf x[MULTI_ROWS];                                                                          \
         for (r = 0; r < nr; r++)                                                                   \
             x[r] = ef_load(rows + r * ld + (at), (n));                                             \
         for (k = 0; k < nv; k++) {                                                                 \

@@ -10,15 +10,13 @@
 #include <string.h>
 
 #include "common/encoder_kernels.h"
+#include "kernels/lanes_scalar.h"
 
 #define LRQ_ENCODER_ISA scalar
 /* Forced inlining would grow the 16-lane loops into functions that take
  * minutes to compile with sanitizers, for speed nobody needs here. */
 #define ALWAYS_INLINE static inline
 
-typedef struct {
-    float v[16];
-} ef;
 typedef struct {
     uint32_t v[16];
 } eu;
@@ -29,90 +27,52 @@ typedef struct {
     double v[16];
 } ed;
 
-#define LANES for (int l_ = 0; l_ < 16; l_++)
-#define L l_
-
-static inline ef ef_zero(void)
+static inline vf ef_load(const float *const p, const size_t n)
 {
-    ef r;
-    LANES r.v[L] = 0.0f;
-    return r;
-}
-
-static inline ef ef_set1(const float x)
-{
-    ef r;
-    LANES r.v[L] = x;
-    return r;
-}
-
-static inline ef ef_load(const float *const p, const size_t n)
-{
-    ef r;
+    vf r;
     LANES r.v[L] = (size_t)L < n ? p[L] : 0.0f;
     return r;
 }
 
-static inline void ef_store(float *const p, const ef v, const size_t n)
+static inline void ef_store(float *const p, const vf v, const size_t n)
 {
     LANES if ((size_t)L < n) p[L] = v.v[L];
 }
 
-static inline ef ef_add(const ef a, const ef b)
+static inline vf ef_abs(const vf a)
 {
-    ef r;
-    LANES r.v[L] = a.v[L] + b.v[L];
-    return r;
-}
-
-static inline ef ef_sub(const ef a, const ef b)
-{
-    ef r;
-    LANES r.v[L] = a.v[L] - b.v[L];
-    return r;
-}
-
-static inline ef ef_mul(const ef a, const ef b)
-{
-    ef r;
-    LANES r.v[L] = a.v[L] * b.v[L];
-    return r;
-}
-
-static inline ef ef_abs(const ef a)
-{
-    ef r;
+    vf r;
     LANES r.v[L] = fabsf(a.v[L]);
     return r;
 }
 
-static inline ef ef_max(const ef a, const ef b)
+static inline vf ef_max(const vf a, const vf b)
 {
-    ef r;
+    vf r;
     LANES r.v[L] = b.v[L] > a.v[L] ? b.v[L] : a.v[L];
     return r;
 }
 
-static inline ef ef_keep(const ef a, const size_t n)
+static inline vf ef_keep(const vf a, const size_t n)
 {
-    ef r;
+    vf r;
     LANES r.v[L] = (size_t)L < n ? a.v[L] : 0.0f;
     return r;
 }
 
-static inline ef ef_from_i16(const int16_t *const p, const size_t n)
+static inline vf ef_from_i16(const int16_t *const p, const size_t n)
 {
-    ef r;
+    vf r;
     LANES r.v[L] = (size_t)L < n ? (float)p[L] : 0.0f;
     return r;
 }
 
-static inline void ef_store_i16(int16_t *const p, const ef v, const size_t n)
+static inline void ef_store_i16(int16_t *const p, const vf v, const size_t n)
 {
     LANES if ((size_t)L < n) p[L] = (int16_t)v.v[L];
 }
 
-static inline unsigned ef_signs(const ef v)
+static inline unsigned ef_signs(const vf v)
 {
     unsigned bits = 0;
     LANES {
@@ -149,10 +109,17 @@ static inline et et_load(const float *const t)
     return t;
 }
 
-static inline ef et_lookup(const et t, const eu x, const unsigned shift)
+static inline vf et_lookup(const et t, const eu x)
 {
-    ef r;
-    LANES r.v[L] = t[(x.v[L] >> shift) & 15u];
+    vf r;
+    LANES r.v[L] = t[x.v[L] & 15u];
+    return r;
+}
+
+static inline eu eu_next_nibble(const eu x)
+{
+    eu r;
+    LANES r.v[L] = x.v[L] >> 4;
     return r;
 }
 
@@ -161,18 +128,18 @@ static inline es es_at(const uint64_t *const bits, const size_t i)
     return (unsigned)(bits[i >> 6] >> (i & 63)) & 0xFFFFu;
 }
 
-static inline ef ef_negate(const ef v, const es s)
+static inline vf ef_negate(const vf v, const es s)
 {
-    ef r;
+    vf r;
     LANES r.v[L] = (s >> L & 1u) ? -v.v[L] : v.v[L];
     return r;
 }
 
 #define ev_at es_at
 
-static inline ef ef_add_signed(const ef a, const ef x, const ev s)
+static inline vf ef_add_signed(const vf a, const vf x, const ev s)
 {
-    ef r;
+    vf r;
     LANES r.v[L] = a.v[L] + ((s >> L & 1u) ? -x.v[L] : x.v[L]);
     return r;
 }
@@ -184,14 +151,14 @@ static inline ed ed_zero(void)
     return r;
 }
 
-static inline ed ed_add(const ed a, const ef v)
+static inline ed ed_add(const ed a, const vf v)
 {
     ed r;
     LANES r.v[L] = a.v[L] + (double)v.v[L];
     return r;
 }
 
-static inline ed ed_add_squares(const ed a, const ef v)
+static inline ed ed_add_squares(const ed a, const vf v)
 {
     ed r;
     LANES r.v[L] = a.v[L] + (double)v.v[L] * (double)v.v[L];

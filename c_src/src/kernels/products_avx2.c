@@ -22,11 +22,10 @@ LRQ_TARGET_BEGIN("avx2,fma,f16c")
 
 #include <immintrin.h>
 
+#include "kernels/lanes_avx2.h"
+
 #define LRQ_KERNEL_ISA avx2
 
-typedef struct {
-    __m256 lo, hi;
-} vf;
 /* Words of 16 rows as dwords (lo: rows 0-7), plus the 16 raw u16 words for
  * the byte-table look-ups (the compiler drops whichever is unused). */
 typedef struct {
@@ -38,30 +37,6 @@ typedef struct {
 typedef struct {
     __m256i lo, hi;
 } vq;
-
-static inline vf vf_zero(void)
-{
-    vf r = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    return r;
-}
-
-static inline vf vf_set1(const float x)
-{
-    vf r = {_mm256_set1_ps(x), _mm256_set1_ps(x)};
-    return r;
-}
-
-static inline vf vf_add(const vf a, const vf b)
-{
-    vf r = {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)};
-    return r;
-}
-
-static inline vf vf_mul(const vf a, const vf b)
-{
-    vf r = {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)};
-    return r;
-}
 
 /* Short tiles go through a zeroed copy: AVX2 has no masked 16-bit loads. */
 static inline vf vf_load(const float *p, const size_t n)

@@ -23,12 +23,13 @@ LRQ_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,av
 
 #include <immintrin.h>
 
+#include "kernels/lanes_avx512.h"
+
 #define LRQ_KERNEL_ISA avx512
 /* 32 zmm registers hold four tiles' accumulators next to the tables; four
  * tiles per table load measured 15-25 % faster than two. */
 #define FWD_TILES 4
 
-typedef __m512 vf;
 typedef __m512i vi;
 typedef __m512 vt;
 /* Integer accumulators: `lo` sums table bytes at weight 1, `hi` the high
@@ -41,26 +42,6 @@ typedef struct {
 static inline __mmask16 first(const size_t n)
 {
     return (__mmask16)((1u << n) - 1u);
-}
-
-static inline vf vf_zero(void)
-{
-    return _mm512_setzero_ps();
-}
-
-static inline vf vf_set1(const float x)
-{
-    return _mm512_set1_ps(x);
-}
-
-static inline vf vf_add(const vf a, const vf b)
-{
-    return _mm512_add_ps(a, b);
-}
-
-static inline vf vf_mul(const vf a, const vf b)
-{
-    return _mm512_mul_ps(a, b);
 }
 
 /* Masked loads never fault on the lanes they skip, so a short last tile is

@@ -6,13 +6,11 @@
  * in any width), never reorder a sum (no -ffast-math, -ffp-contract=off).
  */
 #include "common/kernels.h"
+#include "kernels/lanes_scalar.h"
 
 #define LRQ_KERNEL_ISA scalar
 #define ALWAYS_INLINE static
 
-typedef struct {
-    float v[16];
-} vf;
 typedef struct {
     uint32_t v[16];
 } vi;
@@ -20,37 +18,6 @@ typedef struct {
     int32_t v[16];
 } vq;
 typedef const float *vt;
-
-#define LANES for (int i_ = 0; i_ < 16; i_++)
-#define L i_
-
-static inline vf vf_zero(void)
-{
-    vf r;
-    LANES r.v[L] = 0.0f;
-    return r;
-}
-
-static inline vf vf_set1(const float x)
-{
-    vf r;
-    LANES r.v[L] = x;
-    return r;
-}
-
-static inline vf vf_add(const vf a, const vf b)
-{
-    vf r;
-    LANES r.v[L] = a.v[L] + b.v[L];
-    return r;
-}
-
-static inline vf vf_mul(const vf a, const vf b)
-{
-    vf r;
-    LANES r.v[L] = a.v[L] * b.v[L];
-    return r;
-}
 
 /* Loads and stores of the first n lanes; the other lanes read as zero. */
 static inline vf vf_load(const float *p, const size_t n)
