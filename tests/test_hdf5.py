@@ -387,3 +387,90 @@ def test_a_256_chunk_costs_within_5_percent_of_its_tile_in_a_large_file(tmp_path
             chunk_bytes.append(len(d.id.read_direct_chunk((0, 0))[1]))
     chunk_bits = sum(chunk_bytes) * 8 / a.size
     assert large_bits < chunk_bits <= 1.05 * large_bits
+
+
+# ---------------------------------------------------------------- products
+
+
+def close_to(y, expected, a_abs, x_abs):
+    """Within spec §11's tolerance for a product: 1e-5 times the sum of the
+    magnitudes of its terms (bounded by |A| |x| of the decoded values) and
+    the rounding of the output."""
+    bound = 1e-4 * (a_abs @ x_abs) + 1e-6 * np.abs(expected) + 1e-30
+    assert np.all(np.abs(y - expected) <= bound)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_products_over_the_chunks_equal_the_decoded_dataset(tmp_path, dtype):
+    a = matrix((300, 520), dtype, seed=6)
+    rng = np.random.default_rng([RNG_SEED, 7])
+    x, y, X = (rng.standard_normal(n).astype(dtype) for n in (520, 300, (520, 5)))
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        d = lrq.hdf5.write(f, "A", a, chunks=(128, 256), scheme="auto", bits=3)
+        d[290:, :10] = 0.25  # one chunk now stored unfiltered by HDF5
+        dense = d[:].astype(np.float64)
+        m = lrq.hdf5.Matrix(d)
+        assert m.shape == (300, 520) and m.T.shape == (520, 300)
+        for got, expected, a_abs, v in ((m @ x, dense @ x, np.abs(dense), x),
+                                        (m.T @ y, dense.T @ y, np.abs(dense.T), y),
+                                        (m @ X, dense @ X, np.abs(dense), X)):
+            assert got.dtype == dtype and got.shape == expected.shape
+            close_to(got, expected, a_abs, np.abs(v))
+        assert (m @ x.astype(np.float64)).dtype == np.float64
+
+
+def test_products_refuse_what_they_cannot_multiply(tmp_path):
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        d = lrq.hdf5.write(f, "A", matrix((64, 48)), chunks=(32, 32), scheme="signcut", width=4)
+        plain = f.create_dataset("P", data=np.ones((4, 4), np.float32), chunks=(2, 2))
+        stack = lrq.hdf5.write(f, "S", matrix((2, 8, 8)), chunks=(1, 8, 8), scheme="dense")
+        for bad in (plain, stack, np.ones((4, 4))):
+            with pytest.raises(lrq.ArgumentError):
+                lrq.hdf5.Matrix(bad)
+        m = lrq.hdf5.Matrix(d)
+        with pytest.raises(lrq.ArgumentError, match="do not multiply"):
+            m @ np.ones(64, np.float32)
+        stream = bytearray(d.id.read_direct_chunk((32, 32))[1])
+        stream[-1] ^= 1
+        d.id.write_direct_chunk((32, 32), bytes(stream))
+        with pytest.raises(lrq.ChecksumError, match=r"chunk at \(32, 32\)"):
+            m @ np.ones(48, np.float32)
+
+
+@pytest.mark.slow
+def test_streaming_a_large_dataset_stays_within_a_few_chunks_of_memory(tmp_path):
+    # 4608 x 8192 float32: 144 MiB dense, a few MiB stored.  The products
+    # run in a fresh interpreter whose peak resident size is compared with
+    # its peak just before; reading the dataset dense afterwards shows the
+    # measurement sees such growth.
+    rows, cols, edge = 4608, 8192, 512
+    with h5py.File(tmp_path / "big.h5", "w") as f:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk((edge, edge))
+        dcpl.set_filter(lrq.hdf5.FILTER_ID, h5py.h5z.FLAG_OPTIONAL,
+                        lrq.hdf5.filter_parameters(np.float32, (edge, edge), "signcut", width=2))
+        d = f.create_dataset("A", shape=(rows, cols), dtype=np.float32, dcpl=dcpl)
+        for r0 in range(0, rows, edge):
+            for c0 in range(0, cols, edge):
+                block = matrix((edge, edge), seed=r0 * cols + c0)
+                d.id.write_direct_chunk((r0, c0), lrq.dumps(lrq.encode(block, "signcut", width=2, name="chunk")))
+    assert rows * cols * 4 > 128 * 2**20
+    script = """
+import resource, sys, h5py, numpy as np, lrq.hdf5
+with h5py.File(sys.argv[1], "r") as f:
+    m = lrq.hdf5.Matrix(f["A"])
+    x = np.ones(m.shape[1], np.float32)
+    m @ x[:]  # warm up: imports, kernels, scratch
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    y = m @ x
+    z = m.T @ y
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    dense = f["A"][:]
+    read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) * 1024, (read - after) * 1024, y.shape, z.shape)
+"""
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "big.h5")], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    growth, dense_growth = (int(v) for v in out.stdout.split()[:2])
+    assert growth < 32 * 2**20 and dense_growth > 64 * 2**20, (growth, dense_growth)

@@ -30,7 +30,7 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import ArgumentError
+from .errors import ArgumentError, FormatError, LrqError
 
 try:
     import h5py
@@ -38,7 +38,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environm
     raise ImportError("lrq.hdf5 needs h5py (pip install 'lrq[hdf5]')") from exc
 
 from .encoder import SCHEMES, encode
-from .io import dumps
+from .io import dumps, loads
 
 #: The HDF5 filter ID of lrq (c_src/hdf5/README.md, "Filter ID").
 FILTER_ID = 335
@@ -181,6 +181,99 @@ def write(parent, name: str, data, *, chunks: Optional[tuple] = None, scheme: st
         matrix = encode(block, scheme, name=CHUNK_TENSOR_NAME, **encode_args)
         dataset.id.write_direct_chunk(corner, dumps(matrix))
     return dataset
+
+
+class Matrix:
+    """Products with an lrq-filtered 2-D dataset, computed on its chunks as
+    stored: ``M @ x``, ``M @ X``, ``M.T @ y``.
+
+    Each chunk's raw bytes (``read_direct_chunk``) are a `.lrq` stream; its
+    factors multiply the vector in the C kernels, so no chunk is decoded
+    to dense and memory stays at about one chunk's stream whatever the
+    dataset's size.  A chunk that HDF5 stored unfiltered (written through
+    HDF5 after :func:`write`) is dense already and multiplies as it is.
+    Results equal ``dataset[:] @ x`` within the format's tolerance (spec
+    §11); they are float32 for a float32 dataset and vectors, else float64.
+    """
+
+    def __init__(self, dataset):
+        if not isinstance(dataset, h5py.Dataset):
+            raise ArgumentError(f"lrq.hdf5.Matrix takes an h5py Dataset, not {type(dataset).__name__}")
+        if dataset.ndim != 2 or dataset.chunks is None:
+            raise ArgumentError(f"dataset '{dataset.name}' of shape {dataset.shape} is not a chunked matrix")
+        plist = dataset.id.get_create_plist()
+        filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        if filters != [FILTER_ID]:
+            raise ArgumentError(f"dataset '{dataset.name}' is not lrq-filtered (its filters: {filters or 'none'})")
+        self._dataset = dataset
+        self.shape = tuple(int(d) for d in dataset.shape)
+        self.dtype = dataset.dtype
+        self.chunks = tuple(int(c) for c in dataset.chunks)
+
+    @property
+    def T(self) -> "_TransposedMatrix":
+        return _TransposedMatrix(self)
+
+    def __matmul__(self, x):
+        return self._product(x, transpose=False)
+
+    def __repr__(self) -> str:
+        return f"lrq.hdf5.Matrix({self._dataset.name!r}, shape={self.shape}, chunks={self.chunks})"
+
+    def _chunk(self, corner: tuple):
+        """(rows, cols, operand) of the chunk at ``corner``: the extent it
+        covers inside the dataset and a matrix that multiplies."""
+        mask, stream = self._dataset.id.read_direct_chunk(corner)
+        rows = min(self.chunks[0], self.shape[0] - corner[0])
+        cols = min(self.chunks[1], self.shape[1] - corner[1])
+        where = f"dataset '{self._dataset.name}' chunk at {corner}"
+        if mask:
+            values = np.frombuffer(stream, self.dtype).reshape(self.chunks)
+            return rows, cols, values[:rows, :cols]
+        try:
+            matrix = loads(stream)
+        except LrqError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+        if matrix.ndim != 2 or matrix.dtype != self.dtype or matrix.shape[0] > self.chunks[0] \
+                or matrix.shape[1] > self.chunks[1]:
+            raise FormatError(f"{where}: holds a {matrix.dtype} tensor of shape {matrix.shape}, not a matrix of "
+                              f"the dataset's type fitting its chunk {self.chunks} [H5-2, H5-3]")
+        return min(rows, matrix.shape[0]), min(cols, matrix.shape[1]), matrix
+
+    def _product(self, x, transpose: bool) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim not in (1, 2) or x.dtype.kind not in "fiu":
+            raise ArgumentError(f"the operand must be a real vector or matrix, not {x.dtype} of shape {x.shape}")
+        inner, outer = (self.shape[0], self.shape[1]) if transpose else (self.shape[1], self.shape[0])
+        if x.shape[0] != inner:
+            raise ArgumentError(f"shapes {self.shape[::-1] if transpose else self.shape} and {x.shape} do not multiply")
+        wide = self.dtype == np.float64 or x.dtype != np.float32
+        x = x.astype(np.float64 if wide else np.float32, copy=False)
+        out = np.zeros((outer,) + x.shape[1:], x.dtype)
+        for r0 in range(0, self.shape[0], self.chunks[0]):
+            for c0 in range(0, self.shape[1], self.chunks[1]):
+                rows, cols, operand = self._chunk((r0, c0))
+                height, width = operand.shape
+                if transpose:
+                    part = np.zeros((height,) + x.shape[1:], x.dtype)
+                    part[:rows] = x[r0:r0 + rows]
+                    out[c0:c0 + cols] += (operand.T @ part)[:cols]
+                else:
+                    part = np.zeros((width,) + x.shape[1:], x.dtype)
+                    part[:cols] = x[c0:c0 + cols]
+                    out[r0:r0 + rows] += (operand @ part)[:rows]
+        return out
+
+
+class _TransposedMatrix:
+    """``M.T`` of an :class:`lrq.hdf5.Matrix`: ``M.T @ y``."""
+
+    def __init__(self, matrix: Matrix):
+        self._matrix = matrix
+        self.shape = matrix.shape[::-1]
+
+    def __matmul__(self, y):
+        return self._matrix._product(y, transpose=True)
 
 
 register()
