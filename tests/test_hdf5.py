@@ -440,9 +440,8 @@ def test_products_refuse_what_they_cannot_multiply(tmp_path):
 @pytest.mark.slow
 def test_streaming_a_large_dataset_stays_within_a_few_chunks_of_memory(tmp_path):
     # 4608 x 8192 float32: 144 MiB dense, a few MiB stored.  The products
-    # run in a fresh interpreter whose peak resident size is compared with
-    # its peak just before; reading the dataset dense afterwards shows the
-    # measurement sees such growth.
+    # run in a fresh interpreter; reading the dataset dense afterwards
+    # shows that the measurement sees such growth.
     rows, cols, edge = 4608, 8192, 512
     with h5py.File(tmp_path / "big.h5", "w") as f:
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
@@ -455,19 +454,30 @@ def test_streaming_a_large_dataset_stays_within_a_few_chunks_of_memory(tmp_path)
                 block = matrix((edge, edge), seed=r0 * cols + c0)
                 d.id.write_direct_chunk((r0, c0), lrq.dumps(lrq.encode(block, "signcut", width=2, name="chunk")))
     assert rows * cols * 4 > 128 * 2**20
+    # The kernel's high-water mark of this process's resident memory, reset
+    # to the current size before each step (ru_maxrss would carry the
+    # parent's peak across exec).
     script = """
-import resource, sys, h5py, numpy as np, lrq.hdf5
+import sys, h5py, numpy as np, lrq.hdf5
+
+def kib(field):
+    status = open("/proc/self/status").read()
+    return int(status.split(field + ":")[1].split()[0])
+
+def growth(step):
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    start = kib("VmRSS")
+    result = step()
+    return (kib("VmHWM") - start) * 1024, result
+
 with h5py.File(sys.argv[1], "r") as f:
     m = lrq.hdf5.Matrix(f["A"])
     x = np.ones(m.shape[1], np.float32)
-    m @ x[:]  # warm up: imports, kernels, scratch
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    y = m @ x
-    z = m.T @ y
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    dense = f["A"][:]
-    read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((after - before) * 1024, (read - after) * 1024, y.shape, z.shape)
+    m @ x  # warm up: imports, kernels, scratch
+    products, _ = growth(lambda: m.T @ (m @ x))
+    dense, _ = growth(lambda: f["A"][:])
+print(products, dense)
 """
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "big.h5")], capture_output=True,
                          text=True, timeout=600)
