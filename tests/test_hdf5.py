@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lrq
 
@@ -173,10 +175,19 @@ def damaged_copies(stream: bytes, positions):
         yield i, bytes(bad)
 
 
-def test_every_single_byte_change_of_a_chunk_is_an_hdf5_error(tmp_path):
+SMALL_CHUNKS = [
+    ("signcut", {"width": 20}),
+    ("signcut", {"width": 20, "c_storage": "float16"}),
+    ("lplr", {"rank": 6, "bits_l": 2, "bits_r": 5}),  # bit-planes and byte codes
+    ("dense", {"storage": "bfloat16"}),
+]
+
+
+@pytest.mark.parametrize("scheme,options", SMALL_CHUNKS, ids=["signcut", "signcut-c16", "lplr", "dense-bf16"])
+def test_every_single_byte_change_of_a_chunk_is_an_hdf5_error(tmp_path, scheme, options):
     a = matrix((40, 48))
     with h5py.File(tmp_path / "a.h5", "w") as f:
-        lrq.hdf5.write(f, "A", a, chunks=(40, 48), scheme="signcut", width=20)
+        lrq.hdf5.write(f, "A", a, chunks=(40, 48), scheme=scheme, **options)
     # no chunk cache: every read runs the filter on the stored bytes
     with h5py.File(tmp_path / "a.h5", "r+", rdcc_nbytes=0) as f:
         d = f["A"]
@@ -191,6 +202,18 @@ def test_every_single_byte_change_of_a_chunk_is_an_hdf5_error(tmp_path):
                 d[:]
         d.id.write_direct_chunk((0, 0), stream)
         np.testing.assert_array_equal(d[:], lrq.decode(lrq.loads(stream)))
+
+
+@given(st.binary(min_size=1, max_size=600), st.integers(0, 3))
+@settings(max_examples=100)
+def test_arbitrary_bytes_as_a_chunk_are_an_hdf5_error(tmp_path_factory, junk, keep):
+    """Junk alone, or a valid stream's first bytes followed by junk."""
+    path = tmp_path_factory.mktemp("junk") / "a.h5"
+    stream = lrq.dumps(lrq.encode(matrix((40, 48)), "signcut", width=4, name="chunk"))
+    bad = stream[:(0, 8, 64, len(stream) // 2)[keep]] + junk
+    stored_with_parameters(path, lrq.hdf5.filter_parameters(np.float32, (40, 48), "signcut", width=4), bad)
+    with h5py.File(path, "r") as f, pytest.raises(OSError):
+        f["A"][:]
 
 
 def test_larger_chunks_sampled_byte_changes_are_errors(tmp_path):
