@@ -95,6 +95,23 @@ def test_h5py_reads_every_scheme_through_the_filter(tmp_path, scheme, options, d
         assert 0 < np.linalg.norm(got - a) / np.linalg.norm(a) < 0.7
 
 
+@pytest.mark.parametrize("request_", [
+    {"scheme": "signcut", "bits": 6.0, "seed": 7, "c_storage": "float16"},
+    {"scheme": "signcut", "width": 12, "seed": 2**40 + 3, "c_storage": "float32"},
+    {"scheme": "dense", "seed": 0, "storage": "bfloat16"},
+    {"scheme": "lplr", "rel_error": 0.25, "seed": 1},
+    {"scheme": "auto", "seed": 0, "c_storage": "float32"},
+])
+def test_the_stored_parameters_give_back_the_encoding_request(tmp_path, request_):
+    a = matrix((40, 30))
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        d = lrq.hdf5.write(f, "A", a, chunks=(40, 30), **request_)
+        assert lrq.hdf5.encoding_request(d) == request_
+        assert lrq.hdf5.encoding_request(lrq.hdf5.filter_parameters(np.float32, (40, 30), **request_)) == request_
+    with pytest.raises(lrq.FormatError):
+        lrq.hdf5.encoding_request((1, 2, 3))
+
+
 def test_every_chunk_is_a_complete_lrq_stream_of_its_part_of_the_dataset(tmp_path):
     a = matrix((300, 520))
     with h5py.File(tmp_path / "a.h5", "w") as f:

@@ -114,6 +114,36 @@ def filter_parameters(dtype, chunks: tuple, scheme: str = "auto", *, bits=None, 
             int(seed) & 0xFFFFFFFF, int(seed) >> 32, option)
 
 
+def encoding_request(words) -> dict:
+    """The encoding request in stored cd_values, as keyword arguments of
+    :func:`write` (``scheme``, the target, ``seed``, the scheme option):
+    the inverse of :func:`filter_parameters` (a float target comes back as
+    its binary32 value).  Accepts a dataset too."""
+    if isinstance(words, h5py.Dataset):
+        words = words.id.get_create_plist().get_filter_by_id(FILTER_ID)[1]
+    words = tuple(int(w) for w in words)
+    if len(words) < 3 or words[0] != CD_WORD0 or len(words) != 3 + words[2] + 7:
+        raise FormatError(f"not the stored lrq filter parameters of layout 1: {words}")
+    scheme, kind, value, seed_lo, seed_hi, option = words[4 + words[2]:]
+    names = {code: name for name, code in _SCHEME_CODES.items()}
+    kinds = {code: name for name, code in _TARGET_CODES.items()}
+    if scheme not in names or kind not in kinds:
+        raise FormatError(f"lrq filter parameters: scheme code {scheme} or target code {kind} is unknown")
+    request = {"scheme": names[scheme]}
+    if kinds[kind] == "width":
+        request["width"] = value
+    elif kinds[kind] != "default":
+        request[kinds[kind]] = struct.unpack("<f", struct.pack("<I", value))[0]
+    request["seed"] = seed_lo | seed_hi << 32
+    if request["scheme"] == "dense":
+        storages = {code: name for name, code in _STORAGE_CODES.items()}
+        if option in storages:
+            request["storage"] = storages[option]
+    elif request["scheme"] in ("signcut", "auto"):
+        request["c_storage"] = {code: name for name, code in _C_STORAGE_CODES.items()}.get(option, "float32")
+    return request
+
+
 def _default_chunks(shape: tuple) -> tuple:
     lead = (1,) * (len(shape) - 2)
     return lead + tuple(min(d, DEFAULT_CHUNK_EDGE) for d in shape[len(lead):])
