@@ -202,14 +202,20 @@ def write(parent, name: str, data, *, chunks: Optional[tuple] = None, scheme: st
         lead += 1
     bits = encode_args.pop("bits", None)
     grid = [range(0, d, c) for d, c in zip(shape, chunks)]
-    for corner in itertools.product(*grid):
-        region = tuple(slice(o, min(o + c, d)) for o, c, d in zip(corner, chunks, shape))
-        block = np.asarray(array[region])
-        block = block.reshape(block.shape[lead:])
-        if bits is not None:
-            encode_args["bits"] = bits * math.prod(chunks) / block.size
-        matrix = encode(block, scheme, name=CHUNK_TENSOR_NAME, **encode_args)
-        dataset.id.write_direct_chunk(corner, dumps(matrix))
+    try:
+        for corner in itertools.product(*grid):
+            region = tuple(slice(o, min(o + c, d)) for o, c, d in zip(corner, chunks, shape))
+            block = np.asarray(array[region])
+            block = block.reshape(block.shape[lead:])
+            if bits is not None:
+                encode_args["bits"] = bits * math.prod(chunks) / block.size
+            matrix = encode(block, scheme, name=CHUNK_TENSOR_NAME, **encode_args)
+            dataset.id.write_direct_chunk(corner, dumps(matrix))
+    except BaseException:
+        # A chunk that cannot be encoded (or Ctrl-C) leaves no dataset with
+        # missing chunks, which would read back as fill values.
+        del parent[name]
+        raise
     return dataset
 
 
