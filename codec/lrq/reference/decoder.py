@@ -38,10 +38,22 @@ def _product_into(out: np.ndarray, left: np.ndarray, right: np.ndarray) -> None:
         out[r0 : r0 + rows] = left[r0 : r0 + rows].astype(np.float64) @ right
 
 
-def decode_tile_into(tile, panel: int, crc32c, out: np.ndarray) -> None:
-    """Write a tile's values into ``out`` (exact for dense; float64 products rounded once for the factorizations)."""
+def _dense_values(tile, crc32c, dtype: Optional[str]) -> np.ndarray:
+    """A dense tile's decoded values: stored values rounded to the tensor's ``dtype`` [NUM-2]."""
+    storage = tile.params["storage"]
+    values = dense.load(tile.section("values", crc32c), storage, tile.shape)
+    return values if dtype is None else dense.to_dtype(values, storage, dtype)
+
+
+def decode_tile_into(tile, panel: int, crc32c, out: np.ndarray, dtype: Optional[str] = None) -> None:
+    """Write a tile's values into ``out`` (exact for dense; float64 products rounded once for the factorizations).
+
+    ``dtype`` is the tensor's dtype: a dense value stored in a wider type is
+    rounded to it [NUM-2] (``None`` keeps the stored values, for callers that
+    want them as stored).
+    """
     if tile.scheme == "dense":
-        out[...] = dense.load(tile.section("values", crc32c), tile.params["storage"], tile.shape)
+        out[...] = _dense_values(tile, crc32c, dtype)
     elif tile.scheme == "signcut":
         s, c, tt = signcut.factors(tile, panel, crc32c)
         _product_into(out, s, c.astype(np.float64)[:, None] * tt.astype(np.float64))
@@ -49,10 +61,11 @@ def decode_tile_into(tile, panel: int, crc32c, out: np.ndarray) -> None:
         _product_into(out, *lplr.factors(tile, panel, crc32c))
 
 
-def decode_tile(tile, panel: int, crc32c) -> np.ndarray:
-    """A tile's values: exact for dense, float64 products for the factorizations."""
+def decode_tile(tile, panel: int, crc32c, dtype: Optional[str] = None) -> np.ndarray:
+    """A tile's values: exact for dense (rounded to ``dtype`` as for :func:`decode_tile_into`),
+    float64 products for the factorizations."""
     if tile.scheme == "dense":
-        return dense.load(tile.section("values", crc32c), tile.params["storage"], tile.shape)
+        return _dense_values(tile, crc32c, dtype)
     out = np.empty(tile.shape, dtype=np.float64)
     decode_tile_into(tile, panel, crc32c, out)
     return out
@@ -70,7 +83,7 @@ def decode_tensor(record, crc32c, max_output_bytes: Optional[int] = None) -> np.
         out = np.empty(record.shape, dtype=dtype)
         for tile in record.tiles:
             index = tuple(slice(o, o + s) for o, s in zip(tile.origin, tile.shape))
-            decode_tile_into(tile, record.panel, crc32c, out[index] if index else out)  # a 0-d view is out itself
+            decode_tile_into(tile, record.panel, crc32c, out[index] if index else out, record.dtype)  # a 0-d view is out itself
     except MemoryError:
         raise ResourceError(f"tensor '{record.name}': not enough memory to decode it (its {shape} {dtype} "
                             f"output alone takes {nbytes:,} bytes) [LIM-8]") from None
