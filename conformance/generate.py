@@ -616,6 +616,15 @@ def invalid_vectors(valid: dict) -> dict:
     add("xsec9-crc-before-content", _rebuild(sc, surgery.header(sc), [bytes(nan_c)] + sec[1:], fix_crcs=False),
         "SEC-6", "ChecksumError", "c[0] is NaN and the CRC of 'c' was not updated: the CRC comes first",
         also=["SEC-9", "SC-2"])
+    tiled, _ = valid["tiled-signcut-20x40-t8x16-w2"]
+    tsec = surgery.payloads(tiled)
+    first_c = bytearray(tsec[0])
+    first_c[0:4] = struct.pack("<f", float("nan"))
+    damaged = _rebuild(tiled, surgery.header(tiled), [bytes(first_c)] + tsec[1:])
+    damaged = _flip(damaged, surgery.header(damaged)["tensors"][0]["tiles"][1]["sections"][0][1])
+    add("xsec9-tiles-in-file-order", damaged, "SC-2", "FormatError",
+        "tile #0's c[0] is NaN (CRC right) and a byte of tile #1's c is flipped (CRC stale): tile #0 comes first",
+        also=["SEC-9", "SEC-6"])
     return out
 
 
