@@ -50,8 +50,11 @@ def decode_tile_into(tile, panel: int, crc32c, out: np.ndarray, dtype: Optional[
 
     ``dtype`` is the tensor's dtype: a dense value stored in a wider type is
     rounded to it [NUM-2] (``None`` keeps the stored values, for callers that
-    want them as stored).
+    want them as stored).  The CRCs of all the tile's sections are checked
+    before any of its content rules [SEC-9].
     """
+    for section in tile.sections.values():
+        section.payload(crc32c)
     if tile.scheme == "dense":
         out[...] = _dense_values(tile, crc32c, dtype)
     elif tile.scheme == "signcut":
