@@ -94,7 +94,7 @@ def test_since_marks_exactly_the_vectors_a_10_decoder_stops_early_on():
 
 
 def RUN_10(data):
-    """The reference decoder restricted to format 1.0, as conformance/run.py runs it."""
+    """The reference decoder restricted to format 1.0, as conformance/run.py runs it: {name: (array, product)}."""
     return RUN._decode_reference_10(None, data)
 
 
@@ -208,7 +208,7 @@ def test_a_10_file_with_a_c_scale_key_decodes_as_without_it_in_both_decoders():
     data = surgery.assemble(header, surgery.payloads(base))
     want = lrq.reference.decode(base)["A"]
     np.testing.assert_array_equal(lrq.reference.decode(data)["A"], want)
-    np.testing.assert_array_equal(RUN_10(data)["A"], want)
+    np.testing.assert_array_equal(RUN_10(data)["A"][0], want)  # run.py pairs each array with its product
     np.testing.assert_allclose(lrq.decode(lrq.loads(data)), want, rtol=0, atol=1e-5 * 3)
 
 
@@ -288,3 +288,39 @@ def test_section_crc_comes_before_content_in_both_decoders_for_every_byte_of_c()
                 lrq.reference.decode(bytes(damaged))
             with pytest.raises(lrq.ChecksumError, match=r"\[SEC-6\]"):
                 lrq.decode(lrq.loads(bytes(damaged)))
+
+
+# ---------------------------------------------------------------- E-8: tiles outside the domain of [NUM-1]
+
+def _with_payload(base: bytes, index: int, payload: bytes, edit=None) -> bytes:
+    header = surgery.header(base)
+    if edit:
+        edit(header)
+    payloads = surgery.payloads(base)
+    payloads[index] = payload
+    return surgery.assemble(header, payloads)
+
+
+def _decoded_by_both(data: bytes) -> tuple:
+    return lrq.reference.decode(data)["A"], lrq.decode(lrq.loads(data))
+
+
+def test_a_tile_that_is_not_binary32_safe_is_decoded_not_refused():
+    """[NUM-4]: every c = FLT_MAX (M beyond 2^128): both decoders deliver, neither fails nor warns."""
+    base = _signcut_file()
+    width = surgery.header(base)["tensors"][0]["tiles"][0]["width"]
+    data = _with_payload(base, 0, np.full(width, np.finfo(np.float32).max, dtype="<f4").tobytes())
+    for decoded in _decoded_by_both(data):
+        assert decoded.shape == (20, 40) and decoded.dtype == np.float32
+
+
+def test_a_subnormal_super_scale_is_decoded_not_refused():
+    """[NUM-4]: scale_l = 2^-149 is allowed by [LP-2] but outside the domain; both decoders deliver."""
+    with open(os.path.join(CONFORMANCE, "v1/valid/lplr-24x40-r5-b1x1-g16.lrq"), "rb") as fh:
+        base = fh.read()
+    header = surgery.header(base)
+    header["tensors"][0]["tiles"][0]["scale_l"] = 2.0**-149
+    data = surgery.assemble(header, surgery.payloads(base))
+    reference, library = _decoded_by_both(data)
+    assert reference.shape == library.shape == (24, 40)
+    assert np.isfinite(reference).all() and np.abs(reference).max() < 2.0**-140

@@ -260,7 +260,8 @@ def _kinds(tensors) -> list:
 def content_version(tensors: list) -> tuple:
     """(minor, required_features) of the lowest version that holds the tensors [VER-2].
 
-    1.1 with signcut_c16 when a signcut tile stores c as binary16 [SC-4]; 1.0
+    1.1 with signcut_c16 when a signcut tile stores c as binary16 (the only
+    files in which "c_scale" means something, [SC-4], [SC-5]); 1.0
     with no flags otherwise [PRE-10].
     """
     c16 = any(tile.scheme == "signcut" and "c_scale" in tile.params for t in tensors for tile in t.tiles)

@@ -34,8 +34,11 @@ def output_dtype(dtype: str) -> np.dtype:
 def _product_into(out: np.ndarray, left: np.ndarray, right: np.ndarray) -> None:
     """out = left @ right in float64, a block of rows at a time."""
     rows = max(1, PRODUCT_BLOCK_BYTES // (8 * max(1, right.shape[1])))
-    for r0 in range(0, left.shape[0], rows):
-        out[r0 : r0 + rows] = left[r0 : r0 + rows].astype(np.float64) @ right
+    # A tile that is not binary32-safe may exceed the output type's range: its
+    # values are unspecified and it is decoded all the same [NUM-4].
+    with np.errstate(over="ignore", invalid="ignore"):
+        for r0 in range(0, left.shape[0], rows):
+            out[r0 : r0 + rows] = left[r0 : r0 + rows].astype(np.float64) @ right
 
 
 def _dense_values(tile, crc32c, dtype: Optional[str]) -> np.ndarray:
