@@ -2,9 +2,10 @@
 """cffi builder for ``lrq._lrq_cffi`` (out-of-line API mode).
 
 setuptools runs this through ``cffi_modules`` in ``setup.py`` from the
-repository root, which is why the paths below are relative to it.  The
-extension compiles the whole C core from source; nothing is linked from the
-system.
+repository root.  The extension compiles the whole C core from source;
+nothing is linked from the system.  Which sources, include directories and
+flags is read from ``c_src/Makefile``, the one build description that the
+C tests and the fuzz harnesses read as well (:func:`build_description`).
 
 The cdef lists only what the Python package calls.  Macro values are written
 as ``...`` so the C compiler fills them in from ``lrq.h``: a declaration that
@@ -13,9 +14,36 @@ drifts from the header fails the build instead of misbehaving at run time.
 
 from __future__ import annotations
 
-import glob
+import pathlib
+import re
 
 from cffi import FFI
+
+C_SRC = pathlib.Path("c_src")
+
+
+def build_description(makefile=None) -> dict:
+    """The ``LRQ_*`` variables of ``c_src/Makefile`` as lists of words.
+
+    The Makefile keeps them as plain ``NAME = words`` assignments (backslash
+    continuations allowed, ``#`` comments), so this reads them without make.
+    Source files and include directories come back joined to the Makefile's
+    folder, as paths usable from the current directory.
+    """
+    path = pathlib.Path(makefile) if makefile is not None else C_SRC / "Makefile"
+    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
+    found = {}
+    for line in text.splitlines():
+        match = re.match(r"(LRQ_[A-Z_]+)\s*=(.*)$", line.split("#", 1)[0].strip())
+        if match:
+            found[match.group(1)] = match.group(2).split()
+    folder = path.parent
+    for key in ("LRQ_SOURCES", "LRQ_INCLUDE_DIRS"):
+        found[key] = [str(folder / word) for word in found.get(key, [])]
+    return found
+
+
+BUILD = build_description()
 
 CDEF = """
 #define LRQ_VERSION_NUMBER ...
@@ -139,21 +167,22 @@ int lrq_file_section(lrq_file *file, uint64_t tensor, uint64_t tile, unsigned se
 int lrq_file_verify(lrq_file *file, unsigned flags, char *detail, size_t detail_size);
 
 typedef struct lrq_tile lrq_tile;
-int lrq_tile_create_signcut(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
-                            uint64_t panel, const void *c, size_t c_len,
-                            const void *tt, size_t tt_len, const void *s,
-                            size_t s_len);
-int lrq_tile_create_signcut_c16(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
-                                uint64_t panel, float c_scale, const void *c,
-                                size_t c_len, const void *tt, size_t tt_len,
-                                const void *s, size_t s_len);
-int lrq_tile_create_lplr(lrq_tile **out, uint64_t m, uint64_t n, uint64_t rank,
-                         int bits_l, int bits_r, uint64_t group, float scale_l,
-                         float scale_r, uint64_t panel, const void *r_codes,
-                         size_t r_codes_len, const void *r_scales,
-                         size_t r_scales_len, const void *l_codes,
-                         size_t l_codes_len, const void *l_scales,
-                         size_t l_scales_len);
+int lrq_tile_create_signcut_detail(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
+                                   uint64_t panel, const void *c, size_t c_len,
+                                   const void *tt, size_t tt_len, const void *s,
+                                   size_t s_len, char *detail, size_t detail_size);
+int lrq_tile_create_signcut_c16_detail(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
+                                       uint64_t panel, float c_scale, const void *c,
+                                       size_t c_len, const void *tt, size_t tt_len,
+                                       const void *s, size_t s_len, char *detail,
+                                       size_t detail_size);
+int lrq_tile_create_lplr_detail(lrq_tile **out, uint64_t m, uint64_t n, uint64_t rank,
+                                int bits_l, int bits_r, uint64_t group, float scale_l,
+                                float scale_r, uint64_t panel, const void *r_codes,
+                                size_t r_codes_len, const void *r_scales,
+                                size_t r_scales_len, const void *l_codes,
+                                size_t l_codes_len, const void *l_scales,
+                                size_t l_scales_len, char *detail, size_t detail_size);
 void lrq_tile_free(lrq_tile *t);
 int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
                      const float *x, int64_t x_vstride, int64_t x_estride,
@@ -161,7 +190,7 @@ int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
 int lrq_tile_decode(const lrq_tile *t, float *out, uint64_t ld);
 """
 
-# ---- encoders (issue 4) ------------------------------------------------------
+# ---- encoders ----------------------------------------------------------------
 CDEF_ENCODERS = """
 typedef struct lrq_signcut_encoder lrq_signcut_encoder;
 int lrq_signcut_encoder_create(const float *a, uint64_t rows, uint64_t cols,
@@ -194,18 +223,12 @@ ffibuilder.cdef(CDEF_ENCODERS)
 ffibuilder.set_source(
     "lrq._lrq_cffi",
     '#include "lrq.h"',
-    # sorted: the same object order, hence the same binary, on every machine.
-    sources=sorted(glob.glob("c_src/src/*.c")),
-    include_dirs=["c_src/include"],
-    # Baseline ISA for the whole build: SIMD code carries its own target
-    # attributes and is chosen at run time.  Hidden visibility keeps the core's
-    # symbols from clashing with another copy of lrq in the same process.
-    # -ffp-contract=off: GNU C modes otherwise let the compiler fuse a * b + c
-    # into an FMA (even across intrinsics), differently per ISA file, which
-    # would break the bit-identity of the kernel paths (c_src/src/kernels.h)
-    # and of the encoder's sign decisions, which are made from float sums.
-    extra_compile_args=["-O3", "-std=gnu99", "-pthread", "-fvisibility=hidden", "-ffp-contract=off"],
-    extra_link_args=["-pthread"],
+    # The Makefile's order: the same object order, hence the same binary, on
+    # every machine.  Why each flag is there is written next to it there.
+    sources=BUILD["LRQ_SOURCES"],
+    include_dirs=BUILD["LRQ_INCLUDE_DIRS"],
+    extra_compile_args=BUILD["LRQ_CFLAGS"] + BUILD["LRQ_OPT_CFLAGS"],
+    extra_link_args=BUILD["LRQ_LDFLAGS"],
 )
 
 if __name__ == "__main__":

@@ -346,17 +346,19 @@ def test_c_quantizer_rejects_bad_input():
     assert codes.shape == (0, 5) and scales.shape == (0, 1) and sigma == 1.0
 
 
-def test_lplr_encoder_uses_the_fast_fit_with_the_same_result():
-    from lrq import encoder
+def test_lplr_fit_matches_the_reference_fit():
+    """Production's lplr fit (normal equations, C quantizer) and the
+    reference's (QR, NumPy quantizer) give the same factors' error."""
+    from lrq import lplr as fast
+    from lrq.reference import lplr as ref
 
-    a = random_matrix((120, 90), seed=19)
-    fast = lrq.dumps(lrq.encode(a, "lplr", bits=3.0))
-    saved = encoder._least_squares
-    try:
-        encoder._least_squares = encoder.lplr.least_squares
-        slow = lrq.encode(a, "lplr", bits=3.0)
-    finally:
-        encoder._least_squares = saved
-    fast_m = lrq.loads(fast)
-    assert fast_m.params["rank"] == slow.params["rank"]
-    assert fast_m.rel_error == pytest.approx(slow.rel_error, rel=1e-4)
+    a = random_matrix((120, 90), seed=19).astype(np.float64)
+    left0 = fast.sketch(a, 12, 0)
+    np.testing.assert_array_equal(left0, ref.starting_factor(a, 12, "sketch", 0))
+    left = fast.quantize(left0, 3, 16)
+    l_ref, r_ref, l_hat, r_hat = ref.fit(a, left0, 3, 2, 16)
+    np.testing.assert_array_equal(left.values(), l_hat)
+    right = fast.quantize(fast.least_squares(left.values(), a), 2, 16)
+    got = np.linalg.norm(a - left.values() @ right.values())
+    want = np.linalg.norm(a - l_hat @ r_hat)
+    assert got == pytest.approx(want, rel=1e-4)

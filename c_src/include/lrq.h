@@ -174,8 +174,7 @@ uint32_t lrq_crc32c(uint32_t crc, const void *data, size_t len);
 /*
  * A matrix of `rows` output rows and `k` reduction elements is stored in the
  * order the matrix-vector kernels read it, so products run straight from a
- * memory-mapped file (format notes §3; the format specification is
- * normative):
+ * memory-mapped file (spec §9 is normative; §16.3 gives the reasons):
  *
  *   - k is padded with zero elements up to a multiple of 16;
  *   - the padded reduction is cut into chunks (16 elements for 1-bit
@@ -746,7 +745,7 @@ int lrq_threads_get(void);
  *
  * Arithmetic.  Products and decoding are evaluated in binary32 with one
  * fixed expression tree per output element (documented in the source,
- * c_src/src/kernels.h): the results are bit-identical for every
+ * c_src/src/common/kernels.h): the results are bit-identical for every
  * instruction-set path and every thread count, and within the accuracy
  * the format asks of decoders ([NUM-1]: error at most 1e-5 times the sum of
  * the magnitudes of the terms).  Inputs must be finite; with NaN or
@@ -838,6 +837,34 @@ int lrq_tile_create_lplr(lrq_tile **out, uint64_t m, uint64_t n, uint64_t rank,
                          size_t r_scales_len, const void *l_codes,
                          size_t l_codes_len, const void *l_scales,
                          size_t l_scales_len);
+
+/*
+ * lrq_tile_create_signcut_detail, lrq_tile_create_signcut_c16_detail,
+ * lrq_tile_create_lplr_detail -- the three constructors above with a
+ * message, as lrq_file_open_buffer() gives one: on failure `detail`
+ * (detail_size bytes, at least LRQ_DETAIL_SIZE recommended; NULL or 0:
+ * none) receives a NUL-terminated text that starts with the spec rule that
+ * failed and names the section, e.g. "[LAY-1] section 'tt': a padding bit
+ * in the word at byte 34 is not zero"; on success it is set to "".  The
+ * section checks are the ones lrq_file_verify() makes, with the same words.
+ * Same arguments, results and thread safety otherwise.
+ */
+int lrq_tile_create_signcut_detail(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
+                                   uint64_t panel, const void *c, size_t c_len,
+                                   const void *tt, size_t tt_len, const void *s,
+                                   size_t s_len, char *detail, size_t detail_size);
+int lrq_tile_create_signcut_c16_detail(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,
+                                       uint64_t panel, float c_scale, const void *c,
+                                       size_t c_len, const void *tt, size_t tt_len,
+                                       const void *s, size_t s_len, char *detail,
+                                       size_t detail_size);
+int lrq_tile_create_lplr_detail(lrq_tile **out, uint64_t m, uint64_t n, uint64_t rank,
+                                int bits_l, int bits_r, uint64_t group, float scale_l,
+                                float scale_r, uint64_t panel, const void *r_codes,
+                                size_t r_codes_len, const void *r_scales,
+                                size_t r_scales_len, const void *l_codes,
+                                size_t l_codes_len, const void *l_scales,
+                                size_t l_scales_len, char *detail, size_t detail_size);
 
 /*
  * lrq_tile_free -- release a tile (not its sections, which were borrowed).

@@ -516,13 +516,9 @@ class Tile:
 
 def _tile(create, args, keep, shape, scheme, what):
     out = ffi.new("lrq_tile **")
-    rc = create(out, *args)
-    _check(rc, what, {
-        lib.LRQ_ERR_PADDING: "a padding bit or byte is not zero [LAY-1, LAY-2]",
-        lib.LRQ_ERR_FORMAT: "a coefficient, c_scale, super-scale, scale or code is out of range "
-                            "[SC-2, SC-3, LP-2, LP-3, LP-4]",
-        lib.LRQ_ERR_BUFFER_SIZE: "a section length does not match the tile's parameters",
-    }.get(rc, ""))
+    detail = ffi.new("char[]", lib.LRQ_DETAIL_SIZE)
+    # The C message leads with the spec rule and names the section.
+    _check_file(create(out, *args, detail, lib.LRQ_DETAIL_SIZE), what, detail)
     return Tile(ffi.gc(out[0], lib.lrq_tile_free), keep, shape, scheme)
 
 
@@ -537,8 +533,8 @@ def signcut_tile(m: int, n: int, w: int, panel: int, c, tt, s, c_scale=None) -> 
             _integer(panel, "panel", 0, _U64_MAX))
     flat = [x for b in bufs for x in (b, len(b))]
     if c_scale is None:
-        return _tile(lib.lrq_tile_create_signcut, (*args, *flat), bufs, (m, n), "signcut", "lrq_tile_create_signcut")
-    return _tile(lib.lrq_tile_create_signcut_c16, (*args, float(c_scale), *flat), bufs, (m, n), "signcut",
+        return _tile(lib.lrq_tile_create_signcut_detail, (*args, *flat), bufs, (m, n), "signcut", "lrq_tile_create_signcut")
+    return _tile(lib.lrq_tile_create_signcut_c16_detail, (*args, float(c_scale), *flat), bufs, (m, n), "signcut",
                  "lrq_tile_create_signcut_c16")
 
 
@@ -554,7 +550,7 @@ def lplr_tile(m: int, n: int, params: dict, panel: int, r_codes, r_scales, l_cod
         float(params["scale_l"]), float(params["scale_r"]), _integer(panel, "panel", 0, _U64_MAX),
     )
     flat = [x for b in bufs for x in (b, len(b))]
-    return _tile(lib.lrq_tile_create_lplr, (*args, *flat), bufs, (m, n), "lplr", "lrq_tile_create_lplr")
+    return _tile(lib.lrq_tile_create_lplr_detail, (*args, *flat), bufs, (m, n), "lplr", "lrq_tile_create_lplr")
 
 
 __all__ = [

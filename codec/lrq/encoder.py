@@ -10,20 +10,21 @@ every tile is held to its share, so the whole file meets the budget.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import msgpack
 import numpy as np
 
-from . import _native
+from . import _native, lplr
 from .errors import ArgumentError, BudgetError
 from . import format as container
 from .format import make_section, section_alignment
-from .reference import dense, lplr, quant, signcut
 
 SCHEMES = ("auto", "signcut", "lplr", "dense")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -40,8 +41,10 @@ _FLOAT_SOURCES = {"float16": "float16", "float32": "float32", "float64": "float6
 # parallel.
 DEFAULT_TILE = 4096
 # Cuts per call into the C signcut encoder: progress is reported and Ctrl-C
-# honoured between calls (results do not depend on it).
+# honoured between calls (results do not depend on it).  The step starts
+# small and adapts so that one call takes about STEP_SECONDS.
 SIGNCUT_STEP = 64
+STEP_SECONDS = 0.25
 # How a signcut tile stores its weights c: binary32 (format 1.0), or binary16
 # times a power-of-two scale per tile (format 1.1, feature signcut_c16).
 C_STORAGES = ("float32", "float16")
@@ -162,7 +165,7 @@ def _int_option(options: dict, key: str, lo: int, hi: int, default=None):
     return int(value)
 
 
-# ----------------------------------------------------------------- per scheme
+# ----------------------------------------------------------------- one tile's job
 
 
 def _largest_fitting(lo: int, hi: int, fits: Callable[[int], bool]) -> Optional[int]:
@@ -179,7 +182,11 @@ def _largest_fitting(lo: int, hi: int, fits: Callable[[int], bool]) -> Optional[
 
 
 class _Cancelled(Exception):
-    """Another tile failed or the user interrupted: stop between C calls."""
+    """Another tile failed or the user interrupted: stop at the next step."""
+
+
+class _ScaleError(ArgumentError):
+    """A scheme cannot store this matrix's magnitude; auto tries the others."""
 
 
 @dataclass
@@ -194,56 +201,212 @@ class _Run:
             raise _Cancelled()
 
 
+@dataclass(frozen=True)
+class _TileJob:
+    """Everything a scheme's candidate function needs besides the tile.
+
+    Every candidate function is ``candidate(tile, job) -> Candidate | None``.
+    ``beat`` and ``estimate`` are set by auto only: an absolute error a
+    candidate must beat to be worth finishing, and a cheap estimate of an
+    lplr fit's error by (rank, bits_l, bits_r).
+    """
+
+    target: Target
+    allowance: Optional[float]
+    seed: int
+    panel: int
+    options: dict
+    progress: Callable[[float, str], None]
+    run: _Run
+    beat: Optional[float] = None
+    estimate: Optional[Callable[[int, int, int], float]] = None
+
+    def report(self, fraction: float, message: str) -> None:
+        self.run.check()
+        self.progress(min(max(fraction, 0.0), 1.0), message)
+
+    def part(self, lo: float, hi: float, prefix: str = "") -> "_TileJob":
+        """The same job reporting its progress into [lo, hi] of this one's."""
+        outer = self.progress
+        return dataclasses.replace(self, progress=lambda f, m: outer(lo + (hi - lo) * f, prefix + m))
+
+    def heavy(self, compute: Callable[[], object], flops: float, fraction: float, message: str):
+        """compute(), a long NumPy / LAPACK call, kept responsive.
+
+        NumPy cannot be interrupted inside a call, so a call of more than
+        ~1e8 flops runs in a daemon thread while this one reports progress
+        and checks for cancellation (and Ctrl-C) every 0.2 s.  On
+        interruption the abandoned call finishes in the background and its
+        result is dropped: nothing of it reaches the encoding.
+        """
+        self.report(fraction, message)
+        if flops < _HEAVY_FLOPS:
+            return compute()
+        box = {}
+
+        def target():
+            try:
+                box["value"] = compute()
+            except BaseException as exc:  # handed to the waiting thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=target, name="lrq-compute", daemon=True)
+        worker.start()
+        while True:
+            worker.join(0.2)
+            if not worker.is_alive():
+                break
+            self.report(fraction, message)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+
+# A NumPy call above this many flops (about 0.05 s) runs where Ctrl-C can reach.
+_HEAVY_FLOPS = 1e8
+
+
+class _Tile:
+    """One tile: a view of the input, normalised by a power of two.
+
+    The schemes see ``values`` = input × 2^-exponent, whose largest
+    magnitude is in [0.5, 1) for the whole matrix: their float32 arithmetic
+    then behaves the same at every input scale (scaling by a power of two
+    commutes with it while nothing overflows or goes subnormal, so the
+    bytes of ordinary-scale inputs do not change), and each scheme folds
+    2^exponent back into what it stores.  Errors of candidates are in the
+    normalised units.
+    """
+
+    def __init__(self, origin: tuple, shape: tuple, raw: np.ndarray, source: str, exponent: int):
+        self.origin, self.shape, self.raw, self.source, self.exponent = origin, shape, raw, source, exponent
+
+    @functools.cached_property
+    def raw64(self) -> np.ndarray:
+        return np.asarray(self.raw, dtype=np.float64)
+
+    @functools.cached_property
+    def values(self) -> np.ndarray:
+        return np.ldexp(self.raw64, -self.exponent) if self.exponent else self.raw64
+
+    @property
+    def values32(self) -> np.ndarray:
+        # A float32 input is passed as a strided view: the C encoder copies it.
+        a32 = self.raw if self.raw.dtype == np.float32 else np.asarray(self.raw, dtype=np.float32)
+        if not self.exponent:
+            return a32
+        if self.raw.dtype == np.float64:  # one rounding, after the exact scaling
+            return self.values.astype(np.float32)
+        return np.ldexp(a32, -self.exponent).astype(np.float32)
+
+    @functools.cached_property
+    def norm(self) -> float:
+        return _norm(self.raw, self.exponent)
+
+    # auto may set a cheaper way to the lplr-SVD starting factor (see
+    # _lplr_estimator): a callable returning (U Σ, ones, None).
+    svd_start = None
+
+    def svd(self, job: "_TileJob"):
+        """The thin SVD of ``values`` (u, σ, vᵀ), computed once per tile."""
+        if not hasattr(self, "_svd"):
+            m, n = self.shape
+            compute = self.svd_start or (lambda: np.linalg.svd(self.values, full_matrices=False))
+            self._svd = job.heavy(compute, 4.0 * m * n * min(m, n), 0.0, "lplr: SVD")
+        return self._svd
+
+
+def _fits_float32(x: float) -> bool:
+    """x is a binary32 number in the normal range (or zero)."""
+    return x == 0.0 or (2.0**-126 <= abs(x) <= _FLOAT32_MAX and float(np.float32(x)) == x)
+
+
 def _signcut_size_params(width: int, c_storage: str) -> dict:
     """Signcut params for sizing: "c_scale" present when c is binary16."""
     return {"width": width, "c_scale": _SIZE_C_SCALE} if c_storage == "float16" else {"width": width}
 
 
-def _signcut_candidate(tile, target, allowance, seed, panel, progress, options=None, run=None) -> Optional[Candidate]:
-    run = run or _Run()
+def max_width(shape: tuple) -> int:
+    """The most cuts a signcut tile of this shape gets: its number of entries.
+
+    Past m·n cuts the weights c alone hold more numbers than the matrix,
+    so no target is served by more; ``width=`` above it is capped to it.
+    """
+    return min(math.prod(shape), container.MAX_PARAM)
+
+
+def _signcut_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     m, n = tile.shape
-    c_storage = (options or {}).get("c_storage") or "float32"
+    target = job.target
+    c_storage = job.options.get("c_storage") or "float32"
     c_bits = 16 if c_storage == "float16" else 32
     # Past the width at which signcut costs as much as dense float32 there is
     # no point going on: that caps searches for an error target.
     dense_width = max(1, (32 * m * n) // (m + n + c_bits))
     if target.kind == "width":
-        width, goal = target.value, None
+        width, goal = min(target.value, max_width(tile.shape)), None
     elif target.kind == "rel_error":
         width, goal = dense_width, target.value
     else:
         width = _largest_fitting(1, dense_width,
-                                 lambda w: _tile_cost("signcut", tile.shape, _signcut_size_params(w, c_storage)) <= allowance)
+                                 lambda w: _tile_cost("signcut", tile.shape, _signcut_size_params(w, c_storage)) <= job.allowance)
         if width is None:
             if target.strict:
                 return None
             width = 1
         goal = None
 
-    enc = _native.SignCutEncoder(tile.values32, seed, run.threads, c_storage)
+    job.report(0.0, f"signcut 0/{width} cuts")
+    enc = _native.SignCutEncoder(tile.values32, job.seed, job.run.threads, c_storage)
     # The C encoder measures error against its float32 copy of the tile; the
     # goal is an absolute error, ε‖A_t‖, expressed relative to that copy.
     c_goal = 0.0
     if goal is not None and enc.input_norm > 0:
         c_goal = min(1.0, goal * tile.norm / enc.input_norm)
+    step = 4
+    last = None  # (width, error) after the previous call
+    exact_before = None
     while enc.width < width and not enc.finished:
-        run.check()
-        enc.run(min(SIGNCUT_STEP, width - enc.width), c_goal)
-        err = enc.remainder_norm() / enc.input_norm if enc.input_norm > 0 else 0.0
-        _report(progress, enc.width / width, f"signcut {enc.width}/{width} cuts, error {err:.4g}")
+        started = time.monotonic()
+        try:
+            enc.run(min(step, width - enc.width), c_goal)
+        except ArgumentError:
+            raise _ScaleError("signcut cannot encode this matrix: a cut weight is not a finite float32") from None
+        elapsed = time.monotonic() - started
+        # Cuts per call: about STEP_SECONDS each (the bytes do not depend on it).
+        step = max(1, min(4 * step, SIGNCUT_STEP * 64, int(step * STEP_SECONDS / max(elapsed, 1e-6))))
+        now = enc.remainder_norm()
+        err = now / enc.input_norm if enc.input_norm > 0 else 0.0
+        job.report(enc.width / width, f"signcut {enc.width}/{width} cuts, error {err:.4g}")
+        if goal is None and enc.width >= m + n:
+            # Deep into the cuts: stop once a call's cuts no longer lower the
+            # remainder (float32 has nothing finer to give).
+            exact = enc.remainder_norm(exact=True)
+            if exact_before is not None and exact >= exact_before:
+                break
+            exact_before = exact
+        if job.beat is not None and last is not None and enc.width >= width / 4 and 0 < now < last[1]:
+            # The greedy's error decays ever more slowly, so following the
+            # last call's rate to the full width overestimates the decay:
+            # if even that cannot beat the best so far, signcut cannot.
+            rate = math.log(now / last[1]) / (enc.width - last[0])
+            if now * math.exp(rate * (width - enc.width)) > job.beat * enc.input_norm / max(tile.norm, 1e-300):
+                return None
+        last = (enc.width, now)
     error = enc.remainder_norm(exact=True)
     if goal is not None and error > goal * tile.norm:
         return None
     params = {"width": enc.width}
-    sections = enc.sections(panel)
+    sections = enc.sections(job.panel)
     if enc.c_scale is not None and enc.width > 0:
         params["c_scale"] = enc.c_scale
     elif c_storage == "float16":
         # No cut (a zero matrix): nothing to store in float16, so the tile
         # stays a format 1.0 one [VER-2].
         sections = {**sections, "c": b""}
-    if (options or {}).get("refit") and enc.width > 0:
-        sections, params, error = _refit(tile, sections, params, panel, error)
+    if job.options.get("refit") and enc.width > 0:
+        sections, params, error = _refit(tile, job, sections, params, error)
+    sections, params, error = _signcut_fold_scale(tile, job, sections, params, error)
     return Candidate("signcut", params, sections, error, _tile_cost("signcut", tile.shape, params))
 
 
@@ -263,7 +426,26 @@ def quantize_c16(c: np.ndarray, scale: float) -> np.ndarray:
     return q
 
 
-def _refit(tile, sections: dict, params: dict, panel: int, error: float):
+def _sign_gram(tile: _Tile, job: _TileJob, sections: dict, width: int):
+    """(G, b) of the signs found: G = SᵀS ∘ TᵀT and b = diag(Sᵀ A T), in the
+    normalised units, so ‖A − S diag(c) Tᵀ‖² = ‖A‖² − 2cᵀb + cᵀGc."""
+    m, n = tile.shape
+    s = _native.unpack_signs_f32(sections["s"], m, width, job.panel)
+    tt = _native.unpack_signs_f32(sections["tt"], width, n, job.panel)
+
+    def compute():
+        gram = (s.T @ s).astype(np.float64) * (tt @ tt.T).astype(np.float64)
+        b = np.einsum("ij,ij->j", s.astype(np.float64), tile.values @ tt.T.astype(np.float64))
+        return gram, b
+
+    return job.heavy(compute, 2.0 * width * (m * n + width * (m + n)), 1.0, "signcut: weights")
+
+
+def _error_from_gram(tile: _Tile, gram: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+    return math.sqrt(max(float(tile.norm**2 - 2.0 * c @ b + c @ gram @ c), 0.0))
+
+
+def _refit(tile: _Tile, job: _TileJob, sections: dict, params: dict, error: float):
     """Least-squares refit of every c for the signs found (research §1.7).
 
     Solves (SᵀS ∘ TᵀT) c = diag(Sᵀ A T) and keeps the new weights only if
@@ -271,12 +453,7 @@ def _refit(tile, sections: dict, params: dict, panel: int, error: float):
     (float32, or scale × float16 with a scale chosen for the refit c), goes
     down.  Costs two sign Gram matrices and A·T: a few dense GEMMs.
     """
-    m, n = tile.shape
-    w = params["width"]
-    s = _native.unpack_signs_f32(sections["s"], m, w, panel)
-    tt = _native.unpack_signs_f32(sections["tt"], w, n, panel)
-    gram = (s.T @ s).astype(np.float64) * (tt @ tt.T).astype(np.float64)
-    b = np.einsum("ij,ij->j", s.astype(np.float64), tile.values @ tt.T.astype(np.float64))
+    gram, b = _sign_gram(tile, job, sections, params["width"])
     try:
         c = np.linalg.solve(gram, b)
     except np.linalg.LinAlgError:
@@ -293,42 +470,90 @@ def _refit(tile, sections: dict, params: dict, panel: int, error: float):
     else:
         c64 = c32.astype(np.float64)
         new_c, new_params = c32.astype("<f4").tobytes(), params
-    sq = float(tile.norm**2 - 2.0 * c64 @ b + c64 @ gram @ c64)
-    new_error = math.sqrt(max(sq, 0.0))
+    new_error = _error_from_gram(tile, gram, b, c64)
     if not new_error < error:
         return sections, params, error
     return {**sections, "c": new_c}, new_params, new_error
 
 
-def _lplr_one(tile, rank, bits_l, bits_r, group, variant, seed, panel, svd) -> Candidate:
-    left0 = lplr.starting_factor(tile.values, rank, variant, seed, svd)
-    left, right, l_hat, r_hat = lplr.fit(tile.values, left0, bits_l, bits_r, group,
-                                         quantize=_native.quantize, solve=_least_squares)
-    params, sections = lplr.params_and_sections(rank, bits_l, bits_r, group, left, right, panel, _native.pack_interleaved)
-    error = float(np.linalg.norm(tile.values - l_hat @ r_hat))
+def _scale_message(scheme: str, tile: _Tile, what: str) -> str:
+    return (f"scheme '{scheme}' cannot store this matrix at its magnitude (largest |value| "
+            f"{_max_abs(tile.raw):.3g}): {what}; multiply it by a power of two first, or choose another scheme")
+
+
+def _signcut_fold_scale(tile: _Tile, job: _TileJob, sections: dict, params: dict, error: float):
+    """Multiply the stored weights by 2^exponent (the tile's normalisation)."""
+    e = tile.exponent
+    if not e or params["width"] == 0:
+        return sections, params, error
+    if "c_scale" in params:
+        scale = math.ldexp(params["c_scale"], e)
+        if not 2.0**-125 <= scale <= 2.0**112:
+            raise _ScaleError(_scale_message("signcut", tile, "its float16 weights' scale leaves [2^-125, 2^112]; "
+                                             "use c_storage='float32'"))
+        return sections, {**params, "c_scale": scale}, error
+    c = np.frombuffer(sections["c"], dtype="<f4").astype(np.float64)
+    want = np.ldexp(c, e)
+    with np.errstate(over="ignore", under="ignore"):
+        stored = want.astype(np.float32)
+    if not np.isfinite(stored).all():
+        raise _ScaleError(_scale_message("signcut", tile, "a weight overflows float32"))
+    sections = {**sections, "c": stored.astype("<f4").tobytes()}
+    if np.abs(want).sum() > _FLOAT32_MAX / 2:
+        # Near the top of the range the sum of the cuts may leave float32
+        # even though each weight fits: check the decoded values.
+        m, n = tile.shape
+        s = _native.unpack_signs_f32(sections["s"], m, params["width"], job.panel).astype(np.float64)
+        tt = _native.unpack_signs_f32(sections["tt"], params["width"], n, job.panel).astype(np.float64)
+        peak = job.heavy(lambda: np.abs((s * np.ldexp(stored.astype(np.float64), -e)) @ tt).max(),
+                         2.0 * m * n * params["width"], 1.0, "signcut: range check")
+        if math.ldexp(peak, e) > _FLOAT32_MAX * (1 - 2.0**-10):  # float32 sums round
+            raise _ScaleError(_scale_message("signcut", tile, "its decoded values would overflow float32"))
+    if np.array_equal(stored.astype(np.float64), want):
+        return sections, params, error
+    # Weights below float32's normal range were rounded: measure the error
+    # of what is stored, and refuse when the rounding costs accuracy.
+    gram, b = _sign_gram(tile, job, sections, params["width"])
+    true_error = _error_from_gram(tile, gram, b, np.ldexp(stored.astype(np.float64), -e))
+    if true_error > 1.01 * error + 2.0**-20 * tile.norm:
+        raise _ScaleError(_scale_message("signcut", tile, "its weights fall below float32's normal range"))
+    return sections, params, true_error
+
+
+def _lplr_one(tile: _Tile, job: _TileJob, rank: int, bits_l: int, bits_r: int, group: int, variant: str) -> Candidate:
+    m, n = tile.shape
+    values = tile.values
+    work = float(m) * n * rank
+    start = (lambda: lplr.starting_factor(values, rank, variant, job.seed, tile.svd(job))) if variant == "svd" \
+        else (lambda: lplr.sketch(values, rank, job.seed))
+    note = f"lplr rank {rank}, bits {bits_l}/{bits_r}"
+    left0 = job.heavy(start, 2 * work, 0.0, note)
+    left = lplr.quantize(left0, bits_l, group)
+    l_hat = left.values()
+    right = lplr.quantize(job.heavy(lambda: lplr.least_squares(l_hat, values), 4 * work, 0.3, note), bits_r, group)
+    r_hat = right.values()
+    error = float(job.heavy(lambda: np.linalg.norm(values - l_hat @ r_hat), 2 * work, 0.7, note))
+    scale_l, scale_r = _lplr_fold_scale(tile, left.sigma, right.sigma)
+    params, sections = lplr.params_and_sections(rank, left, right, job.panel, scale_l, scale_r)
     return Candidate("lplr", params, sections, error, _tile_cost("lplr", tile.shape, params))
 
 
-def _least_squares(left: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """argmin_W ‖left · W − a‖ by the normal equations (GEMM speed).
-
-    Used when left is well conditioned (cond < 1e4 from its Cholesky
-    factor, so the squared condition costs at most ~1e-8 relative);
-    otherwise the reference's QR / SVD path.  The error of the result is
-    measured afterwards either way.
-    """
-    gram = left.T @ left
-    try:
-        diag = np.abs(np.diag(np.linalg.cholesky(gram)))
-    except np.linalg.LinAlgError:
-        return lplr.least_squares(left, a)
-    if not diag.size or diag.min() <= 1e-4 * diag.max():
-        return lplr.least_squares(left, a)
-    return np.linalg.solve(gram, left.T @ a)
+def _lplr_fold_scale(tile: _Tile, sigma_l: float, sigma_r: float) -> tuple:
+    """Super-scales with the tile's 2^exponent folded in: all on σ_L (the
+    bytes an unnormalised fit would give), or shared to keep both binary32."""
+    e = tile.exponent
+    if _fits_float32(math.ldexp(sigma_l, e)):
+        return math.ldexp(sigma_l, e), sigma_r
+    e_l = round((e + math.log2(sigma_r) - math.log2(sigma_l)) / 2)
+    scale_l, scale_r = math.ldexp(sigma_l, e_l), math.ldexp(sigma_r, e - e_l)
+    if not (_fits_float32(scale_l) and _fits_float32(scale_r)):
+        raise _ScaleError(_scale_message("lplr", tile, "its factor scales leave the float32 range"))
+    return scale_l, scale_r
 
 
-def _lplr_candidate(tile, target, allowance, seed, panel, options, progress) -> Optional[Candidate]:
+def _lplr_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     m, n = tile.shape
+    options, target = job.options, job.target
     max_rank = min(m, n)
     variant = options.get("variant", "sketch")
     if variant not in lplr.VARIANTS:
@@ -345,37 +570,51 @@ def _lplr_candidate(tile, target, allowance, seed, panel, options, progress) -> 
         for br in ((fixed_r,) if fixed_r else LPLR_BIT_CHOICES)
         if fixed_l or fixed_r or abs(LPLR_BIT_CHOICES.index(bl) - LPLR_BIT_CHOICES.index(br)) <= 1
     ]
-    svd = np.linalg.svd(tile.values, full_matrices=False) if variant == "svd" else None
 
     def cost(r, bl, br):
         return _tile_cost("lplr", tile.shape, {"rank": r, "bits_l": bl, "bits_r": br, "group": group})
 
+    def ranks_of(bl, br, fit_job):
+        if rank is not None:
+            return [rank] if (not target.strict or target.kind != "bits" or cost(rank, bl, br) <= job.allowance) else []
+        if target.kind == "rel_error":
+            return _ranks_for_error(tile, fit_job, bl, br, group, variant, target.value, max_rank)
+        r = _largest_fitting(1, max_rank, lambda r: cost(r, bl, br) <= job.allowance)
+        return [r] if r is not None else []
+
+    if job.estimate is not None and target.kind == "bits":
+        # auto: fit only the few pairs the spectrum ranks best, and only
+        # those whose estimate may beat the best encoding so far.  Ranks
+        # are sized first (cheap), so the estimate sees every candidate.
+        fits = [(job.estimate(r, bl, br), bl, br, r) for bl, br in pairs for r in ranks_of(bl, br, job)]
+        fits = sorted(f for f in fits if job.beat is None or _ESTIMATE_MARGIN * f[0] < job.beat)[:_AUTO_LPLR_FITS]
+        best = None
+        for i, (_, bl, br, r) in enumerate(fits):
+            fit_job = job.part(i / len(fits), (i + 1) / len(fits))
+            cand = _lplr_one(tile, fit_job, r, bl, br, group, variant)
+            best = _better(best, cand, target, tile)
+            if job.beat is not None and cand.error > _CLOSE_CALL * job.beat:
+                break  # the fit ranked best lost clearly: the next ones would too
+        return best
     best = None
     for i, (bl, br) in enumerate(pairs):
-        _report(progress, i / len(pairs), f"lplr bits {bl}/{br}")
-        if rank is not None:
-            ranks = [rank] if (not target.strict or target.kind != "bits" or cost(rank, bl, br) <= allowance) else []
-        elif target.kind == "rel_error":
-            ranks = _ranks_for_error(tile, bl, br, group, variant, seed, panel, svd, target.value, max_rank)
-        else:
-            r = _largest_fitting(1, max_rank, lambda r: cost(r, bl, br) <= allowance)
-            ranks = [r] if r is not None else []
-        for r in ranks:
-            cand = _lplr_one(tile, r, bl, br, group, variant, seed, panel, svd)
-            best = _better(best, cand, target, tile)
+        fit_job = job.part(i / len(pairs), (i + 1) / len(pairs))
+        fit_job.report(0.0, f"lplr bits {bl}/{br}")
+        for r in ranks_of(bl, br, fit_job):
+            best = _better(best, _lplr_one(tile, fit_job, r, bl, br, group, variant), target, tile)
     if best is None and not target.strict:
         # A matrix too small for the default budget still gets an encoding.
-        best = _lplr_one(tile, rank or 1, fixed_l or 8, fixed_r or 8, group, variant, seed, panel, svd)
+        best = _lplr_one(tile, job, rank or 1, fixed_l or 8, fixed_r or 8, group, variant)
     return best
 
 
-def _ranks_for_error(tile, bl, br, group, variant, seed, panel, svd, goal, max_rank) -> list:
+def _ranks_for_error(tile, job, bl, br, group, variant, goal, max_rank) -> list:
     """The smallest rank whose error meets the goal (bisection), if any does."""
     cache = {}
 
     def ok(r):
         if r not in cache:
-            cache[r] = _lplr_one(tile, r, bl, br, group, variant, seed, panel, svd).error <= goal * tile.norm
+            cache[r] = _lplr_one(tile, job, r, bl, br, group, variant).error <= goal * tile.norm
         return cache[r]
 
     if not ok(max_rank):
@@ -390,8 +629,34 @@ def _ranks_for_error(tile, bl, br, group, variant, seed, panel, svd, goal, max_r
     return [lo]
 
 
-def _dense_candidate(tile, target, allowance, options) -> Optional[Candidate]:
-    storage = options.get("storage")
+# Unit roundoff of each dense storage: a stored value is off by at most this
+# fraction of itself unless it leaves the type's normal range.
+_UNIT_ROUNDOFF = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24, "float64": 0.0}
+
+
+def _bfloat16_bits(values: np.ndarray) -> np.ndarray:
+    """float32 values rounded to bfloat16 (nearest, ties to even), as uint16."""
+    with np.errstate(over="ignore"):
+        bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def _dense_bytes(values: np.ndarray, storage: str) -> tuple:
+    """(section bytes, the values as decoded) of a dense tile [DN-1]; None
+    when a value overflows the storage type."""
+    with np.errstate(over="ignore"):
+        if storage == "bfloat16":
+            bits = _bfloat16_bits(values)
+            raw, decoded = bits.astype("<u2"), (bits.astype(np.uint32) << 16).view(np.float32)
+        else:
+            raw = decoded = np.ascontiguousarray(values).astype(container.DTYPES[storage][0])
+    if not np.isfinite(decoded).all():
+        return None
+    return raw.tobytes(), decoded
+
+
+def _dense_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
+    storage, target = job.options.get("storage"), job.target
     if storage is not None and storage not in container.FLOAT_STORAGE:
         raise ArgumentError(f"storage must be one of {container.FLOAT_STORAGE}, not {storage!r}")
     if storage is not None:
@@ -400,25 +665,33 @@ def _dense_candidate(tile, target, allowance, options) -> Optional[Candidate]:
         choices = [tile.source if tile.source in container.FLOAT_STORAGE else "float32"]
     else:
         choices = ["float16", "bfloat16", "float32", "float64"]
-    best = None
+    best, lost = None, []
     for name in choices:
         params = {"storage": name}
-        if target.kind == "bits" and _tile_cost("dense", tile.shape, params) > allowance:
+        if target.kind == "bits" and _tile_cost("dense", tile.shape, params) > job.allowance:
             continue
-        try:
-            _, sections = dense.encode(tile.values, name)
-        except ArgumentError:
+        stored = _dense_bytes(tile.raw64, name)
+        if stored is None:
             if storage is not None:
-                raise
+                raise ArgumentError(f"values do not fit in {storage} (they would become infinite); choose a wider storage")
             continue  # this storage overflows; another may not
-        decoded = dense.load(sections["values"], name, tile.shape).astype(np.float64)
-        cand = Candidate("dense", params, sections, float(np.linalg.norm(tile.values - decoded)), _tile_cost("dense", tile.shape, params))
+        data, decoded = stored
+        error = _norm(tile.raw64 - decoded, tile.exponent)
+        if error > 1.01 * _UNIT_ROUNDOFF[name] * tile.norm:
+            lost.append(name)  # values below the type's normal range: precision lost
+            continue
+        cand = Candidate("dense", params, {"values": data}, error,
+                         _tile_cost("dense", tile.shape, params))
         best = _better(best, cand, target, tile)
+    if best is None and lost:
+        raise _ScaleError(_scale_message("dense", tile, f"its values are too small for {' or '.join(lost)} storage"))
     return best
 
 
-def _better(best: Optional[Candidate], cand: Candidate, target: Target, tile) -> Candidate:
+def _better(best: Optional[Candidate], cand: Optional[Candidate], target: Target, tile) -> Optional[Candidate]:
     """Smallest error under a budget; smallest size that meets an error goal."""
+    if cand is None:
+        return best
     if target.kind == "rel_error":
         if cand.error > target.value * tile.norm:
             return best
@@ -428,43 +701,123 @@ def _better(best: Optional[Candidate], cand: Candidate, target: Target, tile) ->
     return cand if best is None or key(cand) < key(best) else best
 
 
-# ----------------------------------------------------------------- orchestration
+# Relative error of b-bit factor quantization of Gaussian-like values
+# (measured with lrq's quantizer, group 128).
+_QUANT_NOISE = {1: 0.60, 2: 0.34, 3: 0.19, 4: 0.10, 5: 0.05, 6: 0.026, 7: 0.013, 8: 0.0064}
+# An lplr-SVD fit at rank r with bits (b_l, b_r) has a squared error of about
+# ‖A − A_r‖² + (0.47 q(b_l)² + 1.05 q(b_r)²)‖A_r‖² (least squares over 120
+# fits of Gaussian, decaying-spectrum, low-rank-plus-noise and photograph
+# matrices at 1-4 bits/entry; the fits measured 0.8-1.6× the estimate, and
+# 0.33-1.3× on the photograph, where signcut wins by far anyway).
+_NOISE_WEIGHT_L, _NOISE_WEIGHT_R = 0.47, 1.05
+# auto fits lplr where estimate × this is below the best error so far, and
+# makes at most this many fits: those estimated best.
+_ESTIMATE_MARGIN = 0.9
+_AUTO_LPLR_FITS = 3
+# ... and stops after a fit whose error is above this multiple of the best
+# encoding so far from another scheme.
+_CLOSE_CALL = 1.02
+# Tiles with a side longer than this get a randomized SVD of this rank.
+_SPECTRUM_RANK = 1024
 
 
-class _Tile:
-    """One tile: a view of the input, converted only when a scheme asks."""
+def _lplr_estimator(tile: _Tile, job: _TileJob) -> Callable[[int, int, int], float]:
+    """estimate(rank, bits_l, bits_r) of an lplr-SVD fit's error (model
+    above), from the spectrum: exact for a tile whose shorter side is at
+    most _SPECTRUM_RANK, else a randomized SVD (one power iteration), which
+    the fits then start from.  Ranks beyond it estimate as infinite."""
+    m, n = tile.shape
+    values = tile.values
+    if min(m, n) <= _SPECTRUM_RANK:
+        # σ² and the singular vectors of the shorter side from the smaller
+        # Gram matrix: a few times cheaper than an SVD, and accurate where
+        # lplr needs it (the energy kept and the leading directions).
+        def spectrum():
+            lam, vec = np.linalg.eigh(values.T @ values if n <= m else values @ values.T)
+            return np.sqrt(np.maximum(lam[::-1], 0.0)), vec[:, ::-1]
 
-    def __init__(self, origin: tuple, shape: tuple, raw: np.ndarray, source: str):
-        self.origin, self.shape, self.raw, self.source = origin, shape, raw, source
+        sv, vec = job.heavy(spectrum, 2.0 * m * n * min(m, n), 0.0, "estimating the spectrum")
+        # U Σ (= A V when the columns are the shorter side), made only if
+        # an lplr fit is tried; held as an "SVD" with unit singular values.
+        tile.svd_start = lambda: ((values @ vec) if n <= m else vec * sv, np.ones(len(sv)), None)
+    else:
+        k = _SPECTRUM_RANK
 
-    @functools.cached_property
-    def values(self) -> np.ndarray:
-        return np.asarray(self.raw, dtype=np.float64)
+        def randomized_svd():
+            rng = np.random.default_rng(job.seed)
+            q = np.linalg.qr(values @ rng.standard_normal((n, k)))[0]
+            q = np.linalg.qr(values @ (values.T @ q))[0]
+            u, sv, vt = np.linalg.svd(q.T @ values, full_matrices=False)
+            return q @ u, sv, vt
 
-    @property
-    def values32(self) -> np.ndarray:
-        # A float32 input is passed as a strided view: the C encoder copies it.
-        return self.raw if self.raw.dtype == np.float32 else np.asarray(self.raw, dtype=np.float32)
+        tile._svd = job.heavy(randomized_svd, 10.0 * m * n * k, 0.0, "estimating the spectrum")
+        sv = tile._svd[1]
+    kept = np.concatenate([[0.0], np.cumsum(sv.astype(np.float64) ** 2)])
+    total = tile.norm**2
 
-    @functools.cached_property
-    def norm(self) -> float:
-        return _norm(self.raw)
+    def estimate(rank: int, bits_l: int, bits_r: int) -> float:
+        if rank >= len(kept):
+            return math.inf
+        head = kept[rank]
+        noise = _NOISE_WEIGHT_L * _QUANT_NOISE[bits_l] ** 2 + _NOISE_WEIGHT_R * _QUANT_NOISE[bits_r] ** 2
+        return math.sqrt(max(total - head, 0.0) + noise * head)
+
+    return estimate
 
 
-def _norm(a: np.ndarray) -> float:
-    """‖a‖_F in float64, a few rows at a time (no full-size temporary)."""
-    if a.ndim != 2:
-        return float(np.linalg.norm(np.asarray(a, dtype=np.float64)))
+def _auto_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
+    """The best of the schemes under the same target, fully encoding only
+    what may win.
+
+    Dense costs a conversion.  Signcut, the usual winner, is encoded next.
+    Then the spectrum (an SVD, randomized for large tiles) estimates every
+    lplr fit's error, and lplr-SVD fits are made only for the few pairs
+    whose estimate can beat the best so far.  A scheme that cannot store
+    the matrix's magnitude is left out.
+    """
+    strict = Target(job.target.kind if job.target.kind != "default" else "bits", job.target.value)
+    base = dataclasses.replace(job, target=strict)
+    best = None
+
+    def attempt(candidate, sub):
+        nonlocal best
+        try:
+            best = _better(best, candidate(tile, dataclasses.replace(sub, beat=best.error if best else None)), strict, tile)
+        except _ScaleError:
+            pass
+
+    attempt(_dense_candidate, dataclasses.replace(base, options={k: v for k, v in job.options.items() if k == "storage"}))
+    if _max_abs(tile.raw) <= _FLOAT32_MAX:  # the factorizations store float32 numbers
+        attempt(_signcut_candidate, base.part(0.0, 0.8, "auto: "))
+        estimate = _lplr_estimator(tile, base.part(0.8, 0.85, "auto: "))
+        attempt(_lplr_candidate, dataclasses.replace(base.part(0.85, 1.0, "auto: "),
+                                                     options={**job.options, "variant": "svd"}, estimate=estimate))
+    if best is None and not job.target.strict:
+        # Nothing fits the default budget (a tiny matrix): store it exactly.
+        best = _dense_candidate(tile, dataclasses.replace(job, options={}))
+    return best
+
+
+_CANDIDATES = {"signcut": _signcut_candidate, "lplr": _lplr_candidate, "dense": _dense_candidate, "auto": _auto_candidate}
+
+
+def _norm(a: np.ndarray, exponent: int = 0) -> float:
+    """‖a × 2^-exponent‖_F in float64, a few rows at a time (no full-size
+    temporary); the scaling comes first, so huge values do not overflow."""
+    a = a.reshape(1, -1) if a.ndim != 2 else a
     step = max(1, (1 << 20) // max(1, a.shape[1]))
     total = 0.0
     for r in range(0, a.shape[0], step):
-        block = np.asarray(a[r : r + step], dtype=np.float64)
+        block = np.ldexp(np.asarray(a[r : r + step], dtype=np.float64), -exponent)
         total += float(np.einsum("ij,ij->", block, block))
     return math.sqrt(total)
 
 
 def _max_abs(a: np.ndarray) -> float:
     return max(float(np.max(a)), -float(np.min(a))) if a.size else 0.0
+
+
+# ----------------------------------------------------------------- planning
 
 
 def _header_bound(name, shape, source, tile_shape, panel, scheme, encoder_info, budget, c16=False) -> int:
@@ -507,6 +860,150 @@ def _smallest_tile_cost(scheme: str, shape: tuple, options: dict) -> int:
     return _tile_cost("lplr", shape, params)
 
 
+@dataclass(frozen=True)
+class _Request:
+    """A validated call of :func:`encode`."""
+
+    a: np.ndarray
+    source: str
+    scheme: str
+    target: Target
+    seed: int
+    panel: int
+    shape: tuple
+    tile_shape: tuple
+    name: str
+    threads: int
+    options: dict
+    # The input is encoded as a × 2^-exponent (largest |value| in [0.5, 1)).
+    exponent: int
+
+    @property
+    def encoder_info(self) -> dict:
+        return {"scheme": self.scheme, "seed": self.seed, "target": self.target.kind, "value": float(self.target.value)}
+
+
+def _validate_request(a, scheme, bits, width, rel_error, seed, tile_shape, panel, progress, name,
+                      source_dtype, threads, options) -> _Request:
+    if scheme not in SCHEMES:
+        raise ArgumentError(f"scheme must be one of {SCHEMES}, not {scheme!r}")
+    allowed = set().union(*_SCHEME_OPTIONS.values()) if scheme == "auto" else _SCHEME_OPTIONS[scheme]
+    unknown = set(options) - allowed
+    if unknown:
+        raise ArgumentError(f"unknown option(s) for scheme '{scheme}': {', '.join(sorted(unknown))}")
+    target = _target(bits, width, rel_error)
+    if target.kind == "width" and scheme != "signcut":
+        raise ArgumentError("width= applies to scheme='signcut'; use bits= or rel_error= (or rank= for lplr)")
+    a, source = as_float_matrix(a, allow_ndim=tuple(range(0, 9)) if scheme == "dense" else (2,))
+    if source_dtype is not None:
+        if source_dtype not in _FLOAT_SOURCES:
+            raise ArgumentError(f"source_dtype must be one of {tuple(_FLOAT_SOURCES)}, not {source_dtype!r}")
+        source = source_dtype
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ArgumentError(f"seed must be a non-negative integer, not {seed!r}")
+    if isinstance(panel, bool) or not isinstance(panel, (int, np.integer)) or not (
+        container.MIN_PANEL <= panel <= container.MAX_PANEL and panel % 64 == 0
+    ):
+        raise ArgumentError(f"panel must be a multiple of 64 in [64, 2^20], not {panel!r}")
+    shape = tuple(int(d) for d in a.shape)
+    if threads is None:
+        threads = _native.threads()
+    top = _native.threads_max()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= top:
+        raise ArgumentError(f"threads must be an integer in [1, {top}], not {threads!r}")
+    if tile_shape is None and a.ndim == 2 and max(shape) > DEFAULT_TILE:
+        tile_shape = (DEFAULT_TILE, DEFAULT_TILE)
+    if tile_shape is None or a.ndim != 2:
+        tile_shape = shape
+    else:
+        try:
+            tile_shape = tuple(int(t) for t in tile_shape)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"tile_shape must be two positive integers, not {tile_shape!r}") from None
+        if len(tile_shape) != 2 or min(tile_shape) < 1:
+            raise ArgumentError(f"tile_shape must be two positive integers, not {tile_shape!r}")
+        tile_shape = (min(tile_shape[0], shape[0]), min(tile_shape[1], shape[1]))
+    name = _check_name(name)
+    if progress is not None and not callable(progress):
+        raise ArgumentError(f"progress must be a callable taking (fraction, message), not {progress!r}")
+    if "c_storage" in options and options["c_storage"] not in C_STORAGES:
+        raise ArgumentError(f"c_storage must be one of {C_STORAGES}, not {options['c_storage']!r}")
+    if "refit" in options and not isinstance(options["refit"], (bool, np.bool_)):
+        raise ArgumentError(f"refit must be True or False, not {options['refit']!r}")
+    peak = _max_abs(a)
+    if scheme in ("signcut", "lplr") and peak > _FLOAT32_MAX:
+        raise ArgumentError(
+            f"values reach {peak:.3g}, beyond the float32 range that scheme '{scheme}' stores; "
+            "scale the matrix or use scheme='dense' with storage='float64'"
+        )
+    exponent = math.frexp(peak)[1] if peak > 0 else 0
+    return _Request(a, source, scheme, target, int(seed), int(panel), shape, tile_shape, name, int(threads),
+                    dict(options), exponent)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The tiles and each one's share of the byte budget.
+
+    The budget pays first for the header and for the cheapest encoding of
+    every tile (so a small edge tile is never starved); what is left is
+    shared by area.  Each tile is then held to its allowance, and the sum of
+    allowances plus the header bound is the budget: the file fits.
+    """
+
+    grid: list
+    total: int
+    budget: Optional[int]
+    overhead: int
+    smallest: list
+
+    @property
+    def spare(self) -> Optional[int]:
+        return None if self.budget is None else self.budget - self.overhead - sum(self.smallest)
+
+    def allowance(self, k: int) -> Optional[float]:
+        if self.budget is None:
+            return None
+        if self.spare < 0:
+            return -1  # the default budget cannot be met: each scheme's fallback applies
+        return self.smallest[k] + self.spare * math.prod(self.grid[k][1]) / self.total
+
+
+def _plan(request: _Request) -> _Plan:
+    target = request.target
+    grid = list(container.tile_grid(request.shape, request.tile_shape))
+    total = math.prod(request.shape)
+    budget = math.floor(target.value * total / 8) if target.kind in ("bits", "default") else None
+    c16 = request.options.get("c_storage") == "float16"
+    overhead = _header_bound(request.name, request.shape, request.source, request.tile_shape, request.panel,
+                             request.scheme, request.encoder_info, budget, c16)
+    smallest = [_smallest_tile_cost(request.scheme, tshape, request.options) for _, tshape in grid]
+    plan = _Plan(grid, total, budget, overhead, smallest)
+    if plan.spare is not None and plan.spare < 0 and target.strict:
+        raise BudgetError(_infeasible_message(request.scheme, target, request.shape, overhead + sum(smallest)))
+    return plan
+
+
+# ----------------------------------------------------------------- encoding
+
+
+def _encode_tile(request: _Request, plan: _Plan, k: int, report, run: _Run) -> tuple:
+    """Tile k's record and its error (in the normalised units)."""
+    origin, tshape = plan.grid[k]
+    index = tuple(slice(o, o + s) for o, s in zip(origin, tshape))
+    tile = _Tile(origin, tshape, request.a[index], request.source, request.exponent)
+    job = _TileJob(request.target, plan.allowance(k), request.seed, request.panel, request.options, report, run)
+    try:
+        cand = _CANDIDATES[request.scheme](tile, job)
+    except _ScaleError as exc:
+        raise ArgumentError(str(exc)) from None
+    if cand is None:
+        raise BudgetError(_infeasible_message(request.scheme, request.target, request.shape,
+                                              plan.overhead + sum(plan.smallest)))
+    sections = {kind: make_section(kind, data, _native.crc32c) for kind, data in cand.sections.items()}
+    return container.TileRecord(origin, tshape, cand.scheme, cand.params, sections), cand.error
+
+
 def encode(
     a,
     scheme: str = "auto",
@@ -531,14 +1028,26 @@ def encode(
         Finite values only; an empty array, NaN/Inf, integer, bool or complex
         input raises :class:`lrq.ArgumentError`.
     scheme : "auto" (default), "signcut", "lplr" or "dense"
-        "auto" encodes with every scheme under the same target and keeps the
-        smallest error (or, for ``rel_error=``, the smallest encoding).
+        "auto" keeps the smallest error under the target (or, for
+        ``rel_error=``, the smallest encoding) of dense, signcut and
+        lplr-SVD, fully encoding only what may win: signcut, then lplr fits
+        only for the (at most three) bit pairs an estimate from the
+        spectrum says can beat it.  A scheme that cannot store the
+        matrix's magnitude is skipped, never fatal.  Every scheme encodes
+        the input normalised by a power of two, so its relative error does
+        not depend on the input's scale; where the stored numbers cannot
+        hold the magnitude (e.g. signcut's float32 weights for values below
+        ~1e-40) it raises :class:`lrq.ArgumentError`.
     bits : float, optional
         Budget in bits per entry, counting everything stored (header and
         section padding included): ``M.bits_per_entry <= bits`` is guaranteed.
         Raises :class:`lrq.BudgetError` when nothing fits.
     width : int, optional
-        Number of signed cuts (scheme "signcut" only).
+        Number of signed cuts (scheme "signcut" only), at most per tile
+        its m·n entries (a larger width is capped to it: past m·n cuts the
+        weights alone outnumber the matrix's entries).  Cutting also stops
+        early when the remainder is exactly zero, or when a step of cuts
+        no longer lowers it (float32 has nothing finer to give).
     rel_error : float in (0, 1), optional
         Relative Frobenius error to reach with the smallest encoding; signcut
         stops at the first width that meets it (its error is known exactly).
@@ -557,9 +1066,13 @@ def encode(
     panel : int
         Reduction panel of the kernel layout (multiple of 64; default 4096).
     progress : callable(fraction, message), optional
-        Called during long encodes, always from the calling thread.
-        Ctrl-C (KeyboardInterrupt) stops an encode within one step of
-        64 cuts and raises; nothing is left running.
+        Called during long encodes, always from the calling thread, at
+        least every 0.25 s or so of work (a signcut step is sized to take
+        about that; a long NumPy call reports every 0.2 s while it runs).
+        Ctrl-C (KeyboardInterrupt), or an exception raised by the callback,
+        stops an encode within about a second and propagates; no encoder
+        keeps running (a NumPy call already under way finishes in the
+        background and its result is dropped).
     threads : int, optional
         Threads to use, 1 .. 64 (default: :func:`lrq.get_num_threads`, set
         by :func:`lrq.set_num_threads` or ``LRQ_NUM_THREADS``, else up to 2,
@@ -587,98 +1100,18 @@ def encode(
     """
     from .matrix import Matrix
 
-    if scheme not in SCHEMES:
-        raise ArgumentError(f"scheme must be one of {SCHEMES}, not {scheme!r}")
-    allowed = set().union(*_SCHEME_OPTIONS.values()) if scheme == "auto" else _SCHEME_OPTIONS[scheme]
-    unknown = set(options) - allowed
-    if unknown:
-        raise ArgumentError(f"unknown option(s) for scheme '{scheme}': {', '.join(sorted(unknown))}")
-    target = _target(bits, width, rel_error)
-    if target.kind == "width" and scheme != "signcut":
-        raise ArgumentError("width= applies to scheme='signcut'; use bits= or rel_error= (or rank= for lplr)")
-    a, source = as_float_matrix(a, allow_ndim=tuple(range(0, 9)) if scheme == "dense" else (2,))
-    if source_dtype is not None:
-        if source_dtype not in _FLOAT_SOURCES:
-            raise ArgumentError(f"source_dtype must be one of {tuple(_FLOAT_SOURCES)}, not {source_dtype!r}")
-        source = source_dtype
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-        raise ArgumentError(f"seed must be a non-negative integer, not {seed!r}")
-    if isinstance(panel, bool) or not isinstance(panel, (int, np.integer)) or not (
-        container.MIN_PANEL <= panel <= container.MAX_PANEL and panel % 64 == 0
-    ):
-        raise ArgumentError(f"panel must be a multiple of 64 in [64, 2^20], not {panel!r}")
-    shape = tuple(int(d) for d in a.shape)
-    if threads is None:
-        threads = _native.threads()
-    top = _native.threads_max()
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= top:
-        raise ArgumentError(f"threads must be an integer in [1, {top}], not {threads!r}")
-    threads = int(threads)
-    if tile_shape is None and a.ndim == 2 and max(shape) > DEFAULT_TILE:
-        tile_shape = (DEFAULT_TILE, DEFAULT_TILE)
-    if tile_shape is None or a.ndim != 2:
-        tile_shape = shape
-    else:
-        try:
-            tile_shape = tuple(int(t) for t in tile_shape)
-        except (TypeError, ValueError):
-            raise ArgumentError(f"tile_shape must be two positive integers, not {tile_shape!r}") from None
-        if len(tile_shape) != 2 or min(tile_shape) < 1:
-            raise ArgumentError(f"tile_shape must be two positive integers, not {tile_shape!r}")
-        tile_shape = (min(tile_shape[0], shape[0]), min(tile_shape[1], shape[1]))
-    name = _check_name(name)
-    if progress is not None and not callable(progress):
-        raise ArgumentError(f"progress must be a callable taking (fraction, message), not {progress!r}")
-    if "c_storage" in options and options["c_storage"] not in C_STORAGES:
-        raise ArgumentError(f"c_storage must be one of {C_STORAGES}, not {options['c_storage']!r}")
-    encoder_info = {"scheme": scheme, "seed": int(seed), "target": target.kind, "value": float(target.value)}
-
-    if scheme in ("signcut", "lplr") and a.size and _max_abs(a) > _FLOAT32_MAX:
-        raise ArgumentError(
-            f"values reach {_max_abs(a):.3g}, beyond the float32 range that scheme '{scheme}' stores; "
-            "scale the matrix or use scheme='dense' with storage='float64'"
-        )
-    grid = list(container.tile_grid(shape, tile_shape))
-    total = math.prod(shape)
-    budget = math.floor(target.value * total / 8) if target.kind in ("bits", "default") else None
-    # The budget pays first for the header and for the cheapest encoding of
-    # every tile (so a small edge tile is never starved); what is left is
-    # shared by area.  Each tile is then held to its allowance, and the sum of
-    # allowances plus the header bound is the budget: the file fits.
-    c16 = options.get("c_storage") == "float16"
-    overhead = _header_bound(name, shape, source, tile_shape, int(panel), scheme, encoder_info, budget, c16)
-    smallest = [_smallest_tile_cost(scheme, tshape, options) for _, tshape in grid]
-    spare = None if budget is None else budget - overhead - sum(smallest)
-    if spare is not None and spare < 0 and target.strict:
-        raise BudgetError(_infeasible_message(scheme, target, shape, overhead + sum(smallest)))
-
-    def job(k, report, run):
-        origin, tshape = grid[k]
-        index = tuple(slice(o, o + s) for o, s in zip(origin, tshape))
-        tile = _Tile(origin, tshape, a[index], source)
-        if budget is None:
-            allowance = None
-        elif spare < 0:
-            allowance = -1  # the default budget cannot be met: each scheme's fallback applies
-        else:
-            allowance = smallest[k] + spare * math.prod(tshape) / total
-        cand = _choose(tile, scheme, target, allowance, int(seed), int(panel), options, report, run)
-        if cand is None:
-            raise BudgetError(_infeasible_message(scheme, target, shape, overhead + sum(smallest)))
-        sections = {kind: make_section(kind, data, _native.crc32c) for kind, data in cand.sections.items()}
-        return container.TileRecord(origin, tshape, cand.scheme, cand.params, sections), cand.error
-
-    if "refit" in options and not isinstance(options["refit"], (bool, np.bool_)):
-        raise ArgumentError(f"refit must be True or False, not {options['refit']!r}")
-    results = _run_tiles(len(grid), job, progress, threads)
+    request = _validate_request(a, scheme, bits, width, rel_error, seed, tile_shape, panel, progress, name,
+                                source_dtype, threads, options)
+    plan = _plan(request)
+    results = _run_tiles(len(plan.grid), functools.partial(_encode_tile, request, plan), progress, request.threads)
     tiles = [record for record, _ in results]
-    sq_error = sum(error**2 for _, error in results)
-    norm = _norm(a)
-    rel = math.sqrt(sq_error) / norm if norm > 0 else 0.0
-    record = container.TensorRecord(name, shape, source, tile_shape, int(panel), tiles, float(np.float32(rel)), encoder_info)
+    norm = _norm(request.a, request.exponent)
+    rel = math.sqrt(sum(error**2 for _, error in results)) / norm if norm > 0 else 0.0
+    record = container.TensorRecord(request.name, request.shape, request.source, request.tile_shape, request.panel,
+                                    tiles, float(np.float32(rel)), request.encoder_info)
     matrix = Matrix(record)
-    if target.kind == "bits" and matrix.nbytes > budget:  # pragma: no cover - the bounds make this unreachable
-        raise ArgumentError(f"internal: encoding took {matrix.nbytes} bytes, over the budget of {budget}")
+    if request.target.kind == "bits" and matrix.nbytes > plan.budget:  # pragma: no cover - the bounds make this unreachable
+        raise ArgumentError(f"internal: encoding took {matrix.nbytes} bytes, over the budget of {plan.budget}")
     _report(progress, 1.0, "done")
     return matrix
 
@@ -689,10 +1122,11 @@ def _run_tiles(count: int, job, progress, threads: int) -> list:
     With one tile, its encoder gets every thread.  With several, a pool of
     ``threads`` workers encodes one tile each (one C thread per encoder,
     never more threads than cores); the calling thread reports progress
-    and, on Ctrl-C or an error, tells the workers to stop at their next
-    step and waits for them, so nothing keeps running behind the caller.
-    Results come back in tile order: the bytes do not depend on the order
-    in which tiles finish.
+    at least every 0.1 s and, on Ctrl-C or an error, tells the workers to
+    stop at their next step (every step is short: see ``_TileJob.heavy``)
+    and waits for them, so nothing of the encoding keeps running behind
+    the caller.  Results come back in tile order: the bytes do not depend
+    on the order in which tiles finish.
     """
     done = [0.0] * count
     notes = [(f"tile {k + 1}/{count}: " if count > 1 else "") + "starting" for k in range(count)]
@@ -744,36 +1178,6 @@ def _run_tiles(count: int, job, progress, threads: int) -> list:
     return [f.result() for f in futures]
 
 
-def _choose(tile, scheme, target, allowance, seed, panel, options, progress, run=None) -> Optional[Candidate]:
-    if scheme == "signcut":
-        return _signcut_candidate(tile, target, allowance, seed, panel, progress, options, run)
-    if scheme == "lplr":
-        return _lplr_candidate(tile, target, allowance, seed, panel, options, progress)
-    if scheme == "dense":
-        return _dense_candidate(tile, target, allowance, options)
-    # auto: every scheme under the same target; lplr in both variants.  The
-    # factorizations store float32 numbers, so they sit out values beyond it.
-    strict = Target(target.kind if target.kind != "default" else "bits", target.value)
-    factorizable = _max_abs(tile.raw) <= _FLOAT32_MAX
-    steps = [
-        lambda p: _signcut_candidate(tile, strict, allowance, seed, panel, p, options, run),
-        lambda p: _lplr_candidate(tile, strict, allowance, seed, panel, {**options, "variant": "sketch"}, p),
-        lambda p: _lplr_candidate(tile, strict, allowance, seed, panel, {**options, "variant": "svd"}, p),
-        lambda p: _dense_candidate(tile, strict, allowance, {k: v for k, v in options.items() if k == "storage"}),
-    ]
-    if not factorizable:
-        steps = steps[-1:]
-    best = None
-    for i, step in enumerate(steps):
-        cand = step(lambda done, message, i=i: progress((i + done) / len(steps), "auto: " + message))
-        if cand is not None:
-            best = _better(best, cand, strict, tile)
-    if best is None and not target.strict:
-        # Nothing fits the default budget (a tiny matrix): store it exactly.
-        best = _dense_candidate(tile, Target("default", target.value), allowance, {})
-    return best
-
-
 def _infeasible_message(scheme, target, shape, smallest_bytes) -> str:
     where = "×".join(map(str, shape))
     if target.kind == "bits":
@@ -823,7 +1227,12 @@ def signcut_from_factors(S, T, c, *, name: Optional[str] = None, panel: int = co
     if w > container.MAX_PARAM:
         raise ArgumentError("width exceeds 2^31-1")
     shape = (S.shape[0], T.shape[0])
-    raw = signcut.sections(S, T, c32, panel, pack=_native.pack_interleaved)
+    raw = {
+        "c": c32.astype("<f4").tobytes(),
+        # bit = 1 means −1 [SC-2]: Tᵀ as w rows of n bits, S as m rows of w bits.
+        "tt": _native.pack_interleaved(np.ascontiguousarray(T.T < 0, dtype=np.uint8), 1, panel).tobytes(),
+        "s": _native.pack_interleaved(np.ascontiguousarray(S < 0, dtype=np.uint8), 1, panel).tobytes(),
+    }
     sections = {kind: make_section(kind, data, _native.crc32c) for kind, data in raw.items()}
     tile = container.TileRecord((0, 0), shape, "signcut", {"width": w}, sections)
     record = container.TensorRecord(_check_name(name), shape, "float32", shape, panel, [tile])

@@ -155,12 +155,80 @@ static void test_bad_arguments(void)
     CHECK(packed[0] == 0x08 && packed[1] == 0 && packed[2] == 0xAB);
 }
 
+/* Tile constructors with a message: the rule, the section and where, in
+ * the words lrq_file_verify() uses; "" on success. */
+static void test_tile_detail(void)
+{
+    const float one = 1.0f, inf = 1.0f / 0.0f;
+    uint8_t tt[2] = {0, 0}, s[2] = {0, 0}, c[4], codes[64 * 2], scales[2] = {0, 0x3C};
+    char detail[LRQ_DETAIL_SIZE];
+    lrq_tile *t = NULL;
+
+    memcpy(c, &one, sizeof c);
+    /* 1 x 1 with w = 1: one word per factor, whose bits 1..15 are padding. */
+    CHECK(lrq_tile_create_signcut_detail(&t, 1, 1, 1, 64, c, 4, tt, 2, s, 2, detail,
+                                         sizeof detail) == LRQ_OK);
+    CHECK(t != NULL && detail[0] == '\0');
+    lrq_tile_free(t);
+    tt[0] = 0x20;
+    CHECK(lrq_tile_create_signcut_detail(&t, 1, 1, 1, 64, c, 4, tt, 2, s, 2, detail,
+                                         sizeof detail) == LRQ_ERR_PADDING);
+    CHECK(t == NULL);
+    CHECK(strcmp(detail, "[LAY-1] section 'tt': a padding bit in the word at byte 0 is not zero") == 0);
+    tt[0] = 0;
+    memcpy(c, &inf, sizeof c);
+    CHECK(lrq_tile_create_signcut_detail(&t, 1, 1, 1, 64, c, 4, tt, 2, s, 2, detail,
+                                         sizeof detail) == LRQ_ERR_FORMAT);
+    CHECK(strcmp(detail, "[SC-2] section 'c': c[0] is NaN or infinite") == 0);
+    CHECK(lrq_tile_create_signcut_detail(&t, 1, 1, 1, 64, c, 3, tt, 2, s, 2, detail,
+                                         sizeof detail) == LRQ_ERR_BUFFER_SIZE);
+    CHECK(strstr(detail, "section 'c' is 3 bytes") != NULL);
+    /* The binary16 form: an infinite weight, then a scale that is no power of two. */
+    c[0] = 0x00;
+    c[1] = 0x7C;
+    CHECK(lrq_tile_create_signcut_c16_detail(&t, 1, 1, 1, 64, 1.0f, c, 2, tt, 2, s, 2, detail,
+                                             sizeof detail) == LRQ_ERR_FORMAT);
+    CHECK(strncmp(detail, "[SC-2] section 'c'", 18) == 0);
+    c[1] = 0x3C;
+    CHECK(lrq_tile_create_signcut_c16_detail(&t, 1, 1, 1, 64, 3.0f, c, 2, tt, 2, s, 2, detail,
+                                             sizeof detail) == LRQ_ERR_FORMAT);
+    CHECK(strncmp(detail, "[SC-3]", 6) == 0);
+    /* lplr, 1 x 1, rank 1, 5-bit codes (one 16-byte word group per factor): a code of 32 breaks [LP-4];
+     * a negative scale [LP-3]; a bad super-scale [LP-2]. */
+    memset(codes, 0, sizeof codes);
+    codes[0] = 32;
+    CHECK(lrq_tile_create_lplr_detail(&t, 1, 1, 1, 5, 5, 16, 1.0f, 1.0f, 64, codes, 16, scales, 2,
+                                      codes + 64, 16, scales, 2, detail,
+                                      sizeof detail) == LRQ_ERR_FORMAT);
+    CHECK(strcmp(detail, "[LP-4] section 'r_codes': the word at byte 0 holds a code of more "
+                         "than 5 bits") == 0);
+    codes[0] = 0;
+    scales[1] = 0xBC;
+    CHECK(lrq_tile_create_lplr_detail(&t, 1, 1, 1, 5, 5, 16, 1.0f, 1.0f, 64, codes, 16, scales, 2,
+                                      codes + 64, 16, scales, 2, detail,
+                                      sizeof detail) == LRQ_ERR_FORMAT);
+    CHECK(strncmp(detail, "[LP-3] section 'r_scales': scale #0", 35) == 0);
+    scales[1] = 0x3C;
+    CHECK(lrq_tile_create_lplr_detail(&t, 1, 1, 1, 5, 5, 16, -1.0f, 1.0f, 64, codes, 16, scales, 2,
+                                      codes + 64, 16, scales, 2, detail,
+                                      sizeof detail) == LRQ_ERR_FORMAT);
+    CHECK(strncmp(detail, "[LP-2]", 6) == 0);
+    CHECK(lrq_tile_create_lplr_detail(&t, 1, 1, 1, 5, 5, 16, 1.0f, 1.0f, 64, codes, 16, scales, 2,
+                                      codes + 64, 16, scales, 2, detail, sizeof detail) == LRQ_OK);
+    CHECK(t != NULL && detail[0] == '\0');
+    lrq_tile_free(t);
+    /* NULL detail is allowed, as for the file API. */
+    CHECK(lrq_tile_create_signcut_detail(&t, 1, 1, 1, 64, c, 3, tt, 2, s, 2, NULL, 0) ==
+          LRQ_ERR_BUFFER_SIZE);
+}
+
 int main(void)
 {
     test_versions_and_errors();
     test_crc();
     test_layout();
     test_bad_arguments();
+    test_tile_detail();
     if (failures != 0) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

@@ -2,13 +2,9 @@
 /*
  * libFuzzer harness for the container parser and the tile decoder.
  *
- * Build and run (clang only; tests/test_fuzz_replay.py replays it on the
- * conformance vectors in the test suite, built with gcc):
- *
- *   clang -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -pthread \
- *         -Ic_src/include tests/fuzz/fuzz_container.c $(find c_src/src -name '*.c') \
- *         -o fuzz_container
- *   ./fuzz_container -max_total_time=60 CORPUS_DIR
+ * Built and run by tests/fuzz/run.sh (clang only; sources and flags from
+ * c_src/Makefile); tests/test_fuzz_replay.py replays it on the conformance
+ * vectors in the test suite, built with gcc.
  *
  * The first input byte picks what the rest is:
  *

@@ -12,10 +12,16 @@ trap 'rm -rf "$work"' EXIT
 cc=$(command -v clang || command -v clang-14 || true)
 [ -n "$cc" ] || { echo "fuzz: clang not found (apt-get install clang)"; exit 1; }
 
+# Sources and flags from the one build description, c_src/Makefile.
+var() { make -s --no-print-directory -C c_src "print-$1"; }
+sources=$(var LRQ_SOURCES | tr ' ' '\n' | sed 's|^|c_src/|')
+includes=$(var LRQ_INCLUDE_DIRS | tr ' ' '\n' | sed 's|^|-Ic_src/|')
+# shellcheck disable=SC2046,SC2086
+build() { "$cc" $(var LRQ_CFLAGS) $(var LRQ_FUZZ_CFLAGS) $includes "$@" $sources $(var LRQ_LDFLAGS) $(var LRQ_LIBS); }
+
 for harness in tests/fuzz/fuzz_*.c; do
     name=$(basename "$harness" .c)
-    "$cc" -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -pthread \
-        -Ic_src/include "$harness" c_src/src/*.c -lm -o "$work/$name"
+    build "$harness" -o "$work/$name"
     mkdir -p "$work/corpus-$name"
     # Seeds: every valid vector as a whole file (even first byte = whole-file mode).
     for f in conformance/v1/valid/*.lrq; do

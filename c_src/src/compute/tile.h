@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The tile handle shared by the files of compute/: tiles.c builds and
+ * checks it, products.c and decode.c run the kernels on it.
+ *
+ * Both schemes are "B times (mid times (A times x))": signcut has A = T^T,
+ * mid = diag(c), B = S; lplr has A = R, B = L and scalar weights.  So one
+ * driver serves both, and the transposed product walks the same two
+ * matrices the other way.  Every elementwise step is one IEEE operation per
+ * element, identical in every path and for every split.
+ */
+#ifndef LRQ_COMPUTE_TILE_H
+#define LRQ_COMPUTE_TILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/kernels.h"
+#include "lrq.h"
+
+enum { SCHEME_SIGNCUT = 1, SCHEME_LPLR = 2 };
+
+struct lrq_tile {
+    int scheme;
+    size_t m, n, inner; /* A is m x n; inner = w or rank */
+    lrq_kmat a;         /* applied first in y = A x: T^T (signcut) or R (lplr) */
+    lrq_kmat b;         /* applied second: S or L */
+    const uint8_t *c;   /* signcut: w little-endian f32 (borrowed, or c_own) */
+    float *c_own;       /* signcut with binary16 c: the converted weights */
+    uint64_t bytes;     /* bytes of all sections, a measure of the work */
+    float wa, wb;       /* the factors' weights (lplr), 1 for signcut */
+};
+
+static inline size_t min_z(const size_t a, const size_t b)
+{
+    return a < b ? a : b;
+}
+
+static inline size_t k16(const size_t k)
+{
+    return k / 16 + (k % 16 != 0);
+}
+
+static inline float load_f32(const uint8_t *p)
+{
+    float f;
+    memcpy(&f, p, sizeof f);
+    return f;
+}
+
+static inline int finite_f32(const float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (u & 0x7F800000u) != 0x7F800000u;
+}
+
+static inline unsigned load_u16(const uint8_t *p)
+{
+    return (unsigned)p[0] | (unsigned)p[1] << 8;
+}
+
+/* Byte offset of word (r, c) in a plane (spec §9.3). */
+static inline size_t word_offset(const lrq_kmat *m, const size_t r, const size_t c, const size_t ws)
+{
+    const size_t c0 = c - c % m->pc, cp = min_z(m->pc, m->kc - c0);
+    const size_t t = r / 16, h = min_z(16, m->rows - 16 * t);
+    return (m->rows * c0 + 16 * t * cp + (c - c0) * h + r % 16) * ws;
+}
+
+/* The inner vector between the two factors, v_i = mid(u_i): c_i u_i for
+ * signcut, the weight of the factor just applied for lplr. */
+static inline float mid_value(const lrq_tile *t, const int transpose, const size_t i, const float u)
+{
+    if (t->scheme == SCHEME_SIGNCUT)
+        return load_f32(t->c + 4 * i) * u;
+    return (transpose ? t->wb : t->wa) * u;
+}
+
+#endif /* LRQ_COMPUTE_TILE_H */

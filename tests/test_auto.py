@@ -1,0 +1,51 @@
+"""auto (the default): the best scheme's error, at little more than the
+cost of the scheme it picks (spec §10; the choice is made by estimates)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lrq
+from lrq import encoder
+
+
+def _matrices():
+    rng = np.random.default_rng(3)
+    return {
+        "gauss": rng.standard_normal((300, 400)),
+        "low_rank": rng.standard_normal((300, 8)) @ rng.standard_normal((8, 400)) + 0.05 * rng.standard_normal((300, 400)),
+        "decaying": (rng.standard_normal((300, 300)) * 0.97 ** np.arange(300)) @ rng.standard_normal((300, 400)),
+    }
+
+
+@pytest.mark.parametrize("bits", [1.0, 2.0, 4.0])
+@pytest.mark.parametrize("kind", ["gauss", "low_rank", "decaying"])
+def test_auto_matches_the_best_scheme(kind, bits):
+    a = _matrices()[kind].astype(np.float32)
+    best = min(lrq.encode(a, "signcut", bits=bits).rel_error,
+               lrq.encode(a, "lplr", bits=bits).rel_error,
+               lrq.encode(a, "lplr", bits=bits, variant="svd").rel_error)
+    auto = lrq.encode(a, bits=bits)
+    # auto's header bound covers every scheme, so it has a few bytes less.
+    assert auto.rel_error <= best * 1.01 + 1e-4
+    if kind != "gauss":
+        assert auto.scheme == "lplr"
+
+
+@pytest.mark.parametrize("kind, scheme, most", [("gauss", "signcut", 0), ("low_rank", "lplr", encoder._AUTO_LPLR_FITS)])
+def test_auto_fits_lplr_only_where_it_may_win(monkeypatch, kind, scheme, most):
+    fits = []
+    original = encoder._lplr_one
+    monkeypatch.setattr(encoder, "_lplr_one", lambda *args, **kw: fits.append(1) or original(*args, **kw))
+    assert lrq.encode(_matrices()[kind].astype(np.float32), bits=2.0).scheme == scheme
+    assert len(fits) <= most and (most == 0 or fits)
+
+
+def test_auto_on_a_photograph_is_signcut():
+    sklearn = pytest.importorskip("sklearn.datasets")
+    pytest.importorskip("PIL")
+    a = sklearn.load_sample_image("china.jpg").mean(axis=2).astype(np.float32)
+    for bits in (1.0, 2.0, 4.0):
+        auto = lrq.encode(a, bits=bits)
+        assert auto.rel_error <= lrq.encode(a, "signcut", bits=bits).rel_error * 1.01
