@@ -324,3 +324,26 @@ def test_a_subnormal_super_scale_is_decoded_not_refused():
     reference, library = _decoded_by_both(data)
     assert reference.shape == library.shape == (24, 40)
     assert np.isfinite(reference).all() and np.abs(reference).max() < 2.0**-140
+
+
+def test_verify_reference_accepts_a_tile_outside_the_domain(tmp_path, capsys):
+    """[NUM-4]: a tool comparing the two decoders does not count such a tile as a disagreement."""
+    from lrq.cli import main
+
+    base = _signcut_file()
+    width = surgery.header(base)["tensors"][0]["tiles"][0]["width"]
+    path = tmp_path / "flt-max-c.lrq"
+    path.write_bytes(_with_payload(base, 0, np.full(width, np.finfo(np.float32).max, dtype="<f4").tobytes()))
+    assert main(["verify", str(path), "--reference"]) == 0
+    capsys.readouterr()
+    assert not lrq.reference.decoder.binary32_safe(lrq.reference.parse(path.read_bytes(), lrq.reference.crc32c)
+                                                   .tensors[0].tiles[0], 4096, lrq.reference.crc32c)
+    assert lrq.reference.decoder.binary32_safe(lrq.reference.parse(base, lrq.reference.crc32c).tensors[0].tiles[0],
+                                               4096, lrq.reference.crc32c)
+
+
+def test_every_valid_vector_is_binary32_safe():
+    """E-8 changes no frozen verdict: [NUM-1] applies to every tile of every valid vector."""
+    for entry, data, record in _valid_records():
+        for t, tile in _tiles(record):
+            assert lrq.reference.decoder.binary32_safe(tile, t.panel, lrq.reference.crc32c), entry["file"]

@@ -94,3 +94,29 @@ def decode_tensor(record, crc32c, max_output_bytes: Optional[int] = None) -> np.
         raise ResourceError(f"tensor '{record.name}': not enough memory to decode it (its {shape} {dtype} "
                             f"output alone takes {nbytes:,} bytes) [LIM-8]") from None
     return out
+
+
+# [NUM-1]'s domain (spec §11): M <= (1 - 2^-16) * 2^128, and for lplr every
+# nonzero factor element within [2^-63, 2^63] in magnitude.
+SAFE_SUM = (1 - 2.0**-16) * 2.0**128
+SAFE_FACTOR_RANGE = (2.0**-63, 2.0**63)
+
+
+def binary32_safe(tile, panel: int, crc32c) -> bool:
+    """Whether [NUM-1] applies to a tile's elements (always, for dense tiles).
+
+    A signcut or lplr tile outside this domain decodes to unspecified values
+    [NUM-4]; comparisons of decoders skip it.
+    """
+    if tile.scheme == "signcut":
+        return float(np.abs(signcut.coefficients(tile, crc32c).astype(np.float64)).sum()) <= SAFE_SUM
+    if tile.scheme == "lplr":
+        left, right = lplr.factors(tile, panel, crc32c)
+        lo, hi = SAFE_FACTOR_RANGE
+        for factor in (left, right):
+            magnitude = np.abs(factor[factor != 0])
+            if magnitude.size and not (lo <= magnitude.min() and magnitude.max() <= hi):
+                return False
+        with np.errstate(over="ignore"):
+            return not (left.size and right.size) or float((np.abs(left) @ np.abs(right)).max()) <= SAFE_SUM
+    return True
