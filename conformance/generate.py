@@ -17,7 +17,13 @@ Name grammar (PngSuite style), fields joined by "-":
     <scheme>-<shape>[-<params>…]            valid vectors, e.g. signcut-33x100-w17-kp64
     x<rule>-<what>                          invalid vectors, e.g. xsec3-offset-shifted
 shape is RxC (or D0xD1x… / "scalar" for dense), params: wN width, rN rank,
-bLxR bit widths, gN group, kpN panel, tRxC tile shape, f16/f32/bf16/… storage.
+bLxR bit widths, gN group, kpN panel, tRxC tile shape, f16/f32/bf16/… storage,
+dtX the tensor's dtype where it is not float32 or differs from the storage.
+
+Manifest keys beyond the verdict (conformance/README.md): "since" on an
+invalid vector that needs required bit 0 for a verdict other than [PRE-4],
+"also" for the further rules a vector exercises, "later" and "errata" for
+verdicts a newer minor or an erratum changed.
 """
 
 from __future__ import annotations
