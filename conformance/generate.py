@@ -546,21 +546,17 @@ def invalid_vectors(valid: dict) -> dict:
         edit(hh)
         return _rebuild(base, hh, **assemble)
 
+    def parent(hh, path):
+        """The container that holds the last key of ``path``."""
+        for key in path[:-1]:
+            hh = hh[key]
+        return hh
+
     def set_key(path, value):
-        def edit(hh):
-            target = hh
-            for key in path[:-1]:
-                target = target[key]
-            target[path[-1]] = value
-        return edit
+        return lambda hh: parent(hh, path).__setitem__(path[-1], value)
 
     def drop_key(path):
-        def edit(hh):
-            target = hh
-            for key in path[:-1]:
-                target = target[key]
-            del target[path[-1]]
-        return edit
+        return lambda hh: parent(hh, path).__delitem__(path[-1])
 
     t0, tile0 = ("tensors", 0), ("tensors", 0, "tiles", 0)
     add("xhdr6-metadata-value-not-str", edited(multi, set_key(("metadata", "license"), 1)), "HDR-6", "FormatError",
