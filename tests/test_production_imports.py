@@ -16,7 +16,8 @@ import lrq
 
 PACKAGE = os.path.dirname(lrq.__file__)
 REFERENCE = os.path.join(PACKAGE, "reference")
-ROOT = os.path.dirname(os.path.dirname(PACKAGE))
+# The repository (tests/ and conformance/ beside it), wherever lrq is installed.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VECTORS = os.path.join(ROOT, "conformance", "v1", "valid")
 
 # Production modules that still take scheme algorithms from the reference at

@@ -175,7 +175,7 @@ class Matrix:
                 else:
                     out[index] = kernel.decode()
             else:
-                out[index] = decoder.decode_tile(tile, self._record.panel, _native.crc32c)
+                out[index] = decoder.decode_tile(tile, self._record.panel, _native.crc32c, self._record.dtype)
         return out
 
     # -------------------------------------------------------------- products
@@ -213,7 +213,7 @@ class Matrix:
             return self._cache[index]
         # A float64 matrix keeps float64 values: they do not survive float32.
         kept = np.float64 if self.dtype == np.float64 else np.float32
-        values = decoder.decode_tile(tile, self._record.panel, _native.crc32c).astype(kept)
+        values = decoder.decode_tile(tile, self._record.panel, _native.crc32c, self._record.dtype).astype(kept)
         if self._cache is not None:
             self._cache[index] = values
         return values

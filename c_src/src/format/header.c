@@ -247,18 +247,17 @@ enum {
     TF_SCALE_L, TF_SCALE_R, TF_SECTIONS, TF_COUNT
 };
 
-/* A signcut tile's optional "c_scale" ([SC-3], [SC-4]): present only in a
- * file that sets the signcut_c16 flag, and a power of two 2^e with
- * -125 <= e <= 112 as binary32. */
+/* A signcut tile's optional "c_scale" ([SC-3], [SC-4]): a power of two 2^e
+ * with -125 <= e <= 112 as binary32.  The key means something only in a file
+ * that sets the signcut_c16 flag; in any other file it is an unknown key,
+ * ignored whatever its value ([HDR-9], [VER-4]), and the tile's c is binary32
+ * (so a 2w-byte c then fails [SEC-2]). */
 static int get_c_scale(const parse_ctx *const c, const field *const fl, tile_rec *const tl)
 {
     int rc;
 
-    if (!fl->found)
+    if (!fl->found || !(c->f->required & LRQ_REQUIRED_SIGNCUT_C16))
         return LRQ_OK;
-    if (!(c->f->required & LRQ_REQUIRED_SIGNCUT_C16))
-        return fail(c, "SC-4", LRQ_ERR_FORMAT, "'c_scale' in a file whose required_features "
-                    "lack signcut_c16 (bit 0)");
     if ((rc = get_float(c, fl, "SC-3", &tl->c_scale)) != LRQ_OK)
         return rc;
     if (!lrq_c_scale_ok(tl->c_scale))

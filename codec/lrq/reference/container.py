@@ -260,7 +260,8 @@ def _kinds(tensors) -> list:
 def content_version(tensors: list) -> tuple:
     """(minor, required_features) of the lowest version that holds the tensors [VER-2].
 
-    1.1 with signcut_c16 when a signcut tile stores c as binary16 [SC-4]; 1.0
+    1.1 with signcut_c16 when a signcut tile stores c as binary16 (the only
+    files in which "c_scale" means something, [SC-4], [SC-5]); 1.0
     with no flags otherwise [PRE-10].
     """
     c16 = any(tile.scheme == "signcut" and "c_scale" in tile.params for t in tensors for tile in t.tiles)
@@ -444,10 +445,10 @@ def _f32(value: float) -> float:
 
 def _c_scale(f: _Field, required: int) -> Optional[float]:
     """A signcut tile's optional "c_scale" [SC-3], [SC-4]."""
-    if "c_scale" not in f.map:
+    # [SC-4]: the key means something only in a file that sets signcut_c16;
+    # elsewhere it is an unknown key, ignored [HDR-9], and c is binary32.
+    if "c_scale" not in f.map or not required & SIGNCUT_C16:
         return None
-    if not required & SIGNCUT_C16:
-        f.fail("'c_scale' in a file whose required_features lack signcut_c16 (bit 0)", "SC-4")
     value = _f32(f.get("c_scale", float, "SC-3"))
     lo, hi = C_SCALE_EXPONENTS
     if not math.isfinite(value) or value <= 0:

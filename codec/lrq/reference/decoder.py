@@ -34,14 +34,32 @@ def output_dtype(dtype: str) -> np.dtype:
 def _product_into(out: np.ndarray, left: np.ndarray, right: np.ndarray) -> None:
     """out = left @ right in float64, a block of rows at a time."""
     rows = max(1, PRODUCT_BLOCK_BYTES // (8 * max(1, right.shape[1])))
-    for r0 in range(0, left.shape[0], rows):
-        out[r0 : r0 + rows] = left[r0 : r0 + rows].astype(np.float64) @ right
+    # A tile that is not binary32-safe may exceed the output type's range: its
+    # values are unspecified and it is decoded all the same [NUM-4].
+    with np.errstate(over="ignore", invalid="ignore"):
+        for r0 in range(0, left.shape[0], rows):
+            out[r0 : r0 + rows] = left[r0 : r0 + rows].astype(np.float64) @ right
 
 
-def decode_tile_into(tile, panel: int, crc32c, out: np.ndarray) -> None:
-    """Write a tile's values into ``out`` (exact for dense; float64 products rounded once for the factorizations)."""
+def _dense_values(tile, crc32c, dtype: Optional[str]) -> np.ndarray:
+    """A dense tile's decoded values: stored values rounded to the tensor's ``dtype`` [NUM-2]."""
+    storage = tile.params["storage"]
+    values = dense.load(tile.section("values", crc32c), storage, tile.shape)
+    return values if dtype is None else dense.to_dtype(values, storage, dtype)
+
+
+def decode_tile_into(tile, panel: int, crc32c, out: np.ndarray, dtype: Optional[str] = None) -> None:
+    """Write a tile's values into ``out`` (exact for dense; float64 products rounded once for the factorizations).
+
+    ``dtype`` is the tensor's dtype: a dense value stored in a wider type is
+    rounded to it [NUM-2] (``None`` keeps the stored values, for callers that
+    want them as stored).  The CRCs of all the tile's sections are checked
+    before any of its content rules [SEC-9].
+    """
+    for section in tile.sections.values():
+        section.payload(crc32c)
     if tile.scheme == "dense":
-        out[...] = dense.load(tile.section("values", crc32c), tile.params["storage"], tile.shape)
+        out[...] = _dense_values(tile, crc32c, dtype)
     elif tile.scheme == "signcut":
         s, c, tt = signcut.factors(tile, panel, crc32c)
         _product_into(out, s, c.astype(np.float64)[:, None] * tt.astype(np.float64))
@@ -49,10 +67,11 @@ def decode_tile_into(tile, panel: int, crc32c, out: np.ndarray) -> None:
         _product_into(out, *lplr.factors(tile, panel, crc32c))
 
 
-def decode_tile(tile, panel: int, crc32c) -> np.ndarray:
-    """A tile's values: exact for dense, float64 products for the factorizations."""
+def decode_tile(tile, panel: int, crc32c, dtype: Optional[str] = None) -> np.ndarray:
+    """A tile's values: exact for dense (rounded to ``dtype`` as for :func:`decode_tile_into`),
+    float64 products for the factorizations."""
     if tile.scheme == "dense":
-        return dense.load(tile.section("values", crc32c), tile.params["storage"], tile.shape)
+        return _dense_values(tile, crc32c, dtype)
     out = np.empty(tile.shape, dtype=np.float64)
     decode_tile_into(tile, panel, crc32c, out)
     return out
@@ -70,8 +89,34 @@ def decode_tensor(record, crc32c, max_output_bytes: Optional[int] = None) -> np.
         out = np.empty(record.shape, dtype=dtype)
         for tile in record.tiles:
             index = tuple(slice(o, o + s) for o, s in zip(tile.origin, tile.shape))
-            decode_tile_into(tile, record.panel, crc32c, out[index] if index else out)  # a 0-d view is out itself
+            decode_tile_into(tile, record.panel, crc32c, out[index] if index else out, record.dtype)  # a 0-d view is out itself
     except MemoryError:
         raise ResourceError(f"tensor '{record.name}': not enough memory to decode it (its {shape} {dtype} "
                             f"output alone takes {nbytes:,} bytes) [LIM-8]") from None
     return out
+
+
+# [NUM-1]'s domain (spec §11): M <= (1 - 2^-16) * 2^128, and for lplr every
+# nonzero factor element within [2^-63, 2^63] in magnitude.
+SAFE_SUM = (1 - 2.0**-16) * 2.0**128
+SAFE_FACTOR_RANGE = (2.0**-63, 2.0**63)
+
+
+def binary32_safe(tile, panel: int, crc32c) -> bool:
+    """Whether [NUM-1] applies to a tile's elements (always, for dense tiles).
+
+    A signcut or lplr tile outside this domain decodes to unspecified values
+    [NUM-4]; comparisons of decoders skip it.
+    """
+    if tile.scheme == "signcut":
+        return float(np.abs(signcut.coefficients(tile, crc32c).astype(np.float64)).sum()) <= SAFE_SUM
+    if tile.scheme == "lplr":
+        left, right = lplr.factors(tile, panel, crc32c)
+        lo, hi = SAFE_FACTOR_RANGE
+        for factor in (left, right):
+            magnitude = np.abs(factor[factor != 0])
+            if magnitude.size and not (lo <= magnitude.min() and magnitude.max() <= hi):
+                return False
+        with np.errstate(over="ignore"):
+            return not (left.size and right.size) or float((np.abs(left) @ np.abs(right)).max()) <= SAFE_SUM
+    return True

@@ -59,7 +59,7 @@ def _preamble(raw_header: bytes, file_length: int, major: int, minor: int, requi
 
 def assemble(header_map: dict, section_payloads: list, *, shift: int = 0, major: int = 1, minor: int = 0,
              required: int = 0, optional: int = 0, fix_offsets: bool = True, keep_lengths: bool = False,
-             fix_crcs: bool = True, single_float: bool = True) -> bytes:
+             fix_crcs: bool = True, single_float: bool = True, pack=None) -> bytes:
     """A file from a header map and section payloads (the entries of ``header_map`` are updated).
 
     By default every section gets its canonical offset and its payload's
@@ -68,7 +68,9 @@ def assemble(header_map: dict, section_payloads: list, *, shift: int = 0, major:
     header's lengths; ``fix_offsets=False`` keeps the header's offsets and
     lengths and puts each payload where its entry says; ``fix_crcs=False``
     keeps the header's CRCs.  Without ``single_float`` floats are packed as
-    float 64.  The preamble's lengths and header CRC are always right.
+    float 64; ``pack`` (a function of the header map) replaces msgpack's
+    shortest encodings altogether.  The preamble's lengths and header CRC are
+    always right.
     """
     entries = section_entries(header_map)
     if len(entries) != len(section_payloads):
@@ -85,7 +87,7 @@ def assemble(header_map: dict, section_payloads: list, *, shift: int = 0, major:
                 pos += len(payload)
             if fix_crcs:
                 entry[3] = crc32c(payload)
-        raw = msgpack.packb(header_map, use_single_float=single_float)
+        raw = pack(header_map) if pack else msgpack.packb(header_map, use_single_float=single_float)
         if len(raw) == header_length:
             break
         header_length = len(raw)
