@@ -8,9 +8,8 @@ from typing import Optional
 import numpy as np
 
 from . import _native
-from .errors import ArgumentError, FormatError
+from .errors import ArgumentError, FormatError, ResourceError
 from . import format as container
-from .reference import decoder, lplr, signcut
 
 _FACTORED = ("signcut", "lplr")
 _PRECISIONS = ("float32", "int16", "int8")
@@ -92,7 +91,7 @@ class Matrix:
 
     @property
     def dtype(self) -> np.dtype:
-        return decoder.output_dtype(self._record.dtype)
+        return container.output_dtype(self._record.dtype)
 
     @property
     def source_dtype(self) -> str:
@@ -164,7 +163,21 @@ class Matrix:
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def decode(self) -> np.ndarray:
-        """The dense array (same as ``lrq.decode(M)``)."""
+        """The dense array (same as ``lrq.decode(M)``).
+
+        Raises ResourceError when the memory for the array (or a tile's
+        working copy) cannot be had.
+        """
+        try:
+            return self._decode()
+        except MemoryError:
+            nbytes = self.size * self.dtype.itemsize
+            shape = "×".join(map(str, self.shape)) or "scalar"
+            what = f"tensor '{self.name}'" if self.name is not None else "the tensor"
+            raise ResourceError(f"{what}: not enough memory to decode it (its {shape} {self.dtype} "
+                                f"output alone takes {nbytes:,} bytes) [LIM-8]") from None
+
+    def _decode(self) -> np.ndarray:
         out = np.empty(self.shape, dtype=self.dtype)
         for number, tile in enumerate(self._record.tiles):
             index = tuple(slice(o, o + s) for o, s in zip(tile.origin, tile.shape))
@@ -175,7 +188,7 @@ class Matrix:
                 else:
                     out[index] = kernel.decode()
             else:
-                out[index] = decoder.decode_tile(tile, self._record.panel, _native.crc32c)
+                out[index] = self._dense_section(tile)
         return out
 
     # -------------------------------------------------------------- products
@@ -183,9 +196,9 @@ class Matrix:
         """The C handle of a signcut or lplr tile, made on first use.
 
         ``tile.section`` checks each section's CRC the first time it is read;
-        the handle then checks the value rules and borrows the bytes.  When
-        the C core rejects a tile, the reference decoder runs to name the
-        exact rule that fails.
+        the handle then checks the value rules (spec [SC-*], [LP-*]) and
+        borrows the bytes.  A tile the C core rejects raises FormatError
+        naming the rule and the section that break it.
         """
         kernel = self._tiles.get(index)
         if kernel is not None:
@@ -193,19 +206,28 @@ class Matrix:
         panel = self._record.panel
         (m, n), p = tile.shape, tile.params
         crc = _native.crc32c
+        kinds = ("c", "tt", "s") if tile.scheme == "signcut" else ("r_codes", "r_scales", "l_codes", "l_scales")
+        # Read first: a file's sections are checked here (CRC, content) with
+        # messages that already name the tensor and the tile.
+        sections = [tile.section(kind, crc) for kind in kinds]
         try:
             if tile.scheme == "signcut":
-                kernel = _native.signcut_tile(m, n, p["width"], panel, tile.section("c", crc),
-                                              tile.section("tt", crc), tile.section("s", crc),
-                                              c_scale=p.get("c_scale"))
+                kernel = _native.signcut_tile(m, n, p["width"], panel, *sections, c_scale=p.get("c_scale"))
             else:
-                kernel = _native.lplr_tile(m, n, p, panel, *(tile.section(kind, crc) for kind in
-                                                             ("r_codes", "r_scales", "l_codes", "l_scales")))
-        except FormatError:
-            (signcut if tile.scheme == "signcut" else lplr).factors(tile, panel, crc)
-            raise
+                kernel = _native.lplr_tile(m, n, p, panel, *sections)
+        except FormatError as exc:
+            # "[RULE] section 'x': ..." gains the tensor and the tile, as the
+            # file reader words it ("[RULE] tensor 'W' tile #0 section 'x': ...").
+            rule, _, rest = str(exc).partition(" ")
+            where = (f"tensor '{self.name}' " if self.name is not None else "") + f"tile #{index}"
+            raise type(exc)(f"{rule} {where} {rest}" if rule.startswith("[") else f"{where}: {exc}") from None
         self._tiles[index] = kernel
         return kernel
+
+    @staticmethod
+    def _dense_section(tile) -> np.ndarray:
+        """A dense tile's stored values, read from its ``values`` section [DN-1]-[DN-4]."""
+        return container.dense_values(tile.section("values", _native.crc32c), tile.params["storage"], tile.shape)
 
     def _dense(self, index: int, tile):
         """A dense tile's values for products, cached for in-memory matrices."""
@@ -213,7 +235,7 @@ class Matrix:
             return self._cache[index]
         # A float64 matrix keeps float64 values: they do not survive float32.
         kept = np.float64 if self.dtype == np.float64 else np.float32
-        values = decoder.decode_tile(tile, self._record.panel, _native.crc32c).astype(kept)
+        values = self._dense_section(tile).astype(kept)
         if self._cache is not None:
             self._cache[index] = values
         return values
@@ -319,28 +341,32 @@ class Matrix:
         out_rows = n if transpose else m
         whole = len(tiles) == 1 and factored and ct == np.float32  # one call writes every element
         out = (np.empty if whole else np.zeros)((out_rows,) + x.shape[1:], dtype=ct)
-        for index, tile in enumerate(tiles):
-            (r0, c0), (tm, tn) = tile.origin, tile.shape
-            src, dst = (slice(r0, r0 + tm), slice(c0, c0 + tn)) if transpose else (slice(c0, c0 + tn), slice(r0, r0 + tm))
-            if tile.scheme in _FACTORED:
-                kernel = self._kernel(index, tile)
-                if dense_fallback and precision == "float32" and dense_is_cheaper(tile, nvec, transpose):
-                    values = kernel.decode()
-                    part = (values.T if transpose else values) @ x32[src]
-                    del values
-                elif whole:
-                    kernel.product(x32[src], transpose=transpose, precision=precision, out=out[dst])
-                    continue
+        # Values near the float32 limit may overflow to inf in numpy's dense
+        # products and sums: that is the correctly rounded result, as on the
+        # kernels, not a fault to warn about.
+        with np.errstate(over="ignore"):
+            for index, tile in enumerate(tiles):
+                (r0, c0), (tm, tn) = tile.origin, tile.shape
+                src, dst = (slice(r0, r0 + tm), slice(c0, c0 + tn)) if transpose else (slice(c0, c0 + tn), slice(r0, r0 + tm))
+                if tile.scheme in _FACTORED:
+                    kernel = self._kernel(index, tile)
+                    if dense_fallback and precision == "float32" and dense_is_cheaper(tile, nvec, transpose):
+                        values = kernel.decode()
+                        part = (values.T if transpose else values) @ x32[src]
+                        del values
+                    elif whole:
+                        kernel.product(x32[src], transpose=transpose, precision=precision, out=out[dst])
+                        continue
+                    else:
+                        part = kernel.product(x32[src], transpose=transpose, precision=precision)
+                    if whole:
+                        out[dst] = part
+                    else:
+                        out[dst] += part
                 else:
-                    part = kernel.product(x32[src], transpose=transpose, precision=precision)
-                if whole:
-                    out[dst] = part
-                else:
-                    out[dst] += part
-            else:
-                values = self._dense(index, tile)
-                values = values.astype(ct) if values.dtype != ct else values
-                out[dst] += (values.T if transpose else values) @ x[src].astype(ct, copy=False)
+                    values = self._dense(index, tile)
+                    values = values.astype(ct) if values.dtype != ct else values
+                    out[dst] += (values.T if transpose else values) @ x[src].astype(ct, copy=False)
         return out
 
     def matvec(self, x, precision: str = "float32") -> np.ndarray:
