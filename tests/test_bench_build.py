@@ -15,7 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 @pytest.mark.skipif(shutil.which("make") is None or shutil.which("cc") is None, reason="needs make and cc")
 def test_handoff_builds_and_runs_with_its_documented_command(tmp_path):
-    comment = (ROOT / "bench" / "handoff.c").read_text().split("*/", 1)[0]
+    comment = (ROOT / "bench" / "handoff.c").read_text().split("#define", 1)[0]
     lines = [line.strip(" *") for line in comment.splitlines()]
     start = next(i for i, line in enumerate(lines) if line.startswith("make -C c_src lib"))
     command = ""
