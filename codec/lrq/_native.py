@@ -409,6 +409,54 @@ class ContainerFile:
         flags = lib.LRQ_FILE_VERIFY_CONTENT if content else lib.LRQ_FILE_VERIFY_CHECKSUMS
         _check_file(lib.lrq_file_verify(self._handle, flags, detail, len(detail)), "lrq_file_verify", detail)
 
+class MappingGuard:
+    """Guards a read-only file mapping against SIGBUS (``lrq_mapping_guard``).
+
+    When the file is truncated while mapped, an access past its new end no
+    longer kills the process: the rest of the mapping reads as zeros from the
+    faulting page on and :attr:`damaged` becomes true, so the caller can
+    discard what it computed.  Holds ``mapping`` so the mapping outlives the
+    guard; :meth:`release` (or the guard's end) stops guarding before the
+    mapping is closed.  Without a free slot (``LRQ_MAPPING_GUARD_MAX``
+    mappings already guarded) the mapping is unguarded and :attr:`guarded`
+    is false.
+    """
+
+    def __init__(self, mapping):
+        self._mapping = mapping
+        self._slot = None
+        with ffi.from_buffer(mapping) as buf:  # released at once: close() stays possible
+            address, size = ffi.cast("void *", buf), len(buf)
+        slot = ffi.new("int *")
+        rc = lib.lrq_mapping_guard(address, size, slot)
+        if rc == lib.LRQ_OK:
+            self._slot = slot[0]
+        elif rc != lib.LRQ_ERR_MEMORY:
+            _check(rc, "lrq_mapping_guard")
+
+    @property
+    def guarded(self) -> bool:
+        return self._slot is not None
+
+    @property
+    def mapping(self):
+        """The guarded mapping, or None once released."""
+        return self._mapping
+
+    @property
+    def damaged(self) -> bool:
+        return self._slot is not None and bool(lib.lrq_mapping_damaged(self._slot))
+
+    def release(self) -> None:
+        if self._slot is not None:
+            lib.lrq_mapping_unguard(self._slot)
+            self._slot = None
+        self._mapping = None
+
+    def __del__(self):
+        self.release()
+
+
 # ----------------------------------------------------------------- tiles
 
 _F32 = np.dtype(np.float32)
@@ -560,6 +608,7 @@ __all__ = [
     "isa_name",
     "kernel_readable",
     "lplr_tile",
+    "MappingGuard",
     "set_isa",
     "set_threads",
     "signcut_tile",

@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 
 from . import _native
-from .errors import ArgumentError, FormatError, ResourceError
+from .errors import ArgumentError, FormatError, LrqError, ResourceError
 from . import format as container
 
 _FACTORED = ("signcut", "lplr")
@@ -169,7 +169,7 @@ class Matrix:
         working copy) cannot be had.
         """
         try:
-            return self._decode()
+            return self._reading_source(self._decode)
         except MemoryError:
             nbytes = self.size * self.dtype.itemsize
             shape = "×".join(map(str, self.shape)) or "scalar"
@@ -296,8 +296,33 @@ class Matrix:
         self._single = self._kernel(0, tiles[0])
         return self._single
 
+    def _check_source(self) -> None:
+        """For a matrix of :func:`lrq.open`: raise FormatError if its file was
+        truncated while mapped (see ``lrq.File``)."""
+        if self._owner is not None:
+            self._owner._check_intact()
+
+    def _reading_source(self, call, *args):
+        """``call(*args)``, checked before and after for a truncated file.
+
+        What a call computed from a truncated mapping (its lost pages read as
+        zeros) is discarded; an error it raised on those zeros (a checksum
+        that no longer matches) gives way to the truncation that caused it.
+        """
+        self._check_source()
+        try:
+            result = call(*args)
+        except LrqError:
+            self._check_source()
+            raise
+        self._check_source()
+        return result
+
     def _product(self, x, transpose: bool, precision: str = "float32", dense_fallback: bool = True) -> np.ndarray:
         """op(A) @ x, op = transpose or identity, for x 1-D, 2-D or stacked."""
+        return self._reading_source(self._product_unchecked, x, transpose, precision, dense_fallback)
+
+    def _product_unchecked(self, x, transpose: bool, precision: str, dense_fallback: bool) -> np.ndarray:
         if precision not in _PRECISIONS:
             raise ArgumentError(f"precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
         if transpose and precision != "float32":
