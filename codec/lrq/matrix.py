@@ -165,6 +165,14 @@ class Matrix:
     def decode(self) -> np.ndarray:
         """The dense array (same as ``lrq.decode(M)``).
 
+        Costs the output's size, the kernels' decode of each factorized
+        tile, and Python work per tile: a few microseconds for each dense
+        tile of a file's tensor (read straight from the C tile table), about
+        ten times that for a factorized tile.  Since every tile takes at
+        least about 120 bytes of file, even a file made of 1×1 tiles decodes
+        at about 30 MB of file per second of that work (a 28 MB file of
+        230 000 tiles: about 1 s).
+
         Raises ResourceError when the memory for the array (or a tile's
         working copy) cannot be had.
         """
@@ -179,7 +187,12 @@ class Matrix:
 
     def _decode(self) -> np.ndarray:
         out = np.empty(self.shape, dtype=self.dtype)
-        for number, tile in enumerate(self._record.tiles):
+        tiles = self._record.tiles
+        # A file's tensor writes its dense tiles in one pass over the C tile
+        # table (no per-tile records); the others go tile by tile.
+        numbers = tiles.decode_dense_into(out) if hasattr(tiles, "decode_dense_into") else range(len(tiles))
+        for number in numbers:
+            tile = tiles[number]
             index = tuple(slice(o, o + s) for o, s in zip(tile.origin, tile.shape))
             if tile.scheme in _FACTORED:
                 kernel = self._kernel(number, tile)
