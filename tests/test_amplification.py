@@ -3,7 +3,8 @@
 reference decoder its output and a bounded block, and is a ResourceError when
 memory runs out or the caller's limit is passed; opening a file of many tiles
 builds no per-tile records until they are used, and decoding its dense tiles
-builds none at all and makes a bounded number of Python calls per tile."""
+or multiplying with them builds none at all and makes a bounded number of
+Python calls per tile."""
 
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ def _python_calls(call) -> int:
     return count
 
 
-def test_decoding_many_dense_tiles_costs_a_few_python_calls_a_tile_and_no_records(tmp_path):
+def test_decoding_and_products_of_many_dense_tiles_cost_a_few_python_calls_a_tile_and_no_records(tmp_path):
     """The work, not a timing: a file's dense tiles are decoded from the C tile
     table, with a bounded number of Python calls per tile and no tile records."""
     count = 5_000
@@ -122,5 +123,7 @@ def test_decoding_many_dense_tiles_costs_a_few_python_calls_a_tile_and_no_record
         m = f["t"]
         calls = _python_calls(lambda: np.testing.assert_array_equal(
             m.decode(), np.full((1, count), 1.5, dtype=np.float32)))
+        assert calls <= 10 * count + 500, calls / count
+        calls = _python_calls(lambda: np.testing.assert_array_equal(m @ np.ones(count, np.float32), [1.5 * count]))
         assert calls <= 10 * count + 500, calls / count
         assert all(record is None for record in m._record.tiles._records)

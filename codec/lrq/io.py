@@ -95,22 +95,17 @@ class _FileTiles(Sequence):
         return record
 
 
-    def decode_dense_into(self, out: np.ndarray) -> list:
-        """Write every dense tile into ``out`` (the tensor's array); return the
-        indices of the factorized tiles, left to the caller.
+    def dense_values(self) -> Iterator[tuple]:
+        """(index, origin, shape, values) of every tile in grid order: a dense
+        tile's stored values (a view of the file), None for a factorized one.
 
         Straight from the C tile table, without building tile records, so a
         tensor of many small tiles costs a few microseconds a tile (spec §13:
         a file costs time in proportion to its size and its output).
         """
-        factored = []
         for index, origin, shape, storage, offset, length in self._parsed.dense_layout(self._tensor, len(self)):
-            if storage is None:
-                factored.append(index)
-            else:
-                values = format.dense_values(self._parsed.view(offset, length), storage, shape)
-                out[tuple(slice(o, o + s) for o, s in zip(origin, shape))] = values
-        return factored
+            values = None if storage is None else format.dense_values(self._parsed.view(offset, length), storage, shape)
+            yield index, origin, shape, values
 
 
 def _parse(buf, *, verify: bool) -> format.FileRecord:

@@ -171,7 +171,8 @@ class Matrix:
         ten times that for a factorized tile.  Since every tile takes at
         least about 120 bytes of file, even a file made of 1×1 tiles decodes
         at about 30 MB of file per second of that work (a 28 MB file of
-        230 000 tiles: about 1 s).
+        230 000 tiles: about 1 s).  Products with a mapped file's matrix
+        read its dense tiles the same way, each call.
 
         Raises ResourceError when the memory for the array (or a tile's
         working copy) cannot be had.
@@ -185,23 +186,32 @@ class Matrix:
             raise ResourceError(f"{what}: not enough memory to decode it (its {shape} {self.dtype} "
                                 f"output alone takes {nbytes:,} bytes) [LIM-8]") from None
 
+    def _tile_values(self, from_table: bool):
+        """(index, origin, shape, values) of every tile in grid order: a dense
+        tile's stored values, None for a factorized one.
+
+        With ``from_table``, a file's tensor reads its dense tiles straight
+        from the C tile table, building no tile records (a few microseconds a
+        tile, see :meth:`decode`); otherwise tile by tile from the records.
+        """
+        tiles = self._record.tiles
+        if from_table and hasattr(tiles, "dense_values"):
+            return tiles.dense_values()
+        return ((index, tile.origin, tile.shape, None if tile.scheme in _FACTORED else self._dense_section(tile))
+                for index, tile in enumerate(tiles))
+
     def _decode(self) -> np.ndarray:
         out = np.empty(self.shape, dtype=self.dtype)
-        tiles = self._record.tiles
-        # A file's tensor writes its dense tiles in one pass over the C tile
-        # table (no per-tile records); the others go tile by tile.
-        numbers = tiles.decode_dense_into(out) if hasattr(tiles, "decode_dense_into") else range(len(tiles))
-        for number in numbers:
-            tile = tiles[number]
-            index = tuple(slice(o, o + s) for o, s in zip(tile.origin, tile.shape))
-            if tile.scheme in _FACTORED:
-                kernel = self._kernel(number, tile)
-                if out.dtype == np.float32:
-                    kernel.decode(out=out[index])
-                else:
-                    out[index] = kernel.decode()
+        for number, origin, shape, values in self._tile_values(from_table=True):
+            index = tuple(slice(o, o + s) for o, s in zip(origin, shape))
+            if values is not None:
+                out[index] = values
+                continue
+            kernel = self._kernel(number, self._record.tiles[number])
+            if out.dtype == np.float32:
+                kernel.decode(out=out[index])
             else:
-                out[index] = self._dense_section(tile)
+                out[index] = kernel.decode()
         return out
 
     # -------------------------------------------------------------- products
@@ -243,14 +253,12 @@ class Matrix:
         return container.dense_values(tile.section("values", _native.crc32c), tile.params["storage"], tile.shape)
 
     def _dense(self, index: int, tile):
-        """A dense tile's values for products, cached for in-memory matrices."""
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
-        # A float64 matrix keeps float64 values: they do not survive float32.
-        kept = np.float64 if self.dtype == np.float64 else np.float32
-        values = self._dense_section(tile).astype(kept)
-        if self._cache is not None:
-            self._cache[index] = values
+        """A dense tile's values for products, from the cache of an in-memory matrix."""
+        values = self._cache.get(index)
+        if values is None:
+            # A float64 matrix keeps float64 values: they do not survive float32.
+            kept = np.float64 if self.dtype == np.float64 else np.float32
+            values = self._cache[index] = self._dense_section(tile).astype(kept)
         return values
 
     # The one validation path of every product: M @ x, M.T @ y, x @ M,
@@ -371,23 +379,26 @@ class Matrix:
             return kernel.product(x, transpose=transpose, precision=precision)
         m, n = self.shape
         tiles = self._record.tiles
-        factored = any(t.scheme in _FACTORED for t in tiles)
-        # Converted (or found readable in place) once for every tile.
-        x32 = _native.kernel_readable(x) if factored else None
-        if factored and x.dtype.itemsize > 4 and not np.isfinite(x32).all():
-            raise ArgumentError("the operand holds values beyond the float32 range")
+        x32 = None  # x for the kernels, made at the first factorized tile, once for all of them
         out_rows = n if transpose else m
-        whole = len(tiles) == 1 and factored and ct == np.float32  # one call writes every element
+        # One call writes every element.
+        whole = len(tiles) == 1 and tiles[0].scheme in _FACTORED and ct == np.float32
         out = (np.empty if whole else np.zeros)((out_rows,) + x.shape[1:], dtype=ct)
         # Values near the float32 limit may overflow to inf in numpy's dense
         # products and sums: that is the correctly rounded result, as on the
         # kernels, not a fault to warn about.
         with np.errstate(over="ignore"):
-            for index, tile in enumerate(tiles):
-                (r0, c0), (tm, tn) = tile.origin, tile.shape
+            # A mapped file's dense tiles come from the C tile table (no
+            # records); an in-memory matrix's from its cache.
+            for index, (r0, c0), (tm, tn), values in self._tile_values(from_table=self._cache is None):
                 src, dst = (slice(r0, r0 + tm), slice(c0, c0 + tn)) if transpose else (slice(c0, c0 + tn), slice(r0, r0 + tm))
-                if tile.scheme in _FACTORED:
+                if values is None:
+                    tile = tiles[index]
                     kernel = self._kernel(index, tile)
+                    if x32 is None:
+                        x32 = _native.kernel_readable(x)  # converted only when the kernels cannot read x
+                        if x.dtype.itemsize > 4 and not np.isfinite(x32).all():
+                            raise ArgumentError("the operand holds values beyond the float32 range")
                     if dense_fallback and precision == "float32" and dense_is_cheaper(tile, nvec, transpose):
                         values = kernel.decode()
                         part = (values.T if transpose else values) @ x32[src]
@@ -402,7 +413,8 @@ class Matrix:
                     else:
                         out[dst] += part
                 else:
-                    values = self._dense(index, tile)
+                    if self._cache is not None:
+                        values = self._dense(index, tiles[index])
                     values = values.astype(ct) if values.dtype != ct else values
                     out[dst] += (values.T if transpose else values) @ x[src].astype(ct, copy=False)
         return out
