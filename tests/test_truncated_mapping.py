@@ -10,8 +10,11 @@ import sys
 import textwrap
 
 import numpy as np
+
 import lrq
+from c_harness import needs_gcc, run_sanitized
 from lrq import _native
+
 
 def _save(path) -> np.ndarray:
     rng = np.random.default_rng(1)
@@ -110,3 +113,10 @@ def test_the_guard_releases_its_slot_with_the_file(tmp_path):
     for _ in range(_native.lib.LRQ_MAPPING_GUARD_MAX + 10):
         with lrq.open(path) as f:
             assert f._guard.guarded
+
+
+@needs_gcc
+def test_the_c_guard_catches_a_fault_on_a_worker_thread_and_chains_others(tmp_path):
+    """tests/c/test_mapguard.c under ASan + UBSan: the first fault is on a
+    worker of the thread team (which must leave SIGBUS unblocked)."""
+    run_sanitized(tmp_path, "test_mapguard")
