@@ -94,11 +94,7 @@ def test_truncated_by_another_process_during_products(tmp_path):
         try:
             while True:
                 assert np.array_equal(W @ x, first)  # every product that returns is whole
-                products += 1
-                # A decode reads every section page: new faults keep coming.
-                W._tiles.clear()
-                for s in W._record.tiles[0].sections.values():
-                    s.verified = False
+                products += 1  # each product reads the factors from the mapping again
         except lrq.FormatError as exc:
             print("FormatError:", exc)
         truncate.wait()
