@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What it costs to get a second thread to work on a product, the measurement
- * behind the design of c_src/src/threads.c:
+ * behind the design of c_src/src/common/threads.c.  From the repository root,
+ * against the core built from c_src/Makefile's source list:
  *
- *   cc -O2 -pthread -Ic_src/include -Ic_src/src bench/handoff.c \
- *      c_src/src/threads.c c_src/src/dispatch.c -o /tmp/handoff && /tmp/handoff
+ *   make -C c_src lib && cc -O2 -std=c99 -pthread -Ic_src/include -Ic_src/src \
+ *      bench/handoff.c c_src/build/liblrq.a -lm -o /tmp/handoff && /tmp/handoff
  *
  * Prints the median round trip, in microseconds, of handing an empty task to
  * another thread and waiting for it to finish:
@@ -22,7 +23,7 @@
 #include <time.h>
 
 #include "lrq.h"
-#include "threads.h"
+#include "common/threads.h"
 
 #define ROUNDS 2001
 

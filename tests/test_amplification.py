@@ -2,7 +2,9 @@
 [LIM-7], [LIM-8]): a tiny file declaring a huge signcut of width 0 costs the
 reference decoder its output and a bounded block, and is a ResourceError when
 memory runs out or the caller's limit is passed; opening a file of many tiles
-builds no per-tile records until they are used."""
+builds no per-tile records until they are used, and decoding its dense tiles
+or multiplying with them builds none at all and makes a bounded number of
+Python calls per tile."""
 
 from __future__ import annotations
 
@@ -93,3 +95,35 @@ def test_opening_a_file_of_many_tiles_builds_no_tile_records(tmp_path):
         assert (tiles[3].origin, tiles[3].shape, tiles[3].scheme) == ((0, 3), (1, 1), "dense")
         assert [t.origin for t in tiles[1:3]] == [(0, 1), (0, 2)]
         np.testing.assert_array_equal(lrq.decode(f["t"]), np.full((1, count), 1.5, dtype=np.float32))
+
+
+def _python_calls(call) -> int:
+    """How many Python-level function calls (and generator resumptions) ``call()`` makes."""
+    count = 0
+
+    def profile(frame, event, arg):
+        nonlocal count
+        count += event == "call"
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return count
+
+
+def test_decoding_and_products_of_many_dense_tiles_cost_a_few_python_calls_a_tile_and_no_records(tmp_path):
+    """The work, not a timing: a file's dense tiles are decoded from the C tile
+    table, with a bounded number of Python calls per tile and no tile records."""
+    count = 5_000
+    path = tmp_path / "many.lrq"
+    path.write_bytes(many_tiles(count))
+    with lrq.open(path) as f:
+        m = f["t"]
+        calls = _python_calls(lambda: np.testing.assert_array_equal(
+            m.decode(), np.full((1, count), 1.5, dtype=np.float32)))
+        assert calls <= 10 * count + 500, calls / count
+        calls = _python_calls(lambda: np.testing.assert_array_equal(m @ np.ones(count, np.float32), [1.5 * count]))
+        assert calls <= 10 * count + 500, calls / count
+        assert all(record is None for record in m._record.tiles._records)

@@ -10,8 +10,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 import lrq
 
 PACKAGE = os.path.dirname(lrq.__file__)
@@ -20,11 +18,6 @@ REFERENCE = os.path.join(PACKAGE, "reference")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VECTORS = os.path.join(ROOT, "conformance", "v1", "valid")
 
-# Production modules that still take scheme algorithms from the reference at
-# import time; they are being moved out (the lplr fit and quantizer into the
-# encoder, dense-tile decoding out of Matrix).  When one is moved, remove it
-# here: the test below fails until the list says exactly what is left.
-STILL_IMPORTING_REFERENCE = {"matrix.py"}
 # The one allowed use: `lrq verify --reference` imports it inside the command.
 LAZY_IMPORT_ALLOWED = {"cli.py"}
 
@@ -64,7 +57,7 @@ def test_production_modules_do_not_import_the_reference():
             importing.add(name)
         elif name not in LAZY_IMPORT_ALLOWED:
             assert not _uses_reference(_imports(path, top_level_only=False)), f"{name} imports lrq.reference"
-    assert importing == STILL_IMPORTING_REFERENCE
+    assert not importing, f"production modules import lrq.reference at import time: {sorted(importing)}"
 
 
 def test_the_reference_imports_only_numpy_msgpack_and_lrq_errors():
@@ -127,8 +120,6 @@ BLOCK_REFERENCE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.xfail(strict=True, reason="encoder.py and matrix.py still import reference algorithms "
-                                       "(STILL_IMPORTING_REFERENCE); remove this mark when they are moved")
 def test_encode_save_open_products_and_decode_never_import_the_reference(tmp_path):
     _run(BLOCK_REFERENCE + textwrap.dedent(f"""
         import numpy as np

@@ -1178,6 +1178,52 @@ int lrq_quant_fit(const double *x, uint64_t rows, uint64_t k, uint64_t ld,
                   int bits, uint64_t group, uint8_t *codes, uint16_t *scales,
                   float *sigma);
 
+/* ------------------------------------------------------------------------ */
+/* Guarded file mappings                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A file mapped into memory and truncated while mapped (by this process or
+ * another) raises SIGBUS on the next access past its new end, which ends the
+ * process.  A mapping registered here is guarded instead: a fault inside it
+ * is caught, zero pages are mapped over the rest of the mapping (from the
+ * faulting page to its end), the mapping is marked damaged and the access
+ * finishes on zeros.  The caller checks lrq_mapping_damaged() after every
+ * call that read the mapping and discards what the call computed.  Faults
+ * outside guarded mappings go to the SIGBUS action installed before.
+ *
+ * The handler is (re)installed by each lrq_mapping_guard() call that finds
+ * another SIGBUS action in place.  At most LRQ_MAPPING_GUARD_MAX mappings
+ * are guarded at once.  POSIX systems only.
+ */
+#define LRQ_MAPPING_GUARD_MAX 1024
+
+/*
+ * lrq_mapping_guard -- guard the mapping [base, base + size).
+ *
+ * slot: receives the handle for lrq_mapping_damaged() and
+ *       lrq_mapping_unguard().
+ *
+ * Returns LRQ_OK; LRQ_ERR_ARGUMENT for a NULL base or slot or a size of 0;
+ * LRQ_ERR_MEMORY when LRQ_MAPPING_GUARD_MAX mappings are guarded already;
+ * LRQ_ERR_INTERNAL if the handler cannot be installed.
+ * Thread safety: safe.
+ */
+int lrq_mapping_guard(const void *base, size_t size, int *slot);
+
+/*
+ * lrq_mapping_damaged -- 1 once a fault inside the guarded mapping has
+ * been caught (the mapping then reads as zeros from that page on), else 0.
+ * Thread safety: safe.
+ */
+int lrq_mapping_damaged(int slot);
+
+/*
+ * lrq_mapping_unguard -- stop guarding (before the mapping is unmapped).
+ * Thread safety: safe; not while another thread still reads the mapping.
+ */
+void lrq_mapping_unguard(int slot);
+
 #ifdef __cplusplus
 }
 #endif

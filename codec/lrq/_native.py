@@ -286,8 +286,16 @@ def unpack_signs_f32(buf, rows: int, k: int, panel: int) -> np.ndarray:
     return out
 
 
+_NAMES: dict = {}
+
+
 def _name(table, code: int) -> str:
-    return ffi.string(table(code)).decode("ascii")
+    """The C name of an enum ``code`` (a dtype, scheme or section kind), looked up once."""
+    key = (table, code)
+    name = _NAMES.get(key)
+    if name is None:
+        name = _NAMES[key] = ffi.string(table(code)).decode("ascii")
+    return name
 
 
 class ContainerFile:
@@ -389,6 +397,31 @@ class ContainerFile:
         return {"scheme": scheme, "origin": tuple(t.origin[0:ndim]), "shape": tuple(t.shape[0:ndim]),
                 "params": params, "sections": sections}
 
+    def dense_layout(self, tensor: int, count: int):
+        """(tile, origin, shape, storage, offset, length) of every tile of ``tensor``, in grid order.
+
+        For a dense tile, ``storage`` names its values' type and its values
+        section (``offset``, ``length`` in the file) is checked first, as by
+        :meth:`section`; for a factorized tile ``storage`` is None.  One pass
+        with two C calls a tile and no record objects: the whole-tensor
+        decode of a file of many small tiles costs a few microseconds a tile.
+        """
+        handle, t = self._handle, self._tile
+        data, length = ffi.new("const void **"), ffi.new("uint64_t *")
+        detail = ffi.new("char[]", lib.LRQ_DETAIL_SIZE)
+        file_tile, file_section, dtype_name = lib.lrq_file_tile, lib.lrq_file_section, lib.lrq_dtype_name
+        for index in range(count):
+            _check(file_tile(handle, tensor, index, t), "lrq_file_tile")
+            ndim = t.ndim
+            origin, shape = tuple(t.origin[0:ndim]), tuple(t.shape[0:ndim])
+            if _name(lib.lrq_scheme_name, t.scheme) != "dense":
+                yield index, origin, shape, None, 0, 0
+                continue
+            rc = file_section(handle, tensor, index, 0, data, length, detail, lib.LRQ_DETAIL_SIZE)
+            if rc != lib.LRQ_OK:
+                _check_file(rc, "lrq_file_section", detail)
+            yield index, origin, shape, _name(dtype_name, t.storage), int(t.section_offset[0]), int(length[0])
+
     def view(self, offset: int, length: int) -> memoryview:
         """Bytes [offset, offset + length) of the file, unchecked (for copying)."""
         return self._view[offset : offset + length]
@@ -408,6 +441,54 @@ class ContainerFile:
         detail = ffi.new("char[]", lib.LRQ_DETAIL_SIZE)
         flags = lib.LRQ_FILE_VERIFY_CONTENT if content else lib.LRQ_FILE_VERIFY_CHECKSUMS
         _check_file(lib.lrq_file_verify(self._handle, flags, detail, len(detail)), "lrq_file_verify", detail)
+
+class MappingGuard:
+    """Guards a read-only file mapping against SIGBUS (``lrq_mapping_guard``).
+
+    When the file is truncated while mapped, an access past its new end no
+    longer kills the process: the rest of the mapping reads as zeros from the
+    faulting page on and :attr:`damaged` becomes true, so the caller can
+    discard what it computed.  Holds ``mapping`` so the mapping outlives the
+    guard; :meth:`release` (or the guard's end) stops guarding before the
+    mapping is closed.  Without a free slot (``LRQ_MAPPING_GUARD_MAX``
+    mappings already guarded) the mapping is unguarded and :attr:`guarded`
+    is false.
+    """
+
+    def __init__(self, mapping):
+        self._mapping = mapping
+        self._slot = None
+        with ffi.from_buffer(mapping) as buf:  # released at once: close() stays possible
+            address, size = ffi.cast("void *", buf), len(buf)
+        slot = ffi.new("int *")
+        rc = lib.lrq_mapping_guard(address, size, slot)
+        if rc == lib.LRQ_OK:
+            self._slot = slot[0]
+        elif rc != lib.LRQ_ERR_MEMORY:
+            _check(rc, "lrq_mapping_guard")
+
+    @property
+    def guarded(self) -> bool:
+        return self._slot is not None
+
+    @property
+    def mapping(self):
+        """The guarded mapping, or None once released."""
+        return self._mapping
+
+    @property
+    def damaged(self) -> bool:
+        return self._slot is not None and bool(lib.lrq_mapping_damaged(self._slot))
+
+    def release(self) -> None:
+        if self._slot is not None:
+            lib.lrq_mapping_unguard(self._slot)
+            self._slot = None
+        self._mapping = None
+
+    def __del__(self):
+        self.release()
+
 
 # ----------------------------------------------------------------- tiles
 
@@ -560,6 +641,7 @@ __all__ = [
     "isa_name",
     "kernel_readable",
     "lplr_tile",
+    "MappingGuard",
     "set_isa",
     "set_threads",
     "signcut_tile",

@@ -262,8 +262,35 @@ def dense_bytes(values, storage: str) -> bytes:
     return np.ascontiguousarray(raw).tobytes()
 
 
-def dense_values(buf, storage: str, shape: tuple, *, widen: bool = True) -> np.ndarray:
-    """A dense tile's values from its ``values`` section (bfloat16 widened to float32 unless ``widen=False``)."""
+def _float32_round_to_odd(values: np.ndarray) -> np.ndarray:
+    """float64 to float32 toward zero, the last bit set when inexact, so that a
+    second rounding to bfloat16 is the one correct rounding of the float64."""
+    with np.errstate(over="ignore"):
+        nearest = values.astype(np.float32)
+    bits = nearest.view(np.uint32).copy()
+    bits[np.abs(nearest.astype(np.float64)) > np.abs(values)] -= 1
+    bits[bits.view(np.float32).astype(np.float64) != values] |= 1
+    return bits.view(np.float32)
+
+
+def rounded_to_dtype(values: np.ndarray, storage: str, dtype: str) -> np.ndarray:
+    """Stored dense values as a ``dtype`` tensor decodes them [NUM-2]: a value
+    stored wider than the dtype is rounded once to it (nearest, ties to even;
+    an infinity past its range), bfloat16 delivered as float32; narrower
+    storage widens exactly and integer or bool tensors are unchanged."""
+    if storage == dtype or dtype not in FLOAT_STORAGE:
+        return values
+    if dtype == "bfloat16":
+        wide = values.astype(np.float64)
+        as32 = _float32_round_to_odd(wide) if values.dtype == np.float64 else wide.astype(np.float32)
+        return bfloat16_to_float32(bfloat16_bits(as32)).reshape(values.shape)
+    with np.errstate(over="ignore"):  # past the dtype's range the value is an infinity [NUM-2]
+        return values.astype(DTYPES[dtype][0])
+
+
+def dense_values(buf, storage: str, shape: tuple, *, widen: bool = True, dtype: Optional[str] = None) -> np.ndarray:
+    """A dense tile's values from its ``values`` section (bfloat16 widened to float32 unless ``widen=False``);
+    with ``dtype``, the tensor's, rounded as it decodes [NUM-2]."""
     if storage == "bfloat16":
         bits = np.frombuffer(buf, dtype="<u2")
         values = bfloat16_to_float32(bits) if widen else bits
@@ -274,7 +301,10 @@ def dense_values(buf, storage: str, shape: tuple, *, widen: bool = True) -> np.n
         values = raw.view(np.bool_)
     else:
         values = np.frombuffer(buf, dtype=DTYPES[storage][0])
-    return values.reshape(shape)
+    values = values.reshape(shape)
+    if dtype is None or storage == dtype or dtype not in FLOAT_STORAGE:  # the common case, without a call
+        return values
+    return rounded_to_dtype(values, storage, dtype)
 
 
 # --------------------------------------------------------------------------

@@ -23,8 +23,12 @@ def dumps(matrix: Matrix) -> bytes:
     """One tensor as the bytes of a complete `.lrq` file."""
     if not isinstance(matrix, Matrix):
         raise ArgumentError(f"dumps takes an lrq.Matrix, not {type(matrix).__name__}")
-    _verify(matrix._record)
-    return b"".join(bytes(p) for p in matrix._serialize())
+
+    def copy() -> bytes:  # reads the mapping of a file that may have been truncated
+        _verify(matrix._record)
+        return b"".join(bytes(p) for p in matrix._serialize())
+
+    return matrix._reading_source(copy)
 
 
 def _verify(record: format.TensorRecord) -> None:
@@ -89,6 +93,20 @@ class _FileTiles(Sequence):
             record = format.TileRecord(tile["origin"], tile["shape"], tile["scheme"], tile["params"], sections)
             self._records[index] = record
         return record
+
+
+    def dense_values(self, dtype: Optional[str] = None) -> Iterator[tuple]:
+        """(index, origin, shape, values) of every tile in grid order: a dense
+        tile's stored values (a view of the file; with ``dtype``, rounded to
+        it [NUM-2]), None for a factorized one.
+
+        Straight from the C tile table, without building tile records, so a
+        tensor of many small tiles costs a few microseconds a tile (spec §13:
+        a file costs time in proportion to its size and its output).
+        """
+        for index, origin, shape, storage, offset, length in self._parsed.dense_layout(self._tensor, len(self)):
+            values = None if storage is None else format.dense_values(self._parsed.view(offset, length), storage, shape, dtype=dtype)
+            yield index, origin, shape, values
 
 
 def _parse(buf, *, verify: bool) -> format.FileRecord:
@@ -218,6 +236,11 @@ def save(path, tensors: Mapping, *, metadata: Optional[Mapping[str, str]] = None
     def write(out) -> None:
         for piece in pieces:
             out.write(piece)
+        # Sections copied from a mapped file that was truncated meanwhile
+        # read as zeros: the new file must not replace anything then.
+        for value in tensors.values():
+            if isinstance(value, Matrix):
+                value._check_source()
 
     atomic_write(path, write)
 
@@ -228,6 +251,15 @@ class File(Mapping):
     The file is memory-mapped; nothing is read beyond the header until used,
     and each section's checksum is verified on its first use.  Use it as a
     context manager, or call :meth:`close`.
+
+    A file truncated while mapped (by this process or another) does not end
+    the process with SIGBUS: every product, decode or copy of its matrices
+    then raises FormatError ("file ... was truncated while mapped") and what
+    the call computed is discarded.  The mapping is guarded by the C core's
+    SIGBUS handler (``lrq_mapping_guard`` in ``lrq.h``), which chains to any
+    handler installed before it for faults elsewhere; at most
+    ``LRQ_MAPPING_GUARD_MAX`` (1024) files are guarded at once, later ones
+    only by the size check made before each call.
     """
 
     def __init__(self, path):
@@ -240,6 +272,9 @@ class File(Mapping):
                 self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except OSError as exc:
             raise ResourceError(f"cannot open {self.path}: {exc}") from None
+        self._mapped_size = size
+        self._truncated = False
+        self._guard = _native.MappingGuard(self._map)
         try:
             record = _parse(self._map, verify=False)
         except BaseException:
@@ -264,6 +299,23 @@ class File(Mapping):
     def __len__(self) -> int:
         return len(self._matrices)
 
+    def _check_intact(self) -> None:
+        """Raise FormatError if the file was truncated while mapped.
+
+        Called by the file's matrices before and after every product, decode
+        or copy.  Before: the file's size (one fstat) catches a truncation
+        that no access has met yet.  After: the SIGBUS guard
+        (:class:`lrq._native.MappingGuard`) says whether an access met one
+        during the call -- the pages past the file's new end then read as
+        zeros, so what the call computed is discarded.
+        """
+        if not self._truncated:
+            mapping = self._guard.mapping
+            self._truncated = self._guard.damaged or (mapping is not None and mapping.size() < self._mapped_size)
+        if self._truncated:
+            raise FormatError(f"file {self.path} was truncated while mapped (it had {self._mapped_size:,} "
+                              "bytes); what was read from it is discarded: reopen it once it is whole")
+
     def close(self) -> None:
         """Release the mapping.
 
@@ -272,10 +324,16 @@ class File(Mapping):
         """
         if self._map is not None:
             self._matrices = {}
+            self._truncated = self._truncated or self._guard.damaged
+            # The guard goes before the mapping: a fault in the range the
+            # mapping leaves must never be taken for one of ours.
+            self._guard.release()
             try:
                 self._map.close()
             except BufferError:
-                pass  # a numpy view still points into the map; it closes when freed
+                # A matrix still points into the map (it closes when freed):
+                # it stays guarded.
+                self._guard = _native.MappingGuard(self._map)
             self._map = None
 
     def __enter__(self) -> "File":

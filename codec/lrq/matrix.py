@@ -8,9 +8,8 @@ from typing import Optional
 import numpy as np
 
 from . import _native
-from .errors import ArgumentError, FormatError
+from .errors import ArgumentError, FormatError, LrqError, ResourceError
 from . import format as container
-from .reference import decoder, lplr, signcut
 
 _FACTORED = ("signcut", "lplr")
 _PRECISIONS = ("float32", "int16", "int8")
@@ -92,7 +91,7 @@ class Matrix:
 
     @property
     def dtype(self) -> np.dtype:
-        return decoder.output_dtype(self._record.dtype)
+        return container.output_dtype(self._record.dtype)
 
     @property
     def source_dtype(self) -> str:
@@ -164,18 +163,55 @@ class Matrix:
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def decode(self) -> np.ndarray:
-        """The dense array (same as ``lrq.decode(M)``)."""
+        """The dense array (same as ``lrq.decode(M)``).
+
+        Costs the output's size, the kernels' decode of each factorized
+        tile, and Python work per tile: a few microseconds for each dense
+        tile of a file's tensor (read straight from the C tile table), about
+        ten times that for a factorized tile.  Since every tile takes at
+        least about 120 bytes of file, even a file made of 1×1 tiles decodes
+        at about 30 MB of file per second of that work (a 28 MB file of
+        230 000 tiles: about 1 s).  Products with a mapped file's matrix
+        read its dense tiles the same way, each call.
+
+        Raises ResourceError when the memory for the array (or a tile's
+        working copy) cannot be had.
+        """
+        try:
+            return self._reading_source(self._decode)
+        except MemoryError:
+            nbytes = self.size * self.dtype.itemsize
+            shape = "×".join(map(str, self.shape)) or "scalar"
+            what = f"tensor '{self.name}'" if self.name is not None else "the tensor"
+            raise ResourceError(f"{what}: not enough memory to decode it (its {shape} {self.dtype} "
+                                f"output alone takes {nbytes:,} bytes) [LIM-8]") from None
+
+    def _tile_values(self, from_table: bool):
+        """(index, origin, shape, values) of every tile in grid order: a dense
+        tile's stored values, None for a factorized one.
+
+        With ``from_table``, a file's tensor reads its dense tiles straight
+        from the C tile table, building no tile records (a few microseconds a
+        tile, see :meth:`decode`); otherwise tile by tile from the records.
+        """
+        tiles = self._record.tiles
+        if from_table and hasattr(tiles, "dense_values"):
+            return tiles.dense_values(self._record.dtype)
+        return ((index, tile.origin, tile.shape, None if tile.scheme in _FACTORED else self._dense_section(tile, self._record.dtype))
+                for index, tile in enumerate(tiles))
+
+    def _decode(self) -> np.ndarray:
         out = np.empty(self.shape, dtype=self.dtype)
-        for number, tile in enumerate(self._record.tiles):
-            index = tuple(slice(o, o + s) for o, s in zip(tile.origin, tile.shape))
-            if tile.scheme in _FACTORED:
-                kernel = self._kernel(number, tile)
-                if out.dtype == np.float32:
-                    kernel.decode(out=out[index])
-                else:
-                    out[index] = kernel.decode()
+        for number, origin, shape, values in self._tile_values(from_table=True):
+            index = tuple(slice(o, o + s) for o, s in zip(origin, shape))
+            if values is not None:
+                out[index] = values
+                continue
+            kernel = self._kernel(number, self._record.tiles[number])
+            if out.dtype == np.float32:
+                kernel.decode(out=out[index])
             else:
-                out[index] = decoder.decode_tile(tile, self._record.panel, _native.crc32c, self._record.dtype)
+                out[index] = kernel.decode()
         return out
 
     # -------------------------------------------------------------- products
@@ -183,9 +219,9 @@ class Matrix:
         """The C handle of a signcut or lplr tile, made on first use.
 
         ``tile.section`` checks each section's CRC the first time it is read;
-        the handle then checks the value rules and borrows the bytes.  When
-        the C core rejects a tile, the reference decoder runs to name the
-        exact rule that fails.
+        the handle then checks the value rules (spec [SC-*], [LP-*]) and
+        borrows the bytes.  A tile the C core rejects raises FormatError
+        naming the rule and the section that break it.
         """
         kernel = self._tiles.get(index)
         if kernel is not None:
@@ -193,29 +229,37 @@ class Matrix:
         panel = self._record.panel
         (m, n), p = tile.shape, tile.params
         crc = _native.crc32c
+        kinds = ("c", "tt", "s") if tile.scheme == "signcut" else ("r_codes", "r_scales", "l_codes", "l_scales")
+        # Read first: a file's sections are checked here (CRC, content) with
+        # messages that already name the tensor and the tile.
+        sections = [tile.section(kind, crc) for kind in kinds]
         try:
             if tile.scheme == "signcut":
-                kernel = _native.signcut_tile(m, n, p["width"], panel, tile.section("c", crc),
-                                              tile.section("tt", crc), tile.section("s", crc),
-                                              c_scale=p.get("c_scale"))
+                kernel = _native.signcut_tile(m, n, p["width"], panel, *sections, c_scale=p.get("c_scale"))
             else:
-                kernel = _native.lplr_tile(m, n, p, panel, *(tile.section(kind, crc) for kind in
-                                                             ("r_codes", "r_scales", "l_codes", "l_scales")))
-        except FormatError:
-            (signcut if tile.scheme == "signcut" else lplr).factors(tile, panel, crc)
-            raise
+                kernel = _native.lplr_tile(m, n, p, panel, *sections)
+        except FormatError as exc:
+            # "[RULE] section 'x': ..." gains the tensor and the tile, as the
+            # file reader words it ("[RULE] tensor 'W' tile #0 section 'x': ...").
+            rule, _, rest = str(exc).partition(" ")
+            where = (f"tensor '{self.name}' " if self.name is not None else "") + f"tile #{index}"
+            raise type(exc)(f"{rule} {where} {rest}" if rule.startswith("[") else f"{where}: {exc}") from None
         self._tiles[index] = kernel
         return kernel
 
+    @staticmethod
+    def _dense_section(tile, dtype: str) -> np.ndarray:
+        """A dense tile's values, read from its ``values`` section [DN-1]-[DN-4] and rounded to ``dtype`` [NUM-2]."""
+        return container.dense_values(tile.section("values", _native.crc32c), tile.params["storage"], tile.shape,
+                                      dtype=dtype)
+
     def _dense(self, index: int, tile):
-        """A dense tile's values for products, cached for in-memory matrices."""
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
-        # A float64 matrix keeps float64 values: they do not survive float32.
-        kept = np.float64 if self.dtype == np.float64 else np.float32
-        values = decoder.decode_tile(tile, self._record.panel, _native.crc32c, self._record.dtype).astype(kept)
-        if self._cache is not None:
-            self._cache[index] = values
+        """A dense tile's values for products, from the cache of an in-memory matrix."""
+        values = self._cache.get(index)
+        if values is None:
+            # A float64 matrix keeps float64 values: they do not survive float32.
+            kept = np.float64 if self.dtype == np.float64 else np.float32
+            values = self._cache[index] = self._dense_section(tile, self._record.dtype).astype(kept)
         return values
 
     # The one validation path of every product: M @ x, M.T @ y, x @ M,
@@ -274,8 +318,33 @@ class Matrix:
         self._single = self._kernel(0, tiles[0])
         return self._single
 
+    def _check_source(self) -> None:
+        """For a matrix of :func:`lrq.open`: raise FormatError if its file was
+        truncated while mapped (see ``lrq.File``)."""
+        if self._owner is not None:
+            self._owner._check_intact()
+
+    def _reading_source(self, call, *args):
+        """``call(*args)``, checked before and after for a truncated file.
+
+        What a call computed from a truncated mapping (its lost pages read as
+        zeros) is discarded; an error it raised on those zeros (a checksum
+        that no longer matches) gives way to the truncation that caused it.
+        """
+        self._check_source()
+        try:
+            result = call(*args)
+        except LrqError:
+            self._check_source()
+            raise
+        self._check_source()
+        return result
+
     def _product(self, x, transpose: bool, precision: str = "float32", dense_fallback: bool = True) -> np.ndarray:
         """op(A) @ x, op = transpose or identity, for x 1-D, 2-D or stacked."""
+        return self._reading_source(self._product_unchecked, x, transpose, precision, dense_fallback)
+
+    def _product_unchecked(self, x, transpose: bool, precision: str, dense_fallback: bool) -> np.ndarray:
         if precision not in _PRECISIONS:
             raise ArgumentError(f"precision must be one of {', '.join(_PRECISIONS)}, not {precision!r}")
         if transpose and precision != "float32":
@@ -311,36 +380,44 @@ class Matrix:
             return kernel.product(x, transpose=transpose, precision=precision)
         m, n = self.shape
         tiles = self._record.tiles
-        factored = any(t.scheme in _FACTORED for t in tiles)
-        # Converted (or found readable in place) once for every tile.
-        x32 = _native.kernel_readable(x) if factored else None
-        if factored and x.dtype.itemsize > 4 and not np.isfinite(x32).all():
-            raise ArgumentError("the operand holds values beyond the float32 range")
+        x32 = None  # x for the kernels, made at the first factorized tile, once for all of them
         out_rows = n if transpose else m
-        whole = len(tiles) == 1 and factored and ct == np.float32  # one call writes every element
+        # One call writes every element.
+        whole = len(tiles) == 1 and tiles[0].scheme in _FACTORED and ct == np.float32
         out = (np.empty if whole else np.zeros)((out_rows,) + x.shape[1:], dtype=ct)
-        for index, tile in enumerate(tiles):
-            (r0, c0), (tm, tn) = tile.origin, tile.shape
-            src, dst = (slice(r0, r0 + tm), slice(c0, c0 + tn)) if transpose else (slice(c0, c0 + tn), slice(r0, r0 + tm))
-            if tile.scheme in _FACTORED:
-                kernel = self._kernel(index, tile)
-                if dense_fallback and precision == "float32" and dense_is_cheaper(tile, nvec, transpose):
-                    values = kernel.decode()
-                    part = (values.T if transpose else values) @ x32[src]
-                    del values
-                elif whole:
-                    kernel.product(x32[src], transpose=transpose, precision=precision, out=out[dst])
-                    continue
+        # Values near the float32 limit may overflow to inf in numpy's dense
+        # products and sums: that is the correctly rounded result, as on the
+        # kernels, not a fault to warn about.
+        with np.errstate(over="ignore"):
+            # A mapped file's dense tiles come from the C tile table (no
+            # records); an in-memory matrix's from its cache.
+            for index, (r0, c0), (tm, tn), values in self._tile_values(from_table=self._cache is None):
+                src, dst = (slice(r0, r0 + tm), slice(c0, c0 + tn)) if transpose else (slice(c0, c0 + tn), slice(r0, r0 + tm))
+                if values is None:
+                    tile = tiles[index]
+                    kernel = self._kernel(index, tile)
+                    if x32 is None:
+                        x32 = _native.kernel_readable(x)  # converted only when the kernels cannot read x
+                        if x.dtype.itemsize > 4 and not np.isfinite(x32).all():
+                            raise ArgumentError("the operand holds values beyond the float32 range")
+                    if dense_fallback and precision == "float32" and dense_is_cheaper(tile, nvec, transpose):
+                        values = kernel.decode()
+                        part = (values.T if transpose else values) @ x32[src]
+                        del values
+                    elif whole:
+                        kernel.product(x32[src], transpose=transpose, precision=precision, out=out[dst])
+                        continue
+                    else:
+                        part = kernel.product(x32[src], transpose=transpose, precision=precision)
+                    if whole:
+                        out[dst] = part
+                    else:
+                        out[dst] += part
                 else:
-                    part = kernel.product(x32[src], transpose=transpose, precision=precision)
-                if whole:
-                    out[dst] = part
-                else:
-                    out[dst] += part
-            else:
-                values = self._dense(index, tile)
-                values = values.astype(ct) if values.dtype != ct else values
-                out[dst] += (values.T if transpose else values) @ x[src].astype(ct, copy=False)
+                    if self._cache is not None:
+                        values = self._dense(index, tiles[index])
+                    values = values.astype(ct) if values.dtype != ct else values
+                    out[dst] += (values.T if transpose else values) @ x[src].astype(ct, copy=False)
         return out
 
     def matvec(self, x, precision: str = "float32") -> np.ndarray:

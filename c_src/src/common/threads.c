@@ -215,6 +215,13 @@ static void ensure_workers(const int want)
     sigset_t all, old;
 
     sigfillset(&all);
+    /* Faults stay deliverable: blocked, a fault kills the process anyway,
+     * and a worker reading a guarded file mapping (common/mapguard.c) that
+     * was truncated must reach the SIGBUS handler. */
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     while (pool.nworkers < want) {
         pthread_t tid;
