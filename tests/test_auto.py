@@ -27,7 +27,6 @@ def test_auto_matches_the_best_scheme(kind, bits):
                lrq.encode(a, "lplr", bits=bits).rel_error,
                lrq.encode(a, "lplr", bits=bits, variant="svd").rel_error)
     auto = lrq.encode(a, bits=bits)
-    # auto's header bound covers every scheme, so it has a few bytes less.
     assert auto.rel_error <= best * 1.01 + 1e-4
     if kind != "gauss":
         assert auto.scheme == "lplr"
@@ -49,3 +48,16 @@ def test_auto_on_a_photograph_is_signcut():
     for bits in (1.0, 2.0, 4.0):
         auto = lrq.encode(a, bits=bits)
         assert auto.rel_error <= lrq.encode(a, "signcut", bits=bits).rel_error * 1.01
+
+
+@pytest.mark.parametrize("shape, tile_shape, bits", [((80, 80), None, 3.0), ((300, 400), None, 2.0),
+                                                     ((128, 192), (64, 64), 3.0), ((64, 48), None, None)])
+def test_auto_that_picks_signcut_gets_signcut_s_room(shape, tile_shape, bits):
+    """The header bound of the schemes auto did not pick costs it no cut:
+    where it picks signcut it makes signcut's cuts, tile by tile."""
+    a = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    auto = lrq.encode(a, bits=bits, tile_shape=tile_shape)
+    signcut = lrq.encode(a, "signcut", bits=bits, tile_shape=tile_shape)
+    assert auto.scheme == "signcut"
+    assert auto.tiles == signcut.tiles
+    assert auto.rel_error == signcut.rel_error and auto.nbytes <= (bits or encoder.DEFAULT_BITS) * a.size / 8

@@ -27,6 +27,8 @@ from . import format as container
 from .format import make_section, section_alignment
 
 SCHEMES = ("auto", "signcut", "lplr", "dense")
+# What auto chooses among.
+_AUTO_SCHEMES = ("dense", "signcut", "lplr")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 DEFAULT_BITS = 4.0
 DEFAULT_GROUP = 128
@@ -220,6 +222,9 @@ class _TileJob:
     run: _Run
     beat: Optional[float] = None
     estimate: Optional[Callable[[int, int, int], float]] = None
+    # auto only: header bytes a tile of each scheme adds beyond the plan's
+    # overhead, which its encoding must leave room for (see _Plan).
+    header_extra: dict = field(default_factory=dict)
 
     def report(self, fraction: float, message: str) -> None:
         self.run.check()
@@ -779,18 +784,23 @@ def _auto_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     base = dataclasses.replace(job, target=strict)
     best = None
 
-    def attempt(candidate, sub):
+    def attempt(scheme, candidate, sub):
         nonlocal best
+        extra = job.header_extra.get(scheme, 0)
+        # The scheme's header entry comes out of the tile's allowance (see _Plan).
+        allowance = None if job.allowance is None else job.allowance - extra
         try:
-            best = _better(best, candidate(tile, dataclasses.replace(sub, beat=best.error if best else None)), strict, tile)
+            cand = candidate(tile, dataclasses.replace(sub, beat=best.error if best else None, allowance=allowance))
         except _ScaleError:
-            pass
+            return
+        if cand is not None:
+            best = _better(best, dataclasses.replace(cand, cost=cand.cost + extra), strict, tile)
 
-    attempt(_dense_candidate, dataclasses.replace(base, options={k: v for k, v in job.options.items() if k == "storage"}))
+    attempt("dense", _dense_candidate, dataclasses.replace(base, options={k: v for k, v in job.options.items() if k == "storage"}))
     if _max_abs(tile.raw) <= _FLOAT32_MAX:  # the factorizations store float32 numbers
-        attempt(_signcut_candidate, base.part(0.0, 0.8, "auto: "))
+        attempt("signcut", _signcut_candidate, base.part(0.0, 0.8, "auto: "))
         estimate = _lplr_estimator(tile, base.part(0.8, 0.85, "auto: "))
-        attempt(_lplr_candidate, dataclasses.replace(base.part(0.85, 1.0, "auto: "),
+        attempt("lplr", _lplr_candidate, dataclasses.replace(base.part(0.85, 1.0, "auto: "),
                                                      options={**job.options, "variant": "svd"}, estimate=estimate))
     if best is None and not job.target.strict:
         # Nothing fits the default budget (a tiny matrix): store it exactly.
@@ -824,12 +834,9 @@ def _header_bound(name, shape, source, tile_shape, panel, scheme, encoder_info, 
     """Bytes of preamble + header, every number at the widest the budget allows.
 
     Offsets and lengths cannot exceed the budget in a file that meets it, and
-    a width or rank cannot exceed 8 × budget; ``scheme`` "auto" takes the
-    largest bound over the schemes a tile may get.
+    a width or rank cannot exceed 8 × budget.  ``scheme`` is the one every
+    tile gets (auto's plan takes one bound per scheme).
     """
-    if scheme == "auto":
-        return max(_header_bound(name, shape, source, tile_shape, panel, s, encoder_info, budget, c16)
-                   for s in ("signcut", "lplr", "dense"))
     limit = container.MAX_PARAM if budget is None else min(container.MAX_PARAM, 8 * budget)
     size_limit = (1 << 62) if budget is None else budget
     widest = {"width": limit, "rank": limit, "bits_l": 8, "bits_r": 8, "group": container.MAX_GROUP,
@@ -844,9 +851,7 @@ def _header_bound(name, shape, source, tile_shape, panel, scheme, encoder_info, 
 
 
 def _smallest_tile_cost(scheme: str, shape: tuple, options: dict) -> int:
-    """Bytes the cheapest encoding of a tile may take (auto: of any scheme)."""
-    if scheme == "auto":
-        return min(_smallest_tile_cost(s, shape, options) for s in ("signcut", "lplr", "dense"))
+    """Bytes the cheapest encoding of a tile of this scheme may take."""
     if scheme == "signcut":
         return _tile_cost("signcut", shape, _signcut_size_params(1, options.get("c_storage") or "float32"))
     if scheme == "dense":
@@ -949,6 +954,14 @@ class _Plan:
     every tile (so a small edge tile is never starved); what is left is
     shared by area.  Each tile is then held to its allowance, and the sum of
     allowances plus the header bound is the budget: the file fits.
+
+    For auto, whose tiles may get different schemes, the overhead is the
+    header bound with every tile of the scheme whose header entry is
+    smallest, and a tile of scheme s pays ``header_extra[s]`` (the extra
+    bytes of its entry) out of its allowance: each tile's entry in the
+    header is independent of the others, so the header of any mix of
+    schemes is the overhead plus the extras of the schemes chosen.  A tile
+    that picks signcut then gets exactly the room signcut alone would.
     """
 
     grid: list
@@ -956,6 +969,7 @@ class _Plan:
     budget: Optional[int]
     overhead: int
     smallest: list
+    header_extra: dict = field(default_factory=dict)
 
     @property
     def spare(self) -> Optional[int]:
@@ -975,10 +989,14 @@ def _plan(request: _Request) -> _Plan:
     total = math.prod(request.shape)
     budget = math.floor(target.value * total / 8) if target.kind in ("bits", "default") else None
     c16 = request.options.get("c_storage") == "float16"
-    overhead = _header_bound(request.name, request.shape, request.source, request.tile_shape, request.panel,
-                             request.scheme, request.encoder_info, budget, c16)
-    smallest = [_smallest_tile_cost(request.scheme, tshape, request.options) for _, tshape in grid]
-    plan = _Plan(grid, total, budget, overhead, smallest)
+    schemes = _AUTO_SCHEMES if request.scheme == "auto" else (request.scheme,)
+    bounds = {s: _header_bound(request.name, request.shape, request.source, request.tile_shape, request.panel,
+                               s, request.encoder_info, budget, c16) for s in schemes}
+    overhead = min(bounds.values())
+    # Per tile, rounded up: the entries are equal for every tile of a scheme.
+    extra = {s: -(-(bound - overhead) // len(grid)) for s, bound in bounds.items()}
+    smallest = [min(_smallest_tile_cost(s, tshape, request.options) + extra[s] for s in schemes) for _, tshape in grid]
+    plan = _Plan(grid, total, budget, overhead, smallest, extra if request.scheme == "auto" else {})
     if plan.spare is not None and plan.spare < 0 and target.strict:
         raise BudgetError(_infeasible_message(request.scheme, target, request.shape, overhead + sum(smallest)))
     return plan
@@ -992,7 +1010,8 @@ def _encode_tile(request: _Request, plan: _Plan, k: int, report, run: _Run) -> t
     origin, tshape = plan.grid[k]
     index = tuple(slice(o, o + s) for o, s in zip(origin, tshape))
     tile = _Tile(origin, tshape, request.a[index], request.source, request.exponent)
-    job = _TileJob(request.target, plan.allowance(k), request.seed, request.panel, request.options, report, run)
+    job = _TileJob(request.target, plan.allowance(k), request.seed, request.panel, request.options, report, run,
+                   header_extra=plan.header_extra)
     try:
         cand = _CANDIDATES[request.scheme](tile, job)
     except _ScaleError as exc:
