@@ -27,18 +27,29 @@ def test_auto_matches_the_best_scheme(kind, bits):
                lrq.encode(a, "lplr", bits=bits).rel_error,
                lrq.encode(a, "lplr", bits=bits, variant="svd").rel_error)
     auto = lrq.encode(a, bits=bits)
-    # auto's header bound covers every scheme, so it has a few bytes less.
     assert auto.rel_error <= best * 1.01 + 1e-4
     if kind != "gauss":
         assert auto.scheme == "lplr"
 
 
-@pytest.mark.parametrize("kind, scheme, most", [("gauss", "signcut", 0), ("low_rank", "lplr", encoder._AUTO_LPLR_FITS)])
-def test_auto_fits_lplr_only_where_it_may_win(monkeypatch, kind, scheme, most):
+def _flat(shape):
+    return np.random.default_rng(4).standard_normal(shape)
+
+
+# A flat spectrum near full rank (as MiniLM's weights have): quantizing the
+# left factor costs nearly all of its noise there, so lplr cannot win and
+# is not fitted.
+@pytest.mark.parametrize("a, bits, scheme, most", [
+    (_matrices()["gauss"], 2.0, "signcut", 0),
+    (_flat((2048, 256)), 4.0, "signcut", 0),
+    (_flat((384, 384)), 1.0, "signcut", 0),
+    (_matrices()["low_rank"], 2.0, "lplr", encoder._AUTO_LPLR_FITS),
+], ids=["gauss", "flat_tall_4bits", "flat_square_1bit", "low_rank"])
+def test_auto_fits_lplr_only_where_it_may_win(monkeypatch, a, bits, scheme, most):
     fits = []
     original = encoder._lplr_one
     monkeypatch.setattr(encoder, "_lplr_one", lambda *args, **kw: fits.append(1) or original(*args, **kw))
-    assert lrq.encode(_matrices()[kind].astype(np.float32), bits=2.0).scheme == scheme
+    assert lrq.encode(a.astype(np.float32), bits=bits).scheme == scheme
     assert len(fits) <= most and (most == 0 or fits)
 
 
@@ -49,3 +60,27 @@ def test_auto_on_a_photograph_is_signcut():
     for bits in (1.0, 2.0, 4.0):
         auto = lrq.encode(a, bits=bits)
         assert auto.rel_error <= lrq.encode(a, "signcut", bits=bits).rel_error * 1.01
+
+
+@pytest.mark.parametrize("shape, tile_shape, bits", [((80, 80), None, 3.0), ((300, 400), None, 2.0),
+                                                     ((128, 192), (64, 64), 3.0), ((64, 48), None, None)])
+def test_auto_that_picks_signcut_gets_signcut_s_room(shape, tile_shape, bits):
+    """The header bound of the schemes auto did not pick costs it no cut:
+    where it picks signcut it makes signcut's cuts, tile by tile."""
+    a = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    auto = lrq.encode(a, bits=bits, tile_shape=tile_shape)
+    signcut = lrq.encode(a, "signcut", bits=bits, tile_shape=tile_shape)
+    assert auto.scheme == "signcut"
+    assert auto.tiles == signcut.tiles
+    assert auto.rel_error == signcut.rel_error and auto.nbytes <= (bits or encoder.DEFAULT_BITS) * a.size / 8
+
+
+def test_auto_finds_singular_vectors_only_for_an_lplr_fit(monkeypatch):
+    """The estimate needs only the eigenvalues of the Gram matrix."""
+    calls = []
+    original = np.linalg.eigh
+    monkeypatch.setattr(np.linalg, "eigh", lambda *args, **kw: calls.append(1) or original(*args, **kw))
+    assert lrq.encode(_matrices()["gauss"].astype(np.float32), bits=2.0).scheme == "signcut"
+    assert calls == []
+    assert lrq.encode(_matrices()["low_rank"].astype(np.float32), bits=2.0).scheme == "lplr"
+    assert calls

@@ -79,8 +79,8 @@ DIGESTS = {
     "dense_bf16": "683d7d5778fa25e75978ddbd94ff41b4068e6a83a30fb5c9280ca7b858218ea0",
     "dense_f32": "ac9af5e91b91fb029687ebdbbdfdfa1afcb24b2f44c8857c923fe6aa02b33328",
     "auto_bits": "5ef691026344b387457fbb5edb8fcca041cf3718831cc9b39367fe4cf33c4aba",
-    "auto_gauss": "4a4d4a89787de14bfe40660add4f755335bb04a5f70e9f0359274c6cdcfaae9b",
-    "auto_default": "1bc8540ab2d84589f117ea47bb70a8af1873873815877e359b7953ff84152a8f",
+    "auto_gauss": "21fcbdade532b0e79ca618a57b890bb35425e416080cbf5365fa6d6afc680741",
+    "auto_default": "9e512718457b75c73773a76599749c9f17ca78cd7257604be21821b443e2f3c4",
     "from_factors": "acb914ee6023d1bbdcd0e25b272d710e14f819c99c6a5073b14631b83125ee37",
     "saved_file": "3e6cf81a105dabf1faed2cf860bf981909b671c9e26dd1908f494d2749aabad4",
 }

@@ -27,6 +27,8 @@ from . import format as container
 from .format import make_section, section_alignment
 
 SCHEMES = ("auto", "signcut", "lplr", "dense")
+# What auto chooses among.
+_AUTO_SCHEMES = ("dense", "signcut", "lplr")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 DEFAULT_BITS = 4.0
 DEFAULT_GROUP = 128
@@ -220,6 +222,9 @@ class _TileJob:
     run: _Run
     beat: Optional[float] = None
     estimate: Optional[Callable[[int, int, int], float]] = None
+    # auto only: header bytes a tile of each scheme adds beyond the plan's
+    # overhead, which its encoding must leave room for (see _Plan).
+    header_extra: dict = field(default_factory=dict)
 
     def report(self, fraction: float, message: str) -> None:
         self.run.check()
@@ -705,11 +710,17 @@ def _better(best: Optional[Candidate], cand: Optional[Candidate], target: Target
 # (measured with lrq's quantizer, group 128).
 _QUANT_NOISE = {1: 0.60, 2: 0.34, 3: 0.19, 4: 0.10, 5: 0.05, 6: 0.026, 7: 0.013, 8: 0.0064}
 # An lplr-SVD fit at rank r with bits (b_l, b_r) has a squared error of about
-# ‖A − A_r‖² + (0.47 q(b_l)² + 1.05 q(b_r)²)‖A_r‖² (least squares over 120
-# fits of Gaussian, decaying-spectrum, low-rank-plus-noise and photograph
-# matrices at 1-4 bits/entry; the fits measured 0.8-1.6× the estimate, and
-# 0.33-1.3× on the photograph, where signcut wins by far anyway).
-_NOISE_WEIGHT_L, _NOISE_WEIGHT_R = 0.47, 1.05
+#   ‖A − A_r‖² + w_L Σ_{i≤r} σ_i² ν / (σ_i² + ν) + w_R q(b_r)² ‖A_r‖²,
+# ν = q(b_l)² ‖A_r‖² / r: quantizing L = U_r Σ_r adds noise of about ν to
+# each column, which costs the least-squares fit of R a direction's energy
+# σ_i² only where it drowns it (so a flat spectrum, where every σ_i² is
+# near ν / q², loses nearly all of q(b_l)² ‖A_r‖², and a decaying one
+# less); quantizing R adds its own noise on top.  The weights are least
+# squares over 384 fits at 1, 2 and 4 bits/entry of Gaussian, low-rank plus
+# noise and decaying-spectrum matrices and of MiniLM's embedding, attention
+# and feed-forward weights: the fits measured 0.73-1.35× the estimate (95 %
+# of them), up to 2.9× where lplr wins by far anyway.
+_NOISE_WEIGHT_L, _NOISE_WEIGHT_R = 0.90, 1.36
 # auto fits lplr where estimate × this is below the best error so far, and
 # makes at most this many fits: those estimated best.
 _ESTIMATE_MARGIN = 0.9
@@ -729,17 +740,24 @@ def _lplr_estimator(tile: _Tile, job: _TileJob) -> Callable[[int, int, int], flo
     m, n = tile.shape
     values = tile.values
     if min(m, n) <= _SPECTRUM_RANK:
-        # σ² and the singular vectors of the shorter side from the smaller
-        # Gram matrix: a few times cheaper than an SVD, and accurate where
-        # lplr needs it (the energy kept and the leading directions).
-        def spectrum():
-            lam, vec = np.linalg.eigh(values.T @ values if n <= m else values @ values.T)
-            return np.sqrt(np.maximum(lam[::-1], 0.0)), vec[:, ::-1]
+        # σ² from the eigenvalues of the smaller Gram matrix: a few times
+        # cheaper than an SVD, and accurate where the estimate needs it
+        # (the energy kept).  Its eigenvectors, the singular vectors of the
+        # shorter side, cost a few times more again, so they are computed
+        # only when an lplr fit is tried.
+        gram = job.heavy(lambda: values.T @ values if n <= m else values @ values.T, 2.0 * m * n * min(m, n), 0.0,
+                         "estimating the spectrum")
+        lam = job.heavy(lambda: np.linalg.eigvalsh(gram), 4.0 * min(m, n) ** 3, 0.5, "estimating the spectrum")
+        sv = np.sqrt(np.maximum(lam[::-1], 0.0))
 
-        sv, vec = job.heavy(spectrum, 2.0 * m * n * min(m, n), 0.0, "estimating the spectrum")
-        # U Σ (= A V when the columns are the shorter side), made only if
-        # an lplr fit is tried; held as an "SVD" with unit singular values.
-        tile.svd_start = lambda: ((values @ vec) if n <= m else vec * sv, np.ones(len(sv)), None)
+        def svd_start():
+            # U Σ (= A V when the columns are the shorter side), held as an
+            # "SVD" with unit singular values.
+            lam, vec = np.linalg.eigh(gram)
+            vec = vec[:, ::-1]
+            return (values @ vec) if n <= m else vec * np.sqrt(np.maximum(lam[::-1], 0.0)), np.ones(len(lam)), None
+
+        tile.svd_start = svd_start
     else:
         k = _SPECTRUM_RANK
 
@@ -752,15 +770,19 @@ def _lplr_estimator(tile: _Tile, job: _TileJob) -> Callable[[int, int, int], flo
 
         tile._svd = job.heavy(randomized_svd, 10.0 * m * n * k, 0.0, "estimating the spectrum")
         sv = tile._svd[1]
-    kept = np.concatenate([[0.0], np.cumsum(sv.astype(np.float64) ** 2)])
+    energy = sv.astype(np.float64) ** 2
+    kept = np.concatenate([[0.0], np.cumsum(energy)])
     total = tile.norm**2
 
     def estimate(rank: int, bits_l: int, bits_r: int) -> float:
         if rank >= len(kept):
             return math.inf
         head = kept[rank]
-        noise = _NOISE_WEIGHT_L * _QUANT_NOISE[bits_l] ** 2 + _NOISE_WEIGHT_R * _QUANT_NOISE[bits_r] ** 2
-        return math.sqrt(max(total - head, 0.0) + noise * head)
+        nu = _QUANT_NOISE[bits_l] ** 2 * head / rank
+        top = energy[:rank]
+        left = float(np.sum(top * nu / np.maximum(top + nu, 1e-300)))
+        right = _QUANT_NOISE[bits_r] ** 2 * head
+        return math.sqrt(max(total - head, 0.0) + _NOISE_WEIGHT_L * left + _NOISE_WEIGHT_R * right)
 
     return estimate
 
@@ -770,7 +792,8 @@ def _auto_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     what may win.
 
     Dense costs a conversion.  Signcut, the usual winner, is encoded next.
-    Then the spectrum (an SVD, randomized for large tiles) estimates every
+    Then the spectrum (the eigenvalues of the smaller Gram matrix, or a
+    randomized SVD for a tile whose sides both exceed 1024) estimates every
     lplr fit's error, and lplr-SVD fits are made only for the few pairs
     whose estimate can beat the best so far.  A scheme that cannot store
     the matrix's magnitude is left out.
@@ -779,18 +802,23 @@ def _auto_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     base = dataclasses.replace(job, target=strict)
     best = None
 
-    def attempt(candidate, sub):
+    def attempt(scheme, candidate, sub):
         nonlocal best
+        extra = job.header_extra.get(scheme, 0)
+        # The scheme's header entry comes out of the tile's allowance (see _Plan).
+        allowance = None if job.allowance is None else job.allowance - extra
         try:
-            best = _better(best, candidate(tile, dataclasses.replace(sub, beat=best.error if best else None)), strict, tile)
+            cand = candidate(tile, dataclasses.replace(sub, beat=best.error if best else None, allowance=allowance))
         except _ScaleError:
-            pass
+            return
+        if cand is not None:
+            best = _better(best, dataclasses.replace(cand, cost=cand.cost + extra), strict, tile)
 
-    attempt(_dense_candidate, dataclasses.replace(base, options={k: v for k, v in job.options.items() if k == "storage"}))
+    attempt("dense", _dense_candidate, dataclasses.replace(base, options={k: v for k, v in job.options.items() if k == "storage"}))
     if _max_abs(tile.raw) <= _FLOAT32_MAX:  # the factorizations store float32 numbers
-        attempt(_signcut_candidate, base.part(0.0, 0.8, "auto: "))
+        attempt("signcut", _signcut_candidate, base.part(0.0, 0.8, "auto: "))
         estimate = _lplr_estimator(tile, base.part(0.8, 0.85, "auto: "))
-        attempt(_lplr_candidate, dataclasses.replace(base.part(0.85, 1.0, "auto: "),
+        attempt("lplr", _lplr_candidate, dataclasses.replace(base.part(0.85, 1.0, "auto: "),
                                                      options={**job.options, "variant": "svd"}, estimate=estimate))
     if best is None and not job.target.strict:
         # Nothing fits the default budget (a tiny matrix): store it exactly.
@@ -824,12 +852,9 @@ def _header_bound(name, shape, source, tile_shape, panel, scheme, encoder_info, 
     """Bytes of preamble + header, every number at the widest the budget allows.
 
     Offsets and lengths cannot exceed the budget in a file that meets it, and
-    a width or rank cannot exceed 8 × budget; ``scheme`` "auto" takes the
-    largest bound over the schemes a tile may get.
+    a width or rank cannot exceed 8 × budget.  ``scheme`` is the one every
+    tile gets (auto's plan takes one bound per scheme).
     """
-    if scheme == "auto":
-        return max(_header_bound(name, shape, source, tile_shape, panel, s, encoder_info, budget, c16)
-                   for s in ("signcut", "lplr", "dense"))
     limit = container.MAX_PARAM if budget is None else min(container.MAX_PARAM, 8 * budget)
     size_limit = (1 << 62) if budget is None else budget
     widest = {"width": limit, "rank": limit, "bits_l": 8, "bits_r": 8, "group": container.MAX_GROUP,
@@ -844,9 +869,7 @@ def _header_bound(name, shape, source, tile_shape, panel, scheme, encoder_info, 
 
 
 def _smallest_tile_cost(scheme: str, shape: tuple, options: dict) -> int:
-    """Bytes the cheapest encoding of a tile may take (auto: of any scheme)."""
-    if scheme == "auto":
-        return min(_smallest_tile_cost(s, shape, options) for s in ("signcut", "lplr", "dense"))
+    """Bytes the cheapest encoding of a tile of this scheme may take."""
     if scheme == "signcut":
         return _tile_cost("signcut", shape, _signcut_size_params(1, options.get("c_storage") or "float32"))
     if scheme == "dense":
@@ -949,6 +972,14 @@ class _Plan:
     every tile (so a small edge tile is never starved); what is left is
     shared by area.  Each tile is then held to its allowance, and the sum of
     allowances plus the header bound is the budget: the file fits.
+
+    For auto, whose tiles may get different schemes, the overhead is the
+    header bound with every tile of the scheme whose header entry is
+    smallest, and a tile of scheme s pays ``header_extra[s]`` (the extra
+    bytes of its entry) out of its allowance: each tile's entry in the
+    header is independent of the others, so the header of any mix of
+    schemes is the overhead plus the extras of the schemes chosen.  A tile
+    that picks signcut then gets exactly the room signcut alone would.
     """
 
     grid: list
@@ -956,6 +987,7 @@ class _Plan:
     budget: Optional[int]
     overhead: int
     smallest: list
+    header_extra: dict = field(default_factory=dict)
 
     @property
     def spare(self) -> Optional[int]:
@@ -975,10 +1007,14 @@ def _plan(request: _Request) -> _Plan:
     total = math.prod(request.shape)
     budget = math.floor(target.value * total / 8) if target.kind in ("bits", "default") else None
     c16 = request.options.get("c_storage") == "float16"
-    overhead = _header_bound(request.name, request.shape, request.source, request.tile_shape, request.panel,
-                             request.scheme, request.encoder_info, budget, c16)
-    smallest = [_smallest_tile_cost(request.scheme, tshape, request.options) for _, tshape in grid]
-    plan = _Plan(grid, total, budget, overhead, smallest)
+    schemes = _AUTO_SCHEMES if request.scheme == "auto" else (request.scheme,)
+    bounds = {s: _header_bound(request.name, request.shape, request.source, request.tile_shape, request.panel,
+                               s, request.encoder_info, budget, c16) for s in schemes}
+    overhead = min(bounds.values())
+    # Per tile, rounded up: the entries are equal for every tile of a scheme.
+    extra = {s: -(-(bound - overhead) // len(grid)) for s, bound in bounds.items()}
+    smallest = [min(_smallest_tile_cost(s, tshape, request.options) + extra[s] for s in schemes) for _, tshape in grid]
+    plan = _Plan(grid, total, budget, overhead, smallest, extra if request.scheme == "auto" else {})
     if plan.spare is not None and plan.spare < 0 and target.strict:
         raise BudgetError(_infeasible_message(request.scheme, target, request.shape, overhead + sum(smallest)))
     return plan
@@ -992,7 +1028,8 @@ def _encode_tile(request: _Request, plan: _Plan, k: int, report, run: _Run) -> t
     origin, tshape = plan.grid[k]
     index = tuple(slice(o, o + s) for o, s in zip(origin, tshape))
     tile = _Tile(origin, tshape, request.a[index], request.source, request.exponent)
-    job = _TileJob(request.target, plan.allowance(k), request.seed, request.panel, request.options, report, run)
+    job = _TileJob(request.target, plan.allowance(k), request.seed, request.panel, request.options, report, run,
+                   header_extra=plan.header_extra)
     try:
         cand = _CANDIDATES[request.scheme](tile, job)
     except _ScaleError as exc:
