@@ -899,8 +899,9 @@ void lrq_tile_free(lrq_tile *t);
  *
  * Each vector's result does not depend on the other vectors in the batch:
  * column j of Y is bit-identical to the product with vector j alone.  The
- * exact y = A X path takes the vectors 4 at a time, sharing each chunk's
- * bit unpacking between them, so a batch costs less than separate calls.
+ * exact paths take the vectors 4 at a time, sharing each chunk's bit
+ * unpacking (y = A X) or each block's bit transpose (y = A^T X) between
+ * them, so a batch costs less than separate calls.
  *
  * Returns LRQ_OK, or
  *   LRQ_ERR_ARGUMENT  t is NULL, flags are unknown or combined as above, or

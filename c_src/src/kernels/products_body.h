@@ -240,25 +240,14 @@ TR_PLANES(1)
 TR_PLANES(2)
 TR_PLANES(3)
 TR_PLANES(4)
-#if TR_BATCH >= 8
-TR_PLANES(5)
-TR_PLANES(6)
-TR_PLANES(7)
-TR_PLANES(8)
-#endif
-#if TR_BATCH > 8
+#if TR_BATCH != 4
 #error "TR_BATCH: instantiate the kernels for every batch size up to it"
 #endif
 
 typedef void (*tr_fn)(const lrq_kmat *, size_t, size_t, const float *, const float *, size_t, float *,
                       size_t);
 #define TR_ROW(nv) {tr_1_##nv, tr_2_##nv, tr_3_##nv, tr_4_##nv}
-static const tr_fn tr_float[TR_BATCH][4] = {
-    TR_ROW(1), TR_ROW(2), TR_ROW(3), TR_ROW(4),
-#if TR_BATCH >= 8
-    TR_ROW(5), TR_ROW(6), TR_ROW(7), TR_ROW(8),
-#endif
-};
+static const tr_fn tr_float[TR_BATCH][4] = {TR_ROW(1), TR_ROW(2), TR_ROW(3), TR_ROW(4)};
 
 static void k_tr_sign(const lrq_kmat *m, const size_t c_lo, const size_t c_hi, const size_t nv,
                       const float *z, const float *ztab, const size_t zstride, float *out,
