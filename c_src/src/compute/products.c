@@ -18,15 +18,23 @@
 
 #define SMALL_WORK (UINT64_C(32) << 10)
 
+/* Vectors per parallel region of the float products: a 64-byte line of a
+ * row-major operand (NumPy's (n, k) arrays) holds 16 consecutive vectors'
+ * elements, so gathering the inputs and scattering the outputs 16 at a time
+ * reads and writes each line once instead of once per kernel batch of 4.
+ * The kernels then take the group in batches (common/kernels.h) over the
+ * same part of the tile, which stays in cache between them. */
+#define GROUP_VECTORS 16
+
 typedef struct {
     const lrq_tile *t;
     const lrq_kernels *k;
     int transpose, wide, int_a, int_b;
-    const float *x; /* the current batch's first vector */
+    const float *x; /* the current group's first vector */
     int64_t xe, xv; /* element and vector strides of x */
     float *y;
     int64_t ye, yv;
-    size_t nv; /* vectors in the batch: 1 on the int paths, else up to LRQ_FWD_BATCH or LRQ_TR_BATCH */
+    size_t nv; /* vectors in the group: 1 on the int paths, else up to GROUP_VECTORS */
     float *xin, *tab1, *u, *tab2, *yout, *step1, *step2;
     uint8_t *itab1, *itab2;
 } product;
@@ -51,7 +59,9 @@ static void apply_factor(const product *p, const lrq_kmat *f, const size_t lo, c
     else if (use_int)
         p->k->fwd_sign_int(f, lo, hi, p->wide, itab, step, out);
     else
-        p->k->fwd_sign(f, lo, hi, p->nv, tab, 64 * k16s, out, rows);
+        for (j = 0; j < p->nv; j += LRQ_FWD_BATCH)
+            p->k->fwd_sign(f, lo, hi, min_z(LRQ_FWD_BATCH, p->nv - j), tab + j * 64 * k16s, 64 * k16s,
+                           out + j * rows, rows);
 }
 
 static void forward_part(void *ctx, int phase, const int part, const int nparts)
@@ -121,7 +131,19 @@ static void forward_part(void *ctx, int phase, const int part, const int nparts)
     }
 }
 
-/* y = A^T x has the same phases as y = A x, each for the batch's nv vectors
+/* The transposed sign kernel for a group's nv vectors, in kernel batches;
+ * tab (the inputs' tables) may be NULL, for factors with scales. */
+static void transposed_factor(const product *p, const lrq_kmat *f, const size_t lo, const size_t hi,
+                              const float *z, const float *tab, const size_t zstride, float *out,
+                              const size_t ostride)
+{
+    size_t j;
+    for (j = 0; j < p->nv; j += LRQ_TR_BATCH)
+        p->k->tr_sign(f, lo, hi, min_z(LRQ_TR_BATCH, p->nv - j), z + j * zstride,
+                      tab != NULL ? tab + 4 * j * zstride : NULL, zstride, out + j * ostride, ostride);
+}
+
+/* y = A^T x has the same phases as y = A x, each for the group's nv vectors
  * (vector j's slice of every buffer at j times its length). */
 static void transposed_part(void *ctx, const int phase, const int part, const int nparts)
 {
@@ -148,7 +170,7 @@ static void transposed_part(void *ctx, const int phase, const int part, const in
         if (hi <= lo)
             break;
         if (t->b.planes > 0)
-            p->k->tr_sign(&t->b, lo, hi, p->nv, p->xin, p->tab1, sz, p->u, su);
+            transposed_factor(p, &t->b, lo, hi, p->xin, p->tab1, sz, p->u, su);
         else
             for (j = 0; j < p->nv; j++)
                 p->k->tr_byte(&t->b, 4 * lo, 4 * hi, p->xin + j * sz, p->u + j * su);
@@ -165,7 +187,7 @@ static void transposed_part(void *ctx, const int phase, const int part, const in
         if (hi <= lo)
             break;
         if (t->a.planes > 0)
-            p->k->tr_sign(&t->a, lo, hi, p->nv, p->u, p->tab2, su, p->yout, sy);
+            transposed_factor(p, &t->a, lo, hi, p->u, p->tab2, su, p->yout, sy);
         else
             for (j = 0; j < p->nv; j++)
                 p->k->tr_byte(&t->a, 4 * lo, 4 * hi, p->u + j * su, p->yout + j * sy);
@@ -227,8 +249,7 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
     p.int_b = fast && t->b.planes > 0;
     ka = k16(t->n);
     ti = k16(t->inner);
-    /* Float products take the vectors in batches (common/kernels.h). */
-    batch = fast ? 1 : transpose ? LRQ_TR_BATCH : LRQ_FWD_BATCH;
+    batch = fast ? 1 : GROUP_VECTORS;
     if (batch > nvec)
         batch = (size_t)nvec;
     /* Two passes over the same carving: measure, then place. */
