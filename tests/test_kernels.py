@@ -196,20 +196,28 @@ def test_thread_counts_give_the_same_bits(scheme, args):
     ("lplr", (50, 60, 33, 8, 4, 16, 64)),  # byte codes first, then planes
 ])
 def test_batch_columns_equal_single_products(scheme, args):
-    """The forward kernels take vectors in batches (of 4): every column of M @ X
-    is bit for bit the product with that column alone, whatever the batch
-    size it fell in (7 columns: one batch of 4, one of 3)."""
+    """The kernels take vectors in batches (forward and transposed: the widest
+    batch is 8): every column of M @ X and of M.T @ Y is bit for bit the
+    product with that column alone, whatever batch size (and place in it) it
+    fell in, on every path and thread count (17 columns: two full batches
+    of 8 and one vector, or four of 4 and one)."""
     M = signcut_matrix(*args, seed=3)[0] if scheme == "signcut" else lplr_matrix(*args, seed=3)[0]
-    X = np.random.default_rng(0).standard_normal((M.shape[1], 7)).astype(np.float32)
-    for isa_name in available_paths():
-        with isa(isa_name):
-            for count in (1, 2, 4, 5, 7):
-                Y = M @ X[:, :count]
-                for j in range(count):
-                    assert np.array_equal(Y[:, j], M @ np.ascontiguousarray(X[:, j])), (isa_name, count, j)
-            Y = M @ X
-            assert np.array_equal(M @ np.asfortranarray(X), Y)
-            assert np.array_equal(M @ X[:, ::2], Y[:, ::2])  # strided columns, no copy
+    rng = np.random.default_rng(0)
+    # dense_fallback=False: the kernels, whatever the cost model would pick.
+    for side, product, single, V in (
+            ("M @ X", lambda V: M.matmat(V, dense_fallback=False), M.matvec, rng.standard_normal((M.shape[1], 17))),
+            ("M.T @ Y", lambda V: M.rmatmat(V, dense_fallback=False), M.rmatvec, rng.standard_normal((M.shape[0], 17)))):
+        V = V.astype(np.float32)
+        for isa_name in available_paths():
+            for count in (1, 2, 3, 5, 8, 9, 16, 17):
+                with isa(isa_name), threads(1 + count % 2):
+                    Y = product(V[:, :count])
+                    for j in range(count):
+                        assert np.array_equal(Y[:, j], single(np.ascontiguousarray(V[:, j]))), (side, isa_name, count, j)
+            with isa(isa_name):
+                Y = product(V)
+                assert np.array_equal(product(np.asfortranarray(V)), Y), side
+                assert np.array_equal(product(V[:, ::2]), Y[:, ::2]), side  # strided columns, no copy
 
 
 @SETTINGS

@@ -899,8 +899,11 @@ void lrq_tile_free(lrq_tile *t);
  *
  * Each vector's result does not depend on the other vectors in the batch:
  * column j of Y is bit-identical to the product with vector j alone.  The
- * exact y = A X path takes the vectors 4 at a time, sharing each chunk's
- * bit unpacking between them, so a batch costs less than separate calls.
+ * exact paths take the vectors 4 at a time, sharing each chunk's bit
+ * unpacking (y = A X) or each block's bit transpose (y = A^T X) between
+ * them, so a batch costs less than separate calls; and they gather and
+ * scatter the vectors 16 at a time, so that a row-major X or Y (16 floats to
+ * a cache line) is read or written one line at a time.
  *
  * Returns LRQ_OK, or
  *   LRQ_ERR_ARGUMENT  t is NULL, flags are unknown or combined as above, or
@@ -908,7 +911,7 @@ void lrq_tile_free(lrq_tile *t);
  *   LRQ_ERR_MEMORY    scratch memory could not be allocated.
  * Scratch memory is proportional to the vectors (about 20 bytes per
  * element of the input and of the inner width w or r, 4 per element of
- * the output, times up to 4 vectors), never to the tile's data; it is kept between calls while it
+ * the output, times up to 16 vectors), never to the tile's data; it is kept between calls while it
  * is at most 64 MiB.  Products with less than 32 KiB of sections run on the
  * calling thread alone (handing work to a second thread costs more).
  *

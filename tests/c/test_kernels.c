@@ -271,6 +271,48 @@ static void check_everywhere(const fixture *f)
     lrq_isa_set(NULL);
 }
 
+/* Vectors of the batch checks: more than two batches of the widest batch
+ * size, with one left over. */
+#define BATCH_VECTORS 17
+
+/* Column j of a batched product, forward and transposed, is bit for bit the
+ * product with vector j alone, on every path and thread count, whatever
+ * batch (and place in it) the column fell in. */
+static void check_batches(const fixture *f)
+{
+    const uint64_t m = f->m, n = f->n, len = (m > n ? m : n);
+    float *x = malloc(sizeof(float) * (BATCH_VECTORS * len + 1));
+    float *y = malloc(sizeof(float) * (BATCH_VECTORS * len + 1)), *one = malloc(sizeof(float) * (len + 1));
+    uint64_t i, j, nvec;
+    int p, th, tr;
+
+    rng_state = 7;
+    for (i = 0; i < BATCH_VECTORS * len; i++)
+        x[i] = rng_float();
+    for (p = 0; p < 3; p++)
+        for (th = 1; th <= 2; th++)
+            for (tr = 0; tr < 2; tr++) {
+                const unsigned flags = tr ? LRQ_PRODUCT_TRANSPOSE : 0;
+                const uint64_t in = tr ? m : n, out = tr ? n : m;
+                CHECK(lrq_isa_set(paths[p]) == LRQ_OK);
+                CHECK(lrq_threads_set(th) == LRQ_OK);
+                for (nvec = 1; nvec <= BATCH_VECTORS; nvec += 4) {
+                    /* Vector j at x + j * in (vector-major), outputs element-major. */
+                    CHECK(lrq_tile_product(f->tile, flags, nvec, x, (int64_t)in, 1, y, 1, (int64_t)nvec) ==
+                          LRQ_OK);
+                    for (j = 0; j < nvec; j++) {
+                        CHECK(lrq_tile_product(f->tile, flags, 1, x + j * in, 0, 1, one, 0, 1) == LRQ_OK);
+                        for (i = 0; i < out; i++)
+                            CHECK(memcmp(&one[i], &y[i * nvec + j], sizeof(float)) == 0);
+                    }
+                }
+            }
+    free(x);
+    free(y);
+    free(one);
+    lrq_isa_set(NULL);
+}
+
 static void test_shapes(void)
 {
     static const uint64_t sc[][4] = {{1, 1, 1, 64},    {17, 33, 5, 64},  {40, 200, 37, 64},
@@ -283,11 +325,13 @@ static void test_shapes(void)
     for (i = 0; i < sizeof sc / sizeof sc[0]; i++) {
         make_signcut(&f, sc[i][0], sc[i][1], sc[i][2], sc[i][3]);
         check_everywhere(&f);
+        check_batches(&f);
         fixture_free(&f);
     }
     for (i = 0; i < sizeof lp / sizeof lp[0]; i++) {
         make_lplr(&f, lp[i][0], lp[i][1], lp[i][2], (int)lp[i][3], (int)lp[i][4], lp[i][5], lp[i][6]);
         check_everywhere(&f);
+        check_batches(&f);
         fixture_free(&f);
     }
 }

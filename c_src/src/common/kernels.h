@@ -142,8 +142,16 @@ typedef struct {
                      size_t tstride, float *out, size_t ostride);
     /* Byte matrix; v is padded with zeros to 16*K16 elements. */
     void (*fwd_byte)(const lrq_kmat *m, size_t t0, size_t t1, const float *v, float *out);
-    /* Transposed: out[wc*c0 .. wc*c1) from z, padded with zeros to 16 * tiles. */
-    void (*tr_sign)(const lrq_kmat *m, size_t c0, size_t c1, const float *z, float *out);
+    /* Transposed sign matrix: out[16*c0 .. 16*c1) from z, padded with zeros
+     * to 16 * tiles, for 1 <= nv <= LRQ_TR_BATCH vectors at once: vector v's
+     * input at z + v * zstride, its output at out + v * ostride.  A matrix
+     * without scales reads z's tables instead (tables_f32 over all of z,
+     * vector v's at tab + v * zstride * 4; z itself may then be NULL); with
+     * scales the kernel builds them per scale group from z.  Each vector's
+     * result is bit for bit that of a call for it alone. */
+    void (*tr_sign)(const lrq_kmat *m, size_t c0, size_t c1, size_t nv, const float *z,
+                    const float *tab, size_t zstride, float *out, size_t ostride);
+    /* Transposed byte matrix: out[4*c0 .. 4*c1) from z, padded as above. */
     void (*tr_byte)(const lrq_kmat *m, size_t c0, size_t c1, const float *z, float *out);
     /* Int tables for the chunks [c0, c1) (block-aligned) of v: `bytes` per
      * chunk in a layout private to this ISA, and one step per block. */
@@ -155,6 +163,14 @@ typedef struct {
 /* Vectors per forward float kernel call: the words of a chunk and their
  * nibbles are extracted once for all of them. */
 #define LRQ_FWD_BATCH 4
+
+/* Vectors per transposed sign kernel call: each 16x16 bit block is turned
+ * around once for all of them.  Both batches were measured at 4 and 8 on
+ * an AVX-512 Intel Xeon (MiniLM's 30522 x 384 table, 64 vectors, one
+ * thread): 8 gained nothing measurable in either direction (forward: its
+ * accumulators then fit only half as many tiles per table load), as the
+ * look-ups, one shuffle per 16 rows per nibble per vector, bound both. */
+#define LRQ_TR_BATCH 4
 
 /* Bytes of int tables per chunk of 16 inputs (int8 or int16 entries). */
 #define LRQ_ITAB_BYTES(wide) ((wide) ? 128u : 64u)

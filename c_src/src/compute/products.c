@@ -18,15 +18,23 @@
 
 #define SMALL_WORK (UINT64_C(32) << 10)
 
+/* Vectors per parallel region of the float products: a 64-byte line of a
+ * row-major operand (NumPy's (n, k) arrays) holds 16 consecutive vectors'
+ * elements, so gathering the inputs and scattering the outputs 16 at a time
+ * reads and writes each line once instead of once per kernel batch of 4.
+ * The kernels then take the group in batches (common/kernels.h) over the
+ * same part of the tile, which stays in cache between them. */
+#define GROUP_VECTORS 16
+
 typedef struct {
     const lrq_tile *t;
     const lrq_kernels *k;
     int transpose, wide, int_a, int_b;
-    const float *x; /* the current batch's first vector */
+    const float *x; /* the current group's first vector */
     int64_t xe, xv; /* element and vector strides of x */
     float *y;
     int64_t ye, yv;
-    size_t nv; /* vectors in the batch: 1, or up to LRQ_FWD_BATCH on the float forward path */
+    size_t nv; /* vectors in the group: 1 on the int paths, else up to GROUP_VECTORS */
     float *xin, *tab1, *u, *tab2, *yout, *step1, *step2;
     uint8_t *itab1, *itab2;
 } product;
@@ -51,7 +59,9 @@ static void apply_factor(const product *p, const lrq_kmat *f, const size_t lo, c
     else if (use_int)
         p->k->fwd_sign_int(f, lo, hi, p->wide, itab, step, out);
     else
-        p->k->fwd_sign(f, lo, hi, p->nv, tab, 64 * k16s, out, rows);
+        for (j = 0; j < p->nv; j += LRQ_FWD_BATCH)
+            p->k->fwd_sign(f, lo, hi, min_z(LRQ_FWD_BATCH, p->nv - j), tab + j * 64 * k16s, 64 * k16s,
+                           out + j * rows, rows);
 }
 
 static void forward_part(void *ctx, int phase, const int part, const int nparts)
@@ -121,41 +131,69 @@ static void forward_part(void *ctx, int phase, const int part, const int nparts)
     }
 }
 
+/* The transposed sign kernel for a group's nv vectors, in kernel batches;
+ * tab (the inputs' tables) may be NULL, for factors with scales. */
+static void transposed_factor(const product *p, const lrq_kmat *f, const size_t lo, const size_t hi,
+                              const float *z, const float *tab, const size_t zstride, float *out,
+                              const size_t ostride)
+{
+    size_t j;
+    for (j = 0; j < p->nv; j += LRQ_TR_BATCH)
+        p->k->tr_sign(f, lo, hi, min_z(LRQ_TR_BATCH, p->nv - j), z + j * zstride,
+                      tab != NULL ? tab + 4 * j * zstride : NULL, zstride, out + j * ostride, ostride);
+}
+
+/* y = A^T x has the same phases as y = A x, each for the group's nv vectors
+ * (vector j's slice of every buffer at j times its length). */
 static void transposed_part(void *ctx, const int phase, const int part, const int nparts)
 {
     product *p = ctx;
     const lrq_tile *t = p->t;
     const size_t tiles_b = lrq_kmat_tiles(&t->b);
     const size_t units_inner = k16(t->inner), units_n = k16(t->n);
-    size_t lo, hi, i;
+    const size_t sz = 16 * tiles_b, su = 16 * units_inner, sy = 16 * units_n;
+    size_t lo, hi, i, j;
 
     switch (phase) {
     case 0: /* z = x, padded to whole row tiles of B */
         lrq_split(tiles_b, part, nparts, &lo, &hi);
-        for (i = 16 * lo; i < 16 * hi; i++)
-            p->xin[i] = i < t->m ? p->x[(int64_t)i * p->xe] : 0.0f;
+        for (j = 0; j < p->nv; j++) {
+            const float *x = p->x + (int64_t)j * p->xv;
+            for (i = 16 * lo; i < 16 * hi; i++)
+                p->xin[j * sz + i] = i < t->m ? x[(int64_t)i * p->xe] : 0.0f;
+            if (p->tab1 != NULL && hi > lo)
+                p->k->tables_f32(p->xin + j * sz + 16 * lo, 4 * (hi - lo), p->tab1 + 4 * j * sz + 64 * lo);
+        }
         break;
     case 1: /* u = B^T z, v = mid(u) */
         lrq_split(units_inner, part, nparts, &lo, &hi);
         if (hi <= lo)
             break;
         if (t->b.planes > 0)
-            p->k->tr_sign(&t->b, lo, hi, p->xin, p->u);
+            transposed_factor(p, &t->b, lo, hi, p->xin, p->tab1, sz, p->u, su);
         else
-            p->k->tr_byte(&t->b, 4 * lo, 4 * hi, p->xin, p->u);
-        for (i = 16 * lo; i < 16 * hi; i++)
-            p->u[i] = i < t->inner ? mid(p, i, p->u[i]) : 0.0f;
+            for (j = 0; j < p->nv; j++)
+                p->k->tr_byte(&t->b, 4 * lo, 4 * hi, p->xin + j * sz, p->u + j * su);
+        for (j = 0; j < p->nv; j++) {
+            float *u = p->u + j * su;
+            for (i = 16 * lo; i < 16 * hi; i++)
+                u[i] = i < t->inner ? mid(p, i, u[i]) : 0.0f;
+            if (p->tab2 != NULL)
+                p->k->tables_f32(u + 16 * lo, 4 * (hi - lo), p->tab2 + 4 * j * su + 64 * lo);
+        }
         break;
     default: /* y = A^T v */
         lrq_split(units_n, part, nparts, &lo, &hi);
         if (hi <= lo)
             break;
         if (t->a.planes > 0)
-            p->k->tr_sign(&t->a, lo, hi, p->u, p->yout);
+            transposed_factor(p, &t->a, lo, hi, p->u, p->tab2, su, p->yout, sy);
         else
-            p->k->tr_byte(&t->a, 4 * lo, 4 * hi, p->u, p->yout);
-        for (i = 16 * lo; i < min_z(t->n, 16 * hi); i++)
-            p->y[(int64_t)i * p->ye] = t->wa * p->yout[i];
+            for (j = 0; j < p->nv; j++)
+                p->k->tr_byte(&t->a, 4 * lo, 4 * hi, p->u + j * su, p->yout + j * sy);
+        for (j = 0; j < p->nv; j++)
+            for (i = 16 * lo; i < min_z(t->n, 16 * hi); i++)
+                p->y[(int64_t)j * p->yv + (int64_t)i * p->ye] = t->wa * p->yout[j * sy + i];
         break;
     }
 }
@@ -211,15 +249,26 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
     p.int_b = fast && t->b.planes > 0;
     ka = k16(t->n);
     ti = k16(t->inner);
-    /* Float forward products take the vectors in batches (kernels.h). */
-    batch = transpose || fast ? 1 : (size_t)(nvec < LRQ_FWD_BATCH ? nvec : LRQ_FWD_BATCH);
+    batch = fast ? 1 : GROUP_VECTORS;
+    if (batch > nvec)
+        batch = (size_t)nvec;
     /* Two passes over the same carving: measure, then place. */
     for (pass = 0; pass < 2; pass++) {
         cv.used = 0;
         if (transpose) {
-            p.xin = lrq_carve(&cv, 16 * lrq_kmat_tiles(&t->b), sizeof(float));
-            p.u = lrq_carve(&cv, 16 * ti, sizeof(float));
-            p.yout = lrq_carve(&cv, 16 * ka, sizeof(float));
+            /* The tables of x and of v, when B and A (row tiles of B^T
+             * and A^T) are sign planes without scales. */
+            const int tables_b = t->b.planes > 0 && t->b.scales == NULL;
+            const int tables_a = t->a.planes > 0 && t->a.scales == NULL;
+            p.xin = lrq_carve(&cv, batch * 16 * lrq_kmat_tiles(&t->b), sizeof(float));
+            p.tab1 = lrq_carve(&cv, tables_b ? batch * 64 * lrq_kmat_tiles(&t->b) : 0, sizeof(float));
+            p.u = lrq_carve(&cv, batch * 16 * ti, sizeof(float));
+            p.tab2 = lrq_carve(&cv, tables_a ? batch * 64 * ti : 0, sizeof(float));
+            p.yout = lrq_carve(&cv, batch * 16 * ka, sizeof(float));
+            if (!tables_b)
+                p.tab1 = NULL;
+            if (!tables_a)
+                p.tab2 = NULL;
         } else {
             p.xin = lrq_carve(&cv, batch * 16 * ka, sizeof(float));
             p.tab1 = lrq_carve(&cv, p.int_a || t->a.planes == 0 ? 0 : batch * 64 * ka, sizeof(float));

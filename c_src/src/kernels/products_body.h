@@ -65,24 +65,26 @@ ALWAYS_INLINE vf chunk_sum(const vt t0, const vt t1, const vt t2, const vt t3, c
                   vf_add(vt_lookup(t2, w, 8), vt_lookup(t3, w, 12)));
 }
 
-/* One plane's words for chunk_sum: a chunk of the forward kernels (in the
- * ISA's lane order), or a 16x16 block turned around for the transposed one. */
-ALWAYS_INLINE vi plane_words(const uint8_t *wp, const size_t h, const int transposed)
-{
-    return transposed ? vi_transpose16(wp, h) : vi_load_lut(wp, h);
-}
-
-/* All planes of one chunk (or block), top plane first (Horner).  Inlined
- * with a constant plane count, the loop and its offsets unroll away. */
+/* All planes of one chunk of the forward kernels, top plane first (Horner).
+ * Inlined with a constant plane count, the loop and its offsets unroll away. */
 ALWAYS_INLINE vf planes_sum(const size_t pb, const uint8_t *wp, const size_t h, const vt t0,
-                            const vt t1, const vt t2, const vt t3, const int planes,
-                            const int transposed)
+                            const vt t1, const vt t2, const vt t3, const int planes)
 {
     int p = planes - 1;
-    vf s = chunk_sum(t0, t1, t2, t3, plane_words(wp + (size_t)p * pb, h, transposed), !transposed);
+    vf s = chunk_sum(t0, t1, t2, t3, vi_load_lut(wp + (size_t)p * pb, h), 1);
     for (p--; p >= 0; p--)
-        s = vf_add(vf_add(s, s),
-                   chunk_sum(t0, t1, t2, t3, plane_words(wp + (size_t)p * pb, h, transposed), !transposed));
+        s = vf_add(vf_add(s, s), chunk_sum(t0, t1, t2, t3, vi_load_lut(wp + (size_t)p * pb, h), 1));
+    return s;
+}
+
+/* The block sum of the transposed kernel from one block's words, already
+ * turned around (w[p]: plane p), with the same Horner tree as planes_sum. */
+ALWAYS_INLINE vf block_sum(const vi *w, const vt *tab, const int planes)
+{
+    int p = planes - 1;
+    vf s = chunk_sum(tab[0], tab[1], tab[2], tab[3], w[p], 0);
+    for (p--; p >= 0; p--)
+        s = vf_add(vf_add(s, s), chunk_sum(tab[0], tab[1], tab[2], tab[3], w[p], 0));
     return s;
 }
 
@@ -153,29 +155,44 @@ static inline vf tile_inputs(const lrq_kmat *m, const float *z, const size_t t, 
 
 static void k_tables_f32(const float *v, size_t ngroups, float *tab);
 
-/* out[16c ..] += the block sums of chunks [a, b) of one row tile. */
+/* Most vectors one transposed sign kernel call takes (common/kernels.h). */
+#define TR_BATCH LRQ_TR_BATCH
+
+/* out_v[16c ..] += the block sums of chunks [a, b) of one row tile, for nv
+ * vectors (vector v's tables tab[v], its output at out + v * ostride): each
+ * block is turned around once for all of them, and only the look-ups and
+ * sums are per vector. */
 ALWAYS_INLINE void tr_blocks(const size_t pb, const uint8_t *tp, const size_t c0, const size_t a,
-                             const size_t b, const size_t h, const vt t0, const vt t1, const vt t2,
-                             const vt t3, const int planes, float *out)
+                             const size_t b, const size_t h, const vt (*tab)[4], const int planes,
+                             const int nv, float *out, const size_t ostride)
 {
     size_t c;
-    for (c = a; c < b; c++)
-        vf_store(out + 16 * c,
-                 vf_add(vf_load(out + 16 * c, 16),
-                        planes_sum(pb, tp + (c - c0) * h * 2, h, t0, t1, t2, t3, planes, 1)),
-                 16);
+    int p, v;
+    for (c = a; c < b; c++) {
+        vi w[4];
+        for (p = 0; p < planes; p++)
+            w[p] = vi_transpose16(tp + (c - c0) * h * 2 + (size_t)p * pb, h);
+        for (v = 0; v < nv; v++) {
+            float *o = out + (size_t)v * ostride + 16 * c;
+            vf_store(o, vf_add(vf_load(o, 16), block_sum(w, tab[v], planes)), 16);
+        }
+    }
 }
 
-/* The transposed sign kernel for one plane count (a constant, as in the
- * forward kernels). */
+/* The transposed sign kernel for one plane count and batch size (constants,
+ * as in the forward kernels): vector v's input at z + v * zstride, or its
+ * tables at ztab + 4 * v * zstride (common/kernels.h). */
 ALWAYS_INLINE void tr_sign_walk(const lrq_kmat *m, const size_t c_lo, const size_t c_hi,
-                                const float *z, float *out, const int planes)
+                                const float *z, const float *ztab, const size_t zstride,
+                                float *out, const size_t ostride, const int planes, const int nv)
 {
     const size_t tiles = lrq_kmat_tiles(m), pb = m->plane_bytes;
     size_t c0, t, a, b;
+    int v;
 
     if (c_hi > c_lo)
-        memset(out + 16 * c_lo, 0, 16 * (c_hi - c_lo) * sizeof(float));
+        for (v = 0; v < nv; v++)
+            memset(out + (size_t)v * ostride + 16 * c_lo, 0, 16 * (c_hi - c_lo) * sizeof(float));
     for (c0 = c_lo - c_lo % m->pc; c0 < c_hi; c0 += m->pc) {
         const size_t cp = min_sz(m->pc, m->kc - c0);
         const size_t cs = c_lo > c0 ? c_lo : c0, ce = min_sz(c_hi, c0 + cp);
@@ -184,40 +201,59 @@ ALWAYS_INLINE void tr_sign_walk(const lrq_kmat *m, const size_t c_lo, const size
             const size_t h = min_sz(16, m->rows - 16 * t);
             const uint8_t *tp = panel + 32 * t * cp;
             for (a = cs; a < ce; a = b) {
-                float zz[16], tab[64];
-                vt t0, t1, t2, t3;
+                /* built outlives tab: a vt may point into its table (scalar). */
+                float built[TR_BATCH][64], zz[16];
+                vt tab[TR_BATCH][4];
                 b = lrq_segment_end(m, a, ce, 0);
-                vf_store(zz, tile_inputs(m, z, t, h, m->scales ? a / m->gc : 0), 16);
-                k_tables_f32(zz, 4, tab);
-                t0 = vt_load(tab), t1 = vt_load(tab + 16), t2 = vt_load(tab + 32),
-                t3 = vt_load(tab + 48);
+                for (v = 0; v < nv; v++) {
+                    /* Without scales the tables of the tile's inputs are
+                     * those of z, built once for every call. */
+                    const float *tb = built[v];
+                    if (m->scales == NULL) {
+                        tb = ztab + 4 * (size_t)v * zstride + 64 * t;
+                    } else {
+                        vf_store(zz, tile_inputs(m, z + (size_t)v * zstride, t, h, a / m->gc), 16);
+                        k_tables_f32(zz, 4, built[v]);
+                    }
+                    tab[v][0] = vt_load(tb), tab[v][1] = vt_load(tb + 16), tab[v][2] = vt_load(tb + 32),
+                    tab[v][3] = vt_load(tb + 48);
+                }
                 /* A constant height for full tiles lets their loads go unmasked. */
                 if (h == 16)
-                    tr_blocks(pb, tp, c0, a, b, 16, t0, t1, t2, t3, planes, out);
+                    tr_blocks(pb, tp, c0, a, b, 16, (const vt(*)[4])tab, planes, nv, out, ostride);
                 else
-                    tr_blocks(pb, tp, c0, a, b, h, t0, t1, t2, t3, planes, out);
+                    tr_blocks(pb, tp, c0, a, b, h, (const vt(*)[4])tab, planes, nv, out, ostride);
             }
         }
     }
 }
 
-#define TR_INSTANCE(planes)                                                                   \
-    static void tr_sign_##planes(const lrq_kmat *m, const size_t c_lo, const size_t c_hi,    \
-                                 const float *z, float *out)                                 \
-    {                                                                                         \
-        tr_sign_walk(m, c_lo, c_hi, z, out, planes);                                          \
+#define TR_INSTANCE(planes, nv)                                                                   \
+    static void tr_##planes##_##nv(const lrq_kmat *m, const size_t c_lo, const size_t c_hi,       \
+                                   const float *z, const float *ztab, const size_t zstride,        \
+                                   float *out, const size_t ostride)                               \
+    {                                                                                             \
+        tr_sign_walk(m, c_lo, c_hi, z, ztab, zstride, out, ostride, planes, nv);                  \
     }
-TR_INSTANCE(1)
-TR_INSTANCE(2)
-TR_INSTANCE(3)
-TR_INSTANCE(4)
+#define TR_PLANES(nv) TR_INSTANCE(1, nv) TR_INSTANCE(2, nv) TR_INSTANCE(3, nv) TR_INSTANCE(4, nv)
+TR_PLANES(1)
+TR_PLANES(2)
+TR_PLANES(3)
+TR_PLANES(4)
+#if TR_BATCH != 4
+#error "TR_BATCH: instantiate the kernels for every batch size up to it"
+#endif
 
-static void k_tr_sign(const lrq_kmat *m, const size_t c_lo, const size_t c_hi, const float *z,
-                      float *out)
+typedef void (*tr_fn)(const lrq_kmat *, size_t, size_t, const float *, const float *, size_t, float *,
+                      size_t);
+#define TR_ROW(nv) {tr_1_##nv, tr_2_##nv, tr_3_##nv, tr_4_##nv}
+static const tr_fn tr_float[TR_BATCH][4] = {TR_ROW(1), TR_ROW(2), TR_ROW(3), TR_ROW(4)};
+
+static void k_tr_sign(const lrq_kmat *m, const size_t c_lo, const size_t c_hi, const size_t nv,
+                      const float *z, const float *ztab, const size_t zstride, float *out,
+                      const size_t ostride)
 {
-    static void (*const instances[4])(const lrq_kmat *, size_t, size_t, const float *, float *) = {
-        tr_sign_1, tr_sign_2, tr_sign_3, tr_sign_4};
-    instances[m->planes - 1](m, c_lo, c_hi, z, out);
+    tr_float[nv - 1][m->planes - 1](m, c_lo, c_hi, z, ztab, zstride, out, ostride);
 }
 
 /* Chunks handled together by the transposed byte kernel: their 64-byte
@@ -336,7 +372,7 @@ ALWAYS_INLINE void fwd_tiles(const lrq_kmat *m, const uint8_t *tp, const size_t 
                              t3 = vt_load(tb + 48);
                     for (i = 0; i < ntile; i++)
                         acc[i][v] = vf_add(acc[i][v],
-                                           planes_sum(pb, wp + (size_t)i * run, h, t0, t1, t2, t3, planes, 0));
+                                           planes_sum(pb, wp + (size_t)i * run, h, t0, t1, t2, t3, planes));
                 }
             } else {
                 const vqt qt = vqt_load((const uint8_t *)tab + LRQ_ITAB_BYTES(wide) * c, wide);
