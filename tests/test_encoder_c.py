@@ -292,7 +292,10 @@ def test_ctrl_c_during_compress_leaves_no_file(tmp_path, tile):
     cmd = [sys.executable, "-m", "lrq.cli", "compress", str(src), str(out), "--scheme", "signcut", "--bits", "8"]
     if tile:
         cmd += ["--tile", *tile]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    # A shell's background job inherits SIGINT ignored; a user's Ctrl-C is
+    # never ignored, so the child gets the default disposition back.
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     line = proc.stderr.readline()  # the first progress line: encoding is under way
     assert "%" in line and "big" in line, line
     time.sleep(1.0)

@@ -271,7 +271,6 @@ TILE_SHAPES = [(h, w) for h in (20, 20, 10) for w in (30, 30, 10)]
 @functools.lru_cache(maxsize=None)
 def tiled(config: str):
     a = random_matrix(TILED_SHAPE, seed=8, dtype=np.float32)
-    # auto with an error goal picks per tile: here signcut, lplr and dense all occur.
     options = {"signcut": dict(scheme="signcut", width=3), "auto": dict(scheme="auto", rel_error=0.3)}[config]
     return a, lrq.encode(a, tile_shape=TILE, **options)
 
@@ -284,10 +283,21 @@ def test_tiled_matrix_lists_its_grid(config):
 
 
 def test_auto_mixes_schemes_across_tiles():
-    _, matrix = tiled("auto")
+    # auto picks per tile, charging each scheme its real header bytes: an exact
+    # rank-4 tile goes to lplr (about 2.5 kB against signcut's 5.9 kB at this
+    # goal), noise to signcut, and an 8×8 corner, too small to pay for a
+    # factorization's headers, to dense.
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((136, 264)).astype(np.float32)
+    a[:128, :128] = rng.standard_normal((128, 4)) @ rng.standard_normal((4, 128))
+    matrix = lrq.encode(a, tile_shape=(128, 128), scheme="auto", rel_error=0.1)
     assert matrix.scheme == "mixed"
-    assert {t[2] for t in matrix.tiles} == {"signcut", "lplr", "dense"}
-    assert matrix.rel_error <= 0.3
+    schemes = {origin: scheme for origin, _, scheme, *_ in matrix.tiles}
+    assert schemes[(0, 0)] == "lplr"
+    assert schemes[(0, 128)] == "signcut"
+    assert schemes[(128, 256)] == "dense"
+    assert matrix.rel_error <= 0.1
+    assert rel_error(a, lrq.decode(matrix)) <= 0.1
 
 
 @pytest.mark.parametrize("config", ["signcut", "auto"])

@@ -14,16 +14,8 @@ pure-NumPy twin.
 
 from __future__ import annotations
 
-from .errors import (
-    ArgumentError,
-    BudgetError,
-    ChecksumError,
-    FormatError,
-    LrqError,
-    LrqWarning,
-    ResourceError,
-    UnsupportedError,
-)
+from . import errors
+from .errors import *  # noqa: F403 -- the error classes are part of lrq's API; errors.__all__ lists them
 from .format import FORMAT_MAJOR, FORMAT_MINOR
 
 try:
@@ -103,14 +95,7 @@ __all__ = [
     "get_num_threads",
     "Matrix",
     "File",
-    "LrqError",
-    "LrqWarning",
-    "FormatError",
-    "ChecksumError",
-    "UnsupportedError",
-    "ArgumentError",
-    "BudgetError",
-    "ResourceError",
     "FORMAT_VERSION",
     "__version__",
+    *errors.__all__,
 ]

@@ -19,15 +19,7 @@ import numpy as np
 
 from lrq._lrq_cffi import ffi, lib
 
-from .errors import (
-    ArgumentError,
-    ChecksumError,
-    FormatError,
-    LrqError,
-    LrqWarning,
-    ResourceError,
-    UnsupportedError,
-)
+from .errors import ArgumentError, ChecksumError, FormatError, LrqError, LrqWarning, ResourceError, UnsupportedError
 
 # The extension is compiled from the same tree as its header, so this can
 # only fail when a stale build is mixed with new sources; refuse to run then

@@ -41,25 +41,26 @@ static inline vf vf_load_f16(const uint8_t *p, const size_t n)
     return r;
 }
 
-static inline vi vi_load_w16(const uint8_t *p, const size_t n)
+/* The first n little-endian words of `bytes` bytes each; the other lanes read as zero. */
+static inline vi vi_load_words(const uint8_t *p, const size_t n, const size_t bytes)
 {
     vi r;
-    size_t i;
+    size_t i, b;
     LANES r.v[L] = 0;
     for (i = 0; i < n; i++)
-        r.v[i] = (uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8;
+        for (b = 0; b < bytes; b++)
+            r.v[i] |= (uint32_t)p[bytes * i + b] << (8 * b);
     return r;
+}
+
+static inline vi vi_load_w16(const uint8_t *p, const size_t n)
+{
+    return vi_load_words(p, n, 2);
 }
 
 static inline vi vi_load_w32(const uint8_t *p, const size_t n)
 {
-    vi r;
-    size_t i;
-    LANES r.v[L] = 0;
-    for (i = 0; i < n; i++)
-        r.v[i] = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
-                 (uint32_t)p[4 * i + 3] << 24;
-    return r;
+    return vi_load_words(p, n, 4);
 }
 
 static inline vt vt_load(const float *tab)
