@@ -252,6 +252,23 @@ def test_a_damaged_chunk_is_a_bad_input_naming_the_chunk(tmp_path, source, capsy
     assert not (tmp_path / "plain.h5").exists()
 
 
+def test_verify_checks_every_chunk_of_the_lrq_filtered_datasets(tmp_path, source, capsys):
+    filtered = tmp_path / "f.h5"
+    assert run("compress", source, filtered, "--bits", "2", "-q") == 0
+    assert run("verify", filtered, "--reference", "--json") == cli.EXIT_OK
+    (result,) = json.loads(capsys.readouterr().out)
+    # layer/W in 2 x 2 chunks, D in one
+    assert (result["datasets"], result["chunks"], result["reference"]["tensors"]) == (2, 5, 5)
+    with h5py.File(filtered, "r+") as f:
+        d = f["D"]
+        stream = bytearray(d.id.read_direct_chunk((0, 0))[1])
+        stream[-3] ^= 0x01
+        d.id.write_direct_chunk((0, 0), bytes(stream))
+    assert run("verify", filtered) == cli.EXIT_VERIFY_FAILED
+    assert "dataset 'D' chunk at (0, 0): FAILED" in capsys.readouterr().err
+    assert run("verify", source) == cli.EXIT_USAGE  # nothing lrq-filtered to verify
+
+
 def test_the_commands_run_as_a_user_runs_them(tmp_path, source):
     """The installed entry point, end to end: compress, info, decompress."""
     filtered, plain = tmp_path / "f.h5", tmp_path / "p.h5"
