@@ -85,6 +85,33 @@ def test_compress_h5_to_h5_filters_every_2d_float_dataset_and_keeps_the_rest(tmp
     assert "6 datasets (2 lrq-filtered)" in err
 
 
+def test_dimension_scales_and_object_references_point_into_the_copy(tmp_path, capsys):
+    src, out, plain = tmp_path / "in.h5", tmp_path / "out.h5", tmp_path / "plain.h5"
+    with h5py.File(src, "w") as f:
+        f["x"], f["y"] = np.arange(100.0), np.arange(80.0)
+        f["A"] = values((100, 80))
+        f["x"].make_scale("x")
+        f["y"].make_scale("y")
+        f["A"].dims[0].attach_scale(f["x"])
+        f["A"].dims[1].attach_scale(f["y"])
+        f["A"].dims[0].label = "time"
+        f.attrs["first"] = f["x"].ref
+        f.attrs["both"] = np.array([f["A"].ref, f["y"].ref], dtype=h5py.ref_dtype)
+        f.attrs["region"] = f["A"].regionref[0:3, 0:2]
+    assert run("compress", src, out, "--bits", "4") == 0
+    assert "attribute 'region' of '/' holds references of a kind the copy cannot carry over" in capsys.readouterr().err
+    assert run("decompress", out, plain, "-q") == 0
+    for path in (out, plain):
+        with h5py.File(path) as g:
+            a = g["A"]
+            assert [s.name for s in a.dims[0].values()] == ["/x"] and [s.name for s in a.dims[1].values()] == ["/y"]
+            assert a.dims[0].label == "time" and g["x"].is_scale
+            assert g[g.attrs["first"]].name == "/x" and [g[r].name for r in g.attrs["both"]] == ["/A", "/y"]
+            assert "region" not in g.attrs
+    with h5py.File(out) as g:
+        assert lrq.hdf5.encoding_request(g["A"])["bits"] == 4.0
+
+
 def test_tile_gives_the_chunk_shape(tmp_path, source):
     out = tmp_path / "out.h5"
     assert run("compress", source, out, "--bits", "3", "--tile", "128", "100", "-q", "--include", "layer/*") == 0
@@ -232,7 +259,7 @@ def test_nan_in_a_dataset_leaves_no_output(tmp_path, capsys):
         f["g/bad"] = a
     assert run("compress", src, out, "--bits", "2") == cli.EXIT_BAD_INPUT
     err = capsys.readouterr().err
-    assert "dataset '/g/bad' holds NaN or infinity (first at index [70, 33])" in err
+    assert "dataset 'g/bad' holds NaN or infinity (first at index [70, 33])" in err
     assert listing(tmp_path) == ["in.h5"]
 
 

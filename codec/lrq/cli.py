@@ -315,32 +315,107 @@ def _is_lrq_filtered(dataset, lrq_hdf5) -> bool:
     return any(plist.get_filter(i)[0] == lrq_hdf5.FILTER_ID for i in range(plist.get_nfilters()))
 
 
-def _copy_attributes(source, target) -> None:
-    """Every attribute with its stored type and shape (not as numpy infers it)."""
-    for key in source.attrs:
-        stored = source.attrs.get_id(key)
-        target.attrs.create(key, source.attrs[key], shape=stored.shape, dtype=stored.dtype)
+# Attributes the HDF5 dimension-scale API keeps (object references to the
+# scales and back); the copy attaches the scales again instead.
+_DIMENSION_SCALE_LINKS = ("DIMENSION_LIST", "REFERENCE_LIST")
 
 
-def _copy_tree(h5py, source, target, copy_dataset) -> None:
-    """Groups, attributes, soft and external links of ``source`` rebuilt in
-    ``target``; every dataset handed to ``copy_dataset(dataset, group, name)``,
-    named types copied as they are."""
-    _copy_attributes(source, target)
-    for key in source:
-        link = source.get(key, getlink=True)
-        if isinstance(link, h5py.SoftLink):
-            target[key] = h5py.SoftLink(link.path)
-        elif isinstance(link, h5py.ExternalLink):
-            target[key] = h5py.ExternalLink(link.filename, link.path)
-        else:
-            item = source[key]
-            if isinstance(item, h5py.Group):
-                _copy_tree(h5py, item, target.create_group(key), copy_dataset)
-            elif isinstance(item, h5py.Dataset):
-                copy_dataset(item, target, key)
+class _TreeCopy:
+    """A copy of an HDF5 file's tree: groups, attributes, soft and external
+    links, named types, with every dataset handed to
+    ``copy_dataset(dataset, group, name)`` (which returns the new dataset).
+    Attributes holding object references are rebuilt to point to the same
+    paths in the copy, and dimension scales are attached again, once the
+    whole tree exists; references of other kinds (regions, or inside
+    compound and variable-length values) cannot be carried over and are
+    left out with a note."""
+
+    def __init__(self, h5py, copy_dataset):
+        self.h5py, self.copy_dataset = h5py, copy_dataset
+        self.references: list = []  # (target object, key, value) to rebuild
+        self.notes: list = []
+
+    def run(self, source, target) -> None:
+        self._group(source, target)
+        for item, key, value in self.references:
+            item.attrs[key] = self._moved(source, target, value)
+        self._attach_scales(source, target)
+
+    def _group(self, source, target) -> None:
+        h5py = self.h5py
+        self.attributes(source, target)
+        for key in source:
+            link = source.get(key, getlink=True)
+            if isinstance(link, h5py.SoftLink):
+                target[key] = h5py.SoftLink(link.path)
+            elif isinstance(link, h5py.ExternalLink):
+                target[key] = h5py.ExternalLink(link.filename, link.path)
             else:
-                source.copy(item, target, name=key)
+                item = source[key]
+                if isinstance(item, h5py.Group):
+                    self._group(item, target.create_group(key))
+                elif isinstance(item, h5py.Dataset):
+                    self.attributes(item, self.copy_dataset(item, target, key))
+                else:
+                    source.copy(item, target, name=key, without_attrs=True)
+                    self.attributes(item, target[key])
+
+    def attributes(self, source, target) -> None:
+        """Every attribute with its stored type and shape (not as numpy infers it)."""
+        h5py = self.h5py
+        for key in source.attrs:
+            stored = source.attrs.get_id(key)
+            kind = h5py.check_dtype(ref=stored.dtype)
+            if isinstance(source, h5py.Dataset) and key in _DIMENSION_SCALE_LINKS:
+                continue
+            if kind is h5py.Reference:
+                self.references.append((target, key, source.attrs[key]))
+            elif kind is not None or _holds_references(h5py, stored.dtype):
+                self.notes.append(f"attribute '{key}' of '{source.name}' holds references of a kind the copy "
+                                  "cannot carry over; left out")
+            else:
+                target.attrs.create(key, source.attrs[key], shape=stored.shape, dtype=stored.dtype)
+
+    def _moved(self, source, target, value):
+        """Object references into ``source`` as references to the same paths in ``target``."""
+        h5py = self.h5py
+
+        def one(ref):
+            return target[source[ref].name].ref if ref else h5py.Reference()
+
+        if isinstance(value, h5py.Reference):
+            return one(value)
+        moved = np.empty(value.shape, dtype=h5py.ref_dtype)
+        for index in np.ndindex(value.shape):
+            moved[index] = one(value[index])
+        return moved
+
+    def _attach_scales(self, source, target) -> None:
+        h5py = self.h5py
+
+        def attach(name, item):
+            if isinstance(item, h5py.Dataset) and "DIMENSION_LIST" in item.attrs:
+                for axis, dimension in enumerate(item.dims):
+                    for scale in dimension.values():
+                        target[name].dims[axis].attach_scale(target[scale.name])
+
+        source.visititems(attach)
+
+
+def _holds_references(h5py, dtype) -> bool:
+    base = h5py.check_vlen_dtype(dtype)
+    if base is not None:  # a sequence of base values, or str / bytes for a string
+        return isinstance(base, np.dtype) and _holds_references(h5py, base)
+    if dtype.fields:
+        return any(_holds_references(h5py, field[0]) for field in dtype.fields.values())
+    return dtype.subdtype is not None and _holds_references(h5py, dtype.subdtype[0]) or \
+        h5py.check_dtype(ref=dtype) is not None
+
+
+def _copy_as_is(dataset, group, key):
+    """The dataset copied by HDF5 with its storage and filters (the tree copy adds its attributes)."""
+    dataset.parent.copy(dataset, group, name=key, without_attrs=True)
+    return group[key]
 
 
 def _datasets(h5py, handle) -> list:
@@ -388,9 +463,10 @@ class _CheckedBlocks:
         finite = np.isfinite(block)
         if not finite.all():
             where = [int(o + i) for o, i in zip(_chunk_corner(region), np.argwhere(~finite)[0])]
-            raise CliError(f"{self._label}: dataset '{self._dataset.name}' holds NaN or infinity (first at index "
-                           f"{where}); lrq stores finite values only", EXIT_BAD_INPUT)
-        self.squared_norms[_chunk_corner(region)] = float(np.vdot(block, block))
+            raise CliError(f"{self._label}: dataset '{self._dataset.name.lstrip('/')}' holds NaN or infinity "
+                           f"(first at index {where}); lrq stores finite values only", EXIT_BAD_INPUT)
+        wide = block.astype(np.float64).ravel()
+        self.squared_norms[_chunk_corner(region)] = float(wide @ wide)
         self._entries += block.size
         self._report(self._entries / max(self._dataset.size, 1))
         return block
@@ -482,8 +558,8 @@ def _compress_to_hdf5(args, output: str) -> int:
                 blocks = _CheckedBlocks(dataset, args.input, report)
                 begin = time.perf_counter()
                 try:
-                    written = lrq_hdf5.write(group, key, blocks, chunks=_hdf5_chunks(tile, dataset.shape, lrq_hdf5.DEFAULT_CHUNK_EDGE),
-                                             scheme=args.scheme, **dict(options))
+                    written = lrq_hdf5.write(group, key, blocks, scheme=args.scheme, **dict(options),
+                                             chunks=_hdf5_chunks(tile, dataset.shape, lrq_hdf5.DEFAULT_CHUNK_EDGE))
                 except BudgetError as exc:
                     reason = f"too small for the target: {_cli_terms(str(exc))}"
                 except CliError:
@@ -491,16 +567,16 @@ def _compress_to_hdf5(args, output: str) -> int:
                 except LrqError as exc:
                     raise type(exc)(f"{args.input}: dataset '{name}': {exc}") from None
                 else:
-                    _copy_attributes(dataset, written)
                     summary = _lrq_dataset_summary(written, lrq_hdf5, blocks.squared_norms)
                     summary["seconds"] = time.perf_counter() - begin
                     compressed.append(summary)
-                    return
-            dataset.parent.copy(dataset, group, name=key)
+                    return written
             copied.append((name, reason))
+            return _copy_as_is(dataset, group, key)
 
+        tree = _TreeCopy(h5py, copy_dataset)
         try:
-            size_out = _write_hdf5(h5py, output, lambda out: _copy_tree(h5py, source, out, copy_dataset))
+            size_out = _write_hdf5(h5py, output, lambda out: tree.run(source, out))
         finally:
             progress.done()
     elapsed = time.perf_counter() - started
@@ -514,6 +590,8 @@ def _compress_to_hdf5(args, output: str) -> int:
         _note(args, f"copied as they are, not compressed ({plural(len(copied), 'dataset')}):")
         for name, reason in copied:
             _note(args, f"  {name}: {reason}")
+    for text in tree.notes:
+        _note(args, text)
     size_in = os.path.getsize(args.input)
     _note(args, f"{args.input} -> {'standard output' if output == '-' else output}: {plural(len(names), 'dataset')} "
                 f"({len(compressed)} lrq-filtered), {size_in:,} -> {size_out:,} bytes "
@@ -740,8 +818,7 @@ def _decompress_hdf5_copy(args, output: str) -> int:
 
     def copy_dataset(dataset, group, key):
         if not _is_lrq_filtered(dataset, lrq_hdf5):
-            dataset.parent.copy(dataset, group, name=key)
-            return
+            return _copy_as_is(dataset, group, key)
         plain = group.create_dataset(key, shape=dataset.shape, dtype=dataset.dtype)
         grid = [range(0, d, c) for d, c in zip(dataset.shape, dataset.chunks)]
         for corner in itertools.product(*grid):
@@ -751,12 +828,15 @@ def _decompress_hdf5_copy(args, output: str) -> int:
             except OSError as exc:
                 raise FormatError(f"{args.input}: dataset '{dataset.name.lstrip('/')}' chunk at {corner} "
                                   f"cannot be decoded: {exc}") from None
-        _copy_attributes(dataset, plain)
         decoded.append(dataset.name.lstrip("/"))
+        return plain
 
+    tree = _TreeCopy(h5py, copy_dataset)
     with _open_hdf5(h5py, args.input) as source:
         total = len(_datasets(h5py, source))
-        _write_hdf5(h5py, output, lambda out: _copy_tree(h5py, source, out, copy_dataset))
+        _write_hdf5(h5py, output, lambda out: tree.run(source, out))
+    for text in tree.notes:
+        _note(args, text)
     if args.verbose:
         for name in decoded:
             print(f"  {name}: decoded to a plain dataset", file=sys.stderr)
