@@ -12,7 +12,9 @@ import argparse
 import contextlib
 import fnmatch
 import io as _bytes_io
+import itertools
 import json
+import math
 import os
 import re
 import shutil
@@ -276,6 +278,356 @@ def _note(args, text: str) -> None:
         print(text, file=sys.stderr)
 
 
+# ---------------------------------------------------------------- HDF5
+
+_HDF5_EXTENSIONS = (".h5", ".hdf5")
+
+
+def _is_hdf5(path: str) -> bool:
+    return path != "-" and os.path.splitext(path)[1].lower() in _HDF5_EXTENSIONS
+
+
+def _hdf5_modules(label: str):
+    """(h5py, lrq.hdf5), or an UnsupportedError naming what is missing."""
+    try:
+        import h5py
+    except ImportError:
+        raise UnsupportedError(f"{label}: HDF5 files need the h5py package (pip install h5py)") from None
+    try:
+        from . import hdf5 as lrq_hdf5
+    except ImportError as exc:
+        raise UnsupportedError(f"{label}: {exc}") from None
+    return h5py, lrq_hdf5
+
+
+def _open_hdf5(h5py, path: str):
+    if not os.path.isfile(path):
+        reason = "not a regular file" if os.path.exists(path) else "No such file or directory"
+        raise ResourceError(f"cannot read {path}: {reason}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise FormatError(f"{path}: not a readable HDF5 file: {exc}") from None
+
+
+def _is_lrq_filtered(dataset, lrq_hdf5) -> bool:
+    plist = dataset.id.get_create_plist()
+    return any(plist.get_filter(i)[0] == lrq_hdf5.FILTER_ID for i in range(plist.get_nfilters()))
+
+
+# Attributes the HDF5 dimension-scale API keeps (object references to the
+# scales and back); the copy attaches the scales again instead.
+_DIMENSION_SCALE_LINKS = ("DIMENSION_LIST", "REFERENCE_LIST")
+
+
+class _TreeCopy:
+    """A copy of an HDF5 file's tree: groups, attributes, soft and external
+    links, named types, with every dataset handed to
+    ``copy_dataset(dataset, group, name)`` (which returns the new dataset).
+    Attributes holding object references are rebuilt to point to the same
+    paths in the copy, and dimension scales are attached again, once the
+    whole tree exists; references of other kinds (regions, or inside
+    compound and variable-length values) cannot be carried over and are
+    left out with a note."""
+
+    def __init__(self, h5py, copy_dataset):
+        self.h5py, self.copy_dataset = h5py, copy_dataset
+        self.references: list = []  # (target object, key, value) to rebuild
+        self.notes: list = []
+
+    def run(self, source, target) -> None:
+        self._group(source, target)
+        for item, key, value in self.references:
+            item.attrs[key] = self._moved(source, target, value)
+        self._attach_scales(source, target)
+
+    def _group(self, source, target) -> None:
+        h5py = self.h5py
+        self.attributes(source, target)
+        for key in source:
+            link = source.get(key, getlink=True)
+            if isinstance(link, h5py.SoftLink):
+                target[key] = h5py.SoftLink(link.path)
+            elif isinstance(link, h5py.ExternalLink):
+                target[key] = h5py.ExternalLink(link.filename, link.path)
+            else:
+                item = source[key]
+                if isinstance(item, h5py.Group):
+                    self._group(item, target.create_group(key))
+                elif isinstance(item, h5py.Dataset):
+                    self.attributes(item, self.copy_dataset(item, target, key))
+                else:
+                    source.copy(item, target, name=key, without_attrs=True)
+                    self.attributes(item, target[key])
+
+    def attributes(self, source, target) -> None:
+        """Every attribute with its stored type and shape (not as numpy infers it)."""
+        h5py = self.h5py
+        for key in source.attrs:
+            stored = source.attrs.get_id(key)
+            kind = h5py.check_dtype(ref=stored.dtype)
+            if isinstance(source, h5py.Dataset) and key in _DIMENSION_SCALE_LINKS:
+                continue
+            if kind is h5py.Reference:
+                self.references.append((target, key, source.attrs[key]))
+            elif kind is not None or _holds_references(h5py, stored.dtype):
+                self.notes.append(f"attribute '{key}' of '{source.name}' holds references of a kind the copy "
+                                  "cannot carry over; left out")
+            else:
+                target.attrs.create(key, source.attrs[key], shape=stored.shape, dtype=stored.dtype)
+
+    def _moved(self, source, target, value):
+        """Object references into ``source`` as references to the same paths in ``target``."""
+        h5py = self.h5py
+
+        def one(ref):
+            return target[source[ref].name].ref if ref else h5py.Reference()
+
+        if isinstance(value, h5py.Reference):
+            return one(value)
+        moved = np.empty(value.shape, dtype=h5py.ref_dtype)
+        for index in np.ndindex(value.shape):
+            moved[index] = one(value[index])
+        return moved
+
+    def _attach_scales(self, source, target) -> None:
+        h5py = self.h5py
+
+        def attach(name, item):
+            if isinstance(item, h5py.Dataset) and "DIMENSION_LIST" in item.attrs:
+                for axis, dimension in enumerate(item.dims):
+                    for scale in dimension.values():
+                        target[name].dims[axis].attach_scale(target[scale.name])
+
+        source.visititems(attach)
+
+
+def _holds_references(h5py, dtype) -> bool:
+    base = h5py.check_vlen_dtype(dtype)
+    if base is not None:  # a sequence of base values, or str / bytes for a string
+        return isinstance(base, np.dtype) and _holds_references(h5py, base)
+    if dtype.fields:
+        return any(_holds_references(h5py, field[0]) for field in dtype.fields.values())
+    return dtype.subdtype is not None and _holds_references(h5py, dtype.subdtype[0]) or \
+        h5py.check_dtype(ref=dtype) is not None
+
+
+def _copy_as_is(dataset, group, key):
+    """The dataset copied by HDF5 with its storage and filters (the tree copy adds its attributes)."""
+    dataset.parent.copy(dataset, group, name=key, without_attrs=True)
+    return group[key]
+
+
+def _datasets(h5py, handle) -> list:
+    names: list = []
+    handle.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+    return names
+
+
+def _write_hdf5(h5py, output: str, build) -> int:
+    """Build an HDF5 file with ``build(h5py_file)`` in a private temporary
+    folder (HDF5 needs a file it can read back and seek in), then write it to
+    ``output`` atomically or to standard output; returns its size."""
+    with tempfile.TemporaryDirectory() as folder:
+        staged = os.path.join(folder, "out.h5")
+        with h5py.File(staged, "w") as handle:
+            build(handle)
+
+        def copy(fh):
+            with open(staged, "rb") as src:
+                shutil.copyfileobj(src, fh, 1 << 20)
+
+        _write_file(output, copy)
+        return os.path.getsize(staged)
+
+
+def _chunk_corner(region) -> tuple:
+    return tuple(int(part.start or 0) for part in region)
+
+
+class _CheckedBlocks:
+    """A dataset as :func:`lrq.hdf5.write` reads it, one chunk's block at a
+    time: in native byte order, checked for NaN and infinity (the error names
+    the dataset and the index), the squared norm of each block kept (to give
+    the dataset's error from the chunks' own), progress reported."""
+
+    def __init__(self, dataset, label: str, report):
+        self._dataset, self._label, self._report = dataset, label, report
+        self.shape = tuple(dataset.shape)
+        self.dtype = dataset.dtype.newbyteorder("=")
+        self.squared_norms: dict = {}
+        self._entries = 0
+
+    def __getitem__(self, region):
+        block = np.asarray(self._dataset[region], self.dtype)
+        finite = np.isfinite(block)
+        if not finite.all():
+            where = [int(o + i) for o, i in zip(_chunk_corner(region), np.argwhere(~finite)[0])]
+            raise CliError(f"{self._label}: dataset '{self._dataset.name.lstrip('/')}' holds NaN or infinity "
+                           f"(first at index {where}); lrq stores finite values only", EXIT_BAD_INPUT)
+        wide = block.astype(np.float64).ravel()
+        self.squared_norms[_chunk_corner(region)] = float(wide @ wide)
+        self._entries += block.size
+        self._report(self._entries / max(self._dataset.size, 1))
+        return block
+
+
+def _lrq_dataset_summary(dataset, lrq_hdf5, squared_norms: Optional[dict] = None) -> dict:
+    """What the stored chunks of an lrq-filtered dataset say: schemes, bytes,
+    bits/entry, the worst chunk's relative error (each chunk's stream records
+    the error measured when it was encoded) and, given each chunk's squared
+    norm, the error of the whole dataset."""
+    schemes: dict = {}
+    stored = unfiltered = 0
+    worst, known, error_sq = None, True, 0.0
+    for i in range(dataset.id.get_num_chunks()):
+        chunk = dataset.id.get_chunk_info(i)
+        stored += chunk.size
+        if chunk.filter_mask:
+            unfiltered += 1  # written through HDF5 later, exactly as given
+            continue
+        where = f"dataset '{dataset.name}' chunk at {tuple(chunk.chunk_offset)}"
+        try:
+            matrix = io.loads(dataset.id.read_direct_chunk(chunk.chunk_offset)[1])
+        except LrqError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+        schemes[matrix.scheme] = schemes.get(matrix.scheme, 0) + 1
+        if matrix.rel_error is None:
+            known = False
+            continue
+        worst = max(worst or 0.0, matrix.rel_error)
+        if squared_norms is not None:
+            error_sq += matrix.rel_error ** 2 * squared_norms.get(tuple(chunk.chunk_offset), 0.0)
+    total_sq = sum(squared_norms.values()) if squared_norms else 0.0
+    whole = math.sqrt(error_sq / total_sq) if known and squared_norms is not None and total_sq > 0 else None
+    request = lrq_hdf5.encoding_request(dataset)
+    target = " ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+                      for key, value in request.items()
+                      if key != "scheme" and (key, value) not in (("seed", 0), ("c_storage", "float32")))
+    return {
+        "name": dataset.name.lstrip("/"), "shape": list(dataset.shape), "dtype": dataset.dtype.name,
+        "chunks": list(dataset.chunks), "request": request, "_params": target or "-",
+        "scheme": next(iter(schemes)) if len(schemes) == 1 else "mixed", "chunk_schemes": schemes,
+        "unfiltered_chunks": unfiltered, "bytes": stored, "bits_per_entry": 8.0 * stored / max(dataset.size, 1),
+        "worst_chunk_rel_error": worst if known else None, "rel_error": whole,
+    }
+
+
+def _hdf5_chunks(tile, shape, default_edge: int) -> tuple:
+    """The chunk shape of a compressed dataset: ``--tile`` (clipped to the
+    dataset), else at most ``default_edge`` along each side, split evenly.
+    Edge chunks get the budget of a full chunk (lrq.hdf5.write), so even
+    chunks keep a dataset's bits/entry at the target: 300 rows are 2 chunks
+    of 150, not 256 + 44."""
+    if tile is not None:
+        return tuple(min(t, d) for t, d in zip(tile, shape))
+    return tuple(-(-d // -(-d // default_edge)) for d in shape)
+
+
+def _compress_to_hdf5(args, output: str) -> int:
+    """``lrq compress in.h5 out.h5``: an lrq-filtered copy of an HDF5 file."""
+    if not _is_hdf5(args.input):
+        raise CliError(f"{output}: an HDF5 output is an lrq-filtered copy of an HDF5 input, and "
+                       f"{'standard input' if args.input == '-' else args.input} is not a .h5 / .hdf5 file "
+                       "(write a .lrq file instead)", EXIT_USAGE)
+    _refuse_terminal(output)
+    options = _encoder_options(args)
+    tile = options.pop("tile_shape", None)  # the chunk is the tile (c_src/hdf5/README.md)
+    h5py, lrq_hdf5 = _hdf5_modules(args.input)
+    if output != "-":
+        _check_output(output, args.input)
+    source = _open_hdf5(h5py, args.input)
+    with source:
+        names = _datasets(h5py, source)
+        if not names:
+            raise CliError(f"{args.input}: no datasets found", EXIT_BAD_INPUT)
+        chosen = _selected(names, args.include, args.exclude)
+        progress = Progress(enabled=not args.quiet)
+        compressed, copied = [], []
+        started = time.perf_counter()
+
+        def copy_dataset(dataset, group, key):
+            name = dataset.name.lstrip("/")
+            reason = _hdf5_copy_reason(dataset, lrq_hdf5, name in chosen, args.scheme)
+            if reason is None:
+                index = len(compressed) + len(copied)
+
+                def report(fraction):
+                    progress.update((index + fraction) / len(names), f"{name}: encoding")
+
+                blocks = _CheckedBlocks(dataset, args.input, report)
+                begin = time.perf_counter()
+                try:
+                    written = lrq_hdf5.write(group, key, blocks, scheme=args.scheme, **dict(options),
+                                             chunks=_hdf5_chunks(tile, dataset.shape, lrq_hdf5.DEFAULT_CHUNK_EDGE))
+                except BudgetError as exc:
+                    reason = f"too small for the target: {_cli_terms(str(exc))}"
+                except CliError:
+                    raise
+                except LrqError as exc:
+                    raise type(exc)(f"{args.input}: dataset '{name}': {exc}") from None
+                else:
+                    summary = _lrq_dataset_summary(written, lrq_hdf5, blocks.squared_norms)
+                    summary["seconds"] = time.perf_counter() - begin
+                    compressed.append(summary)
+                    return written
+            copied.append((name, reason))
+            return _copy_as_is(dataset, group, key)
+
+        tree = _TreeCopy(h5py, copy_dataset)
+        try:
+            size_out = _write_hdf5(h5py, output, lambda out: tree.run(source, out))
+        finally:
+            progress.done()
+    elapsed = time.perf_counter() - started
+    if args.verbose:
+        for s in compressed:
+            error = "-" if s["rel_error"] is None else f"{s['rel_error']:.4g}"
+            print(f"  {s['name']}: {'×'.join(map(str, s['shape']))} in chunks of {'×'.join(map(str, s['chunks']))}, "
+                  f"{_scheme_text(s)}, {s['bits_per_entry']:.3f} bits/entry, rel_error {error}, "
+                  f"{s['seconds']:.2f} s", file=sys.stderr)
+    if copied:
+        _note(args, f"copied as they are, not compressed ({plural(len(copied), 'dataset')}):")
+        for name, reason in copied:
+            _note(args, f"  {name}: {reason}")
+    for text in tree.notes:
+        _note(args, text)
+    size_in = os.path.getsize(args.input)
+    _note(args, f"{args.input} -> {'standard output' if output == '-' else output}: {plural(len(names), 'dataset')} "
+                f"({len(compressed)} lrq-filtered), {size_in:,} -> {size_out:,} bytes "
+                f"({_size_change(size_in, size_out)}) in {elapsed:.1f} s")
+    return EXIT_OK
+
+
+def _hdf5_copy_reason(dataset, lrq_hdf5, chosen: bool, scheme: str) -> Optional[str]:
+    """Why a dataset is copied as it is rather than compressed (None when it is compressed)."""
+    if dataset.dtype.kind != "f":
+        return f"{dataset.dtype} values are copied exactly; only float datasets are compressed"
+    if dataset.ndim != 2:
+        kind = {0: "a scalar", 1: "1-D"}.get(dataset.ndim, f"{dataset.ndim}-D")
+        return f"{kind}; only 2-D matrices are compressed"
+    if dataset.dtype.itemsize not in (4, 8):
+        return f"{dataset.dtype} (the lrq filter stores float32 and float64 datasets)"
+    if dataset.size == 0:
+        return "empty"
+    if _is_lrq_filtered(dataset, lrq_hdf5):
+        return "lrq-filtered already"
+    if not chosen:
+        return "left out by --include / --exclude"
+    if scheme == "dense":
+        return "--scheme dense"
+    return None
+
+
+def _scheme_text(summary: dict) -> str:
+    schemes = summary["chunk_schemes"]
+    text = summary["scheme"] if len(schemes) <= 1 else \
+        "mixed (" + ", ".join(f"{s} {n}" for s, n in sorted(schemes.items())) + ")"
+    if summary["unfiltered_chunks"]:
+        text += f", {plural(summary['unfiltered_chunks'], 'chunk')} stored unfiltered"
+    return text
+
+
 # ---------------------------------------------------------------- compress
 
 _SCHEME_OF_OPTION = {"rank": "lplr", "variant": "lplr", "c_storage": "signcut", "refit": "signcut", "width": "signcut"}
@@ -300,10 +652,9 @@ def _encoder_options(args) -> dict:
     return options
 
 
-def _selected(tensors, include, exclude) -> set:
+def _selected(names, include, exclude) -> set:
     """Names the patterns choose for compression; a pattern that matches no
     tensor is an error (most likely a typo)."""
-    names = [t.name for t in tensors]
     for pattern in (include or []) + (exclude or []):
         if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
             raise CliError(f"the pattern '{pattern}' matches no tensor name (names look like '{names[0]}')", EXIT_USAGE)
@@ -320,12 +671,23 @@ def _check_finite(label: str, tensor) -> None:
                            "lrq stores finite values only", EXIT_BAD_INPUT)
 
 
+def _size_change(size_in: int, size_out: int) -> str:
+    if size_out < size_in:
+        return f"{size_in / size_out:.2f}x smaller"
+    if size_out > size_in:
+        return f"{size_out / max(size_in, 1):.2f}x larger"
+    return "the same size"
+
+
 def cmd_compress(args) -> int:
     stem = os.path.splitext(args.input)[0]
     output = _output(args, None if args.input == "-" else stem + ".lrq")
     _refuse_same_file(output, args.input)
+    if _is_hdf5(output):
+        return _compress_to_hdf5(args, output)
     if output != "-" and not output.lower().endswith(".lrq"):
-        raise CliError(f"{output}: the output of compress must end in .lrq", EXIT_USAGE)
+        raise CliError(f"{output}: the output of compress must end in .lrq, or in .h5 / .hdf5 for an "
+                       "lrq-filtered HDF5 copy of an HDF5 input", EXIT_USAGE)
     _refuse_terminal(output)
     options = _encoder_options(args)
     if output != "-":
@@ -333,7 +695,7 @@ def cmd_compress(args) -> int:
     source = read_source(args.input)
     if not source.tensors:
         raise CliError(f"{source.label}: no tensors found", EXIT_BAD_INPUT)
-    chosen = _selected(source.tensors, args.include, args.exclude)
+    chosen = _selected([t.name for t in source.tensors], args.include, args.exclude)
     for tensor in source.tensors:
         _check_finite(source.label, tensor)
 
@@ -378,21 +740,15 @@ def cmd_compress(args) -> int:
         _note(args, f"stored losslessly, not compressed ({plural(len(dense), 'tensor')}):")
         for name, reason in dense:
             _note(args, f"  {name}: {reason}")
-    size_in = source.size
-    if size_out < size_in:
-        ratio = f"{size_in / size_out:.2f}x smaller"
-    elif size_out > size_in:
-        ratio = f"{size_out / max(size_in, 1):.2f}x larger"
-    else:
-        ratio = "the same size"
     _note(args, f"{source.label} -> {'standard output' if output == '-' else output}: {plural(len(matrices), 'tensor')} "
-                f"({len(matrices) - len(dense)} compressed), {size_in:,} -> {size_out:,} bytes ({ratio}) in {elapsed:.1f} s")
+                f"({len(matrices) - len(dense)} compressed), {source.size:,} -> {size_out:,} bytes "
+                f"({_size_change(source.size, size_out)}) in {elapsed:.1f} s")
     return EXIT_OK
 
 
 # ---------------------------------------------------------------- decompress
 
-_OUTPUT_FORMATS = {".npy": "npy", ".npz": "npz", ".safetensors": "safetensors"}
+_OUTPUT_FORMATS = {".npy": "npy", ".npz": "npz", ".safetensors": "safetensors", ".h5": "hdf5", ".hdf5": "hdf5"}
 
 
 def _write_npz(fh, arrays: dict) -> None:
@@ -402,17 +758,28 @@ def _write_npz(fh, arrays: dict) -> None:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
+def _chosen_tensors(args, available: list, fmt: str) -> list:
+    """The names ``--tensor`` picks from ``available`` (all by default)."""
+    names = args.tensor or available
+    for name in names:
+        if name not in available:
+            raise CliError(f"{args.input} has no tensor named '{name}' (it has: {', '.join(available[:8])})",
+                           EXIT_USAGE)
+    if fmt == "npy" and len(names) != 1:
+        raise CliError(f"{args.input} holds {plural(len(names), 'tensor')}; name one with --tensor, "
+                       "or write .npz or .safetensors", EXIT_USAGE)
+    return names
+
+
 def _decoded(args, fmt: str):
     """(arrays, dtype names, tensor names, metadata) of the tensors to write."""
+    if _is_hdf5(args.input):
+        _hdf5_modules(args.input)  # registers the lrq filter, which decodes lrq-filtered datasets
+        tensors = {t.name: t for t in read_source(args.input).tensors}
+        names = _chosen_tensors(args, list(tensors), fmt)
+        return ({n: tensors[n].values for n in names}, {n: tensors[n].dtype for n in names}, names, None)
     with _lrq_input(args.input) as (matrices, metadata, _, _):
-        names = args.tensor or list(matrices)
-        for name in names:
-            if name not in matrices:
-                raise CliError(f"{args.input} has no tensor named '{name}' (it has: {', '.join(list(matrices)[:8])})",
-                               EXIT_USAGE)
-        if fmt == "npy" and len(names) != 1:
-            raise CliError(f"{args.input} holds {plural(len(names), 'tensor')}; name one with --tensor, "
-                           "or write .npz or .safetensors", EXIT_USAGE)
+        names = _chosen_tensors(args, list(matrices), fmt)
         arrays, dtypes = {}, {}
         for name in names:
             m = matrices[name]
@@ -424,27 +791,86 @@ def _decoded(args, fmt: str):
     return arrays, dtypes, names, metadata
 
 
+def _hdf5_datasets_writer(h5py, arrays: dict, names: list, metadata: Optional[dict]):
+    """``build(h5py_file)`` writing each tensor as a plain dataset (names with
+    ``/`` make groups) and the file's metadata as attributes of the root."""
+    def build(handle):
+        for key, value in (metadata or {}).items():
+            handle.attrs[key] = value
+        for name in names:
+            try:
+                handle.create_dataset(name, data=arrays[name])
+            except (ValueError, TypeError, KeyError) as exc:
+                raise CliError(f"tensor '{name}' cannot be an HDF5 dataset ({exc}); "
+                               "write .npz or .safetensors instead", EXIT_USAGE) from None
+    return build
+
+
+def _decompress_hdf5_copy(args, output: str) -> int:
+    """``lrq decompress filtered.h5 out.h5``: a copy whose lrq-filtered
+    datasets are plain (decoded through the filter one chunk at a time);
+    everything else is copied as it is."""
+    if args.tensor:
+        raise CliError("--tensor picks tensors for .npy, .npz or .safetensors; an HDF5 copy keeps every dataset",
+                       EXIT_USAGE)
+    h5py, lrq_hdf5 = _hdf5_modules(args.input)
+    decoded = []
+
+    def copy_dataset(dataset, group, key):
+        if not _is_lrq_filtered(dataset, lrq_hdf5):
+            return _copy_as_is(dataset, group, key)
+        plain = group.create_dataset(key, shape=dataset.shape, dtype=dataset.dtype)
+        grid = [range(0, d, c) for d, c in zip(dataset.shape, dataset.chunks)]
+        for corner in itertools.product(*grid):
+            region = tuple(slice(o, o + c) for o, c in zip(corner, dataset.chunks))
+            try:
+                plain[region] = dataset[region]
+            except OSError as exc:
+                raise FormatError(f"{args.input}: dataset '{dataset.name.lstrip('/')}' chunk at {corner} "
+                                  f"cannot be decoded: {exc}") from None
+        decoded.append(dataset.name.lstrip("/"))
+        return plain
+
+    tree = _TreeCopy(h5py, copy_dataset)
+    with _open_hdf5(h5py, args.input) as source:
+        total = len(_datasets(h5py, source))
+        _write_hdf5(h5py, output, lambda out: tree.run(source, out))
+    for text in tree.notes:
+        _note(args, text)
+    if args.verbose:
+        for name in decoded:
+            print(f"  {name}: decoded to a plain dataset", file=sys.stderr)
+    _note(args, f"{args.input} -> {'standard output' if output == '-' else output}: {plural(total, 'dataset')} "
+                f"({len(decoded)} decoded from lrq, the rest copied as they are)")
+    return EXIT_OK
+
+
 def cmd_decompress(args) -> int:
     output = _output(args, None)
     _refuse_same_file(output, args.input)
     fmt = args.format or ("safetensors" if output == "-" else _OUTPUT_FORMATS.get(os.path.splitext(output)[1].lower()))
     if fmt is None:
-        raise CliError(f"{output}: the output of decompress must end in .npy, .npz or .safetensors (or give --format)",
-                       EXIT_USAGE)
+        raise CliError(f"{output}: the output of decompress must end in .npy, .npz, .safetensors, .h5 or .hdf5 "
+                       "(or give --format)", EXIT_USAGE)
     _refuse_terminal(output)
     if output != "-":
         _check_output(output, args.input)
+    if fmt == "hdf5" and _is_hdf5(args.input):
+        return _decompress_hdf5_copy(args, output)
+    h5py = _hdf5_modules(output)[0] if fmt == "hdf5" else None
     try:
         arrays, dtypes, names, metadata = _decoded(args, fmt)
     except LrqError as exc:
         raise _named("standard input" if args.input == "-" else args.input, exc) from None
-    if metadata and fmt != "safetensors":
+    if metadata and fmt not in ("safetensors", "hdf5"):
         _note(args, f"the file's metadata ({plural(len(metadata), 'entry')}) is not written: {fmt} cannot hold it "
-                    "(write .safetensors to keep it)")
+                    "(write .safetensors or .h5 to keep it)")
     if fmt == "npy":
         _write_file(output, lambda fh: np.save(fh, arrays[names[0]], allow_pickle=False))
     elif fmt == "npz":
         _write_file(output, lambda fh: _write_npz(fh, arrays))
+    elif fmt == "hdf5":
+        _write_hdf5(h5py, output, _hdf5_datasets_writer(h5py, arrays, names, metadata))
     else:
         tensors = {name: (arrays[name], dtypes[name]) for name in names}
         _write_file(output, lambda fh: safetensors_file.write(fh, tensors, metadata or None))
@@ -467,7 +893,47 @@ def _describe_params(m) -> str:
     return " ".join(f"{k}={v}" for k, v in shown.items())
 
 
+def _hdf5_info_record(path: str) -> dict:
+    """The lrq-filtered datasets of an HDF5 file, described from their stored
+    chunks, and the other datasets by shape, type and filters."""
+    h5py, lrq_hdf5 = _hdf5_modules(path)
+    with _open_hdf5(h5py, path) as handle:
+        filtered, others = [], []
+        for name in _datasets(h5py, handle):
+            dataset = handle[name]
+            if _is_lrq_filtered(dataset, lrq_hdf5):
+                filtered.append(_lrq_dataset_summary(dataset, lrq_hdf5))
+            else:
+                plist = dataset.id.get_create_plist()
+                filters = [plist.get_filter(i)[3].decode(errors="replace") or str(plist.get_filter(i)[0])
+                           for i in range(plist.get_nfilters())]
+                others.append({"name": name, "shape": list(dataset.shape), "dtype": str(dataset.dtype),
+                               "chunks": list(dataset.chunks) if dataset.chunks else None, "filters": filters})
+    return {"path": path, "format": "hdf5", "size": os.path.getsize(path), "datasets": filtered,
+            "other_datasets": others}
+
+
+def _print_hdf5_info(info: dict, verbose: bool) -> None:
+    print(f"{info['path']}: HDF5, {plural(len(info['datasets']), 'lrq-filtered dataset')} "
+          f"(of {len(info['datasets']) + len(info['other_datasets'])}), {info['size']:,} bytes")
+    if info["datasets"]:
+        rows = [("name", "shape", "dtype", "scheme", "request", "chunks", "bytes", "bits/entry", "rel_error")]
+        for d in info["datasets"]:
+            err = "-" if d["worst_chunk_rel_error"] is None else f"≤ {d['worst_chunk_rel_error']:.4g}"
+            rows.append((d["name"], "×".join(map(str, d["shape"])), d["dtype"], _scheme_text(d), d["_params"],
+                         "×".join(map(str, d["chunks"])), f"{d['bytes']:,}", f"{d['bits_per_entry']:.3f}", err))
+        print_table(rows)
+        print("  rel_error: the largest of the chunks' relative errors, each measured when it was encoded")
+    if verbose:
+        for d in info["other_datasets"]:
+            chunks = "contiguous" if d["chunks"] is None else "chunks " + "×".join(map(str, d["chunks"]))
+            print(f"  not lrq-filtered: {d['name']}: {'×'.join(map(str, d['shape'])) or 'scalar'} {d['dtype']}, "
+                  f"{chunks}, filters: {', '.join(d['filters']) or 'none'}")
+
+
 def _info_record(path: str) -> dict:
+    if _is_hdf5(path):
+        return _hdf5_info_record(path)
     with _lrq_input(path) as (matrices, metadata, version, size):
         tensors = []
         for name, m in matrices.items():
@@ -482,6 +948,9 @@ def _info_record(path: str) -> dict:
 
 
 def _print_info(info: dict, verbose: bool) -> None:
+    if info.get("format") == "hdf5":
+        _print_hdf5_info(info, verbose)
+        return
     label = "standard input" if info["path"] == "-" else info["path"]
     print(f"{label}: .lrq format {info['format_version']}, {plural(len(info['tensors']), 'tensor')}, "
           f"{info['size']:,} bytes")
@@ -530,7 +999,7 @@ def cmd_info(args) -> int:
     def one(path):
         info = _info_record(path)
         if args.json:
-            for t in info["tensors"]:
+            for t in info.get("tensors", info.get("datasets")):
                 t.pop("_params")
         return info
 
@@ -576,9 +1045,50 @@ def _within_num1(record, ours: np.ndarray, theirs: np.ndarray) -> bool:
 
 
 def _verify_one(path: str, reference: bool) -> dict:
+    if _is_hdf5(path):
+        return _verify_hdf5(path, reference)
+    return _verify_stream(path, _read_bytes(path), reference)
+
+
+def _verify_hdf5(path: str, reference: bool) -> dict:
+    """Every stored chunk of every lrq-filtered dataset verified as the
+    `.lrq` stream it is (:func:`_verify_stream`), and read through the
+    filter, which checks that it fits its place (c_src/hdf5/README.md)."""
+    h5py, lrq_hdf5 = _hdf5_modules(path)
+    result = {"path": path, "ok": True, "datasets": 0, "chunks": 0, "tensors": 0, "sections": 0}
+    with _open_hdf5(h5py, path) as handle:
+        for name in _datasets(h5py, handle):
+            dataset = handle[name]
+            if not _is_lrq_filtered(dataset, lrq_hdf5):
+                continue
+            result["datasets"] += 1
+            for i in range(dataset.id.get_num_chunks()):
+                chunk = dataset.id.get_chunk_info(i)
+                if chunk.filter_mask:
+                    continue  # stored unfiltered through HDF5: no stream to verify
+                corner = tuple(chunk.chunk_offset)
+                label = f"{path}: dataset '{name}' chunk at {corner}"
+                one = _verify_stream(label, dataset.id.read_direct_chunk(corner)[1], reference)
+                try:
+                    dataset[tuple(slice(o, o + c) for o, c in zip(corner, dataset.chunks))]
+                except OSError as exc:
+                    raise CliError(f"{label}: FAILED: the filter refuses it: {exc}", EXIT_VERIFY_FAILED) from None
+                result["chunks"] += 1
+                result["tensors"] += one["tensors"]
+                result["sections"] += one["sections"]
+                if reference:
+                    counts = result.setdefault("reference", {"tensors": 0, "bit_exact": 0, "within_spec_11": 0})
+                    for key in counts:
+                        counts[key] += one["reference"][key]
+                result["checked"] = one["checked"] + ["every chunk read through the lrq filter"]
+    if not result["datasets"]:
+        raise CliError(f"{path}: has no lrq-filtered dataset to verify", EXIT_USAGE)
+    return result
+
+
+def _verify_stream(path: str, data: bytes, reference: bool) -> dict:
     """Every checksum and rule with the C-backed decoder; with ``reference``
     also the pure-NumPy decoder, compared by spec §11."""
-    data = _read_bytes(path)
     try:
         record = io._parse(data, verify=True)
         ours = {t.name: io.Matrix(t).decode() for t in record.tensors}
@@ -609,7 +1119,9 @@ def cmd_verify(args) -> int:
     def show(result):
         if args.quiet:
             return
-        text = (f"{result['path']}: OK: {plural(result['tensors'], 'tensor')} decoded; "
+        what = plural(result['tensors'], 'tensor') if "chunks" not in result else \
+            f"{plural(result['datasets'], 'lrq-filtered dataset')}, {plural(result['chunks'], 'chunk')}"
+        text = (f"{result['path']}: OK: {what} decoded; "
                 f"{plural(result['sections'], 'section')}: every CRC-32C and format rule verified")
         ref = result.get("reference")
         if ref:
@@ -667,9 +1179,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("output", nargs="?", help=what)
         p.add_argument("-o", "--output", dest="output_option", metavar="OUTPUT", help="the same as OUTPUT")
 
-    p = command("compress", f"compress the tensors of a {INPUT_TYPES} file into a .lrq file", cmd_compress)
+    p = command("compress", f"compress the tensors of a {INPUT_TYPES} file into a .lrq file, or an HDF5 file "
+                "into an lrq-filtered HDF5 copy (OUTPUT ending in .h5 / .hdf5)", cmd_compress)
     p.add_argument("input", help="input file, or - for standard input")
-    output_arguments(p, "the .lrq file to write (default: the input's name with .lrq), or - for standard output")
+    output_arguments(p, "the .lrq file to write (default: the input's name with .lrq), an .h5 / .hdf5 file "
+                        "(an HDF5 input's copy with every 2-D float dataset lrq-filtered, groups and "
+                        "attributes kept, other datasets copied as they are), or - for standard output")
     p.add_argument("--scheme", default="auto", choices=["auto", "signcut", "lplr", "dense"])
     target = p.add_mutually_exclusive_group()
     target.add_argument("--bits", type=_number(float, 0, low_open=True, what="--bits"),
@@ -690,21 +1205,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="encoding threads (default: LRQ_NUM_THREADS, else up to 2); never changes the output")
     p.add_argument("--seed", type=_number(int, 0, what="--seed"), default=0)
     p.add_argument("--tile", type=_number(int, 1, what="--tile"), nargs=2, metavar=("ROWS", "COLS"),
-                   help="encode in tiles of this size")
+                   help="encode in tiles of this size; for an HDF5 output, the chunk shape "
+                        "(default: 256×256, smaller where a dataset is)")
 
-    p = command("decompress", "decode a .lrq file to .npy (one tensor), .npz or .safetensors", cmd_decompress)
-    p.add_argument("input", help=".lrq file, or - for standard input")
+    p = command("decompress", "decode a .lrq file, or the lrq-filtered datasets of an HDF5 file, to .npy (one tensor), "
+                ".npz, .safetensors or .h5 / .hdf5 (plain datasets)", cmd_decompress)
+    p.add_argument("input", help=".lrq or .h5 / .hdf5 file, or - for standard input (.lrq)")
     output_arguments(p, "the file to write, or - for standard output")
     p.add_argument("--tensor", action="append", metavar="NAME",
                    help="a tensor to write (repeatable; required for .npy when the file has several)")
-    p.add_argument("--format", choices=["npy", "npz", "safetensors"],
+    p.add_argument("--format", choices=["npy", "npz", "safetensors", "hdf5"],
                    help="output format (default: from OUTPUT's extension; safetensors for -)")
 
-    p = command("info", "list the tensors of .lrq files", cmd_info)
+    p = command("info", "list the tensors of .lrq files and the lrq-filtered datasets of .h5 / .hdf5 files "
+                "(-v: also the other datasets)", cmd_info)
     p.add_argument("paths", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="a JSON list with one object per file")
 
-    p = command("verify", "check every checksum and rule of .lrq files", cmd_verify)
+    p = command("verify", "check every checksum and rule of .lrq files, and of every chunk of the lrq-filtered "
+                "datasets of .h5 / .hdf5 files", cmd_verify)
     p.add_argument("paths", nargs="+", metavar="FILE")
     p.add_argument("--reference", action="store_true", help="also decode with the pure-NumPy reference decoder and compare")
     p.add_argument("--json", action="store_true", help="a JSON list with one object per file")

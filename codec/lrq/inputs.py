@@ -98,6 +98,10 @@ def _read_hdf5(path: str, label: str) -> List[SourceTensor]:
     except ImportError:
         raise UnsupportedError(f"{label}: reading HDF5 files needs the h5py package (pip install h5py)") from None
     try:
+        from . import hdf5  # noqa: F401  (registers the lrq filter: lrq-filtered datasets read decoded)
+    except ImportError:
+        pass  # no plugin in this installation: such a dataset's read below says the filter is missing
+    try:
         handle = h5py.File(path, "r")
     except OSError as exc:
         raise FormatError(f"{label}: not a readable HDF5 file: {exc}") from None
@@ -110,7 +114,11 @@ def _read_hdf5(path: str, label: str) -> List[SourceTensor]:
             if dataset.dtype.kind not in "fiub":
                 raise FormatError(f"{label}: dataset '{name}' has dtype {dataset.dtype}, which lrq cannot store "
                                   "(numbers and booleans only)")
-            tensors.append(_tensor(label, name, np.asarray(dataset[()])))
+            try:
+                values = np.asarray(dataset[()])
+            except OSError as exc:
+                raise FormatError(f"{label}: dataset '{name}' cannot be read: {exc}") from None
+            tensors.append(_tensor(label, name, values))
         return tensors
 
 
