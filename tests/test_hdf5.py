@@ -313,20 +313,6 @@ def test_a_later_write_through_hdf5_is_stored_exactly(tmp_path):
         assert d.id.read_direct_chunk((32, 0))[0] == 0
 
 
-@pytest.mark.parametrize("words", [
-    lrq.hdf5.filter_parameters(np.float32, (2, 2))[:5] + (0,) + lrq.hdf5.filter_parameters(np.float32, (2, 2))[6:],
-    (1, 3, 0),  # what a user might hand h5repack -f UD=335,...
-    (),
-    lrq.hdf5.filter_parameters(np.float32, (2, 2)) + (0,) * 40,  # longer than layout 1 is
-])
-def test_datasets_the_filter_would_have_to_encode_are_refused(tmp_path, words):
-    # This build encodes no chunk itself: HDF5 would store raw chunks, silently.
-    with h5py.File(tmp_path / "a.h5", "w") as f:
-        with pytest.raises(ValueError, match="does not encode chunks itself"):
-            f.create_dataset("B", data=np.ones((4, 4), np.float32), chunks=(2, 2),
-                             compression=lrq.hdf5.FILTER_ID, compression_opts=words)
-
-
 def test_a_chunk_that_cannot_be_encoded_leaves_no_dataset(tmp_path):
     a = matrix((40, 64))
     a[:, 32:] = np.inf  # the second chunk

@@ -32,6 +32,9 @@
 #define LRQ_H5_ENCODED_BY_FILTER 0u
 #define LRQ_H5_ENCODED_BY_WRITER 1u
 
+/* The tensor name a writer gives a chunk's stream [H5-1]. */
+#define LRQ_H5_CHUNK_NAME "chunk"
+
 /* A chunk is at most this many bytes decoded (HDF5's own chunk limit). */
 #define LRQ_H5_CHUNK_MAX_BYTES UINT64_C(0xFFFFFFFF)
 

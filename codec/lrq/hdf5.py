@@ -82,19 +82,22 @@ def _float_word(value: float) -> int:
     return struct.unpack("<I", struct.pack("<f", value))[0]
 
 
-def filter_parameters(dtype, chunks: tuple, scheme: str = "auto", *, bits=None, width=None,
-                      rel_error=None, seed: int = 0, **options) -> tuple:
-    """The stored cd_values of an lrq-filtered dataset (c_src/hdf5/README.md).
+# Schemes whose encoder runs in C, so the filter itself can encode them
+# (spec/hdf5-filter.md [H5-8]); lplr and auto need lrq.hdf5.write.
+C_SCHEMES = ("signcut", "dense")
+ENCODED_BY_FILTER = 0
 
-    Words: the marker and layout, the element type, the chunk's rank and
-    dimensions, then the encoding request (who encodes -- here always the
-    writer, :func:`write` --, scheme, target kind and value, the seed's
-    low and high 32 bits, one scheme option).  Floats are stored as the
-    bits of their binary32 value in one word.
-    """
-    dtype = np.dtype(dtype).name
-    if dtype not in _DTYPE_CODES:
-        raise ArgumentError(f"an lrq-filtered dataset holds float32 or float64, not {dtype}")
+
+def request_words(scheme: str = "signcut", *, bits=None, width=None, rel_error=None, seed: int = 0,
+                  c_storage=None, storage=None) -> tuple:
+    """The six words of an encoding request (spec/hdf5-filter.md, "Filter
+    parameters"): scheme, target kind, target value, the seed's low and high
+    32 bits, the scheme option.  Alone they are the *request form* of the
+    filter's parameters (``h5repack -f UD=335,0,6,<words>``, :class:`LRQ`);
+    the stored form repeats them after the chunk's description.  A float
+    target is stored as the bits of its binary32 value, so it is rounded to
+    binary32 here.  Checks every argument: bad ones raise
+    :class:`lrq.ArgumentError`, before HDF5 sees them."""
     if scheme not in _SCHEME_CODES:
         raise ArgumentError(f"scheme must be one of {SCHEMES}, not {scheme!r}")
     given = [(kind, value) for kind, value in (("bits", bits), ("width", width), ("rel_error", rel_error))
@@ -102,16 +105,58 @@ def filter_parameters(dtype, chunks: tuple, scheme: str = "auto", *, bits=None, 
     if len(given) > 1:
         raise ArgumentError("give at most one of bits=, width=, rel_error=")
     kind, value = given[0] if given else ("default", 0)
-    value_word = int(value) if kind == "width" else _float_word(float(value))
+    if kind == "width":
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value < 2**31:
+            raise ArgumentError(f"width must be an integer in [1, 2^31-1], not {value!r}")
+        if scheme != "signcut":
+            raise ArgumentError("width= applies to scheme='signcut'")
+        value_word = int(value)
+    elif kind == "default":
+        value_word = 0
+    else:
+        try:
+            number = float(np.float32(value))
+        except (TypeError, ValueError):
+            raise ArgumentError(f"{kind} must be a number, not {value!r}") from None
+        low, high = (0.0, 1024.0) if kind == "bits" else (0.0, 1.0)
+        if isinstance(value, bool) or not (low < number <= high) or (kind == "rel_error" and number == 1.0):
+            raise ArgumentError(f"{kind} must be in ({low:g}, {high:g}{']' if kind == 'bits' else ')'}, not {value!r}")
+        value_word = _float_word(number)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ArgumentError(f"seed must be a non-negative integer, not {seed!r}")
     if scheme == "dense":
-        option = _STORAGE_CODES.get(options.get("storage", dtype), 0)
+        if c_storage is not None:
+            raise ArgumentError("c_storage= applies to scheme='signcut'; dense takes storage=")
+        if storage is not None and storage not in _STORAGE_CODES:
+            raise ArgumentError(f"storage must be one of {tuple(_STORAGE_CODES)}, not {storage!r}")
+        # 0: not given, the encoder chooses by the target (lrq.encode).
+        option = _STORAGE_CODES[storage] if storage is not None else 0
     else:
-        option = _C_STORAGE_CODES.get(options.get("c_storage", "float32"), 0)
-    return (CD_WORD0, _DTYPE_CODES[dtype], len(chunks), *(int(c) for c in chunks),
-            ENCODED_BY_WRITER, _SCHEME_CODES[scheme], _TARGET_CODES[kind], value_word,
-            int(seed) & 0xFFFFFFFF, int(seed) >> 32, option)
+        if storage is not None and scheme == "signcut":
+            raise ArgumentError("storage= applies to scheme='dense'; signcut takes c_storage=")
+        if c_storage is not None and c_storage not in _C_STORAGE_CODES:
+            raise ArgumentError(f"c_storage must be one of {tuple(_C_STORAGE_CODES)}, not {c_storage!r}")
+        option = _C_STORAGE_CODES[c_storage or "float32"]
+    return (_SCHEME_CODES[scheme], _TARGET_CODES[kind], value_word, int(seed) & 0xFFFFFFFF, int(seed) >> 32, option)
+
+
+def filter_parameters(dtype, chunks: tuple, scheme: str = "auto", *, bits=None, width=None,
+                      rel_error=None, seed: int = 0, encoded_by: int = ENCODED_BY_WRITER, **options) -> tuple:
+    """The stored cd_values of an lrq-filtered dataset (spec/hdf5-filter.md).
+
+    Words: the marker and layout, the element type, the chunk's rank and
+    dimensions, who encodes the chunks (:func:`write`: the writer; a
+    dataset made with :class:`LRQ`: the filter, which writes this form
+    itself from the request form), then the encoding request
+    (:func:`request_words`).
+    """
+    dtype = np.dtype(dtype).name
+    if dtype not in _DTYPE_CODES:
+        raise ArgumentError(f"an lrq-filtered dataset holds float32 or float64, not {dtype}")
+    unknown = set(options) - {"c_storage", "storage"}
+    request = request_words(scheme, bits=bits, width=width, rel_error=rel_error, seed=seed,
+                            **{k: v for k, v in options.items() if k not in unknown})
+    return (CD_WORD0, _DTYPE_CODES[dtype], len(chunks), *(int(c) for c in chunks), encoded_by, *request)
 
 
 def encoding_request(words) -> dict:
@@ -217,6 +262,74 @@ def write(parent, name: str, data, *, chunks: Optional[tuple] = None, scheme: st
         del parent[name]
         raise
     return dataset
+
+
+class LRQ(h5py.filters.FilterRefBase):
+    """The lrq filter for h5py, with chunks encoded in C by the plugin:
+
+        f.create_dataset("A", data=A, chunks=(256, 256), compression=lrq.hdf5.LRQ(bits=2))
+        f.create_dataset("B", data=B, chunks=(256, 256), **lrq.hdf5.LRQ(rel_error=0.1))
+
+    Writing through h5py (``dset[...] = A``) then encodes every chunk in the
+    plugin, with the bytes ``lrq.encode(chunk, scheme, ...)`` gives
+    (spec/hdf5-filter.md [H5-8]); a ``rel_error=`` target and a ``bits=``
+    budget hold for each chunk on its own.  The chunk is what HDF5 hands
+    the filter: an edge chunk is padded to the full chunk shape with the
+    fill value and encoded whole, unlike :func:`write`, which encodes the
+    part inside the dataset.
+
+    bits, rel_error, width : at most one; none gives 4 bits/entry
+        As for :func:`lrq.encode`; ``width=`` is signcut's number of cuts.
+        Float targets are stored, and applied, as binary32 values.
+    scheme : "signcut" (default) or "dense"
+        The schemes with a C encoder.  "lplr" and "auto" have none: they
+        raise :class:`lrq.ArgumentError` here (use :func:`write`).
+    seed : int
+        The encoder's seed: equal chunks give equal bytes.
+    c_storage : "float32" or "float16" (signcut); storage : a float type (dense)
+
+    Chunks must be matrices, (r, c) or (1, ..., 1, r, c), for signcut, of
+    up to 4096 x 4096; dense takes any chunk.  float32 and float64 datasets.
+    HDF5 refuses the dataset's creation when the parameters cannot be
+    honoured (the plugin's message names why), and a chunk the encoder
+    cannot store (NaN, a budget nothing meets) fails the write: the
+    filter is made mandatory, so no chunk is ever stored unfiltered.
+    :attr:`filter_options` holds the request form of the parameters; the
+    plugin stores the full form (:func:`filter_parameters`), from which
+    :meth:`from_dataset` recovers the options.
+    """
+
+    filter_id = FILTER_ID
+
+    def __init__(self, *, bits=None, rel_error=None, width=None, scheme: str = "signcut", seed: int = 0,
+                 c_storage=None, storage=None):
+        if scheme not in C_SCHEMES:
+            raise ArgumentError(f"the lrq filter encodes schemes {', '.join(C_SCHEMES)} in C; scheme {scheme!r} "
+                                "has a Python encoder only: write such datasets with lrq.hdf5.write")
+        self.filter_options = request_words(scheme, bits=bits, width=width, rel_error=rel_error, seed=seed,
+                                            c_storage=c_storage, storage=storage)
+        self.options = encoding_request(filter_parameters(np.float32, (1, 1), scheme, bits=bits, width=width,
+                                                          rel_error=rel_error, seed=seed, c_storage=c_storage,
+                                                          storage=storage))
+
+    @classmethod
+    def from_dataset(cls, dataset) -> "LRQ":
+        """The filter of an lrq-filtered dataset, from its stored parameters
+        (``LRQ.from_dataset(d) == LRQ(**the options d was made with)``, float
+        targets as their binary32 values)."""
+        if not isinstance(dataset, h5py.Dataset):
+            raise ArgumentError(f"LRQ.from_dataset takes an h5py Dataset, not {type(dataset).__name__}")
+        plist = dataset.id.get_create_plist()
+        if not plist.all_filters_avail() or FILTER_ID not in [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]:
+            raise ArgumentError(f"dataset '{dataset.name}' is not lrq-filtered")
+        request = encoding_request(dataset)
+        if request["scheme"] not in C_SCHEMES:
+            raise ArgumentError(f"dataset '{dataset.name}' was written with scheme {request['scheme']!r}, which the "
+                                "filter does not encode (lrq.hdf5.write wrote it)")
+        return cls(**request)
+
+    def __repr__(self) -> str:
+        return "lrq.hdf5.LRQ(" + ", ".join(f"{k}={v!r}" for k, v in self.options.items()) + ")"
 
 
 class Matrix:
