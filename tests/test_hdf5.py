@@ -1,7 +1,7 @@
 """The HDF5 door: lrq-filtered datasets written by lrq.hdf5.write, read back
 through the filter plugin by h5py and by Debian's HDF5 tools (h5dump,
 h5ls), chunk streams that are complete `.lrq` files, damaged chunks that are
-HDF5 errors, and the per-chunk cost of the container (c_src/hdf5/README.md)."""
+HDF5 errors, and the per-chunk cost of the container (spec/hdf5-filter.md)."""
 
 from __future__ import annotations
 

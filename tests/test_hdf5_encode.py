@@ -294,6 +294,22 @@ def test_from_dataset_names_datasets_it_cannot_describe(tmp_path):
             lrq.hdf5.LRQ.from_dataset(by_python)
 
 
+def test_a_chunk_the_encoder_refuses_fails_the_write_and_is_never_stored_unfiltered(tmp_path):
+    a = matrix((64, 64))
+    bad = a.copy()
+    bad[3, 3] = np.nan
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        d = f.create_dataset("A", shape=a.shape, dtype=a.dtype, chunks=(64, 64), compression=lrq.hdf5.LRQ(bits=2))
+        d[...] = bad
+        # HDF5 runs the filter when the chunk leaves its cache
+        with pytest.raises(RuntimeError, match="filter returned failure"):
+            f.flush()
+        d[...] = a  # HDF5 keeps the failed chunk in its cache until it can be written
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        mask, stream = f["A"].id.read_direct_chunk((0, 0))
+        assert mask == 0 and stream == expected_stream(a, "signcut", 0, {"bits": 2})
+
+
 # ---------------------------------------------------------------- h5repack
 
 
@@ -353,6 +369,19 @@ def test_h5repack_with_parameters_the_filter_refuses_makes_no_lrq_dataset(tmp_pa
         plist = f["A"].id.get_create_plist()
         assert [plist.get_filter(i)[0] for i in range(plist.get_nfilters())] == []
         np.testing.assert_array_equal(f["A"][:], matrix((64, 64)))
+
+
+def test_h5repack_of_a_chunk_the_encoder_refuses_fails(tmp_path):
+    a = matrix((64, 64))
+    a[3, 3] = np.inf
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f["A"] = a
+    request = ",".join(map(str, lrq.hdf5.LRQ(bits=2).filter_options))
+    out = run_h5repack("-l", "A:CHUNK=64x64", "-f", f"A:UD={lrq.hdf5.FILTER_ID},0,6,{request}",
+                       tmp_path / "in.h5", tmp_path / "out.h5")
+    assert out.returncode != 0
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        assert f["A"].id.get_num_chunks() == 0
 
 
 # ---------------------------------------------------------------- damage

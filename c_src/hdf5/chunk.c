@@ -7,7 +7,7 @@
  * below only ever see sections that passed [SEC-6] and [SEC-7], and each
  * tile's own constructor rechecks what products rely on.  What is left here
  * is what only the filter knows: that the stream holds one tensor of the
- * dataset's type, fitting the chunk (README.md, "What a chunk holds").
+ * dataset's type, fitting the chunk (spec/hdf5-filter.md §2).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -139,7 +139,7 @@ static void put_value(uint8_t *out, uint64_t index, int dtype, double v)
 
 /* The chunk as the tensor sees it: leading dimensions of extent 1 dropped
  * while more than two remain, so chunks (1, r, c) of a 3-D dataset hold
- * r x c matrices (README.md, "What a chunk holds"). */
+ * r x c matrices (spec/hdf5-filter.md §2). */
 typedef struct {
     unsigned ndim;
     const uint64_t *dims;

@@ -2,9 +2,15 @@
 
     import h5py, lrq.hdf5
     with h5py.File("data.h5", "w") as f:
-        lrq.hdf5.write(f, "A", A, chunks=(256, 256), bits=2)
+        f.create_dataset("A", data=A, chunks=(256, 256), compression=lrq.hdf5.LRQ(bits=2))
+        lrq.hdf5.write(f, "B", B, chunks=(256, 256), scheme="lplr", bits=2)
     with h5py.File("data.h5") as f:
         A2 = f["A"][:]          # decoded by the lrq filter plugin
+
+Two ways to write: :class:`LRQ` has the filter plugin encode every chunk
+HDF5 writes, in C (schemes signcut and dense, the bytes :func:`lrq.encode`
+writes for the chunk); :func:`write` encodes chunks in Python, every scheme,
+and stores them directly.
 
 Every chunk of such a dataset is a complete `.lrq` stream of one tensor
 (``lrq.loads`` reads it), and the dataset's filter pipeline names the lrq
@@ -15,8 +21,9 @@ the plugin with h5py; other HDF5 programs find it through the environment:
     export HDF5_PLUGIN_PATH=$(python -c "import lrq.hdf5; print(lrq.hdf5.PLUGIN_PATH)")
     h5dump data.h5
 
-What a chunk holds, the filter parameters (cd_values) and edge chunks are
-specified in ``c_src/hdf5/README.md``.
+What a chunk holds, the filter parameters (cd_values: the stored form and
+the request form ``h5repack -f UD=335,...`` gives), what the filter encodes
+and edge chunks are specified in ``spec/hdf5-filter.md``.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environm
 from .encoder import SCHEMES, encode
 from .io import dumps, loads
 
-#: The HDF5 filter ID of lrq (c_src/hdf5/README.md, "Filter ID").
+#: The HDF5 filter ID of lrq (spec/hdf5-filter.md §1).
 FILTER_ID = 335
 #: The folder holding the filter plugin, for HDF5_PLUGIN_PATH.
 PLUGIN_PATH = str(pathlib.Path(__file__).with_name("hdf5_plugin"))
@@ -48,9 +55,10 @@ PLUGIN_FILE = "libh5lrq.so"
 
 # cd_values word 0 of the stored form: marker 0x6C72 ("lr") and layout 1.
 CD_WORD0 = (0x6C72 << 16) | 1
-# "encoded by": chunks are encoded by the writing application and stored
-# directly (the plugin of this version encodes none itself).
+# "encoded by" (spec [H5-6], [H5-7]): the writing application encodes
+# chunks and stores them directly (write), or the filter does (LRQ).
 ENCODED_BY_WRITER = 1
+ENCODED_BY_FILTER = 0
 _DTYPE_CODES = {"float64": 1, "float32": 2}
 _SCHEME_CODES = {"auto": 0, "signcut": 1, "lplr": 2, "dense": 3}
 _TARGET_CODES = {"default": 0, "bits": 1, "width": 2, "rel_error": 3}
@@ -85,7 +93,6 @@ def _float_word(value: float) -> int:
 # Schemes whose encoder runs in C, so the filter itself can encode them
 # (spec/hdf5-filter.md [H5-8]); lplr and auto need lrq.hdf5.write.
 C_SCHEMES = ("signcut", "dense")
-ENCODED_BY_FILTER = 0
 
 
 def request_words(scheme: str = "signcut", *, bits=None, width=None, rel_error=None, seed: int = 0,
@@ -228,9 +235,11 @@ def write(parent, name: str, data, *, chunks: Optional[tuple] = None, scheme: st
 
     Chunks are encoded here in Python and stored with
     ``write_direct_chunk``; reading goes through the filter.  The filter
-    is optional in the pipeline, as HDF5 requires of a filter that cannot
-    encode: a later write to the dataset through HDF5 stores its chunks
-    unfiltered (and marked so), exactly as given.
+    is optional in the pipeline and declines to encode the chunks of such a
+    dataset (spec [H5-7]): a later write to the dataset through HDF5 stores
+    its chunks unfiltered (and marked so), exactly as given.  To have the
+    plugin encode chunks written through HDF5, create the dataset with
+    :class:`LRQ` instead (signcut and dense).
     """
     array = data if hasattr(data, "shape") and hasattr(data, "dtype") else np.asarray(data)
     shape = tuple(int(d) for d in array.shape)
