@@ -1,7 +1,9 @@
-"""The HDF5 plugin's chunk decoder (c_src/hdf5/chunk.c) under AddressSanitizer
-and UBSan: valid chunks of every scheme decode to the values lrq.decode
-gives, and every single-byte change, cut and junk is refused without a
-sanitizer report.  c_src/hdf5/check_chunk.c drives it outside HDF5."""
+"""The HDF5 plugin's chunk decoder (c_src/hdf5/chunk.c) and encoder
+(c_src/hdf5/encode.c) under AddressSanitizer and UBSan: valid chunks of every
+scheme decode to the values lrq.decode gives, and every single-byte change,
+cut and junk is refused without a sanitizer report; the encoder writes the
+streams lrq.encode writes and refuses what it cannot encode cleanly.
+c_src/hdf5/check_chunk.c drives both outside HDF5."""
 
 from __future__ import annotations
 
@@ -38,14 +40,20 @@ def fingerprint(stream: bytes, chunks: tuple, dtype) -> int:
 
 
 @pytest.fixture(scope="module")
-def check_chunk(tmp_path_factory):
+def check_chunk_exe(tmp_path_factory):
     exe = tmp_path_factory.mktemp("check_chunk") / "check_chunk"
     build = subprocess.run(
         ["gcc", *FLAGS, "-I", str(PLUGIN), str(PLUGIN / "check_chunk.c"), str(PLUGIN / "chunk.c"),
-         *core_objects(), "-o", str(exe), *LINK],
+         str(PLUGIN / "encode.c"), *core_objects(), "-o", str(exe), *LINK],
         capture_output=True, text=True,
     )
     assert build.returncode == 0 and not build.stderr, build.stderr
+    return exe
+
+
+@pytest.fixture(scope="module")
+def check_chunk(check_chunk_exe):
+    exe = check_chunk_exe
 
     def run(records: list) -> list:
         out = subprocess.run([str(exe)], input=b"".join(records), capture_output=True, timeout=600)
@@ -91,17 +99,9 @@ def test_the_chunk_decoder_is_clean_under_sanitizers(check_chunk, chunks, shape,
 
 
 @pytest.fixture(scope="module")
-def check_encode(tmp_path_factory):
-    exe = tmp_path_factory.mktemp("check_encode") / "check_encode"
-    build = subprocess.run(
-        ["gcc", *FLAGS, "-I", str(PLUGIN), str(PLUGIN / "check_encode.c"), str(PLUGIN / "encode.c"),
-         str(PLUGIN / "chunk.c"), *core_objects(), "-o", str(exe), *LINK],
-        capture_output=True, text=True,
-    )
-    assert build.returncode == 0 and not build.stderr, build.stderr
-
+def check_encode(check_chunk_exe):
     def run(records: list) -> list:
-        out = subprocess.run([str(exe)], input=b"".join(records), capture_output=True, timeout=600)
+        out = subprocess.run([str(check_chunk_exe), "encode"], input=b"".join(records), capture_output=True, timeout=600)
         assert out.returncode == 0, out.stderr.decode(errors="replace")
         results, data = [], out.stdout
         while data:

@@ -78,4 +78,9 @@ int lrq_h5_chunk_decode(const lrq_h5_chunk *chunk, const void *stream, size_t le
                         void (*release)(void *memory, void *context), void *context,
                         void **out, char *detail, size_t detail_size);
 
+/* Writes a printf-style message into detail (when given) and returns code:
+ * how the plugin's functions report an error. */
+int lrq_h5_fail(char *detail, size_t detail_size, int code, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

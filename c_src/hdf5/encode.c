@@ -18,7 +18,6 @@
  */
 #include <float.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,17 +37,6 @@
  * stopping rule deep into the cuts. */
 #define STEP_FIRST 4u
 #define STEP_MAX 4096u
-
-static int fail(char *detail, size_t detail_size, int code, const char *format, ...)
-{
-    if (detail != NULL && detail_size > 0) {
-        va_list args;
-        va_start(args, format);
-        vsnprintf(detail, detail_size, format, args);
-        va_end(args);
-    }
-    return code;
-}
 
 static double word_float(unsigned word)
 {
@@ -288,10 +276,10 @@ static int assemble(stream_header *h, const uint8_t *const data[3], int c16,
         header_length = count.n;
     }
     if (end > SIZE_MAX)
-        return fail(detail, detail_size, LRQ_ERR_MEMORY, "a stream of %llu bytes", (unsigned long long)end);
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_MEMORY, "a stream of %llu bytes", (unsigned long long)end);
     uint8_t *file = allocate((size_t)end, context);
     if (file == NULL)
-        return fail(detail, detail_size, LRQ_ERR_MEMORY, "out of memory for a stream of %llu bytes",
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_MEMORY, "out of memory for a stream of %llu bytes",
                     (unsigned long long)end);
     memset(file, 0, (size_t)end);
     packer header = {file + PREAMBLE_SIZE, 0};
@@ -459,7 +447,7 @@ static int encode_signcut(job *j, stream_header *h, uint8_t *data[3], int *c16_o
         uint64_t lo = 1, hi = dense_width;
         if ((int64_t)signcut_cost(j, lo, c16) > j->allowance) {
             if (j->request->target == LRQ_H5_TARGET_BITS)
-                return fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
+                return lrq_h5_fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
                             "no signcut encoding of a %llux%llu chunk fits %g bits/entry",
                             (unsigned long long)m, (unsigned long long)n, j->value);
             width = 1;
@@ -476,7 +464,7 @@ static int encode_signcut(job *j, stream_header *h, uint8_t *data[3], int *c16_o
     }
     float *a32 = malloc((size_t)(m * n) * sizeof *a32);
     if (a32 == NULL)
-        return fail(j->detail, j->detail_size, LRQ_ERR_MEMORY, "out of memory for the chunk");
+        return lrq_h5_fail(j->detail, j->detail_size, LRQ_ERR_MEMORY, "out of memory for the chunk");
     for (uint64_t i = 0; i < m * n; i++)
         a32[i] = j->chunk->dtype == LRQ_DTYPE_FLOAT32 ? ldexpf((float)j->raw[i], -j->exponent)
                                                       : (float)ldexp(j->raw[i], -j->exponent);
@@ -487,7 +475,7 @@ static int encode_signcut(job *j, stream_header *h, uint8_t *data[3], int *c16_o
         rc = lrq_signcut_encoder_set_c_storage(enc, LRQ_SIGNCUT_C_FLOAT16);
     if (rc != LRQ_OK) {
         lrq_signcut_encoder_free(enc);
-        return fail(j->detail, j->detail_size, rc, "the signcut encoder could not start (%s)",
+        return lrq_h5_fail(j->detail, j->detail_size, rc, "the signcut encoder could not start (%s)",
                     lrq_error_name(rc));
     }
     const double input_norm = lrq_signcut_encoder_input_norm(enc);
@@ -504,7 +492,7 @@ static int encode_signcut(job *j, stream_header *h, uint8_t *data[3], int *c16_o
         rc = lrq_signcut_encoder_run(enc, step < width - now ? step : width - now, c_goal);
         if (rc != LRQ_OK) {
             lrq_signcut_encoder_free(enc);
-            return fail(j->detail, j->detail_size, rc,
+            return lrq_h5_fail(j->detail, j->detail_size, rc,
                         rc == LRQ_ERR_ARGUMENT ? "signcut cannot encode this chunk: a cut weight is not "
                                                  "a finite float32"
                                                : "the signcut encoder failed (%s)",
@@ -525,7 +513,7 @@ static int encode_signcut(job *j, stream_header *h, uint8_t *data[3], int *c16_o
     lrq_signcut_encoder_remainder_norm(enc, 1, &error);
     if (has_goal && error > goal * j->norm) {
         lrq_signcut_encoder_free(enc);
-        return fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
+        return lrq_h5_fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
                     "signcut reaches no relative error of %g within %llu cuts on this chunk", goal,
                     (unsigned long long)width);
     }
@@ -537,7 +525,7 @@ static int encode_signcut(job *j, stream_header *h, uint8_t *data[3], int *c16_o
         data[i] = malloc(lengths[i] ? (size_t)lengths[i] : 1);
         if (data[i] == NULL) {
             lrq_signcut_encoder_free(enc);
-            return fail(j->detail, j->detail_size, LRQ_ERR_MEMORY, "out of memory for the sections");
+            return lrq_h5_fail(j->detail, j->detail_size, LRQ_ERR_MEMORY, "out of memory for the sections");
         }
     }
     rc = lrq_signcut_encoder_write(enc, DEFAULT_PANEL, data[0], (size_t)lengths[0], data[1],
@@ -545,7 +533,7 @@ static int encode_signcut(job *j, stream_header *h, uint8_t *data[3], int *c16_o
     const double c_scale = lrq_signcut_encoder_c_scale(enc);
     lrq_signcut_encoder_free(enc);
     if (rc != LRQ_OK)
-        return fail(j->detail, j->detail_size, rc, "writing the signcut sections failed (%s)",
+        return lrq_h5_fail(j->detail, j->detail_size, rc, "writing the signcut sections failed (%s)",
                     lrq_error_name(rc));
     h->has_c_scale = c16 && w > 0 && c_scale > 0;
     h->c_scale = c_scale;
@@ -554,7 +542,7 @@ static int encode_signcut(job *j, stream_header *h, uint8_t *data[3], int *c16_o
         if (h->has_c_scale) {
             const double scale = ldexp(c_scale, j->exponent);
             if (!(scale >= ldexp(1.0, -125) && scale <= ldexp(1.0, 112)))
-                return fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
+                return lrq_h5_fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
                             "scheme 'signcut' cannot store this chunk at its magnitude: its float16 "
                             "weights' scale leaves [2^-125, 2^112]; use c storage float32");
             h->c_scale = scale;
@@ -566,7 +554,7 @@ static int encode_signcut(job *j, stream_header *h, uint8_t *data[3], int *c16_o
                 const double want = ldexp((double)c, j->exponent);
                 const float stored = (float)want;
                 if (!isfinite(stored) || (double)stored != want)
-                    return fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
+                    return lrq_h5_fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
                                 "scheme 'signcut' cannot store this chunk at its magnitude in C: a "
                                 "weight %s float32's normal range; multiply the data by a power of two",
                                 isfinite(stored) ? "falls below" : "overflows");
@@ -574,7 +562,7 @@ static int encode_signcut(job *j, stream_header *h, uint8_t *data[3], int *c16_o
                 memcpy(data[0] + 4 * k, &stored, 4);
             }
             if (sum > FLT_MAX / 2)
-                return fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
+                return lrq_h5_fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
                             "scheme 'signcut' cannot store this chunk in C: its decoded values may "
                             "approach the float32 limit; multiply the data by a power of two");
         }
@@ -607,7 +595,7 @@ static int encode_dense(job *j, stream_header *h, uint8_t *data[3])
     }
     double *diff = malloc((size_t)j->count * sizeof *diff);
     if (diff == NULL)
-        return fail(j->detail, j->detail_size, LRQ_ERR_MEMORY, "out of memory for the chunk");
+        return lrq_h5_fail(j->detail, j->detail_size, LRQ_ERR_MEMORY, "out of memory for the chunk");
     unsigned best = 0, lost = 0;
     double best_error = 0;
     uint64_t best_cost = 0;
@@ -621,7 +609,7 @@ static int encode_dense(job *j, stream_header *h, uint8_t *data[3])
         uint8_t *bytes = malloc(length ? (size_t)length : 1);
         if (bytes == NULL) {
             free(diff);
-            return fail(j->detail, j->detail_size, LRQ_ERR_MEMORY, "out of memory for the values");
+            return lrq_h5_fail(j->detail, j->detail_size, LRQ_ERR_MEMORY, "out of memory for the values");
         }
         int finite = 1;
         for (uint64_t i = 0; i < j->count && finite; i++) {
@@ -656,7 +644,7 @@ static int encode_dense(job *j, stream_header *h, uint8_t *data[3])
             free(bytes);
             if (given != 0) {
                 free(diff);
-                return fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
+                return lrq_h5_fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
                             "values do not fit in %s (they would become infinite); choose a wider "
                             "storage", storage_name(storage));
             }
@@ -685,7 +673,7 @@ static int encode_dense(job *j, stream_header *h, uint8_t *data[3])
     }
     free(diff);
     if (best == 0)
-        return fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
+        return lrq_h5_fail(j->detail, j->detail_size, LRQ_ERR_ARGUMENT,
                     lost ? "scheme 'dense' cannot store this chunk at its magnitude: its values are "
                            "too small for the storage types that fit"
                          : "no dense storage of this chunk meets the target");
@@ -753,7 +741,7 @@ static int plan(job *j, stream_header *h, const lrq_h5_chunk *chunk, const lrq_h
         const uint64_t overhead = header_bound(h, signcut, request->option == 1, j->budget);
         const int64_t spare = (int64_t)j->budget - (int64_t)overhead - (int64_t)smallest_cost(j, signcut);
         if (spare < 0 && request->target == LRQ_H5_TARGET_BITS)
-            return fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+            return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                         "a chunk of %llu entries cannot be stored in %g bits/entry with scheme %s: "
                         "its header and smallest encoding alone take more than %llu bytes",
                         (unsigned long long)j->count, j->value, h->request_scheme,
@@ -773,63 +761,63 @@ int lrq_h5_request_check(const unsigned words[LRQ_H5_REQUEST_MAX_WORDS], const l
     request->seed = (uint64_t)words[3] | (uint64_t)words[4] << 32;
     request->option = words[5];
     if (request->scheme == LRQ_H5_SCHEME_AUTO || request->scheme == LRQ_H5_SCHEME_LPLR)
-        return fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                     "scheme %s has no C encoder, so the filter cannot write it; use scheme signcut "
                     "or dense, or write the dataset with lrq.hdf5.write (Python)",
                     request->scheme == LRQ_H5_SCHEME_AUTO ? "auto" : "lplr");
     if (request->scheme != LRQ_H5_SCHEME_SIGNCUT && request->scheme != LRQ_H5_SCHEME_DENSE)
-        return fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                     "scheme code %u is none of 1 (signcut) and 3 (dense)", request->scheme);
     const double value = word_float(request->value);
     switch (request->target) {
     case LRQ_H5_TARGET_DEFAULT:
         if (request->value != 0)
-            return fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+            return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                         "target 0 (default) takes value word 0, not %u", request->value);
         break;
     case LRQ_H5_TARGET_BITS:
         if (!(value > 0 && value <= 1024))
-            return fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+            return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                         "bits must be in (0, 1024], not %g (word %u)", value, request->value);
         break;
     case LRQ_H5_TARGET_WIDTH:
         if (request->scheme != LRQ_H5_SCHEME_SIGNCUT)
-            return fail(detail, detail_size, LRQ_ERR_ARGUMENT, "target width applies to scheme signcut only");
+            return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT, "target width applies to scheme signcut only");
         if (request->value < 1 || request->value > MAX_PARAM)
-            return fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+            return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                         "width must be in [1, 2^31-1], not %u", request->value);
         break;
     case LRQ_H5_TARGET_REL_ERROR:
         if (!(value > 0 && value < 1))
-            return fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+            return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                         "rel_error must be in (0, 1), not %g (word %u)", value, request->value);
         break;
     default:
-        return fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                     "target code %u is none of 0 (default), 1 (bits), 2 (width), 3 (rel_error)",
                     request->target);
     }
     if (request->seed >> 63)
-        return fail(detail, detail_size, LRQ_ERR_ARGUMENT, "the seed must be below 2^63");
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT, "the seed must be below 2^63");
     if (request->scheme == LRQ_H5_SCHEME_SIGNCUT && request->option > 1)
-        return fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                     "signcut option %u is neither 0 (c as float32) nor 1 (c as float16)", request->option);
     if (request->scheme == LRQ_H5_SCHEME_DENSE && request->option != 0 &&
         storage_name(request->option) == NULL)
-        return fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                     "dense option %u is neither 0 (storage searched) nor a float storage code 1-4",
                     request->option);
     uint64_t dims[LRQ_H5S_MAX_RANK];
     const unsigned ndim = matrix_view(chunk, dims);
     if (request->scheme == LRQ_H5_SCHEME_SIGNCUT && ndim != 2)
-        return fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                     "scheme signcut encodes matrices; this chunk's matrix view has %u dimensions "
                     "(use chunks (..., 1, r, c) or scheme dense)", ndim);
     if (ndim > 8)
-        return fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                     "a chunk of %u dimensions (after leading 1s) is more than a tensor holds (8)", ndim);
     if (ndim == 2 && (dims[0] > LRQ_H5_ENCODE_MAX_SIDE || dims[1] > LRQ_H5_ENCODE_MAX_SIDE))
-        return fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                     "chunk matrix %llux%llu: the filter encodes chunks of up to %u x %u (lrq.encode "
                     "would tile a larger one)", (unsigned long long)dims[0],
                     (unsigned long long)dims[1], LRQ_H5_ENCODE_MAX_SIDE, LRQ_H5_ENCODE_MAX_SIDE);
@@ -853,7 +841,7 @@ int lrq_h5_chunk_encode(const lrq_h5_chunk *chunk, const lrq_h5_request *request
     const int signcut = request->scheme == LRQ_H5_SCHEME_SIGNCUT;
     double *raw = malloc((size_t)j.count * sizeof *raw);
     if (raw == NULL)
-        return fail(detail, detail_size, LRQ_ERR_MEMORY, "out of memory for the chunk");
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_MEMORY, "out of memory for the chunk");
     double peak = 0;
     uint64_t bad = 0;
     for (uint64_t i = 0; i < j.count; i++) {
@@ -865,10 +853,10 @@ int lrq_h5_chunk_encode(const lrq_h5_chunk *chunk, const lrq_h5_request *request
     }
     uint8_t *data[3] = {NULL, NULL, NULL};
     if (bad)
-        rc = fail(detail, detail_size, LRQ_ERR_ARGUMENT, "the chunk holds %llu NaN or infinite values",
+        rc = lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT, "the chunk holds %llu NaN or infinite values",
                   (unsigned long long)bad);
     else if (signcut && peak > FLT_MAX)
-        rc = fail(detail, detail_size, LRQ_ERR_ARGUMENT,
+        rc = lrq_h5_fail(detail, detail_size, LRQ_ERR_ARGUMENT,
                   "values reach %.3g, beyond the float32 range that scheme 'signcut' stores", peak);
     if (rc != LRQ_OK) {
         free(raw);
