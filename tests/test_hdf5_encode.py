@@ -207,8 +207,9 @@ def word(x: float) -> int:
     ((), "has 1 to 6 words"),
     ((1, 0, 0, 0, 0, 0, 0), "has 1 to 6 words"),
     ((1, 1, word(0.05)), "cannot be stored in 0.05 bits/entry"),
-    (lrq.hdf5.filter_parameters(np.float32, (2, 2), "signcut", encoded_by=0), "describe another chunk shape"),
-    (lrq.hdf5.filter_parameters(np.float64, (40, 30), "signcut", encoded_by=0), "another chunk shape or element type"),
+    (lrq.hdf5.filter_parameters(np.float32, (2, 2), "signcut"), "describe another chunk shape"),
+    (lrq.hdf5.filter_parameters(np.float64, (40, 30), "signcut"), "another chunk shape or element type"),
+    (lrq.hdf5.filter_parameters(np.float32, (40, 30), "signcut", encoded_by=0)[:-1], "the stored form of a rank-2"),
     (lrq.hdf5.filter_parameters(np.float32, (40, 30), "lplr", bits=2, encoded_by=0), "scheme lplr has no C encoder"),
     (lrq.hdf5.filter_parameters(np.float32, (40, 30), encoded_by=2), "neither 0 nor 1"),
     (lrq.hdf5.filter_parameters(np.float32, (40, 30)) + (0,) * 40, "at most"),
@@ -353,6 +354,22 @@ def test_h5repack_request_form_makes_an_lrq_copy_h5py_reads(tmp_path):
             back = d[:]
             assert np.linalg.norm(back - data) / np.linalg.norm(data) < 0.8
     assert os.path.getsize(tmp_path / "out.h5") < os.path.getsize(tmp_path / "in.h5") / 8
+
+
+def test_h5repack_copies_an_lrq_dataset_into_a_new_layout_with_the_same_request(tmp_path):
+    a = low_rank_plus_noise((128, 96), seed=12)
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f.create_dataset("A", data=a, chunks=(128, 96), compression=lrq.hdf5.LRQ(bits=3, seed=2))
+    out = run_h5repack("-l", "A:CHUNK=64x48", tmp_path / "in.h5", tmp_path / "out.h5")
+    assert out.returncode == 0, out.stderr
+    with h5py.File(tmp_path / "in.h5", "r") as f:
+        decoded = f["A"][:]
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        d = f["A"]
+        assert d.chunks == (64, 48) and lrq.hdf5.LRQ.from_dataset(d) == lrq.hdf5.LRQ(bits=3, seed=2)
+        for corner in corners(a.shape, d.chunks):  # the copy encodes what it read
+            assert d.id.read_direct_chunk(corner)[1] == expected_stream(
+                decoded[corner[0]:corner[0] + 64, corner[1]:corner[1] + 48], "signcut", 2, {"bits": 3})
 
 
 def test_h5repack_with_parameters_the_filter_refuses_makes_no_lrq_dataset(tmp_path):

@@ -255,20 +255,29 @@ static int prepare(const host_library *host, lrq_hid_t dcpl, lrq_hid_t type, int
         return -1;
     unsigned *request = stored + 4 + rank;
     if (count >= 1 && words[0] >> 16 == LRQ_H5_CD_MARKER) {
-        /* The stored form already (lrq.hdf5.write, or a copy of an lrq
-         * dataset): it must describe this dataset. */
+        /* The stored form already: lrq.hdf5.write's, or a copy of an lrq
+         * dataset (h5repack).  Chunks a writer encoded must be this
+         * dataset's; a request the filter encodes applies to any chunk, so
+         * it is stored again for this dataset's chunk and type. */
         lrq_h5_chunk given;
         if (lrq_h5_chunk_parse(count, words, &given, detail, detail_size) != LRQ_OK)
             return -1;
-        if (count != stored_count || given.dtype != dtype || given.ndim != chunk.ndim ||
-            memcmp(given.dims, chunk.dims, sizeof chunk.dims) != 0) {
-            snprintf(detail, detail_size, "the stored filter parameters describe another chunk "
-                     "shape or element type than this dataset's");
+        if (count != 3 + given.ndim + LRQ_H5_CD_REQUEST_WORDS) {
+            snprintf(detail, detail_size, "filter parameters: %zu words; the stored form of a "
+                     "rank-%u chunk has %u", count, given.ndim,
+                     3 + given.ndim + LRQ_H5_CD_REQUEST_WORDS);
             return -1;
         }
-        if (lrq_h5_chunk_encoded_by_writer(count, words))
+        if (lrq_h5_chunk_encoded_by_writer(count, words)) {
+            if (given.dtype != dtype || given.ndim != chunk.ndim ||
+                memcmp(given.dims, chunk.dims, sizeof chunk.dims) != 0) {
+                snprintf(detail, detail_size, "the stored filter parameters describe another chunk "
+                         "shape or element type than this dataset's");
+                return -1;
+            }
             return 0;
-        memcpy(request - 1, words + 3 + rank, LRQ_H5_CD_REQUEST_WORDS * sizeof *words);
+        }
+        memcpy(request - 1, words + 3 + given.ndim, LRQ_H5_CD_REQUEST_WORDS * sizeof *words);
     } else {
         if (count < 1 || count > LRQ_H5_REQUEST_MAX_WORDS) {
             snprintf(detail, detail_size, "the request form of the lrq filter's parameters has 1 to "
