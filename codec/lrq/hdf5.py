@@ -300,9 +300,15 @@ class LRQ(h5py.filters.FilterRefBase):
     Chunks must be matrices, (r, c) or (1, ..., 1, r, c), for signcut, of
     up to 4096 x 4096; dense takes any chunk.  float32 and float64 datasets.
     HDF5 refuses the dataset's creation when the parameters cannot be
-    honoured (the plugin's message names why), and a chunk the encoder
-    cannot store (NaN, a budget nothing meets) fails the write: the
-    filter is made mandatory, so no chunk is ever stored unfiltered.
+    honoured (the plugin's message names why: a budget no chunk of this
+    shape can meet, a chunk the encoder does not take, ...), and a chunk
+    the encoder cannot store (a NaN, a ``rel_error=`` signcut does not
+    reach) fails the write: the filter is made mandatory, so no chunk is
+    ever stored unfiltered.  HDF5 runs the filter when a chunk leaves its
+    cache, so that error comes at the next flush or close; write valid
+    data over the chunk before closing (with h5py's HDF5 2.0 a file closed
+    with such a chunk pending may crash the process at exit, inside HDF5:
+    c_src/hdf5/README.md, "Write errors").
     :attr:`filter_options` holds the request form of the parameters; the
     plugin stores the full form (:func:`filter_parameters`), from which
     :meth:`from_dataset` recovers the options.
