@@ -292,6 +292,20 @@ def test_datasets_the_encoder_does_not_take_fail_the_creation(tmp_path, dtype, c
         create(tmp_path, (1,), dtype=dtype, chunks=chunks, shape=shape)
 
 
+def test_the_filter_must_come_first_in_the_pipeline(tmp_path):
+    a = low_rank_plus_noise((64, 64))
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        with pytest.raises(ValueError, match="must come first in the filter pipeline, before filter 2"):
+            f.create_dataset("S", data=a, chunks=(64, 64), shuffle=True, compression=lrq.hdf5.LRQ())
+        d = f.create_dataset("F", data=a, chunks=(64, 64), fletcher32=True, compression=lrq.hdf5.LRQ(seed=3))
+        f.flush()
+        plist = d.id.get_create_plist()
+        assert [plist.get_filter(i)[0] for i in range(plist.get_nfilters())] == [lrq.hdf5.FILTER_ID, 3]
+        expected = lrq.decode(lrq.loads(expected_stream(a, "signcut", 3, {})))
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        np.testing.assert_array_equal(f["F"][:], expected)
+
+
 def test_dense_takes_any_chunk_shape(tmp_path):
     a = matrix((2, 6, 5), np.float64)
     with h5py.File(tmp_path / "a.h5", "w") as f:

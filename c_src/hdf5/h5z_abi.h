@@ -77,6 +77,11 @@ typedef int (*lrq_h5p_get_chunk_func)(lrq_hid_t dcpl, int max_ndims, uint64_t di
 /* H5Pmodify_filter(dcpl, id, flags, cd_nelmts, cd_values). */
 typedef lrq_herr_t (*lrq_h5p_modify_filter_func)(lrq_hid_t dcpl, int id, unsigned flags,
                                                  size_t cd_nelmts, const unsigned cd_values[]);
+/* H5Pget_filter2(dcpl, index, flags, cd_nelmts, cd_values, namelen, name,
+ * filter_config): the ID of the index-th filter of the pipeline. */
+typedef int (*lrq_h5p_get_filter2_func)(lrq_hid_t dcpl, unsigned index, unsigned *flags,
+                                        size_t *cd_nelmts, unsigned cd_values[], size_t namelen,
+                                        char name[], unsigned *filter_config);
 /* H5Tget_class, H5Tget_order (enums, negative on error), H5Tget_size (0 on
  * error). */
 typedef int (*lrq_h5t_get_class_func)(lrq_hid_t type);

@@ -59,6 +59,7 @@ typedef struct {
     lrq_h5e_push2_func push;
     lrq_h5p_get_filter_by_id2_func get_filter;
     lrq_h5p_get_chunk_func get_chunk;
+    lrq_h5p_get_filter2_func get_filter_at;
     lrq_h5p_modify_filter_func modify_filter;
     lrq_h5t_get_class_func type_class;
     lrq_h5t_get_order_func type_order;
@@ -83,6 +84,7 @@ static void host_open(const void *caller, host_library *host)
     *(void **)&host->push = dlsym(host->handle, "H5Epush2");
     *(void **)&host->get_filter = dlsym(host->handle, "H5Pget_filter_by_id2");
     *(void **)&host->get_chunk = dlsym(host->handle, "H5Pget_chunk");
+    *(void **)&host->get_filter_at = dlsym(host->handle, "H5Pget_filter2");
     *(void **)&host->modify_filter = dlsym(host->handle, "H5Pmodify_filter");
     *(void **)&host->type_class = dlsym(host->handle, "H5Tget_class");
     *(void **)&host->type_order = dlsym(host->handle, "H5Tget_order");
@@ -212,9 +214,10 @@ static int prepare(const host_library *host, lrq_hid_t dcpl, lrq_hid_t type, int
                    char *detail, size_t detail_size)
 {
     if (host->get_filter == NULL || host->get_chunk == NULL || host->modify_filter == NULL ||
+        host->get_filter_at == NULL ||
         host->type_class == NULL || host->type_order == NULL || host->type_size == NULL) {
         snprintf(detail, detail_size, "the HDF5 library that called the filter lacks the calls it "
-                 "needs to set up a dataset (H5Pget_chunk, H5Pmodify_filter, H5Tget_*)");
+                 "needs to set up a dataset (H5Pget_chunk, H5Pget_filter2, H5Pmodify_filter, H5Tget_*)");
         return -1;
     }
     unsigned flags = 0, words[3 + LRQ_H5S_MAX_RANK + LRQ_H5_CD_REQUEST_WORDS];
@@ -297,6 +300,16 @@ static int prepare(const host_library *host, lrq_hid_t dcpl, lrq_hid_t type, int
     lrq_h5_request checked;
     if (lrq_h5_request_check(request, &chunk, &checked, detail, detail_size) != LRQ_OK)
         return -1;
+    /* The encoder needs the dataset's values: a filter before it in the
+     * pipeline (shuffle, scale-offset, ...) would hand it other bytes. */
+    unsigned first_flags = 0;
+    size_t first_count = 0;
+    const int first = host->get_filter_at(dcpl, 0, &first_flags, &first_count, NULL, 0, NULL, NULL);
+    if (first != LRQ_H5_FILTER_ID) {
+        snprintf(detail, detail_size, "the lrq filter encodes the dataset's values, so it must come "
+                 "first in the filter pipeline, before filter %d", first);
+        return -1;
+    }
     if (store && host->modify_filter(dcpl, LRQ_H5_FILTER_ID, flags & ~LRQ_H5Z_FLAG_OPTIONAL,
                                      stored_count, stored) < 0) {
         snprintf(detail, detail_size, "the stored parameters could not be written");
