@@ -285,7 +285,10 @@ class LRQ(h5py.filters.FilterRefBase):
     budget hold for each chunk on its own.  The chunk is what HDF5 hands
     the filter: an edge chunk is padded to the full chunk shape with the
     fill value and encoded whole, unlike :func:`write`, which encodes the
-    part inside the dataset.
+    part inside the dataset.  A write to part of a chunk already stored
+    has HDF5 decode the chunk, change it and hand it to the filter again:
+    the rest of the chunk is encoded a second time (write whole chunks to
+    keep one encoding's error).
 
     bits, rel_error, width : at most one; none gives 4 bits/entry
         As for :func:`lrq.encode`; ``width=`` is signcut's number of cuts.
