@@ -421,6 +421,19 @@ def test_h5repack_copies_an_lrq_dataset_into_a_new_layout_with_the_same_request(
                 decoded[corner[0]:corner[0] + 64, corner[1]:corner[1] + 48], "signcut", 2, {"bits": 3})
 
 
+def test_h5dump_prints_what_h5py_reads_of_c_encoded_chunks(tmp_path):
+    from test_hdf5 import h5dump_values  # Debian's h5dump through the plugin (fails under CI=true if absent)
+
+    a = low_rank_plus_noise((70, 50), dtype=np.float64, seed=13)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f.create_dataset("A", data=a, chunks=(40, 50), compression=lrq.hdf5.LRQ(bits=3, c_storage="float16"))
+        f.create_dataset("B", data=a, chunks=(40, 50), compression=lrq.hdf5.LRQ(scheme="dense", bits=20))
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        expected = {name: f[name][:] for name in ("A", "B")}
+    for name, values in expected.items():
+        np.testing.assert_array_equal(h5dump_values(tmp_path / "a.h5", name).reshape(a.shape), values)
+
+
 def test_h5repack_with_parameters_the_filter_refuses_makes_no_lrq_dataset(tmp_path):
     # The filter fails the dataset's creation; h5repack then copies the
     # dataset with its original settings and says so (-v), a choice of
