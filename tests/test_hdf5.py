@@ -1,7 +1,7 @@
 """The HDF5 door: lrq-filtered datasets written by lrq.hdf5.write, read back
 through the filter plugin by h5py and by Debian's HDF5 tools (h5dump,
 h5ls), chunk streams that are complete `.lrq` files, damaged chunks that are
-HDF5 errors, and the per-chunk cost of the container (c_src/hdf5/README.md)."""
+HDF5 errors, and the per-chunk cost of the container (spec/hdf5-filter.md)."""
 
 from __future__ import annotations
 
@@ -311,20 +311,6 @@ def test_a_later_write_through_hdf5_is_stored_exactly(tmp_path):
         # the chunks written through HDF5 are stored unfiltered, marked so
         assert d.id.read_direct_chunk((0, 0))[0] == 1 and d.id.read_direct_chunk((0, 32))[0] == 1
         assert d.id.read_direct_chunk((32, 0))[0] == 0
-
-
-@pytest.mark.parametrize("words", [
-    lrq.hdf5.filter_parameters(np.float32, (2, 2))[:5] + (0,) + lrq.hdf5.filter_parameters(np.float32, (2, 2))[6:],
-    (1, 3, 0),  # what a user might hand h5repack -f UD=335,...
-    (),
-    lrq.hdf5.filter_parameters(np.float32, (2, 2)) + (0,) * 40,  # longer than layout 1 is
-])
-def test_datasets_the_filter_would_have_to_encode_are_refused(tmp_path, words):
-    # This build encodes no chunk itself: HDF5 would store raw chunks, silently.
-    with h5py.File(tmp_path / "a.h5", "w") as f:
-        with pytest.raises(ValueError, match="does not encode chunks itself"):
-            f.create_dataset("B", data=np.ones((4, 4), np.float32), chunks=(2, 2),
-                             compression=lrq.hdf5.FILTER_ID, compression_opts=words)
 
 
 def test_a_chunk_that_cannot_be_encoded_leaves_no_dataset(tmp_path):

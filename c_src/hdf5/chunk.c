@@ -7,7 +7,7 @@
  * below only ever see sections that passed [SEC-6] and [SEC-7], and each
  * tile's own constructor rechecks what products rely on.  What is left here
  * is what only the filter knows: that the stream holds one tensor of the
- * dataset's type, fitting the chunk (README.md, "What a chunk holds").
+ * dataset's type, fitting the chunk (spec/hdf5-filter.md §2).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -18,7 +18,7 @@
 #include "chunk.h"
 #include "lrq.h"
 
-static int fail(char *detail, size_t detail_size, int code, const char *format, ...)
+int lrq_h5_fail(char *detail, size_t detail_size, int code, const char *format, ...)
 {
     if (detail != NULL && detail_size > 0) {
         va_list args;
@@ -34,31 +34,31 @@ int lrq_h5_chunk_parse(size_t count, const unsigned *words, lrq_h5_chunk *chunk,
 {
     memset(chunk, 0, sizeof *chunk);
     if (count < 3 || words == NULL)
-        return fail(detail, detail_size, LRQ_ERR_FORMAT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_FORMAT,
                     "filter parameters: %zu words; the stored form has at least 4", count);
     if (words[0] != LRQ_H5_CD_WORD0) {
         if (words[0] >> 16 == LRQ_H5_CD_MARKER)
-            return fail(detail, detail_size, LRQ_ERR_UNSUPPORTED,
+            return lrq_h5_fail(detail, detail_size, LRQ_ERR_UNSUPPORTED,
                         "filter parameters: layout version %u; this plugin reads version %u",
                         words[0] & 0xFFFFu, LRQ_H5_CD_LAYOUT);
-        return fail(detail, detail_size, LRQ_ERR_FORMAT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_FORMAT,
                     "filter parameters: word 0 is %u, not the stored-form marker %u",
                     words[0], LRQ_H5_CD_WORD0);
     }
     if (words[1] != LRQ_DTYPE_FLOAT32 && words[1] != LRQ_DTYPE_FLOAT64)
-        return fail(detail, detail_size, LRQ_ERR_FORMAT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_FORMAT,
                     "filter parameters: element type code %u is neither float32 (%d) nor float64 (%d)",
                     words[1], LRQ_DTYPE_FLOAT32, LRQ_DTYPE_FLOAT64);
     chunk->dtype = (int)words[1];
     if (words[2] < 1 || words[2] > LRQ_H5S_MAX_RANK || count < 3 + (size_t)words[2])
-        return fail(detail, detail_size, LRQ_ERR_FORMAT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_FORMAT,
                     "filter parameters: chunk rank %u with %zu words", words[2], count);
     chunk->ndim = words[2];
     uint64_t bytes = lrq_dtype_size(chunk->dtype);
     for (unsigned i = 0; i < chunk->ndim; i++) {
         const uint64_t dim = words[3 + i];
         if (dim < 1 || bytes > LRQ_H5_CHUNK_MAX_BYTES / dim)
-            return fail(detail, detail_size, LRQ_ERR_FORMAT,
+            return lrq_h5_fail(detail, detail_size, LRQ_ERR_FORMAT,
                         "filter parameters: chunk dimension %u is %llu (a chunk is 1 byte to 4 GiB)",
                         i, (unsigned long long)dim);
         chunk->dims[i] = dim;
@@ -139,7 +139,7 @@ static void put_value(uint8_t *out, uint64_t index, int dtype, double v)
 
 /* The chunk as the tensor sees it: leading dimensions of extent 1 dropped
  * while more than two remain, so chunks (1, r, c) of a 3-D dataset hold
- * r x c matrices (README.md, "What a chunk holds"). */
+ * r x c matrices (spec/hdf5-filter.md §2). */
 typedef struct {
     unsigned ndim;
     const uint64_t *dims;
@@ -240,7 +240,7 @@ static int place_factored(lrq_file *file, uint64_t index, const chunk_view *v,
     }
     lrq_tile_free(handle);
     if (rc != LRQ_OK)
-        return fail(detail, detail_size, rc, "decoding tile #%llu: %s", (unsigned long long)index,
+        return lrq_h5_fail(detail, detail_size, rc, "decoding tile #%llu: %s", (unsigned long long)index,
                     lrq_error_name(rc));
     return LRQ_OK;
 }
@@ -251,12 +251,12 @@ static int check_tensor(lrq_file *file, const lrq_h5_chunk *chunk, const chunk_v
     lrq_file_info info;
     lrq_file_get_info(file, &info);
     if (info.tensor_count != 1)
-        return fail(detail, detail_size, LRQ_ERR_FORMAT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_FORMAT,
                     "the chunk holds %llu tensors; an lrq chunk holds exactly one",
                     (unsigned long long)info.tensor_count);
     lrq_file_tensor(file, 0, tensor);
     if (tensor->dtype != chunk->dtype)
-        return fail(detail, detail_size, LRQ_ERR_FORMAT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_FORMAT,
                     "the chunk's tensor is %s; the dataset is %s", lrq_dtype_name(tensor->dtype),
                     lrq_dtype_name(chunk->dtype));
     int fits = tensor->ndim == v->ndim;
@@ -270,7 +270,7 @@ static int check_tensor(lrq_file *file, const lrq_h5_chunk *chunk, const chunk_v
         for (unsigned i = 0; i < v->ndim && strlen(dims) < 80; i++)
             snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%llu", i ? "x" : "",
                      (unsigned long long)v->dims[i]);
-        return fail(detail, detail_size, LRQ_ERR_FORMAT,
+        return lrq_h5_fail(detail, detail_size, LRQ_ERR_FORMAT,
                     "the chunk's tensor has shape %s, which does not fit the chunk %s", shape, dims);
     }
     return LRQ_OK;
@@ -294,7 +294,7 @@ int lrq_h5_chunk_decode(const lrq_h5_chunk *chunk, const void *stream, size_t le
     if (rc == LRQ_OK) {
         values = allocate((size_t)chunk->bytes, context);
         if (values == NULL)
-            rc = fail(detail, detail_size, LRQ_ERR_MEMORY, "no memory for a chunk of %llu bytes",
+            rc = lrq_h5_fail(detail, detail_size, LRQ_ERR_MEMORY, "no memory for a chunk of %llu bytes",
                       (unsigned long long)chunk->bytes);
     }
     for (uint64_t t = 0; rc == LRQ_OK && t < tensor.tile_count; t++) {

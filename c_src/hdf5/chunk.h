@@ -3,7 +3,7 @@
  * What an lrq-filtered HDF5 chunk is, apart from HDF5 itself: the filter's
  * parameters (its cd_values words) and the decoding of one chunk -- a
  * complete `.lrq` stream of one tensor -- into the dataset's element type,
- * through the public C interface only (lrq.h).  README.md beside this file
+ * through the public C interface only (lrq.h).  spec/hdf5-filter.md
  * specifies both; plugin.c binds them to HDF5's filter interface.
  */
 #ifndef LRQ_H5_CHUNK_H
@@ -14,7 +14,7 @@
 
 #include "h5z_abi.h"
 
-/* The HDF5 filter ID (README.md, "Filter ID"). */
+/* The HDF5 filter ID (spec/hdf5-filter.md §1). */
 #define LRQ_H5_FILTER_ID 335
 
 /* cd_values word 0 of the stored parameters: a marker in the high half that
@@ -32,10 +32,13 @@
 #define LRQ_H5_ENCODED_BY_FILTER 0u
 #define LRQ_H5_ENCODED_BY_WRITER 1u
 
+/* The tensor name a writer gives a chunk's stream [H5-1]. */
+#define LRQ_H5_CHUNK_NAME "chunk"
+
 /* A chunk is at most this many bytes decoded (HDF5's own chunk limit). */
 #define LRQ_H5_CHUNK_MAX_BYTES UINT64_C(0xFFFFFFFF)
 
-/* The stored parameters a decoder needs; README.md gives every word. */
+/* The stored parameters a decoder needs; spec/hdf5-filter.md §3.1 gives every word. */
 typedef struct {
     int dtype;                       /* LRQ_DTYPE_FLOAT32 or LRQ_DTYPE_FLOAT64 */
     unsigned ndim;                   /* the chunk's rank, 1 .. LRQ_H5S_MAX_RANK */
@@ -63,7 +66,7 @@ int lrq_h5_chunk_encoded_by_writer(size_t count, const unsigned *words);
  * out:            receives chunk->bytes bytes allocated with `allocate`
  *                 (which must return zeroed memory, or NULL): the chunk's
  *                 elements in row-major order, the tensor in its leading
- *                 corner and zeros elsewhere (README.md, "Edge chunks").
+ *                 corner and zeros elsewhere (spec/hdf5-filter.md §5).
  *
  * Returns LRQ_OK, or the error of the stream (LRQ_ERR_FORMAT, _CHECKSUM,
  * _PADDING, _UNSUPPORTED) or LRQ_ERR_MEMORY, with a message in detail; *out
@@ -74,5 +77,10 @@ int lrq_h5_chunk_decode(const lrq_h5_chunk *chunk, const void *stream, size_t le
                         void *(*allocate)(size_t bytes, void *context),
                         void (*release)(void *memory, void *context), void *context,
                         void **out, char *detail, size_t detail_size);
+
+/* Writes a printf-style message into detail (when given) and returns code:
+ * how the plugin's functions report an error. */
+int lrq_h5_fail(char *detail, size_t detail_size, int code, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

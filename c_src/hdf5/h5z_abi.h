@@ -24,6 +24,12 @@
 #define LRQ_H5PL_TYPE_FILTER 0
 /* H5Z_FLAG_REVERSE: the filter runs on read (decode). */
 #define LRQ_H5Z_FLAG_REVERSE 0x0100u
+/* H5Z_FLAG_OPTIONAL: a filter that may fail on write, the chunk then
+ * stored unfiltered (H5Z_FLAG_MANDATORY is 0). */
+#define LRQ_H5Z_FLAG_OPTIONAL 0x0001u
+/* H5T_FLOAT of enum H5T_class_t, H5T_ORDER_LE of enum H5T_order_t. */
+#define LRQ_H5T_FLOAT 1
+#define LRQ_H5T_ORDER_LE 0
 /* H5E_DEFAULT: the calling thread's current error stack. */
 #define LRQ_H5E_DEFAULT ((int64_t)0)
 /* H5S_MAX_RANK: the most dimensions a dataset (and so a chunk) may have. */
@@ -65,5 +71,21 @@ typedef lrq_herr_t (*lrq_h5p_get_filter_by_id2_func)(lrq_hid_t dcpl, int id, uns
                                                      size_t *cd_nelmts, unsigned cd_values[],
                                                      size_t namelen, char name[],
                                                      unsigned *filter_config);
+
+/* H5Pget_chunk(dcpl, max_ndims, dims): the rank, or negative. */
+typedef int (*lrq_h5p_get_chunk_func)(lrq_hid_t dcpl, int max_ndims, uint64_t dims[]);
+/* H5Pmodify_filter(dcpl, id, flags, cd_nelmts, cd_values). */
+typedef lrq_herr_t (*lrq_h5p_modify_filter_func)(lrq_hid_t dcpl, int id, unsigned flags,
+                                                 size_t cd_nelmts, const unsigned cd_values[]);
+/* H5Pget_filter2(dcpl, index, flags, cd_nelmts, cd_values, namelen, name,
+ * filter_config): the ID of the index-th filter of the pipeline. */
+typedef int (*lrq_h5p_get_filter2_func)(lrq_hid_t dcpl, unsigned index, unsigned *flags,
+                                        size_t *cd_nelmts, unsigned cd_values[], size_t namelen,
+                                        char name[], unsigned *filter_config);
+/* H5Tget_class, H5Tget_order (enums, negative on error), H5Tget_size (0 on
+ * error). */
+typedef int (*lrq_h5t_get_class_func)(lrq_hid_t type);
+typedef int (*lrq_h5t_get_order_func)(lrq_hid_t type);
+typedef size_t (*lrq_h5t_get_size_func)(lrq_hid_t type);
 
 #endif

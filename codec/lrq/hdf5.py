@@ -2,9 +2,15 @@
 
     import h5py, lrq.hdf5
     with h5py.File("data.h5", "w") as f:
-        lrq.hdf5.write(f, "A", A, chunks=(256, 256), bits=2)
+        f.create_dataset("A", data=A, chunks=(256, 256), compression=lrq.hdf5.LRQ(bits=2))
+        lrq.hdf5.write(f, "B", B, chunks=(256, 256), scheme="lplr", bits=2)
     with h5py.File("data.h5") as f:
         A2 = f["A"][:]          # decoded by the lrq filter plugin
+
+Two ways to write: :class:`LRQ` has the filter plugin encode every chunk
+HDF5 writes, in C (schemes signcut and dense, the bytes :func:`lrq.encode`
+writes for the chunk); :func:`write` encodes chunks in Python, every scheme,
+and stores them directly.
 
 Every chunk of such a dataset is a complete `.lrq` stream of one tensor
 (``lrq.loads`` reads it), and the dataset's filter pipeline names the lrq
@@ -15,8 +21,9 @@ the plugin with h5py; other HDF5 programs find it through the environment:
     export HDF5_PLUGIN_PATH=$(python -c "import lrq.hdf5; print(lrq.hdf5.PLUGIN_PATH)")
     h5dump data.h5
 
-What a chunk holds, the filter parameters (cd_values) and edge chunks are
-specified in ``c_src/hdf5/README.md``.
+What a chunk holds, the filter parameters (cd_values: the stored form and
+the request form ``h5repack -f UD=335,...`` gives), what the filter encodes
+and edge chunks are specified in ``spec/hdf5-filter.md``.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environm
 from .encoder import SCHEMES, encode
 from .io import dumps, loads
 
-#: The HDF5 filter ID of lrq (c_src/hdf5/README.md, "Filter ID").
+#: The HDF5 filter ID of lrq (spec/hdf5-filter.md §1).
 FILTER_ID = 335
 #: The folder holding the filter plugin, for HDF5_PLUGIN_PATH.
 PLUGIN_PATH = str(pathlib.Path(__file__).with_name("hdf5_plugin"))
@@ -48,9 +55,10 @@ PLUGIN_FILE = "libh5lrq.so"
 
 # cd_values word 0 of the stored form: marker 0x6C72 ("lr") and layout 1.
 CD_WORD0 = (0x6C72 << 16) | 1
-# "encoded by": chunks are encoded by the writing application and stored
-# directly (the plugin of this version encodes none itself).
+# "encoded by" (spec [H5-6], [H5-7]): the writing application encodes
+# chunks and stores them directly (write), or the filter does (LRQ).
 ENCODED_BY_WRITER = 1
+ENCODED_BY_FILTER = 0
 _DTYPE_CODES = {"float64": 1, "float32": 2}
 _SCHEME_CODES = {"auto": 0, "signcut": 1, "lplr": 2, "dense": 3}
 _TARGET_CODES = {"default": 0, "bits": 1, "width": 2, "rel_error": 3}
@@ -82,19 +90,21 @@ def _float_word(value: float) -> int:
     return struct.unpack("<I", struct.pack("<f", value))[0]
 
 
-def filter_parameters(dtype, chunks: tuple, scheme: str = "auto", *, bits=None, width=None,
-                      rel_error=None, seed: int = 0, **options) -> tuple:
-    """The stored cd_values of an lrq-filtered dataset (c_src/hdf5/README.md).
+# Schemes whose encoder runs in C, so the filter itself can encode them
+# (spec/hdf5-filter.md [H5-8]); lplr and auto need lrq.hdf5.write.
+C_SCHEMES = ("signcut", "dense")
 
-    Words: the marker and layout, the element type, the chunk's rank and
-    dimensions, then the encoding request (who encodes -- here always the
-    writer, :func:`write` --, scheme, target kind and value, the seed's
-    low and high 32 bits, one scheme option).  Floats are stored as the
-    bits of their binary32 value in one word.
-    """
-    dtype = np.dtype(dtype).name
-    if dtype not in _DTYPE_CODES:
-        raise ArgumentError(f"an lrq-filtered dataset holds float32 or float64, not {dtype}")
+
+def request_words(scheme: str = "signcut", *, bits=None, width=None, rel_error=None, seed: int = 0,
+                  c_storage=None, storage=None) -> tuple:
+    """The six words of an encoding request (spec/hdf5-filter.md, "Filter
+    parameters"): scheme, target kind, target value, the seed's low and high
+    32 bits, the scheme option.  Alone they are the *request form* of the
+    filter's parameters (``h5repack -f UD=335,0,6,<words>``, :class:`LRQ`);
+    the stored form repeats them after the chunk's description.  A float
+    target is stored as the bits of its binary32 value, so it is rounded to
+    binary32 here.  Checks every argument: bad ones raise
+    :class:`lrq.ArgumentError`, before HDF5 sees them."""
     if scheme not in _SCHEME_CODES:
         raise ArgumentError(f"scheme must be one of {SCHEMES}, not {scheme!r}")
     given = [(kind, value) for kind, value in (("bits", bits), ("width", width), ("rel_error", rel_error))
@@ -102,16 +112,58 @@ def filter_parameters(dtype, chunks: tuple, scheme: str = "auto", *, bits=None, 
     if len(given) > 1:
         raise ArgumentError("give at most one of bits=, width=, rel_error=")
     kind, value = given[0] if given else ("default", 0)
-    value_word = int(value) if kind == "width" else _float_word(float(value))
+    if kind == "width":
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value < 2**31:
+            raise ArgumentError(f"width must be an integer in [1, 2^31-1], not {value!r}")
+        if scheme != "signcut":
+            raise ArgumentError("width= applies to scheme='signcut'")
+        value_word = int(value)
+    elif kind == "default":
+        value_word = 0
+    else:
+        try:
+            number = float(np.float32(value))
+        except (TypeError, ValueError):
+            raise ArgumentError(f"{kind} must be a number, not {value!r}") from None
+        low, high = (0.0, 1024.0) if kind == "bits" else (0.0, 1.0)
+        if isinstance(value, bool) or not (low < number <= high) or (kind == "rel_error" and number == 1.0):
+            raise ArgumentError(f"{kind} must be in ({low:g}, {high:g}{']' if kind == 'bits' else ')'}, not {value!r}")
+        value_word = _float_word(number)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ArgumentError(f"seed must be a non-negative integer, not {seed!r}")
     if scheme == "dense":
-        option = _STORAGE_CODES.get(options.get("storage", dtype), 0)
+        if c_storage is not None:
+            raise ArgumentError("c_storage= applies to scheme='signcut'; dense takes storage=")
+        if storage is not None and storage not in _STORAGE_CODES:
+            raise ArgumentError(f"storage must be one of {tuple(_STORAGE_CODES)}, not {storage!r}")
+        # 0: not given, the encoder chooses by the target (lrq.encode).
+        option = _STORAGE_CODES[storage] if storage is not None else 0
     else:
-        option = _C_STORAGE_CODES.get(options.get("c_storage", "float32"), 0)
-    return (CD_WORD0, _DTYPE_CODES[dtype], len(chunks), *(int(c) for c in chunks),
-            ENCODED_BY_WRITER, _SCHEME_CODES[scheme], _TARGET_CODES[kind], value_word,
-            int(seed) & 0xFFFFFFFF, int(seed) >> 32, option)
+        if storage is not None and scheme == "signcut":
+            raise ArgumentError("storage= applies to scheme='dense'; signcut takes c_storage=")
+        if c_storage is not None and c_storage not in _C_STORAGE_CODES:
+            raise ArgumentError(f"c_storage must be one of {tuple(_C_STORAGE_CODES)}, not {c_storage!r}")
+        option = _C_STORAGE_CODES[c_storage or "float32"]
+    return (_SCHEME_CODES[scheme], _TARGET_CODES[kind], value_word, int(seed) & 0xFFFFFFFF, int(seed) >> 32, option)
+
+
+def filter_parameters(dtype, chunks: tuple, scheme: str = "auto", *, bits=None, width=None,
+                      rel_error=None, seed: int = 0, encoded_by: int = ENCODED_BY_WRITER, **options) -> tuple:
+    """The stored cd_values of an lrq-filtered dataset (spec/hdf5-filter.md).
+
+    Words: the marker and layout, the element type, the chunk's rank and
+    dimensions, who encodes the chunks (:func:`write`: the writer; a
+    dataset made with :class:`LRQ`: the filter, which writes this form
+    itself from the request form), then the encoding request
+    (:func:`request_words`).
+    """
+    dtype = np.dtype(dtype).name
+    if dtype not in _DTYPE_CODES:
+        raise ArgumentError(f"an lrq-filtered dataset holds float32 or float64, not {dtype}")
+    unknown = set(options) - {"c_storage", "storage"}
+    request = request_words(scheme, bits=bits, width=width, rel_error=rel_error, seed=seed,
+                            **{k: v for k, v in options.items() if k not in unknown})
+    return (CD_WORD0, _DTYPE_CODES[dtype], len(chunks), *(int(c) for c in chunks), encoded_by, *request)
 
 
 def encoding_request(words) -> dict:
@@ -183,9 +235,11 @@ def write(parent, name: str, data, *, chunks: Optional[tuple] = None, scheme: st
 
     Chunks are encoded here in Python and stored with
     ``write_direct_chunk``; reading goes through the filter.  The filter
-    is optional in the pipeline, as HDF5 requires of a filter that cannot
-    encode: a later write to the dataset through HDF5 stores its chunks
-    unfiltered (and marked so), exactly as given.
+    is optional in the pipeline and declines to encode the chunks of such a
+    dataset (spec [H5-7]): a later write to the dataset through HDF5 stores
+    its chunks unfiltered (and marked so), exactly as given.  To have the
+    plugin encode chunks written through HDF5, create the dataset with
+    :class:`LRQ` instead (signcut and dense).
     """
     array = data if hasattr(data, "shape") and hasattr(data, "dtype") else np.asarray(data)
     shape = tuple(int(d) for d in array.shape)
@@ -217,6 +271,83 @@ def write(parent, name: str, data, *, chunks: Optional[tuple] = None, scheme: st
         del parent[name]
         raise
     return dataset
+
+
+class LRQ(h5py.filters.FilterRefBase):
+    """The lrq filter for h5py, with chunks encoded in C by the plugin:
+
+        f.create_dataset("A", data=A, chunks=(256, 256), compression=lrq.hdf5.LRQ(bits=2))
+        f.create_dataset("B", data=B, chunks=(256, 256), **lrq.hdf5.LRQ(rel_error=0.1))
+
+    Writing through h5py (``dset[...] = A``) then encodes every chunk in the
+    plugin, with the bytes ``lrq.encode(chunk, scheme, ...)`` gives
+    (spec/hdf5-filter.md [H5-8]); a ``rel_error=`` target and a ``bits=``
+    budget hold for each chunk on its own.  The chunk is what HDF5 hands
+    the filter: an edge chunk is padded to the full chunk shape with the
+    fill value and encoded whole, unlike :func:`write`, which encodes the
+    part inside the dataset.  A write to part of a chunk already stored
+    has HDF5 decode the chunk, change it and hand it to the filter again:
+    the rest of the chunk is encoded a second time (write whole chunks to
+    keep one encoding's error).
+
+    bits, rel_error, width : at most one; none gives 4 bits/entry
+        As for :func:`lrq.encode`; ``width=`` is signcut's number of cuts.
+        Float targets are stored, and applied, as binary32 values.
+    scheme : "signcut" (default) or "dense"
+        The schemes with a C encoder.  "lplr" and "auto" have none: they
+        raise :class:`lrq.ArgumentError` here (use :func:`write`).
+    seed : int
+        The encoder's seed: equal chunks give equal bytes.
+    c_storage : "float32" or "float16" (signcut); storage : a float type (dense)
+
+    Chunks must be matrices, (r, c) or (1, ..., 1, r, c), for signcut, of
+    up to 4096 x 4096; dense takes any chunk.  float32 and float64 datasets.
+    HDF5 refuses the dataset's creation when the parameters cannot be
+    honoured (the plugin's message names why: a budget no chunk of this
+    shape can meet, a chunk the encoder does not take, ...), and a chunk
+    the encoder cannot store (a NaN, a ``rel_error=`` signcut does not
+    reach) fails the write: the filter is made mandatory, so no chunk is
+    ever stored unfiltered.  HDF5 runs the filter when a chunk leaves its
+    cache, so that error comes at the next flush or close; write valid
+    data over the chunk before closing (with h5py's HDF5 2.0 a file closed
+    with such a chunk pending may crash the process at exit, inside HDF5:
+    c_src/hdf5/README.md, "Write errors").
+    :attr:`filter_options` holds the request form of the parameters; the
+    plugin stores the full form (:func:`filter_parameters`), from which
+    :meth:`from_dataset` recovers the options.
+    """
+
+    filter_id = FILTER_ID
+
+    def __init__(self, *, bits=None, rel_error=None, width=None, scheme: str = "signcut", seed: int = 0,
+                 c_storage=None, storage=None):
+        if scheme not in C_SCHEMES:
+            raise ArgumentError(f"the lrq filter encodes schemes {', '.join(C_SCHEMES)} in C; scheme {scheme!r} "
+                                "has a Python encoder only: write such datasets with lrq.hdf5.write")
+        self.filter_options = request_words(scheme, bits=bits, width=width, rel_error=rel_error, seed=seed,
+                                            c_storage=c_storage, storage=storage)
+        self.options = encoding_request(filter_parameters(np.float32, (1, 1), scheme, bits=bits, width=width,
+                                                          rel_error=rel_error, seed=seed, c_storage=c_storage,
+                                                          storage=storage))
+
+    @classmethod
+    def from_dataset(cls, dataset) -> "LRQ":
+        """The filter of an lrq-filtered dataset, from its stored parameters
+        (``LRQ.from_dataset(d) == LRQ(**the options d was made with)``, float
+        targets as their binary32 values)."""
+        if not isinstance(dataset, h5py.Dataset):
+            raise ArgumentError(f"LRQ.from_dataset takes an h5py Dataset, not {type(dataset).__name__}")
+        plist = dataset.id.get_create_plist()
+        if not plist.all_filters_avail() or FILTER_ID not in [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]:
+            raise ArgumentError(f"dataset '{dataset.name}' is not lrq-filtered")
+        request = encoding_request(dataset)
+        if request["scheme"] not in C_SCHEMES:
+            raise ArgumentError(f"dataset '{dataset.name}' was written with scheme {request['scheme']!r}, which the "
+                                "filter does not encode (lrq.hdf5.write wrote it)")
+        return cls(**request)
+
+    def __repr__(self) -> str:
+        return "lrq.hdf5.LRQ(" + ", ".join(f"{k}={v!r}" for k, v in self.options.items()) + ")"
 
 
 class Matrix:
