@@ -79,7 +79,12 @@ def _is_cjk(cp: int) -> bool:
 
 
 def _cleaned(text: str) -> str:
-    """Control characters dropped, whitespace made spaces, CJK characters spaced out."""
+    """Control characters dropped, whitespace made spaces, CJK characters spaced out.
+
+    "Control" is every Unicode category C* (format, private use and
+    unassigned too) but tab, newline and carriage return, as in the
+    package's tokenizer.json (the tokenizers library's BertNormalizer);
+    Google's original Python BERT dropped only Cc and Cf."""
     out = []
     for ch in text:
         cp = ord(ch)
