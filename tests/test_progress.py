@@ -63,20 +63,20 @@ def test_keyboard_interrupt_from_the_callback_stops_within_a_second(monkeypatch,
         rng = np.random.default_rng(6)
         a = (rng.standard_normal((1200, 6)) @ rng.standard_normal((6, 1000))).astype(np.float32)
     started = _slow_least_squares(monkeypatch, 30.0)
-    begun = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         lrq.encode(a, scheme, bits=2.0, progress=_interrupt_once_started(started))
     assert started
-    assert time.monotonic() - begun < 10.0  # not the 30 s of the call
+    # Measured from the slow call's start (Ctrl-C comes 0.5 s into it): what
+    # precedes it depends on the machine's load, the stop must not.
+    assert time.monotonic() - started[0] < 10.0  # not the 30 s of the call
 
 
 def test_interrupting_a_tiled_encode_stops_every_worker(monkeypatch):
     started = _slow_least_squares(monkeypatch, 30.0)
-    begun = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         lrq.encode(_matrix((600, 1000)), "lplr", bits=2.0, bits_l=2, bits_r=2, tile_shape=(600, 500),
                    threads=2, progress=_interrupt_once_started(started))
-    assert time.monotonic() - begun < 10.0
+    assert time.monotonic() - started[0] < 10.0
     assert not [t for t in threading.enumerate() if t.name.startswith("lrq-tile")]
 
 
