@@ -121,14 +121,16 @@ def _joined_tile(tiles: list, panel: int) -> container.TileRecord:
     return container.TileRecord((0, 0), shape, first.scheme, dict(p), ordered)
 
 
-def _shares_factor(tiles: list) -> bool:
-    """Whether tiles can be stacked exactly: one scheme, equal parameters and
-    shared sections, and for lplr one σ_L (a member written elsewhere may
-    have its own, which stacking would have to round)."""
+def _shares_factor(tiles: list, stacked: bool = False) -> bool:
+    """Whether tiles share one right factor: one scheme, equal shared
+    parameters and sections (what a group needs, spec §10.4).  With
+    ``stacked``, whether they can also be stacked exactly into one tile: for
+    lplr also one b_L and σ_L (members written by another encoder may have
+    their own, which stacking would have to round)."""
     first = tiles[0]
     if first.scheme not in container.GROUP_SCHEMES or "c_scale" in first.params:
         return False
-    keys = container.SHARED_PARAMS[first.scheme] + container.MEMBER_PARAMS[first.scheme]
+    keys = container.SHARED_PARAMS[first.scheme] + (container.MEMBER_PARAMS[first.scheme] if stacked else ())
     return all(
         t.scheme == first.scheme and t.shape[1] == first.shape[1] and "c_scale" not in t.params
         and all(t.params[k] == first.params[k] for k in keys)
@@ -177,7 +179,8 @@ class Group(Mapping):
         for m in self._members.values():
             self._bounds.append((row, row + m.shape[0]))
             row += m.shape[0]
-        self._stackable = _shares_factor(tiles)
+        self._shared = _shares_factor(tiles)
+        self._stackable = _shares_factor(tiles, stacked=True)
         # How many products of the shared factor this group computed (one
         # per G @ x); tests read it to see that members share the work.
         self.shared_products = 0
@@ -236,7 +239,7 @@ class Group(Mapping):
 
     def records(self, name: str) -> tuple:
         """(member TensorRecords marked as members, GroupRecord) for writing group ``name``."""
-        if not self._stackable:
+        if not self._shared:
             raise ArgumentError(f"group '{name}': its members do not share one right factor exactly")
         tensors = []
         for member, m in self._members.items():
@@ -311,8 +314,24 @@ def encode_group(
         if options.get("c_storage", "float32") != "float32":
             raise ArgumentError("a group stores its shared weights c as float32 (spec §10.4)")
         options["c_storage"] = "float32"
-    stacked = encode(stacked_array, scheme, bits=bits, width=width, rel_error=rel_error, seed=seed,
-                     tile_shape=stacked_array.shape, panel=panel, name=name, threads=threads, **options)
+    def run(budget):
+        return _split(encode(stacked_array, scheme, bits=budget, width=width, rel_error=rel_error, seed=seed,
+                             tile_shape=stacked_array.shape, panel=panel, name=name, threads=threads, **options),
+                      arrays, scheme, name)
+
+    group = run(bits)
+    if bits is not None:
+        # The stacked matrix was sized as one tensor; the group's file has a
+        # tensor map per member and a group map.  Charge that difference to
+        # the budget once, so the group's bits per entry stay within it.
+        overhead = group.nbytes - group._stacked.nbytes
+        if 8.0 * group.nbytes / group.size > bits and overhead > 0:
+            group = run(bits - 8.0 * overhead / group.size)
+    return group
+
+
+def _split(stacked: Matrix, arrays: dict, scheme: str, name: Optional[str]) -> Group:
+    """The members of a stacked encoding, each its rows of the left factor."""
     tile = stacked._record.tiles[0]
     if tile.scheme != scheme:  # pragma: no cover - an explicit scheme is kept
         raise ArgumentError(f"the stacked matrix was encoded as {tile.scheme}, not {scheme}")
