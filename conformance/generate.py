@@ -599,6 +599,12 @@ def invalid_vectors(valid: dict) -> dict:
         "FormatError", "member 'q' has an lplr tile in a signcut group")
     add("xgrp8-flag-without-groups", group_edit(lambda hh: hh.pop("groups"), shared_last[:-2]), "GRP-8", "FormatError",
         "shared_factor set, no 'groups' key")
+    add("xgrp1-group-name-empty", group_edit(lambda hh: hh["groups"][0].update(name="")), "GRP-1", "FormatError",
+        "the group's name is the empty string")
+    add("xgrp2-group-scheme-dense", group_edit(lambda hh: hh["groups"][0].update(scheme="dense")), "GRP-2",
+        "FormatError", "a group of scheme 'dense': only signcut and lplr factors are shared")
+    add("xgrp3-group-columns-zero", group_edit(lambda hh: hh["groups"][0].update(columns=0)), "GRP-3", "FormatError",
+        "the group's 'columns' is 0")
     add("xpre4-required-feature-bit2", surgery.edit_preamble(grp, required=6), "PRE-4", "UnsupportedError",
         "1.2 file with required bits 1 and 2: bit 2 is unknown to 1.2")
 
@@ -785,7 +791,7 @@ def build() -> dict:
         if also:
             entry["also"] = also
         required = struct.unpack_from("<Q", data, 16)[0] if len(data) >= 24 else 0
-        if required & container.SHARED_FACTOR and rule != "PRE-4" and name not in LATER_VERDICTS:
+        if required & container.SHARED_FACTOR and rule.startswith("GRP-"):
             entry["since"] = "1.2"  # earlier decoders stop at bit 1 [PRE-4]; the verdict is a 1.2 one
         elif required & container.SIGNCUT_C16 and rule != "PRE-4" and name not in LATER_VERDICTS:
             entry["since"] = "1.1"  # a 1.0 decoder stops at bit 0 [PRE-4]; the verdict is a 1.1 one
