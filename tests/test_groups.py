@@ -181,3 +181,25 @@ def test_encoding_is_deterministic():
     a = lrq.dumps(lrq.encode_group(_members(), scheme="signcut", bits=3.0))
     b = lrq.dumps(lrq.encode_group(_members(), scheme="signcut", bits=3.0))
     assert a == b
+
+
+@pytest.mark.parametrize("vector", ["group-signcut-3members-40cols-w20", "groups-lplr-b5x3-and-signcut-kp64"])
+def test_damaged_group_files_decode_or_raise_lrq_errors_in_both_decoders(vector):
+    with open(os.path.join(VECTORS, f"{vector}.lrq"), "rb") as fh:
+        data = fh.read()
+    header_end = 64 + int.from_bytes(data[32:40], "little")
+    rng = np.random.default_rng(7)
+    # Every header byte (where the group maps are) flipped, and a sample of the rest.
+    positions = list(range(64, header_end)) + sorted(rng.choice(len(data), 200, replace=False).tolist())
+    for pos in positions:
+        for mask in (0x01, 0x80):
+            damaged = bytearray(data)
+            damaged[pos] ^= mask
+            # Keep the header CRC right, so the parsers meet the damaged header itself.
+            crc = _native.crc32c(bytes(damaged[64:header_end]), _native.crc32c(bytes(damaged[:48])))
+            damaged[48:52] = crc.to_bytes(4, "little")
+            for decode in (lambda b: lrq.loads(b), lrq.reference.decode):
+                try:
+                    decode(bytes(damaged))
+                except lrq.LrqError:
+                    pass
