@@ -537,6 +537,17 @@ class _FloatValues(container.Section):
         return data
 
 
+def _unique_name(f: _Map, seen: set, what: str, rule: str) -> str:
+    """A map's "name": 1 to 1024 bytes, not in ``seen`` ([TEN-2], [GRP-1]); it then names the map in messages."""
+    name = f.get("name", str, rule)
+    if not 1 <= len(name.encode("utf-8")) <= container.MAX_NAME_BYTES or name in seen:
+        _fail(f.where, f"{what} name '{name[:40]}' is empty, longer than {container.MAX_NAME_BYTES} bytes "
+              "or used twice", rule)
+    seen.add(name)
+    f.where = f"{what} '{name}'"
+    return name
+
+
 def _groups(top: _Map) -> list:
     raw = top.get("groups", list, "GRP-8")
     if not raw:
@@ -548,11 +559,7 @@ def _groups(top: _Map) -> list:
         if not isinstance(obj, dict):
             _fail("header", f"group #{k} is not a map", "GRP-1")
         f = _Map(obj, f"group #{k}")
-        name = f.get("name", str, "GRP-1")
-        if not 1 <= len(name.encode("utf-8")) <= container.MAX_NAME_BYTES or name in names:
-            _fail(f.where, f"group name '{name[:40]}' is empty, too long or used twice", "GRP-1")
-        names.add(name)
-        f.where = f"group '{name}'"
+        name = _unique_name(f, names, "group", "GRP-1")
         scheme = f.get("scheme", str, "GRP-2")
         if scheme not in container.GROUP_SCHEMES:
             _fail(f.where, f"scheme '{scheme}' cannot be shared (signcut or lplr)", "GRP-2")
@@ -583,11 +590,7 @@ def _tensor(obj, index: int, seen: set, required: int, member_of: dict) -> tuple
     if not isinstance(obj, dict):
         _fail("header", f"tensor #{index} is not a map", "TEN-1")
     f = _Map(obj, f"tensor #{index}")
-    name = f.get("name", str, "TEN-2")
-    if not 1 <= len(name.encode("utf-8")) <= container.MAX_NAME_BYTES or name in seen:
-        _fail(f.where, f"tensor name '{name[:40]}' is empty, too long or used twice", "TEN-2")
-    seen.add(name)
-    f.where = f"tensor '{name}'"
+    name = _unique_name(f, seen, "tensor", "TEN-2")
     shape = f.ints("shape", "TEN-3")
     if len(shape) > container.MAX_NDIM or any(not 1 <= d <= container.MAX_DIM for d in shape) \
             or math.prod(shape) > container.MAX_ELEMENTS:
