@@ -16,6 +16,11 @@ the "bits" columns are what each file measured, the three separate files
 together against the group's one file).  error = ‖W − Ŵ‖_F / ‖W‖_F of each
 member; "joint/sep" is the ratio of the two (< 1: the group wins).
 "lplr-svd" is LPLR-SVD, the seed's joint rank-k.
+
+Last, the product with one vector x on layer 0's group (``--time``, on by
+default): ``G @ x`` (the shared factor once, one kernel call) against the
+three members' products one by one, and NumPy's dense ``W @ x`` for the
+three, medians of 200 runs in this process, as ratios to ``G @ x``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ def main() -> int:
     parser.add_argument("--layers", type=int, nargs="+", default=list(range(6)))
     parser.add_argument("--schemes", nargs="+", default=list(SCHEMES), choices=list(SCHEMES))
     parser.add_argument("--group", choices=("qkv", "qk"), default="qkv")
+    parser.add_argument("--no-time", dest="time", action="store_false", help="skip the product timings")
     args = parser.parse_args()
     grouped = MEMBERS if args.group == "qkv" else MEMBERS[:2]
     weights = datasets.minilm_weights()
@@ -77,7 +83,33 @@ def main() -> int:
     for (scheme_name, bits), (mean, lo, hi, (t_sep, t_joint)) in summary.items():
         print(f"{scheme_name:<9} {bits:>4g} bits: {mean:.3f} ({lo:.3f}, {hi:.3f}); "
               f"encode {t_sep:.1f} s vs {t_joint:.1f} s (ratio {t_joint / max(t_sep, 1e-9):.2f})")
+    if args.time:
+        mats = {m: np.asarray(weights[f"encoder.layer.0.attention.self.{m}.weight"], dtype=np.float32) for m in grouped}
+        _time_products(mats, args.schemes, max(args.bits))
     return 0
+
+
+def _median_seconds(call, runs: int = 200) -> float:
+    call()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def _time_products(mats: dict, scheme_names: list, bits: float) -> None:
+    x = np.random.default_rng(0).standard_normal(next(iter(mats.values())).shape[1]).astype(np.float32)
+    print(f"\nproducts with one x, layer 0, {'+'.join(mats)}, {bits:g} bits (medians of 200; ratio to G @ x)")
+    for scheme_name in scheme_names:
+        scheme, options = SCHEMES[scheme_name]
+        group = lrq.encode_group(mats, scheme=scheme, bits=bits, **options)
+        joint = _median_seconds(lambda: group @ x)
+        members = _median_seconds(lambda: [group[m] @ x for m in group])
+        dense = _median_seconds(lambda: [a @ x for a in mats.values()])
+        print(f"{scheme_name:<9} G @ x {joint * 1e6:8.1f} us; members one by one {members / joint:5.2f}x; "
+              f"NumPy dense {dense / joint:5.2f}x")
 
 
 if __name__ == "__main__":
