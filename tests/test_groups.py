@@ -10,6 +10,7 @@ import pytest
 import lrq
 import lrq.reference
 from lrq import _native
+from lrq.reference import surgery
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VECTORS = os.path.join(HERE, "..", "conformance", "v1", "valid")
@@ -203,3 +204,29 @@ def test_damaged_group_files_decode_or_raise_lrq_errors_in_both_decoders(vector)
                     decode(bytes(damaged))
                 except lrq.LrqError:
                     pass
+
+
+def test_group_products_of_stacked_batches_split_by_rows(group):
+    X = np.random.default_rng(8).standard_normal((2, 40, 3)).astype(np.float32)
+    Ys = group @ X
+    for name in group:
+        np.testing.assert_allclose(Ys[name], group[name] @ X, atol=1e-5)
+
+
+def test_a_member_with_nonzero_padding_bits_fails_the_group_product(tmp_path):
+    # Joining the members' left factors drops padding bits: each member's
+    # content rules are checked first [SEC-7], [LAY-1].
+    group = lrq.encode_group(_members(), scheme="signcut", width=20)
+    lrq.save(tmp_path / "g.lrq", {"attn": group})
+    data = bytearray((tmp_path / "g.lrq").read_bytes())
+    k = lrq.reference.parse(bytes(data), lrq.reference.crc32c, verify_sections=False).tensors[1]
+    s = k.tiles[0].sections["s"]
+    # Row 0's second chunk (elements 16-31; 20-31 are padding as w = 20) is the
+    # u16 at byte 32 of the first row tile (spec §9.3): its high byte is padding.
+    data[s.offset + 33] |= 0x80
+    path = tmp_path / "bad.lrq"
+    header = surgery.header(bytes(data))
+    path.write_bytes(surgery.assemble(header, surgery.payloads(bytes(data)), minor=2, required=2))  # CRCs made right
+    with lrq.open(path) as f:
+        with pytest.raises(lrq.FormatError, match="LAY-1"):
+            f.groups["attn"] @ np.ones(40, np.float32)

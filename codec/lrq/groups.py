@@ -214,12 +214,24 @@ class Group(Mapping):
         return 8.0 * self.nbytes / self.size
 
     def _stacked_matrix(self) -> Optional[Matrix]:
+        """The members stacked by rows as one in-memory tile (their left
+        factors copied, about the size of those sections; the shared ones are
+        the members' own views), made on first use."""
         if self._stacked is None and self._stackable:
-            tiles = [m._record.tiles[0] for m in self._members.values()]
-            tile = _joined_tile(tiles, self._panel)
-            first = next(iter(self._members.values()))._record
-            record = container.TensorRecord(self.name or "group", tile.shape, first.dtype, tile.shape, self._panel, [tile])
-            self._stacked = Matrix(record)
+            members = list(self._members.values())
+
+            def join() -> Matrix:
+                # Each member's sections pass its own checks first (CRC and
+                # content, [SEC-7]): joining drops padding bits, so a member
+                # whose padding breaks [LAY-1] must fail here, not vanish.
+                for m in members:
+                    m._kernel(0, m._record.tiles[0])
+                tile = _joined_tile([m._record.tiles[0] for m in members], self._panel)
+                record = container.TensorRecord(self.name or "group", tile.shape, members[0]._record.dtype,
+                                                tile.shape, self._panel, [tile])
+                return Matrix(record)
+
+            self._stacked = members[0]._reading_source(join)
         return self._stacked
 
     def matvec(self, x) -> dict:
@@ -229,7 +241,8 @@ class Group(Mapping):
             return {name: m @ x for name, m in self._members.items()}
         y = stacked @ x
         self.shared_products += 1
-        return {name: y[r0:r1] for name, (r0, r1) in zip(self._members, self._bounds)}
+        rows = (lambda r0, r1: y[r0:r1]) if y.ndim <= 2 else (lambda r0, r1: y[..., r0:r1, :])  # a stack (..., n, k)
+        return {name: rows(r0, r1) for name, (r0, r1) in zip(self._members, self._bounds)}
 
     def __matmul__(self, x) -> dict:
         return self.matvec(x)
