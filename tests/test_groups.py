@@ -230,3 +230,15 @@ def test_a_member_with_nonzero_padding_bits_fails_the_group_product(tmp_path):
     with lrq.open(path) as f:
         with pytest.raises(lrq.FormatError, match="LAY-1"):
             f.groups["attn"] @ np.ones(40, np.float32)
+
+
+def test_groups_pickle_through_their_bytes(group, tmp_path):
+    import pickle
+
+    back = pickle.loads(pickle.dumps(group))
+    assert isinstance(back, lrq.Group) and list(back) == list(group)
+    lrq.save(tmp_path / "g.lrq", {"attn": group})
+    with lrq.open(tmp_path / "g.lrq") as f:
+        from_file = pickle.loads(pickle.dumps(f.groups["attn"]))
+    for name in group:
+        np.testing.assert_array_equal(from_file[name].decode(), group[name].decode())

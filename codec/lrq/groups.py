@@ -196,8 +196,14 @@ class Group(Mapping):
 
     def __repr__(self) -> str:
         rows = sum(m.shape[0] for m in self._members.values())
-        return (f"<lrq.Group {self.name or ''} {self.scheme}, {len(self)} members, {rows}x{self.columns} stacked, "
+        name = f" '{self.name}'" if self.name else ""
+        return (f"<lrq.Group{name} {self.scheme}, {len(self)} members, {rows}x{self.columns} stacked, "
                 f"{self.bits_per_entry:.3g} bits/entry>")
+
+    def __reduce__(self):
+        # Through the bytes of a file holding the group, as for lrq.Matrix
+        # (a group read from a file then travels without its mapping).
+        return (_group_from_bytes, (b"".join(bytes(p) for p in self._serialize()),))
 
     @property
     def size(self) -> int:
@@ -728,3 +734,9 @@ def parse_grouped(buf) -> container.FileRecord:
     if pos != size:
         raise FormatError(f"[SEC-4] {size - pos} bytes follow the last section")
     return container.FileRecord(tensors, metadata, required, optional, minor, groups)
+
+
+def _group_from_bytes(data: bytes) -> Group:
+    from .io import loads
+
+    return loads(data)
