@@ -60,6 +60,7 @@ def main() -> int:
         scheme, options = SCHEMES[scheme_name]
         for bits in args.bits:
             ratios, seconds = [], [0.0, 0.0]
+            squared = [0.0, 0.0, 0.0]  # Σ‖W − Ŵ‖² separate, joint, and Σ‖W‖², over every member and layer
             for layer in args.layers:
                 mats = {m: np.asarray(weights[f"encoder.layer.{layer}.attention.self.{m}.weight"], dtype=np.float32)
                         for m in MEMBERS}
@@ -76,12 +77,19 @@ def main() -> int:
                 for m in MEMBERS:
                     sep, joint = separate[m].rel_error, joint_members[m].rel_error
                     ratios.append(joint / sep)
+                    norm2 = float(np.linalg.norm(mats[m].astype(np.float64))) ** 2
+                    squared[0] += sep * sep * norm2
+                    squared[1] += joint * joint * norm2
+                    squared[2] += norm2
                     print(f"{scheme_name:<9} {bits:>4g} {layer:>5} {m:<6} {sep:>8.4f} {joint:>9.4f} {joint / sep:>9.3f}"
                           f" {sep_bits:>8.3f} {joint_bits:>10.3f}")
-            summary[(scheme_name, bits)] = (float(np.mean(ratios)), float(np.min(ratios)), float(np.max(ratios)), seconds)
-    print("\nmean (min, max) of joint/sep error over members and layers; encode seconds separate vs joint")
-    for (scheme_name, bits), (mean, lo, hi, (t_sep, t_joint)) in summary.items():
-        print(f"{scheme_name:<9} {bits:>4g} bits: {mean:.3f} ({lo:.3f}, {hi:.3f}); "
+            total = (np.sqrt(squared[0] / squared[2]), np.sqrt(squared[1] / squared[2]))
+            summary[(scheme_name, bits)] = (float(np.mean(ratios)), float(np.min(ratios)), float(np.max(ratios)),
+                                            total, seconds)
+    print("\nmean (min, max) of joint/sep error over members and layers; the error of all of them together "
+          "(separate -> joint); encode seconds separate vs joint")
+    for (scheme_name, bits), (mean, lo, hi, (sep_all, joint_all), (t_sep, t_joint)) in summary.items():
+        print(f"{scheme_name:<9} {bits:>4g} bits: {mean:.3f} ({lo:.3f}, {hi:.3f}); all {sep_all:.4f} -> {joint_all:.4f}; "
               f"encode {t_sep:.1f} s vs {t_joint:.1f} s (ratio {t_joint / max(t_sep, 1e-9):.2f})")
     if args.time:
         mats = {m: np.asarray(weights[f"encoder.layer.0.attention.self.{m}.weight"], dtype=np.float32) for m in grouped}
