@@ -141,8 +141,31 @@ def tensor(name, shape, dtype, tiles, tile_shape=None, panel=container.DEFAULT_P
     return container.TensorRecord(name, tuple(shape), dtype, tuple(tile_shape or shape), panel, tiles, rel_error, encoder)
 
 
-def file_bytes(tensors, metadata=None) -> bytes:
-    return b"".join(bytes(p) for p in container.serialize(tensors, metadata, CRC))
+def file_bytes(tensors, metadata=None, groups=()) -> bytes:
+    return b"".join(bytes(p) for p in container.serialize(tensors, metadata, CRC, groups))
+
+
+def signcut_group(rng, name, members, n, width, panel=container.DEFAULT_PANEL):
+    """A 1.2 signcut group (spec §10.4): one T and c, an S per (tensor name, rows) of ``members``."""
+    shared = {"c": section("c", rng.uniform((width,), 0.05, 1.0).astype("<f4").tobytes()),
+              "tt": section("tt", layout.pack_interleaved(rng.bits((width, n)), 1, panel).tobytes())}
+    tensors = []
+    for tname, m in members:
+        sections = dict(shared, s=section("s", layout.pack_interleaved(rng.bits((m, width)), 1, panel).tobytes()))
+        tile = container.TileRecord((0, 0), (m, n), "signcut", {"width": width}, sections)
+        tensors.append(tensor(tname, (m, n), "float32", [tile], panel=panel))
+    return tensors, container.group_of(name, tensors)
+
+
+def lplr_group(rng, name, members, n, rank, bits_l, bits_r, group, panel=container.DEFAULT_PANEL):
+    """A 1.2 lplr group: one R, an L (with its own σ_L) per member."""
+    right = _factor(rng, rank, n, bits_r, group)
+    tensors = []
+    for tname, m in members:
+        params, raw = lplr.params_and_sections(rank, bits_l, bits_r, group, _factor(rng, m, rank, bits_l, group), right, panel)
+        tile = container.TileRecord((0, 0), (m, n), "lplr", params, {k: section(k, v) for k, v in raw.items()})
+        tensors.append(tensor(tname, (m, n), "float32", [tile], panel=panel))
+    return tensors, container.group_of(name, tensors)
 
 
 def grid_tensor(rng, name, shape, tile_shape, make_tile, panel=container.DEFAULT_PANEL):
@@ -311,6 +334,23 @@ def valid_vectors() -> dict:
         _rebuild(base, hh, single_float=False),
         "every map's keys in reverse writer order, floats as float 64 (scale_l a float 64 just above its binary32 value)",
     )
+
+    # Format 1.2: groups sharing a right factor (required feature bit 1,
+    # shared_factor; spec §10.4).  Decoders of 1.0 and 1.1 refuse these [PRE-4].
+    rng = rng_for("group-signcut-3members-40cols-w20")
+    members, grp = signcut_group(rng, "attn", [("q", 20), ("k", 5), ("v", 33)], 40, 20)
+    out["group-signcut-3members-40cols-w20"] = (
+        file_bytes(members + [tensor("bias", (3,), "float32", [dense_tile((0,), (3,), "float32", np.array([0.5, -1, 2]))])],
+                   None, [grp]),
+        "1.2: a signcut group of three members (20, 5 and 33 rows; one not a multiple of 16) sharing T and c, "
+        "and a tensor outside the group")
+    rng = rng_for("groups-lplr-b5x3-and-signcut-kp64")
+    lp_members, lp_group = lplr_group(rng, "mlp", [("gate", 17), ("up", 24)], 33, 3, 5, 3, 16, panel=64)
+    sc_members, sc_group = signcut_group(rng, "qk", [("q", 4), ("k", 18)], 70, 9, panel=64)
+    out["groups-lplr-b5x3-and-signcut-kp64"] = (
+        file_bytes([sc_members[0]] + lp_members + [sc_members[1]], None, [lp_group, sc_group]),
+        "1.2: two groups, lplr (byte codes for L, bit-planes for R, a σ_L per member) and signcut, panel 64, "
+        "their members interleaved in 'tensors'")
 
     # Forward compatibility: a later minor, an unknown optional feature bit and
     # unknown (vendor) keys must all be accepted by a 1.0 decoder.
@@ -540,6 +580,34 @@ def invalid_vectors(valid: dict) -> dict:
     add("xhdr8-c-scale-f64-not-power-of-two", v11(_rebuild(c16, hh, single_float=False)), "SC-3", "FormatError",
         "c_scale a float 64 of 0.125*(1+2^-20): binary32 keeps the 2^-20, so it is no power of two", also=["HDR-8"])
 
+    # Format 1.2, feature shared_factor (bit 1): groups [GRP-*].
+    grp, _ = valid["group-signcut-3members-40cols-w20"]
+
+    def group_edit(edit, payloads=None):
+        hh = surgery.header(grp)
+        edit(hh)
+        return _rebuild(grp, hh, payloads, minor=2, required=2)
+
+    shared_last = surgery.payloads(grp)
+    add("xgrp5-shared-section-missing", group_edit(lambda hh: hh["groups"][0]["sections"].pop(), shared_last[:-1]),
+        "GRP-5", "FormatError", "the group lists only its 'c' section: the shared 'tt' is missing")
+    add("xgrp6-member-wrong-columns", group_edit(lambda hh: hh["tensors"][1].update(shape=[5, 41], tile_shape=[5, 41])),
+        "GRP-6", "FormatError", "member 'k' has 41 columns, its group 40")
+    add("xgrp4-member-not-a-tensor", group_edit(lambda hh: hh["groups"][0]["members"].append("o")), "GRP-4",
+        "FormatError", "the group names a member 'o' that is no tensor of the file")
+    add("xgrp7-member-scheme", group_edit(lambda hh: hh["tensors"][0]["tiles"][0].update(scheme="lplr")), "GRP-7",
+        "FormatError", "member 'q' has an lplr tile in a signcut group")
+    add("xgrp8-flag-without-groups", group_edit(lambda hh: hh.pop("groups"), shared_last[:-2]), "GRP-8", "FormatError",
+        "shared_factor set, no 'groups' key")
+    add("xgrp1-group-name-empty", group_edit(lambda hh: hh["groups"][0].update(name="")), "GRP-1", "FormatError",
+        "the group's name is the empty string")
+    add("xgrp2-group-scheme-dense", group_edit(lambda hh: hh["groups"][0].update(scheme="dense")), "GRP-2",
+        "FormatError", "a group of scheme 'dense': only signcut and lplr factors are shared")
+    add("xgrp3-group-columns-zero", group_edit(lambda hh: hh["groups"][0].update(columns=0)), "GRP-3", "FormatError",
+        "the group's 'columns' is 0")
+    add("xpre4-required-feature-bit2", surgery.edit_preamble(grp, required=6), "PRE-4", "UnsupportedError",
+        "1.2 file with required bits 1 and 2: bit 2 is unknown to 1.2")
+
     # Added with errata E-1 to E-9 (2026-12-02): a vector for every rule with an error class.
     def edited(base, edit, **assemble):
         hh = surgery.header(base)
@@ -682,6 +750,8 @@ def expected(data: bytes, name: str):
 # assigns bit 0 (signcut_c16), and the file has no tile that uses it.
 LATER_VERDICTS = {
     "xpre4-required-feature": {"later": [{"since": "1.1", "rule": "SC-5", "error": "FormatError"}]},
+    # 1.2 assigns bit 1 (shared_factor): the file then lacks its 'groups'.
+    "xpre4-required-feature-bit1": {"later": [{"since": "1.2", "rule": "GRP-8", "error": "FormatError"}]},
 }
 
 
@@ -721,7 +791,9 @@ def build() -> dict:
         if also:
             entry["also"] = also
         required = struct.unpack_from("<Q", data, 16)[0] if len(data) >= 24 else 0
-        if required & container.SIGNCUT_C16 and rule != "PRE-4" and name not in LATER_VERDICTS:
+        if required & container.SHARED_FACTOR and rule.startswith("GRP-"):
+            entry["since"] = "1.2"  # earlier decoders stop at bit 1 [PRE-4]; the verdict is a 1.2 one
+        elif required & container.SIGNCUT_C16 and rule != "PRE-4" and name not in LATER_VERDICTS:
             entry["since"] = "1.1"  # a 1.0 decoder stops at bit 0 [PRE-4]; the verdict is a 1.1 one
         entry.update(LATER_VERDICTS.get(name, {}))
         entry.update(ERRATA_VERDICTS.get(name, {}))

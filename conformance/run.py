@@ -7,12 +7,14 @@ Decoders:
   reference  ``lrq.reference.decode``: pure NumPy, written from the spec
   reference-1.0  the reference decoder restricted to format 1.0 (no required
              feature known), for the verdicts a 1.0 decoder must reach
+  reference-1.1  the reference decoder restricted to format 1.1 (required bit 0
+             only, no groups), for the verdicts a 1.1 decoder must reach
 
 A valid vector must decode, in both, to its expected arrays within the
 manifest's tolerance (exactly for dense tensors), and each 2-D float tensor's
 product with the manifest's x must match its expected result; a vector
-marked "since" a later minor must be refused by the 1.0 decoder with
-UnsupportedError [PRE-4].  An invalid vector must be refused with exactly the
+marked "since" a later minor must be refused with UnsupportedError [PRE-4] by
+the restricted decoders of every earlier minor (1.0, and 1.1 for a 1.2 file).  An invalid vector must be refused with exactly the
 error class, and a message citing the rule, that the manifest names for the
 decoder's version ("rule"/"error", or the last entry of "later" whose "since"
 the decoder implements).  An invalid vector marked "since" a minor applies
@@ -65,19 +67,27 @@ def _decode_reference(path: str, data: bytes) -> dict:
             for name, a in arrays.items()}
 
 
-def _decode_reference_10(path: str, data: bytes) -> dict:
-    """The reference decoder as a 1.0 decoder: it knows no required feature."""
-    known = _container.KNOWN_REQUIRED_FEATURES
-    _container.KNOWN_REQUIRED_FEATURES = 0
-    try:
-        return _decode_reference(path, data)
-    finally:
+def _restricted(known: int):
+    """The reference decoder as a decoder of an earlier minor: it knows only the
+    required features ``known`` (1.0: none; 1.1: signcut_c16)."""
+    def decode(path: str, data: bytes) -> dict:
+        saved = _container.KNOWN_REQUIRED_FEATURES
         _container.KNOWN_REQUIRED_FEATURES = known
+        try:
+            return _decode_reference(path, data)
+        finally:
+            _container.KNOWN_REQUIRED_FEATURES = saved
+    return decode
 
+
+_decode_reference_10 = _restricted(0)
+_decode_reference_11 = _restricted(_container.SIGNCUT_C16)
+EARLIER = {"reference-1.0": ((1, 0), _decode_reference_10), "reference-1.1": ((1, 1), _decode_reference_11)}
 
 DECODERS = {"lrq": _decode_lrq, "reference": _decode_reference}
 # The format version each decoder implements.
-VERSIONS = {"lrq": lrq.FORMAT_VERSION, "reference": lrq.FORMAT_VERSION, "reference-1.0": (1, 0)}
+VERSIONS = {"lrq": lrq.FORMAT_VERSION, "reference": lrq.FORMAT_VERSION,
+            **{name: version for name, (version, _) in EARLIER.items()}}
 
 
 def _version(text: str) -> tuple:
@@ -125,15 +135,17 @@ def check_valid(entry: dict) -> list:
     data, path = _vector(entry)
     if data is None:
         return [f"{entry['file']}: sha256 differs from the manifest"]
-    if "since" in entry:
+    for earlier, (version, decode) in EARLIER.items():
+        if "since" not in entry or version >= _version(entry["since"]):
+            continue
         try:
-            _decode_reference_10(path, data)
+            decode(path, data)
         except lrq.UnsupportedError:
             pass
         except Exception as exc:
-            problems.append(f"reference-1.0: raised {type(exc).__name__} ({exc}), not UnsupportedError [PRE-4]")
+            problems.append(f"{earlier}: raised {type(exc).__name__} ({exc}), not UnsupportedError [PRE-4]")
         else:
-            problems.append(f"reference-1.0: accepted a {entry['since']} file")
+            problems.append(f"{earlier}: accepted a {entry['since']} file")
     for decoder_name, decode in DECODERS.items():
         try:
             decoded = decode(path, data)
@@ -166,7 +178,7 @@ def check_invalid(entry: dict) -> list:
     data, path = _vector(entry)
     if data is None:
         return [f"{entry['file']}: sha256 differs from the manifest"]
-    decoders = dict(DECODERS, **{"reference-1.0": _decode_reference_10})
+    decoders = dict(DECODERS, **{name: decode for name, (_, decode) in EARLIER.items()})
     for decoder_name, decode in decoders.items():
         if not applies(entry, VERSIONS[decoder_name]):
             continue

@@ -117,7 +117,7 @@ def test_a_1_0_decoder_refuses_a_1_1_file(monkeypatch):
 
 def test_unknown_required_bits_still_refused():
     data = bytearray(lrq.dumps(lrq.encode(_gauss(20, 20), "signcut", width=4, c_storage="float16")))
-    data[16] |= 0x02  # bit 1: unassigned in 1.1
+    data[16] |= 0x04  # bit 2: unassigned in 1.2 (bit 1 is shared_factor since 1.2)
     for decode in (lrq.loads, lrq.reference.decode):
         with pytest.raises(lrq.UnsupportedError, match=r"PRE-4"):
             decode(bytes(data))

@@ -7,6 +7,7 @@ committed byte.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -135,7 +136,12 @@ def _parse_reference(data: bytes):
 
 
 def _rewrite(record, writer) -> bytes:
-    return b"".join(bytes(p) for p in writer(record.tensors, record.metadata or None, lrq.reference.crc32c))
+    # Groups (1.2): the library's reader resolves member tiles into ordinary
+    # ones; marked as members again, they are written with their group.
+    member_of = {name: g.name for g in record.groups for name in g.members}
+    tensors = [dataclasses.replace(t, tiles=[dataclasses.replace(tile, group=member_of[t.name]) for tile in t.tiles])
+               if t.name in member_of else t for t in record.tensors]
+    return b"".join(bytes(p) for p in writer(tensors, record.metadata or None, lrq.reference.crc32c, record.groups))
 
 
 # Vectors whose bytes hold what a writer does not reproduce on purpose: a

@@ -81,7 +81,8 @@ def _big_tensors() -> dict:
 
 
 def _header_length(tensors, metadata) -> int:
-    pieces = lrq_format.serialize(lrq.io._records(tensors), metadata, lrq.reference.crc32c)
+    records, groups = lrq.io._records(tensors)
+    pieces = lrq_format.serialize(records, metadata, lrq.reference.crc32c, groups)
     next(pieces)  # the preamble
     return len(next(pieces))
 

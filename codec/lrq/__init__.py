@@ -29,6 +29,7 @@ except ModuleNotFoundError as exc:
 else:
     _MISSING_EXTENSION = None
     from .encoder import encode, signcut_from_factors
+    from .groups import Group, encode_group
     from .io import File, decode, dumps, loads, open, save
     from .matrix import Matrix
 
@@ -84,6 +85,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "encode",
+    "encode_group",
     "decode",
     "dumps",
     "loads",
@@ -95,6 +97,7 @@ __all__ = [
     "get_num_threads",
     "Matrix",
     "File",
+    "Group",
     "FORMAT_VERSION",
     "__version__",
     *errors.__all__,

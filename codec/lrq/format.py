@@ -34,10 +34,12 @@ PREAMBLE_SIZE = 64
 FORMAT_MAJOR = 1
 # The newest minor this library reads and writes; a file gets the lowest
 # minor its content needs [VER-2] (see content_version).
-FORMAT_MINOR = 1
-# Required feature bits (spec §4): bit 0, signcut_c16 (since 1.1).
+FORMAT_MINOR = 2
+# Required feature bits (spec §4): bit 0, signcut_c16 (since 1.1); bit 1,
+# shared_factor (since 1.2), groups of tensors sharing a right factor (§10.4).
 SIGNCUT_C16 = 1 << 0
-KNOWN_REQUIRED_FEATURES = SIGNCUT_C16
+SHARED_FACTOR = 1 << 1
+KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR
 C_SCALE_EXPONENTS = (-125, 112)  # [SC-3]: c_scale = 2^e, e in this range
 
 # Decoder limits, spec §13.
@@ -91,6 +93,14 @@ PARAM_KEYS = {
     "signcut": ("width", "c_scale"),
     "lplr": ("rank", "bits_l", "bits_r", "group", "scale_l", "scale_r"),
 }
+
+# Groups (spec §10.4): the sections and parameters a group holds once and
+# those each member tile holds, per scheme, in writer order.
+GROUP_SCHEMES = ("signcut", "lplr")
+SHARED_KINDS = {"signcut": ("c", "tt"), "lplr": ("r_codes", "r_scales")}
+MEMBER_KINDS = {"signcut": ("s",), "lplr": ("l_codes", "l_scales")}
+SHARED_PARAMS = {"signcut": ("width",), "lplr": ("rank", "bits_r", "group", "scale_r")}
+MEMBER_PARAMS = {"signcut": (), "lplr": ("bits_l", "scale_l")}
 
 CrcFunction = Callable[..., int]
 
@@ -182,9 +192,30 @@ class TileRecord:
     scheme: str
     params: dict
     sections: dict = field(default_factory=dict)  # kind -> Section
+    # The group of a member tile (spec §10.4): its params and sections then
+    # include the group's shared ones, so it computes as any tile of its
+    # scheme; only its own are listed in its header entry.
+    group: Optional[str] = None
 
     def section(self, kind: str, crc32c: CrcFunction) -> memoryview:
         return self.sections[kind].payload(crc32c)
+
+    def own_kinds(self) -> tuple:
+        """The kinds of the sections listed in the tile's own header entry."""
+        return MEMBER_KINDS[self.scheme] if self.group is not None else SECTION_KINDS[self.scheme]
+
+
+@dataclass
+class GroupRecord:
+    """A group of one-tile tensors sharing a right factor (spec §10.4)."""
+
+    name: str
+    scheme: str
+    columns: int
+    panel: int
+    params: dict  # SHARED_PARAMS[scheme]
+    members: list  # tensor names, in order
+    sections: dict = field(default_factory=dict)  # SHARED_KINDS[scheme] -> Section
 
 
 @dataclass
@@ -208,6 +239,7 @@ class FileRecord:
     required_features: int
     optional_features: int
     minor: int
+    groups: list = field(default_factory=list)
 
 
 def make_section(kind: str, data, crc32c: CrcFunction) -> Section:
@@ -365,16 +397,18 @@ def check_metadata(metadata) -> Optional[dict]:
     return metadata
 
 
-def header_object(tensors: list, metadata: Optional[dict], table: list) -> dict:
-    """The header map, keys in writer order [HDR-13], section entries from ``table`` in file order."""
+def header_object(tensors: list, metadata: Optional[dict], table: list, groups: list = ()) -> dict:
+    """The header map, keys in writer order [HDR-13], section entries from ``table``
+    in file order (every tensor's, then every group's shared sections, §10.4)."""
     entries = iter(table)
     out = []
     for t in tensors:
         tiles = []
         for tile in t.tiles:
             entry = {"scheme": tile.scheme}
-            entry.update((key, tile.params[key]) for key in PARAM_KEYS[tile.scheme] if key in tile.params)
-            entry["sections"] = [list(next(entries)) for _ in SECTION_KINDS[tile.scheme]]
+            keys = MEMBER_PARAMS[tile.scheme] if tile.group is not None else PARAM_KEYS[tile.scheme]
+            entry.update((key, tile.params[key]) for key in keys if key in tile.params)
+            entry["sections"] = [list(next(entries)) for _ in tile.own_kinds()]
             tiles.append(entry)
         tmap = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "tile_shape": list(t.tile_shape),
                 "panel": t.panel, "tiles": tiles}
@@ -384,9 +418,32 @@ def header_object(tensors: list, metadata: Optional[dict], table: list) -> dict:
             tmap["encoder"] = t.encoder
         out.append(tmap)
     header = {"tensors": out}
+    if groups:
+        header["groups"] = [_group_map(g, entries) for g in groups]
     if metadata:
         header["metadata"] = dict(metadata)
     return header
+
+
+def _group_map(group: GroupRecord, entries) -> dict:
+    out = {"name": group.name, "scheme": group.scheme, "columns": group.columns, "panel": group.panel}
+    out.update((key, group.params[key]) for key in SHARED_PARAMS[group.scheme])
+    out["members"] = list(group.members)
+    out["sections"] = [list(next(entries)) for _ in SHARED_KINDS[group.scheme]]
+    return out
+
+
+def group_section_lengths(scheme: str, columns: int, params: dict) -> tuple:
+    """The lengths of a group's shared sections: the right-factor sections of
+    a tile of its scheme with no rows (spec §10.4)."""
+    probe = dict(params, bits_l=1) if scheme == "lplr" else params
+    return section_lengths(scheme, (0, columns), probe)[: len(SHARED_KINDS[scheme])]
+
+
+def own_section_lengths(tile: TileRecord) -> tuple:
+    """The lengths of the sections a tile lists itself (a member: its own only)."""
+    lengths = section_lengths(tile.scheme, tile.shape, tile.params)
+    return lengths[len(SHARED_KINDS[tile.scheme]):] if tile.group is not None else lengths
 
 
 def _offsets(lengths: list, start: int) -> list:
@@ -399,22 +456,23 @@ def _offsets(lengths: list, start: int) -> list:
     return offsets
 
 
-def _section_kinds(tensors: list) -> list:
-    return [kind for t in tensors for tile in t.tiles for kind in SECTION_KINDS[tile.scheme]]
+def _section_kinds(tensors: list, groups: list = ()) -> list:
+    return ([kind for t in tensors for tile in t.tiles for kind in tile.own_kinds()]
+            + [kind for g in groups for kind in SHARED_KINDS[g.scheme]])
 
 
-def _pack_header(tensors, metadata, lengths, crcs) -> tuple:
+def _pack_header(tensors, metadata, lengths, crcs, groups=()) -> tuple:
     """(header bytes, section offsets, file length), header length and offsets agreeing.
 
     Offsets depend on the header's length and the header holds the offsets;
     both only grow as the other grows, so iterating from zero converges.
     """
-    kinds = _section_kinds(tensors)
+    kinds = _section_kinds(tensors, groups)
     header_length = 0
     checked = False
     while True:
         offsets = _offsets(lengths, PREAMBLE_SIZE + header_length)
-        header = header_object(tensors, metadata, list(zip(kinds, offsets, lengths, crcs)))
+        header = header_object(tensors, metadata, list(zip(kinds, offsets, lengths, crcs)), groups)
         if not checked:
             check_header(header)  # the offsets do not change what it checks
             checked = True
@@ -428,11 +486,13 @@ def _pack_header(tensors, metadata, lengths, crcs) -> tuple:
         header_length = len(raw)
 
 
-def content_version(tensors: list) -> tuple:
+def content_version(tensors: list, groups: list = ()) -> tuple:
     """(minor, required_features) of the lowest version that holds the tensors [VER-2]:
-    1.1 with signcut_c16 when a signcut tile stores c as binary16 [SC-4], else 1.0."""
+    1.2 with shared_factor when there are groups (§10.4), 1.1 with signcut_c16
+    when a signcut tile stores c as binary16 [SC-4], else 1.0."""
     c16 = any(tile.scheme == "signcut" and "c_scale" in tile.params for t in tensors for tile in t.tiles)
-    return (1, SIGNCUT_C16) if c16 else (0, 0)
+    required = (SIGNCUT_C16 if c16 else 0) | (SHARED_FACTOR if groups else 0)
+    return (2 if groups else 1 if c16 else 0), required
 
 
 def _preamble(header: bytes, file_length: int, crc32c: CrcFunction, version: tuple) -> bytes:
@@ -442,36 +502,44 @@ def _preamble(header: bytes, file_length: int, crc32c: CrcFunction, version: tup
     return head[:48] + struct.pack("<I", crc) + bytes(12)
 
 
-def planned_size(tensors: list, metadata: Optional[dict] = None) -> int:
+def planned_size(tensors: list, metadata: Optional[dict] = None, groups: list = ()) -> int:
     """File size for tensors whose tiles have params but maybe no payload.
 
     CRCs are taken at their widest msgpack encoding, so the real file is never
     larger.  Encoders use it to meet a bits-per-entry budget.
     """
-    lengths = [ln for t in tensors for tile in t.tiles for ln in section_lengths(tile.scheme, tile.shape, tile.params)]
-    return _pack_header(tensors, metadata, lengths, [0xFFFFFFFF] * len(lengths))[2]
+    lengths = [ln for t in tensors for tile in t.tiles for ln in own_section_lengths(tile)]
+    lengths += [ln for g in groups for ln in group_section_lengths(g.scheme, g.columns, g.params)]
+    return _pack_header(tensors, metadata, lengths, [0xFFFFFFFF] * len(lengths), groups)[2]
 
 
-def serialize(tensors: list, metadata: Optional[dict], crc32c: CrcFunction) -> Iterator[bytes]:
+def serialize(tensors: list, metadata: Optional[dict], crc32c: CrcFunction, groups: list = ()) -> Iterator[bytes]:
     """The bytes of a whole `.lrq` file, in order, piece by piece.
 
     Everything a decoder checks about the header is checked before the first
     piece is produced, so a writer never starts a file it cannot finish.
-    Section CRCs come from the Section objects.
+    Section CRCs come from the Section objects.  ``groups`` (§10.4) follow
+    the tensors; their members' tiles carry ``group``.
     """
     sections, lengths = [], []
     for t in tensors:
         for tile in t.tiles:
-            expected = section_lengths(tile.scheme, tile.shape, tile.params)
-            for kind, want in zip(SECTION_KINDS[tile.scheme], expected):
+            for kind, want in zip(tile.own_kinds(), own_section_lengths(tile)):
                 section = tile.sections[kind]
                 if section.length != want:
                     raise ArgumentError(f"tensor '{t.name}': section '{kind}' has {section.length} bytes, "
                                         f"its parameters need {want}")
                 sections.append(section)
                 lengths.append(want)
-    header, offsets, end = _pack_header(tensors, metadata, lengths, [s.crc for s in sections])
-    return _pieces(header, offsets, end, sections, crc32c, content_version(tensors))
+    for g in groups:
+        for kind, want in zip(SHARED_KINDS[g.scheme], group_section_lengths(g.scheme, g.columns, g.params)):
+            if g.sections[kind].length != want:
+                raise ArgumentError(f"group '{g.name}': section '{kind}' has {g.sections[kind].length} bytes, "
+                                    f"its parameters need {want}")
+            sections.append(g.sections[kind])
+            lengths.append(want)
+    header, offsets, end = _pack_header(tensors, metadata, lengths, [s.crc for s in sections], groups)
+    return _pieces(header, offsets, end, sections, crc32c, content_version(tensors, groups))
 
 
 def _pieces(header, offsets, end, sections, crc32c, version) -> Iterator[bytes]:

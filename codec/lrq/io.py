@@ -12,17 +12,21 @@ import msgpack
 import numpy as np
 
 from . import _native
-from . import format, safetensors_file
+from . import format, groups, safetensors_file
 from .errors import ArgumentError, FormatError, LrqError, ResourceError
 from .files import atomic_write
 from .format import make_section
 from .matrix import Matrix, Transposed
 
 
-def dumps(matrix: Matrix) -> bytes:
-    """One tensor as the bytes of a complete `.lrq` file."""
+def dumps(matrix) -> bytes:
+    """One tensor, or one group (spec §10.4), as the bytes of a complete `.lrq` file."""
+    if isinstance(matrix, groups.Group):
+        for member in matrix.values():
+            _verify(member._record)
+        return b"".join(bytes(p) for p in matrix._serialize())
     if not isinstance(matrix, Matrix):
-        raise ArgumentError(f"dumps takes an lrq.Matrix, not {type(matrix).__name__}")
+        raise ArgumentError(f"dumps takes an lrq.Matrix or lrq.Group, not {type(matrix).__name__}")
 
     def copy() -> bytes:  # reads the mapping of a file that may have been truncated
         _verify(matrix._record)
@@ -118,6 +122,8 @@ def _parse(buf, *, verify: bool) -> format.FileRecord:
     checksum and content rules are checked now (all checksums first);
     otherwise each section is checked on first use.
     """
+    if _has_groups(buf):
+        return _parse_grouped(buf, verify)
     parsed = _native.ContainerFile(buf, "content" if verify else "none")
     tensors = []
     for i in range(len(parsed)):
@@ -132,7 +138,37 @@ def _parse(buf, *, verify: bool) -> format.FileRecord:
     return format.FileRecord(tensors, parsed.metadata(), required, optional, parsed.minor)
 
 
-def loads(data) -> Matrix:
+def _has_groups(buf) -> bool:
+    """Whether a file sets shared_factor (and no bit this library does not know):
+    a 1.2 file with groups, which the Python reader parses (lrq.groups)."""
+    head = memoryview(buf).cast("B")[:24]
+    if len(head) < 24 or bytes(head[:8]) != format.MAGIC or int.from_bytes(head[8:10], "little") != format.FORMAT_MAJOR:
+        return False
+    required = int.from_bytes(head[16:24], "little")
+    return bool(required & format.SHARED_FACTOR) and not required & ~format.KNOWN_REQUIRED_FEATURES
+
+
+def _parse_grouped(buf, verify: bool) -> format.FileRecord:
+    record = groups.parse_grouped(buf)
+    if verify:  # every section's CRC, then its content rules, tile by tile [SEC-9]
+        for t in record.tensors:
+            matrix = Matrix(t, cache=False)
+            for index, tile in enumerate(t.tiles):
+                for section in tile.sections.values():
+                    section.payload(_native.crc32c)
+                if tile.scheme == "dense":
+                    Matrix._dense_section(tile, t.dtype)
+                else:
+                    matrix._kernel(index, tile)
+    return record
+
+
+def _group_objects(record: format.FileRecord, matrices: dict, owner=None) -> dict:
+    return {g.name: groups.Group({name: matrices[name] for name in g.members}, name=g.name, owner=owner)
+            for g in record.groups}
+
+
+def loads(data):
     """Read a `.lrq` file held in bytes; it must contain exactly one tensor.
 
     Every checksum and value rule is verified now, so a damaged file fails
@@ -143,6 +179,8 @@ def loads(data) -> Matrix:
     except TypeError:
         raise ArgumentError(f"loads takes bytes-like data, not {type(data).__name__}") from None
     record = _parse(bytes(view), verify=True)
+    if len(record.groups) == 1 and len(record.groups[0].members) == len(record.tensors):
+        return _group_objects(record, {t.name: Matrix(t) for t in record.tensors})[record.groups[0].name]
     if len(record.tensors) != 1:
         raise ArgumentError(f"loads needs a file with one tensor; this one has {len(record.tensors)} (use lrq.open)")
     return Matrix(record.tensors[0])
@@ -192,10 +230,12 @@ def dense_matrix(name: str, array, source: Optional[str] = None) -> Matrix:
     return Matrix(_dense_record(name, array, source))
 
 
-def _records(tensors: Mapping) -> list:
+def _records(tensors: Mapping) -> tuple:
+    """(tensor records, group records) for ``save``; a Group adds its members
+    under their own names and itself under its key (spec §10.4)."""
     if not isinstance(tensors, Mapping):
-        raise ArgumentError("save takes a mapping of name -> lrq.Matrix or array")
-    records = []
+        raise ArgumentError("save takes a mapping of name -> lrq.Matrix, lrq.Group or array")
+    records, group_records = [], []
     for name, value in tensors.items():
         if (
             not isinstance(name, str)
@@ -203,7 +243,13 @@ def _records(tensors: Mapping) -> list:
             or not 1 <= len(name.encode("utf-8")) <= format.MAX_NAME_BYTES
         ):
             raise ArgumentError(f"tensor names must be non-empty strings of at most 1024 bytes, not {name!r}")
-        if isinstance(value, Matrix):
+        if isinstance(value, groups.Group):
+            for member in value.values():
+                _verify(member._record)
+            members, group = value.records(name)
+            records.extend(members)
+            group_records.append(group)
+        elif isinstance(value, Matrix):
             record = value._record
             _verify(record)
             records.append(format.TensorRecord(name, record.shape, record.dtype, record.tile_shape,
@@ -214,7 +260,12 @@ def _records(tensors: Mapping) -> list:
             records.append(_dense_record(name, value))
     if len(records) > format.MAX_TENSORS:
         raise ArgumentError(f"a file holds at most {format.MAX_TENSORS} tensors")
-    return records
+    names = [r.name for r in records]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ArgumentError(f"tensor names must be unique in a file (spec [TEN-2]); a group's members "
+                            f"clash with other tensors: {', '.join(twice[:5])}")
+    return records, group_records
 
 
 def save(path, tensors: Mapping, *, metadata: Optional[Mapping[str, str]] = None) -> None:
@@ -230,8 +281,8 @@ def save(path, tensors: Mapping, *, metadata: Optional[Mapping[str, str]] = None
     interrupt leaves any existing file untouched and nothing behind, and the
     new file's mode follows the umask.
     """
-    records = _records(tensors)
-    pieces = format.serialize(records, format.check_metadata(metadata), _native.crc32c)
+    records, group_records = _records(tensors)
+    pieces = format.serialize(records, format.check_metadata(metadata), _native.crc32c, group_records)
 
     def write(out) -> None:
         for piece in pieces:
@@ -239,8 +290,9 @@ def save(path, tensors: Mapping, *, metadata: Optional[Mapping[str, str]] = None
         # Sections copied from a mapped file that was truncated meanwhile
         # read as zeros: the new file must not replace anything then.
         for value in tensors.values():
-            if isinstance(value, Matrix):
-                value._check_source()
+            for matrix in (value.values() if isinstance(value, groups.Group) else (value,)):
+                if isinstance(matrix, Matrix):
+                    matrix._check_source()
 
     atomic_write(path, write)
 
@@ -284,6 +336,8 @@ class File(Mapping):
         self.metadata = dict(record.metadata)
         self.format_version = (format.FORMAT_MAJOR, record.minor)
         self._matrices = {t.name: Matrix(t, owner=self, cache=False) for t in record.tensors}
+        # Groups of a 1.2 file (spec §10.4), name -> lrq.Group of the matrices above.
+        self.groups = _group_objects(record, self._matrices, owner=self)
 
     def __getitem__(self, name: str) -> Matrix:
         if self._map is None:

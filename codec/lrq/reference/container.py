@@ -26,11 +26,13 @@ PREAMBLE_SIZE = 64
 FORMAT_MAJOR = 1
 # The newest minor this implementation reads and writes; a writer emits the
 # lowest minor its content needs [VER-2] (see content_version).
-FORMAT_MINOR = 1
+FORMAT_MINOR = 2
 # Bits of required_features this implementation knows (spec §4): bit 0,
-# signcut_c16 (since 1.1), signcut weights c stored as binary16 × "c_scale".
+# signcut_c16 (since 1.1), signcut weights c stored as binary16 × "c_scale";
+# bit 1, shared_factor (since 1.2), groups of tensors sharing a right factor.
 SIGNCUT_C16 = 1 << 0
-KNOWN_REQUIRED_FEATURES = SIGNCUT_C16
+SHARED_FACTOR = 1 << 1
+KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR
 # [SC-3]: "c_scale" is 2^e with e in this range, so c_scale × binary16 is
 # exact in binary32.
 C_SCALE_EXPONENTS = (-125, 112)
@@ -86,6 +88,14 @@ PARAM_KEYS = {
     "signcut": ("width", "c_scale"),
     "lplr": ("rank", "bits_l", "bits_r", "group", "scale_l", "scale_r"),
 }
+
+# Groups (spec §10.4): which sections and parameters the group holds once,
+# and which each member tile holds, per scheme, in writer order.
+GROUP_SCHEMES = ("signcut", "lplr")
+SHARED_KINDS = {"signcut": ("c", "tt"), "lplr": ("r_codes", "r_scales")}
+MEMBER_KINDS = {"signcut": ("s",), "lplr": ("l_codes", "l_scales")}
+SHARED_PARAMS = {"signcut": ("width",), "lplr": ("rank", "bits_r", "group", "scale_r")}
+MEMBER_PARAMS = {"signcut": (), "lplr": ("bits_l", "scale_l")}
 
 CrcFunction = Callable[..., int]
 
@@ -156,9 +166,30 @@ class TileRecord:
     scheme: str
     params: dict
     sections: dict = field(default_factory=dict)  # kind -> Section
+    # The name of the group a member tile belongs to (spec §10.4).  Its
+    # ``params`` and ``sections`` then hold the group's shared ones too, so
+    # it decodes as any tile of its scheme; only its own are in its entry.
+    group: Optional[str] = None
 
     def section(self, kind: str, crc32c: CrcFunction) -> memoryview:
         return self.sections[kind].payload(crc32c)
+
+    def own_kinds(self) -> tuple:
+        """The kinds of the sections listed in the tile's own entry, in order."""
+        return MEMBER_KINDS[self.scheme] if self.group is not None else SECTION_KINDS[self.scheme]
+
+
+@dataclass
+class GroupRecord:
+    """A group of tensors sharing a right factor (spec §10.4)."""
+
+    name: str
+    scheme: str
+    columns: int
+    panel: int
+    params: dict  # the shared parameters, SHARED_PARAMS[scheme]
+    members: list  # tensor names
+    sections: dict = field(default_factory=dict)  # kind -> Section, SHARED_KINDS[scheme]
 
 
 @dataclass
@@ -191,18 +222,20 @@ def tile_grid(shape: tuple, tile_shape: tuple) -> Iterator[tuple]:
 # Writing
 
 
-def header_object(tensors: list, metadata: Optional[dict], table: list) -> dict:
-    """The header map with section entries taken from ``table`` in file order."""
+def header_object(tensors: list, metadata: Optional[dict], table: list, groups: list = ()) -> dict:
+    """The header map with section entries taken from ``table`` in file order
+    (every tensor's, then every group's shared sections, spec §10.4)."""
     entries = iter(table)
     out_tensors = []
     for t in tensors:
         tiles = []
         for tile in t.tiles:
             entry = {"scheme": tile.scheme}
-            for key in PARAM_KEYS[tile.scheme]:
+            keys = MEMBER_PARAMS[tile.scheme] if tile.group is not None else PARAM_KEYS[tile.scheme]
+            for key in keys:
                 if key in tile.params:
                     entry[key] = tile.params[key]
-            entry["sections"] = [list(next(entries)) for _ in SECTION_KINDS[tile.scheme]]
+            entry["sections"] = [list(next(entries)) for _ in tile.own_kinds()]
             tiles.append(entry)
         tmap = {
             "name": t.name,
@@ -218,9 +251,31 @@ def header_object(tensors: list, metadata: Optional[dict], table: list) -> dict:
             tmap["encoder"] = t.encoder
         out_tensors.append(tmap)
     header = {"tensors": out_tensors}
+    if groups:
+        header["groups"] = [_group_object(g, entries) for g in groups]
     if metadata:
         header["metadata"] = dict(metadata)
     return header
+
+
+def _group_object(group: GroupRecord, entries) -> dict:
+    out = {"name": group.name, "scheme": group.scheme, "columns": group.columns, "panel": group.panel}
+    out.update((key, group.params[key]) for key in SHARED_PARAMS[group.scheme])
+    out["members"] = list(group.members)
+    out["sections"] = [list(next(entries)) for _ in SHARED_KINDS[group.scheme]]
+    return out
+
+
+def group_section_lengths(group: GroupRecord) -> tuple:
+    """The lengths of a group's shared sections (spec §10.4): those of a tile
+    of its scheme with no rows, which has exactly the right-factor sections."""
+    probe = dict(group.params, bits_l=1) if group.scheme == "lplr" else group.params
+    return section_lengths(group.scheme, (0, group.columns), probe)[: len(SHARED_KINDS[group.scheme])]
+
+
+def _own_lengths(tile: TileRecord) -> tuple:
+    lengths = section_lengths(tile.scheme, tile.shape, tile.params)
+    return lengths[len(SHARED_KINDS[tile.scheme]):] if tile.group is not None else lengths
 
 
 def _place(lengths: list, start: int) -> list:
@@ -233,7 +288,7 @@ def _place(lengths: list, start: int) -> list:
     return offsets
 
 
-def _layout(tensors, metadata, lengths, crcs):
+def _layout(tensors, metadata, lengths, crcs, groups=()):
     """Pack the header, iterating until section offsets and header length agree.
 
     Offsets depend on the header's length and the header holds the offsets;
@@ -243,9 +298,9 @@ def _layout(tensors, metadata, lengths, crcs):
     for _ in range(64):
         offsets = _place(lengths, PREAMBLE_SIZE + header_length)
         table = [
-            (kind, off, ln, crc) for kind, off, ln, crc in zip(_kinds(tensors), offsets, lengths, crcs)
+            (kind, off, ln, crc) for kind, off, ln, crc in zip(_kinds(tensors, groups), offsets, lengths, crcs)
         ]
-        raw = msgpack.packb(header_object(tensors, metadata, table), use_single_float=True)
+        raw = msgpack.packb(header_object(tensors, metadata, table, groups), use_single_float=True)
         if len(raw) == header_length:
             end = offsets[-1] + lengths[-1] if offsets else PREAMBLE_SIZE + header_length
             return raw, offsets, end
@@ -253,11 +308,12 @@ def _layout(tensors, metadata, lengths, crcs):
     raise AssertionError("header layout did not converge")  # pragma: no cover
 
 
-def _kinds(tensors) -> list:
-    return [kind for t in tensors for tile in t.tiles for kind in SECTION_KINDS[tile.scheme]]
+def _kinds(tensors, groups=()) -> list:
+    return ([kind for t in tensors for tile in t.tiles for kind in tile.own_kinds()]
+            + [kind for g in groups for kind in SHARED_KINDS[g.scheme]])
 
 
-def content_version(tensors: list) -> tuple:
+def content_version(tensors: list, groups: list = ()) -> tuple:
     """(minor, required_features) of the lowest version that holds the tensors [VER-2].
 
     1.1 with signcut_c16 when a signcut tile stores c as binary16 (the only
@@ -265,7 +321,8 @@ def content_version(tensors: list) -> tuple:
     with no flags otherwise [PRE-10].
     """
     c16 = any(tile.scheme == "signcut" and "c_scale" in tile.params for t in tensors for tile in t.tiles)
-    return (1, SIGNCUT_C16) if c16 else (0, 0)
+    required = (SIGNCUT_C16 if c16 else 0) | (SHARED_FACTOR if groups else 0)
+    return (2 if groups else 1 if c16 else 0), required
 
 
 def _preamble(header: bytes, file_length: int, crc32c: CrcFunction, version: tuple = (0, 0)) -> bytes:
@@ -292,17 +349,18 @@ def make_section(kind: str, data, crc32c: CrcFunction) -> Section:
     return Section(kind, -1, len(view), crc32c(view) if len(view) else 0, view, verified=True)
 
 
-def serialize(tensors: list, metadata: Optional[dict], crc32c: CrcFunction) -> Iterator[bytes]:
+def serialize(tensors: list, metadata: Optional[dict], crc32c: CrcFunction, groups: list = ()) -> Iterator[bytes]:
     """Yield the bytes of a whole `.lrq` file, in order, piece by piece.
 
     Section CRCs come from the Section objects (computed when the encoder made
-    them, or read and verified from the file they came from).
+    them, or read and verified from the file they came from).  ``groups``
+    (spec §10.4) are written after the tensors; their members' tiles carry
+    ``group`` and only their own sections are listed in their entries.
     """
     sections, lengths = [], []
     for t in tensors:
         for tile in t.tiles:
-            expected = section_lengths(tile.scheme, tile.shape, tile.params)
-            for kind, want in zip(SECTION_KINDS[tile.scheme], expected):
+            for kind, want in zip(tile.own_kinds(), _own_lengths(tile)):
                 section = tile.sections[kind]
                 if section.length != want:
                     raise ArgumentError(
@@ -310,8 +368,12 @@ def serialize(tensors: list, metadata: Optional[dict], crc32c: CrcFunction) -> I
                     )
                 sections.append(section)
                 lengths.append(want)
-    header, offsets, end = _layout(tensors, metadata, lengths, [s.crc for s in sections])
-    yield _preamble(header, end, crc32c, content_version(tensors))
+    for g in groups:
+        for kind in SHARED_KINDS[g.scheme]:
+            sections.append(g.sections[kind])
+            lengths.append(g.sections[kind].length)
+    header, offsets, end = _layout(tensors, metadata, lengths, [s.crc for s in sections], groups)
+    yield _preamble(header, end, crc32c, content_version(tensors, groups))
     yield header
     pos = PREAMBLE_SIZE + len(header)
     for off, section in zip(offsets, sections):
@@ -494,7 +556,106 @@ def _scheme_params(f: _Field, scheme: str, tensor_dtype: str, required: int = 0)
     return params
 
 
-def _parse_tensor(obj, index: int, seen: set, required: int = 0) -> TensorRecord:
+def _parse_groups(top: _Field, required: int) -> list:
+    """The groups of a file that sets shared_factor [GRP-1]-[GRP-5], [GRP-8];
+    member names are matched to tensors later [GRP-4]."""
+    if not required & SHARED_FACTOR:
+        return []  # "groups" is an unknown key then [GRP-9]
+    raw = top.get("groups", list, "GRP-8")
+    if not raw:
+        top.fail("required_features set shared_factor (bit 1) but 'groups' is empty", "GRP-8")
+    if len(raw) > MAX_TENSORS:
+        top.fail(f"more than {MAX_TENSORS} groups", "GRP-1")
+    groups, names, members = [], set(), set()
+    for k, obj in enumerate(raw):
+        if not isinstance(obj, dict):
+            top.fail(f"group #{k} is not a map", "GRP-1")
+        f = _Field(obj, f"group #{k}")
+        name = f.get("name", str, "GRP-1")
+        if not 1 <= len(name.encode("utf-8")) <= MAX_NAME_BYTES or name in names:
+            f.fail(f"group name '{name[:40]}' is empty, longer than {MAX_NAME_BYTES} bytes or used twice", "GRP-1")
+        names.add(name)
+        f.where = f"group '{name}'"
+        scheme = f.get("scheme", str, "GRP-2")
+        if scheme not in GROUP_SCHEMES:
+            f.fail(f"scheme '{scheme}' cannot be shared (signcut or lplr)", "GRP-2")
+        columns = f.int_in("columns", 1, MAX_DIM, "GRP-3")
+        panel = f.int_in("panel", MIN_PANEL, MAX_PANEL, "GRP-3")
+        if panel % 64:
+            f.fail(f"panel {panel} is not a multiple of 64", "GRP-3")
+        if scheme == "signcut":
+            params = {"width": f.int_in("width", 0, MAX_PARAM, "GRP-2")}
+        else:
+            params = {"rank": f.int_in("rank", 0, MAX_PARAM, "GRP-2"), "bits_r": f.int_in("bits_r", 1, 8, "GRP-2"),
+                      "group": f.int_in("group", MIN_GROUP, MAX_GROUP, "GRP-2")}
+            if params["group"] & (params["group"] - 1):
+                f.fail(f"'group' = {params['group']} is not a power of two", "GRP-2")
+            scale = _f32(f.get("scale_r", float, "GRP-2"))
+            if not (math.isfinite(scale) and scale > 0):
+                f.fail("'scale_r' must be a finite binary32 value > 0", "GRP-2")
+            params["scale_r"] = scale
+        names_raw = f.get("members", list, "GRP-4")
+        if not 1 <= len(names_raw) <= MAX_TENSORS or any(type(m) is not str for m in names_raw):
+            f.fail("'members' must list 1 to 65536 tensor names", "GRP-4")
+        for member in names_raw:
+            if member in members:
+                f.fail(f"tensor '{member}' is a member twice", "GRP-4")
+            members.add(member)
+        group = GroupRecord(name, scheme, columns, panel, params, list(names_raw))
+        table = f.get("sections", list, "GRP-5")
+        kinds = SHARED_KINDS[scheme]
+        if len(table) != len(kinds):
+            f.fail(f"has {len(table)} shared sections, scheme '{scheme}' needs {list(kinds)}", "GRP-5")
+        for entry, kind, want in zip(table, kinds, group_section_lengths(group)):
+            group.sections[kind] = _section_entry(f, entry, kind, want, "GRP-5", "GRP-5")
+        groups.append(group)
+    return groups
+
+
+def _section_entry(f: _Field, entry, kind: str, want: int, rule: str, length_rule: str) -> Section:
+    """One section entry [kind, offset, length, crc32c] [SEC-1], [SEC-2]."""
+    if (
+        not isinstance(entry, list)
+        or len(entry) != 4
+        or type(entry[0]) is not str
+        or any(type(v) is not int for v in entry[1:])
+    ):
+        f.fail("a section entry must be [kind, offset, length, crc32c]", rule)
+    kind_found, offset, length, crc = entry
+    if kind_found != kind:
+        f.fail(f"section '{kind_found}' where '{kind}' belongs", rule)
+    if length != want:
+        f.fail(f"section '{kind}' is {length} bytes, its parameters need {want}", length_rule)
+    if not 0 <= crc <= 0xFFFFFFFF or offset < 0:
+        f.fail(f"section '{kind}' has an out-of-range offset or CRC", rule)
+    return Section(kind, offset, length, crc)
+
+
+def _member_tile(tf: _Field, group: GroupRecord, tshape: tuple) -> TileRecord:
+    """A member tile [GRP-7], resolved: the group's shared parameters and
+    sections join its own, so it decodes as a tile of its scheme."""
+    scheme = tf.get("scheme", str, "GRP-7")
+    if scheme != group.scheme:
+        tf.fail(f"scheme '{scheme}' in a member of the {group.scheme} group '{group.name}'", "GRP-7")
+    params = dict(group.params)
+    if scheme == "lplr":
+        params["bits_l"] = tf.int_in("bits_l", 1, 8, "LP-1")
+        scale = _f32(tf.get("scale_l", float, "LP-2"))
+        if not (math.isfinite(scale) and scale > 0):
+            tf.fail("'scale_l' must be a finite binary32 value > 0", "LP-2")
+        params["scale_l"] = scale
+    table = tf.get("sections", list, "SEC-1")
+    kinds = MEMBER_KINDS[scheme]
+    if len(table) != len(kinds):
+        tf.fail(f"section table has {len(table)} entries, a {scheme} member tile has {len(kinds)}", "SEC-1")
+    lengths = section_lengths(scheme, tshape, params)[len(SHARED_KINDS[scheme]):]
+    sections = dict(group.sections)
+    for entry, kind, want in zip(table, kinds, lengths):
+        sections[kind] = _section_entry(tf, entry, kind, want, "SEC-1", "SEC-2")
+    return TileRecord((0, 0), tshape, scheme, params, sections, group=group.name)
+
+
+def _parse_tensor(obj, index: int, seen: set, required: int = 0, member_of: Optional[dict] = None) -> TensorRecord:
     if not isinstance(obj, dict):
         raise FormatError(f"tensor #{index} is not a map [TEN-1]")
     f = _Field(obj, f"tensor #{index}")
@@ -534,6 +695,16 @@ def _parse_tensor(obj, index: int, seen: set, required: int = 0) -> TensorRecord
     if rel_error is not None and not (math.isfinite(rel_error) and rel_error >= 0):
         f.fail("rel_error must be finite and >= 0", "TEN-7")
     encoder = f.get("encoder", dict, "TEN-8", required=False)
+    group = (member_of or {}).get(name)
+    if group is not None:
+        if len(shape) != 2 or shape[1] != group.columns or not DTYPES[dtype][2] or tile_shape != shape or panel != group.panel:
+            f.fail(f"a member of group '{group.name}' is a 2-D float tensor of {group.columns} columns, one tile "
+                   f"and panel {group.panel}, not shape {list(shape)}, {dtype}, tile_shape {list(tile_shape)}, "
+                   f"panel {panel}", "GRP-6")
+        if not isinstance(tiles_raw[0], dict):
+            f.fail("tile #0 is not a map", "TIL-4")
+        tile = _member_tile(_Field(tiles_raw[0], f"tensor '{name}' tile #0"), group, shape)
+        return TensorRecord(name, shape, dtype, tile_shape, panel, [tile], rel_error, encoder)
     tiles = []
     for k, (tile_obj, (origin, tshape)) in enumerate(zip(tiles_raw, grid)):
         if not isinstance(tile_obj, dict):
@@ -553,23 +724,8 @@ def _parse_tensor(obj, index: int, seen: set, required: int = 0) -> TensorRecord
             lengths = section_lengths(scheme, tshape, params)
         except OverflowError:  # pragma: no cover - Python ints do not overflow
             tf.fail("section sizes overflow", "LIM-5")
-        sections = {}
-        for entry, kind, want in zip(table, kinds, lengths):
-            if (
-                not isinstance(entry, list)
-                or len(entry) != 4
-                or type(entry[0]) is not str
-                or any(type(v) is not int for v in entry[1:])
-            ):
-                tf.fail("a section entry must be [kind, offset, length, crc32c]", "SEC-1")
-            kind_found, offset, length, crc = entry
-            if kind_found != kind:
-                tf.fail(f"section '{kind_found}' where '{kind}' belongs", "SEC-1")
-            if length != want:
-                tf.fail(f"section '{kind}' is {length} bytes, its parameters need {want}", "SEC-2")
-            if not 0 <= crc <= 0xFFFFFFFF or offset < 0:
-                tf.fail(f"section '{kind}' has an out-of-range offset or CRC", "SEC-1")
-            sections[kind] = Section(kind, offset, length, crc)
+        sections = {kind: _section_entry(tf, entry, kind, want, "SEC-1", "SEC-2")
+                    for entry, kind, want in zip(table, kinds, lengths)}
         tiles.append(TileRecord(origin, tshape, scheme, params, sections))
     return TensorRecord(name, shape, dtype, tile_shape, panel, tiles, rel_error, encoder)
 
@@ -581,6 +737,7 @@ class FileRecord:
     required_features: int
     optional_features: int
     minor: int
+    groups: list = field(default_factory=list)
 
 
 def parse(buf, crc32c: CrcFunction, *, verify_sections: bool = True) -> FileRecord:
@@ -633,37 +790,67 @@ def parse(buf, crc32c: CrcFunction, *, verify_sections: bool = True) -> FileReco
     metadata = top.get("metadata", dict, "HDR-6", required=False) or {}
     if any(type(v) is not str for v in metadata.values()):
         top.fail("metadata values must be strings", "HDR-6")
+    groups = _parse_groups(top, required)
+    member_of = {name: g for g in groups for name in g.members}
     seen: set = set()
-    tensors = [_parse_tensor(obj, i, seen, required) for i, obj in enumerate(tensors_raw)]
-    if required & SIGNCUT_C16 and not content_version(tensors)[1]:
+    tensors = [_parse_tensor(obj, i, seen, required, member_of) for i, obj in enumerate(tensors_raw)]
+    for name, g in member_of.items():
+        if name not in seen:
+            raise FormatError(f"group '{g.name}': member '{name}' is not a tensor of the file [GRP-4]")
+    if required & SIGNCUT_C16 and not content_version(tensors)[1] & SIGNCUT_C16:
         raise FormatError("required_features set signcut_c16 (bit 0) but no signcut tile has 'c_scale' [SC-5]")
-    _check_placement(mv, tensors, header_end, size)
+    _check_placement(mv, tensors, header_end, size, groups)
     if verify_sections:
         for t in tensors:
             for tile in t.tiles:
                 for section in tile.sections.values():
                     section.payload(crc32c)
-    return FileRecord(tensors, metadata, required, optional, minor)
+    return FileRecord(tensors, metadata, required, optional, minor, groups)
 
 
-def _check_placement(mv: memoryview, tensors: list, header_end: int, size: int) -> None:
-    """Sections sit at their canonical offsets, padding is zero, no trailing bytes."""
+def _check_placement(mv: memoryview, tensors: list, header_end: int, size: int, groups: list = ()) -> None:
+    """Sections sit at their canonical offsets, padding is zero, no trailing bytes
+    (tensors' own sections, then the groups' shared ones, spec §10.4)."""
     pos = header_end
-    for t in tensors:
-        for tile in t.tiles:
-            for section in tile.sections.values():
-                want = align(pos, section_alignment(section.length))
-                if section.offset != want:
-                    raise FormatError(
-                        f"tensor '{t.name}': section '{section.kind}' is at offset {section.offset}; "
-                        f"the canonical offset is {want} [SEC-3]"
-                    )
-                end = want + section.length
-                if end > size:
-                    raise FormatError(f"tensor '{t.name}': section '{section.kind}' runs past the end of the file [SEC-4]")
-                if any(mv[pos:want]):
-                    raise FormatError(f"non-zero padding bytes before offset {want} [SEC-5]")
-                section.data = mv[want:end]
-                pos = end
+    sequence = [(f"tensor '{t.name}'", tile.sections[kind]) for t in tensors for tile in t.tiles for kind in tile.own_kinds()]
+    sequence += [(f"group '{g.name}'", g.sections[kind]) for g in groups for kind in SHARED_KINDS[g.scheme]]
+    for owner, section in sequence:
+        want = align(pos, section_alignment(section.length))
+        if section.offset != want:
+            raise FormatError(
+                f"{owner}: section '{section.kind}' is at offset {section.offset}; "
+                f"the canonical offset is {want} [SEC-3]"
+            )
+        end = want + section.length
+        if end > size:
+            raise FormatError(f"{owner}: section '{section.kind}' runs past the end of the file [SEC-4]")
+        if any(mv[pos:want]):
+            raise FormatError(f"non-zero padding bytes before offset {want} [SEC-5]")
+        section.data = mv[want:end]
+        pos = end
     if pos != size:
         raise FormatError(f"{size - pos} bytes follow the last section [SEC-4]")
+
+
+def group_of(name: str, tensors: list) -> GroupRecord:
+    """Make the one-tile tensors ``tensors`` the members of a group (spec §10.4).
+
+    Their tiles must have one scheme, equal shared parameters and byte-equal
+    shared sections (an encoder that fits one right factor gives them that);
+    the tiles are marked as members, and the group holds the shared part.
+    """
+    first = tensors[0].tiles[0]
+    scheme = first.scheme
+    if scheme not in GROUP_SCHEMES or "c_scale" in first.params:
+        raise ArgumentError(f"group '{name}': a group shares a signcut (f32 c) or lplr right factor, not '{scheme}'")
+    shared = {key: first.params[key] for key in SHARED_PARAMS[scheme]}
+    for t in tensors:
+        tile = t.tiles[0]
+        if (len(t.tiles) != 1 or len(t.shape) != 2 or tile.scheme != scheme or t.shape[1] != tensors[0].shape[1]
+                or t.panel != tensors[0].panel or any(tile.params.get(k) != v for k, v in shared.items())
+                or "c_scale" in tile.params
+                or any(bytes(tile.sections[k].data) != bytes(first.sections[k].data) for k in SHARED_KINDS[scheme])):
+            raise ArgumentError(f"group '{name}': tensor '{t.name}' does not share the right factor of '{tensors[0].name}'")
+        tile.group = name
+    return GroupRecord(name, scheme, tensors[0].shape[1], tensors[0].panel, shared, [t.name for t in tensors],
+                       {k: first.sections[k] for k in SHARED_KINDS[scheme]})

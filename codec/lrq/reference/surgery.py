@@ -29,8 +29,10 @@ def header(data: bytes) -> dict:
 
 
 def section_entries(header_map: dict) -> list:
-    """Every section entry [kind, offset, length, crc] of a header map, in file order."""
-    return [entry for t in header_map["tensors"] for tile in t["tiles"] for entry in tile["sections"]]
+    """Every section entry [kind, offset, length, crc] of a header map, in file order
+    (the tensors', then a 1.2 file's groups' shared sections, spec §10.4)."""
+    entries = [entry for t in header_map["tensors"] for tile in t["tiles"] for entry in tile["sections"]]
+    return entries + [entry for g in header_map.get("groups", ()) for entry in g["sections"]]
 
 
 def payloads(data: bytes, header_map: dict = None) -> list:
