@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import __version__, _native, files, io, safetensors_file
+from . import __version__, _native, files, grouping, io, safetensors_file
 from ._text import plural, print_table
 from .encoder import encode
 from .errors import ArgumentError, BudgetError, ChecksumError, FormatError, LrqError, ResourceError, UnsupportedError
@@ -684,6 +684,8 @@ def cmd_compress(args) -> int:
     output = _output(args, None if args.input == "-" else stem + ".lrq")
     _refuse_same_file(output, args.input)
     if _is_hdf5(output):
+        if args.joint:
+            raise CliError("--joint writes a .lrq file; an lrq-filtered HDF5 copy holds no groups", EXIT_USAGE)
         return _compress_to_hdf5(args, output)
     if output != "-" and not output.lower().endswith(".lrq"):
         raise CliError(f"{output}: the output of compress must end in .lrq, or in .h5 / .hdf5 for an "
@@ -699,8 +701,14 @@ def cmd_compress(args) -> int:
     for tensor in source.tensors:
         _check_finite(source.label, tensor)
 
+    if args.joint and args.scheme == "dense":
+        raise CliError("--joint shares factors of signcut or lplr; it does not apply to --scheme dense", EXIT_USAGE)
+    if args.joint and args.width is not None:
+        raise CliError("--joint compares joint and separate encodings at one bits budget or error target; "
+                       "use --bits or --rel-error, not --width", EXIT_USAGE)
+
     progress = Progress(enabled=not args.quiet)
-    matrices, dense, timings = {}, [], []
+    matrices, dense, timings, choices = {}, [], [], []
     started = time.perf_counter()
     try:
         for i, src in enumerate(source.tensors):
@@ -726,6 +734,9 @@ def cmd_compress(args) -> int:
             dense.append((src.name, reason))
             matrices[src.name] = io.dense_matrix(src.name, src.as_float() if src.dtype == "bfloat16" else src.values,
                                                  src.dtype)
+        if args.joint:
+            matrices, choices = _joint_groups(source, matrices, {n for n, _ in timings}, args.scheme, options,
+                                              progress)
     finally:
         progress.done()
     size_out = _save_lrq(output, matrices, source.metadata)
@@ -736,14 +747,79 @@ def cmd_compress(args) -> int:
             m = matrices[name]
             print(f"  {name}: {'×'.join(map(str, m.shape))} {m.scheme}, {m.bits_per_entry:.3f} bits/entry, "
                   f"rel_error {m.rel_error:.4g}, {seconds:.2f} s", file=sys.stderr)
+    if args.joint:
+        _report_groups(args, choices)
     if dense:
         _note(args, f"stored losslessly, not compressed ({plural(len(dense), 'tensor')}):")
         for name, reason in dense:
             _note(args, f"  {name}: {reason}")
-    _note(args, f"{source.label} -> {'standard output' if output == '-' else output}: {plural(len(matrices), 'tensor')} "
-                f"({len(matrices) - len(dense)} compressed), {source.size:,} -> {size_out:,} bytes "
+    count = len(source.tensors)
+    _note(args, f"{source.label} -> {'standard output' if output == '-' else output}: {plural(count, 'tensor')} "
+                f"({count - len(dense)} compressed), {source.size:,} -> {size_out:,} bytes "
                 f"({_size_change(source.size, size_out)}) in {elapsed:.1f} s")
     return EXIT_OK
+
+
+def _joint_groups(source, matrices: dict, compressed: set, scheme: str, options: dict, progress) -> tuple:
+    """The matrices with joint groups where they win (lrq.grouping), in the
+    input's order: a kept group stands where its first member was.  Only
+    members that were compressed alone are grouped (2-D float, chosen by
+    --include / --exclude, encodable at the target)."""
+    tensors = {t.name: t for t in source.tensors}
+    candidates, skipped = grouping.find_groups({t.name: t.values.shape for t in source.tensors}, compressed)
+    choices = []
+    for i, candidate in enumerate(candidates):
+        name = grouping.group_name(list(candidate.members.values()))
+        progress.update(i / max(len(candidates), 1), f"joint groups: {name}")
+        arrays = {n: tensors[n].as_float() for n in candidate.members.values()}
+        joint_options = dict(options)
+        dtypes = {tensors[n].dtype for n in candidate.members.values()}
+        if len(dtypes) == 1:
+            joint_options["source_dtype"] = dtypes.pop()
+        try:
+            choice = grouping.choose_encoding(candidate, arrays, {n: matrices[n] for n in arrays}, scheme,
+                                              joint_options)
+        except LrqError as exc:
+            raise type(exc)(f"{source.label}: joint group '{name}': {exc}") from None
+        choices.append(choice)
+    kept = {}
+    for choice in choices:
+        if choice.group is not None:
+            for member in choice.group:
+                kept[member] = choice
+    out = {}
+    for name, matrix in matrices.items():
+        choice = kept.get(name)
+        if choice is None:
+            out[name] = matrix
+        elif choice.name not in out:
+            out[choice.name] = choice.group
+    for prefix, why in skipped:
+        choices.append(grouping.Choice(prefix, None, {}, {}, "separate", [why]))
+    return out, choices
+
+
+def _report_groups(args, choices: list) -> None:
+    """One line per block found by name: what was kept, and the error of the
+    block's members together with its bits per entry, each way tried."""
+    if not choices:
+        _note(args, "--joint: no query/key/value or gate/up blocks found by name")
+        return
+    made = sum(c.group is not None for c in choices)
+    _note(args, f"joint groups ({made} of {plural(len(choices), 'block')} grouped; error of the block's members "
+                f"together at its bits/entry, each way tried):")
+    for c in choices:
+        if c.group is not None:
+            alone = f" ({'+'.join(c.roles[n] for n in c.alone)} alone)" if c.alone else ""
+            what = f"joint {c.kept}{alone}"
+        else:
+            what = "kept separate"
+        entries = sum(m.size for m in c.alone.values()) + (c.group.size if c.group is not None else 0)
+        tried = "; ".join(f"{label} {err:.4g} at {8 * nbytes / entries:.3f} bits" if entries else f"{label} {err:.4g}"
+                          for label, (err, nbytes) in c.errors.items())
+        _note(args, f"  {c.name}: {what}" + (f" [{tried}]" if tried else ""))
+        for note in c.notes:
+            _note(args, f"    {_cli_terms(note)}")
 
 
 # ---------------------------------------------------------------- decompress
@@ -1203,6 +1279,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refit", action="store_true", help="signcut: least-squares refit of the cut weights")
     p.add_argument("--threads", type=_number(int, 1, _native.threads_max(), what="--threads"),
                    help="encoding threads (default: LRQ_NUM_THREADS, else up to 2); never changes the output")
+    p.add_argument("--joint", action="store_true",
+                   help="find the matrices that read one input by name and shape (BERT "
+                        "'...attention.self.{query,key,value}.weight', LLaMA '...self_attn.{q,k,v}_proj.weight' and "
+                        "'...mlp.{gate,up}_proj.weight'), encode each block separately and as joint groups "
+                        "sharing one right factor (query+key+value and query+key, value then alone; gate+up), "
+                        "and keep a group only where it wins: a lower error of the block at the --bits budget, "
+                        "or fewer bytes at the --rel-error target (a format 1.2 file)")
     p.add_argument("--seed", type=_number(int, 0, what="--seed"), default=0)
     p.add_argument("--tile", type=_number(int, 1, what="--tile"), nargs=2, metavar=("ROWS", "COLS"),
                    help="encode in tiles of this size; for an HDF5 output, the chunk shape "
