@@ -201,3 +201,62 @@ def test_without_joint_no_groups(tmp_path, capsys):
     assert "joint groups" not in capsys.readouterr().err
     with lrq.open(out) as f:
         assert f.groups == {} and f.format_version < (1, 2)
+
+
+def _grouped_file(tmp_path) -> tuple:
+    """A file with BERT q+k (value alone) as a group, written by the API."""
+    rng = np.random.default_rng(5)
+    basis = rng.standard_normal((4, 96))
+    q, k, v = ((rng.standard_normal((64, 4)) @ basis).astype(np.float32) for _ in range(3))
+    p = "bert.layer.0.attention.self."
+    group = lrq.encode_group({p + "query.weight": q, p + "key.weight": k}, scheme="signcut", bits=3)
+    value = lrq.encode(v, "signcut", bits=3)
+    path = tmp_path / "grouped.lrq"
+    lrq.save(path, {"bert.layer.0.attention.self": group, p + "value.weight": value})
+    return path, group, value
+
+
+def test_info_shows_groups_json(tmp_path, capsys):
+    path, group, value = _grouped_file(tmp_path)
+    assert main(["info", str(path), "--json"]) == 0
+    (info,) = __import__("json").loads(capsys.readouterr().out)
+    (g,) = info["groups"]
+    p = "bert.layer.0.attention.self."
+    assert g["name"] == "bert.layer.0.attention.self" and g["scheme"] == "signcut" and g["columns"] == 96
+    assert g["members"] == [p + "query.weight", p + "key.weight"]
+    # The shared factor (signs T and weights c, width cuts over 96 columns)
+    # is counted once: its bytes are at least T's bits.
+    width = group[p + "query.weight"].tiles[0][3]["width"]
+    assert g["shared_bytes"] >= width * 96 // 8 and g["shared_bytes"] == group.shared_nbytes
+    by_name = {t["name"]: t for t in info["tensors"]}
+    for member in g["members"]:
+        own = by_name[member]["bytes"]
+        assert own == g["member_bytes"][member] == group[member].nbytes - g["shared_bytes"]
+        assert by_name[member]["group"] == g["name"]
+        assert by_name[member]["bits_per_entry"] == pytest.approx(8 * own / (64 * 96))
+    assert g["bytes"] == g["shared_bytes"] + sum(g["member_bytes"].values())
+    # Counted once, the group's bytes stay below the file; counted per member they would not.
+    assert g["bytes"] + by_name[p + "value.weight"]["bytes"] <= info["size"] + 2 * 4096
+    assert by_name[p + "value.weight"]["bytes"] == value.nbytes and by_name[p + "value.weight"]["group"] is None
+
+
+def test_info_shows_groups_text(tmp_path, capsys):
+    path, group, _ = _grouped_file(tmp_path)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 group sharing a right factor" in out
+    line = next(l for l in out.splitlines() if l.startswith("bert.layer.0.attention.self "))
+    assert "signcut" in line and "query.weight, key.weight" in line
+    assert f"{group.shared_nbytes:,}" in line
+    member = next(l for l in out.splitlines() if l.startswith("bert.layer.0.attention.self.query.weight"))
+    assert f"{group.member_nbytes('bert.layer.0.attention.self.query.weight'):,}" in member
+
+
+def test_info_without_groups_lists_none(tmp_path, capsys):
+    path = tmp_path / "plain.lrq"
+    lrq.save(path, {"a": lrq.encode(np.ones((64, 64), np.float32), "signcut", bits=4)})
+    assert main(["info", str(path), "--json"]) == 0
+    (info,) = __import__("json").loads(capsys.readouterr().out)
+    assert info["groups"] == [] and info["tensors"][0]["group"] is None
+    assert main(["info", str(path)]) == 0
+    assert "sharing a right factor" not in capsys.readouterr().out

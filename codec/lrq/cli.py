@@ -251,7 +251,8 @@ def _lrq_input(path: str):
             f = stack.enter_context(io.open(opened))
         except LrqError as exc:
             raise _named(label, exc) from None
-        yield {name: f[name] for name in f}, dict(f.metadata), f.format_version, os.path.getsize(opened)
+        yield ({name: f[name] for name in f}, dict(f.metadata), f.format_version, os.path.getsize(opened),
+               dict(f.groups))
 
 
 def _read_bytes(path: str) -> bytes:
@@ -854,7 +855,7 @@ def _decoded(args, fmt: str):
         tensors = {t.name: t for t in read_source(args.input).tensors}
         names = _chosen_tensors(args, list(tensors), fmt)
         return ({n: tensors[n].values for n in names}, {n: tensors[n].dtype for n in names}, names, None)
-    with _lrq_input(args.input) as (matrices, metadata, _, _):
+    with _lrq_input(args.input) as (matrices, metadata, _, _, _):
         names = _chosen_tensors(args, list(matrices), fmt)
         arrays, dtypes = {}, {}
         for name in names:
@@ -1010,17 +1011,31 @@ def _print_hdf5_info(info: dict, verbose: bool) -> None:
 def _info_record(path: str) -> dict:
     if _is_hdf5(path):
         return _hdf5_info_record(path)
-    with _lrq_input(path) as (matrices, metadata, version, size):
+    with _lrq_input(path) as (matrices, metadata, version, size, groups):
+        group_of = {member: g for g in groups.values() for member in g}
         tensors = []
         for name, m in matrices.items():
+            group = group_of.get(name)
+            # A member's bytes leave out the shared factor, which its group
+            # counts once (each member's nbytes, a file holding it alone,
+            # includes it: summing those would count it once per member).
+            nbytes = m.nbytes if group is None else group.member_nbytes(name)
             tensors.append({
                 "name": name, "shape": list(m.shape), "dtype": m.source_dtype, "scheme": m.scheme,
                 "tiles": [{"origin": list(o), "shape": list(s), "scheme": sc, "params": p} for o, s, sc, p in m.tiles],
-                "bytes": m.nbytes, "bits_per_entry": m.bits_per_entry, "rel_error": m.rel_error,
+                "bytes": nbytes, "bits_per_entry": 8.0 * nbytes / m.size, "rel_error": m.rel_error,
+                "group": None if group is None else group.name,
                 "_params": _describe_params(m),
             })
+        group_records = [{
+            "name": name, "scheme": g.scheme, "columns": g.columns, "members": list(g),
+            "shared_bytes": g.shared_nbytes,
+            "member_bytes": {member: g.member_nbytes(member) for member in g},
+            "bytes": g.shared_nbytes + sum(g.member_nbytes(member) for member in g),
+            "bits_per_entry": 8.0 * (g.shared_nbytes + sum(g.member_nbytes(member) for member in g)) / g.size,
+        } for name, g in groups.items()]
     return {"path": path, "format_version": f"{version[0]}.{version[1]}",
-            "size": size, "metadata": metadata, "tensors": tensors}
+            "size": size, "metadata": metadata, "tensors": tensors, "groups": group_records}
 
 
 def _print_info(info: dict, verbose: bool) -> None:
@@ -1038,6 +1053,15 @@ def _print_info(info: dict, verbose: bool) -> None:
         rows.append((t["name"], "×".join(map(str, t["shape"])) or "scalar", t["dtype"], t["scheme"], t["_params"],
                      f"{t['bytes']:,}", f"{t['bits_per_entry']:.3f}", err))
     print_table(rows)
+    if info["groups"]:
+        print(f"{plural(len(info['groups']), 'group')} sharing a right factor (spec §10.4); a member's bytes above "
+              "leave out its group's shared factor, counted once here:")
+        rows = [("group", "scheme", "columns", "members", "shared bytes", "bytes", "bits/entry")]
+        for g in info["groups"]:
+            members = [m[len(g["name"]) + 1:] if m.startswith(g["name"] + ".") else m for m in g["members"]]
+            rows.append((g["name"], g["scheme"], str(g["columns"]), ", ".join(members), f"{g['shared_bytes']:,}",
+                         f"{g['bytes']:,}", f"{g['bits_per_entry']:.3f}"))
+        print_table(rows)
     if verbose:
         for t in info["tensors"]:
             if len(t["tiles"]) > 1:

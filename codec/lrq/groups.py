@@ -219,6 +219,20 @@ class Group(Mapping):
     def bits_per_entry(self) -> float:
         return 8.0 * self.nbytes / self.size
 
+    @property
+    def shared_nbytes(self) -> int:
+        """Bytes the shared factor takes in a file, once: its sections, each
+        padded to its alignment ([SEC-3]).  A member's ``nbytes`` (the size
+        of a file holding it alone) includes them; ``member_nbytes`` does not."""
+        tile = next(iter(self._members.values()))._record.tiles[0]
+        return sum(container.align(tile.sections[kind].length, container.section_alignment(tile.sections[kind].length))
+                   for kind in container.SHARED_KINDS[self.scheme])
+
+    def member_nbytes(self, name: str) -> int:
+        """Bytes of member ``name`` without the shared factor: its own sections
+        and header entries, as a file holding it alone measures them."""
+        return self._members[name].nbytes - self.shared_nbytes
+
     def _stacked_matrix(self) -> Optional[Matrix]:
         """The members stacked by rows as one in-memory tile (their left
         factors copied, about the size of those sections; the shared ones are
