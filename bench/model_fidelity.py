@@ -32,19 +32,32 @@ import time
 import numpy as np
 
 import lrq
-from lrq import _native, minilm
+from lrq import _native, grouping, minilm
 from lrq._text import print_table
 
 SENTENCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "sentences.txt")
 SCHEMES = ("signcut", "lplr", "auto")
 
-# Joint groups (the matrices that read one input, such as each layer's query,
-# key and value, sharing one right factor) are not in lrq yet.  When they
-# are, register here, by scheme name, a function (weights, scheme, bits) ->
-# {name: Matrix} that encodes the 36 matrices with groups; every scheme named
-# here gets a "joint" block of columns next to its separate encoding, measured
-# by the same code.
-JOINT_ENCODERS: dict = {}
+# Joint groups (spec §10.4): each layer's query, key and value read one
+# input and may share one right factor.  Registered by scheme name: a
+# function (weights, scheme, bits) -> {name: Matrix or Group}; every scheme
+# named here gets a "joint" block of columns next to its separate encoding,
+# measured by the same code.  The policy is `lrq compress --joint`'s
+# (lrq.grouping): per layer, query+key+value and query+key (value alone) are
+# tried as groups against the three encoded alone, and a group is kept only
+# where the layer's error at the budget is lower.
+JOINT_CHOICES: list = []  # (scheme, bits, Choice) of the last joint encodings, for the summary
+
+
+def encode_jointly(weights: dict, scheme: str, bits: float) -> dict:
+    alone = encode_separately(weights, scheme, bits)
+    out, choices = grouping.group_where_it_wins({n: w.shape for n, w in weights.items()}, alone, set(alone),
+                                                weights.__getitem__, scheme, {"bits": bits})
+    JOINT_CHOICES.extend((scheme, bits, c) for c in choices)
+    return out
+
+
+JOINT_ENCODERS: dict = {scheme: encode_jointly for scheme in ("signcut", "lplr", "auto")}
 
 
 def read_sentences(path: str = SENTENCES) -> list:
@@ -59,15 +72,19 @@ def encode_separately(weights: dict, scheme: str, bits: float) -> dict:
 def measure(model, sentences, weights, encoder, scheme, bits) -> dict:
     """Encode, then time the dense and the compressed forward pass back to back and compare."""
     start = time.perf_counter()
-    linear = encoder(weights, scheme, bits)
+    stored = encoder(weights, scheme, bits)
     encode_s = time.perf_counter() - start
+    # A group's members run as the model's layers; its bytes count the shared factor once.
+    linear = {}
+    for name, value in stored.items():
+        linear.update(value.items() if isinstance(value, lrq.Group) else [(name, value)])
     start = time.perf_counter()
     dense = model.embed(sentences)
     dense_s = time.perf_counter() - start
     start = time.perf_counter()
     compressed = model.embed(sentences, linear=linear)
     forward_s = time.perf_counter() - start
-    nbytes = sum(m.nbytes for m in linear.values())
+    nbytes = sum(value.nbytes for value in stored.values())
     entries = sum(w.size for w in weights.values())
     return {**minilm.fidelity(dense, compressed, k=5), "nbytes": nbytes, "bits": 8 * nbytes / entries,
             "encode_s": encode_s, "forward_ratio": forward_s / dense_s,
@@ -118,6 +135,16 @@ def main(argv=None) -> int:
             rows.append(row)
             print(f"  {scheme} at {bits:g} bits/entry done", file=sys.stderr, flush=True)
     print_table(rows)
+    if JOINT_CHOICES:
+        print("\njoint: the groups kept per scheme and budget (layer error: separate -> kept)")
+        for scheme in joint_schemes:
+            for bits in budgets:
+                chosen = [c for s, b, c in JOINT_CHOICES if s == scheme and b == bits]
+                kinds = sorted({c.kept for c in chosen})
+                ratios = [c.errors[c.kept][0] / c.errors["separate"][0] for c in chosen if c.errors]
+                print(f"  {scheme} at {bits:g}: {sum(c.group is not None for c in chosen)} of {len(chosen)} layers grouped "
+                      f"({', '.join(kinds)}); layer error kept/separate mean {np.mean(ratios):.3f} "
+                      f"(min {np.min(ratios):.3f}, max {np.max(ratios):.3f})")
     return 0
 
 

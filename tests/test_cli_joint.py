@@ -4,6 +4,7 @@ shape, kept only where they win (lrq.grouping, spec §10.4)."""
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -46,8 +47,10 @@ def _checkpoint(path) -> dict:
     return t
 
 
-def _report(err: str) -> dict:
-    """block name -> (what was kept, {label: error}) from the --joint report."""
+def _report(err: str, bits: Optional[dict] = None) -> dict:
+    """block name -> (what was kept, {label: error}) from the --joint report;
+    ``bits`` gets (block, label) -> bits/entry."""
+    bits = {} if bits is None else bits
     out = {}
     for line in err.splitlines():
         m = re.match(r"^  (\S+): (joint \S+(?: \S+)?(?: \(.*\))?|kept separate)(?: \[(.*)\])?$", line)
@@ -55,13 +58,14 @@ def _report(err: str) -> dict:
             tried = {}
             for item in (m[3] or "").split("; "):
                 if item:
-                    label, err_text = re.match(r"^(.*) (\S+) at \S+ bits$", item).groups()
+                    label, err_text, bits_text = re.match(r"^(.*) (\S+) at (\S+) bits$", item).groups()
                     tried[label] = float(err_text)
+                    bits[(m[1], label)] = float(bits_text)
             out[m[1]] = (m[2], tried)
     return out
 
 
-@pytest.mark.parametrize("scheme", ["signcut", "lplr"])
+@pytest.mark.parametrize("scheme", ["signcut", "lplr", "auto"])
 def test_joint_groups_round_trip(tmp_path, capsys, scheme):
     source = tmp_path / "model.safetensors"
     tensors = _checkpoint(source)
@@ -78,7 +82,7 @@ def test_joint_groups_round_trip(tmp_path, capsys, scheme):
         assert set(f.groups) == grouped and grouped
         for name, group in f.groups.items():
             assert len(group) >= 2 and all(member.startswith(name + ".") for member in group)
-            assert group.scheme == scheme
+            assert group.scheme == scheme if scheme != "auto" else group.scheme in ("signcut", "lplr")
         x = np.random.default_rng(0).standard_normal(64).astype(np.float32)
         for name in tensors:
             if tensors[name].ndim == 2:
@@ -118,6 +122,32 @@ def test_joint_kept_only_where_it_wins(tmp_path, capsys):
             assert kept.split(" (")[0] == f"joint {best}"
     # This checkpoint's up matrix shares nothing with gate: signcut keeps them apart.
     assert report[LLAMA + "mlp"][0] == "kept separate"
+
+
+def test_joint_at_an_error_target_keeps_the_fewest_bytes(tmp_path, capsys):
+    source = tmp_path / "model.safetensors"
+    _checkpoint(source)
+    out = tmp_path / "out.lrq"
+    assert main(["compress", str(source), str(out), "--joint", "--scheme", "lplr", "--rel-error", "0.1",
+                 "--seed", "0"]) == 0
+    bits = {}
+    report = _report(capsys.readouterr().err, bits)
+    decided = 0
+    for name, (kept, tried) in report.items():
+        if not tried:
+            continue
+        decided += 1
+        fewest = min(tried, key=lambda label: bits[(name, label)])
+        assert (kept == "kept separate") == (fewest == "separate"), (name, kept, bits)
+        if fewest != "separate":
+            assert kept.split(" (")[0] == f"joint {fewest}"
+    assert decided >= 2
+    with lrq.open(out) as f:
+        assert f.groups
+        for name in f:
+            if f[name].scheme != "dense" and f[name].rel_error is not None:
+                # A kept group's members were encoded to the stack's target, not each its own.
+                assert f[name].rel_error < 0.2, name
 
 
 def test_choose_encoding_keeps_separate_when_joint_loses():

@@ -13,6 +13,7 @@ import importlib.util
 import math
 import os
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -241,25 +242,60 @@ def test_shipped_sentences():
     assert len(sentences) >= 250 and len(set(sentences)) == len(sentences)
 
 
+def _table(out: str) -> tuple:
+    """(header, first row) of the bench's table."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("scheme "))
+    return lines[start], lines[start + 1]
+
+
 @needs_model
 @pytest.mark.slow
 def test_bench_prints_the_table_and_a_registered_joint_encoder_gets_its_columns(monkeypatch, capsys):
     bench = _bench_module()
     monkeypatch.setattr(bench, "read_sentences", lambda: bench_sentences()[:12])
+    registered = dict(bench.JOINT_ENCODERS)
+    monkeypatch.setattr(bench, "JOINT_ENCODERS", {})
     assert bench.main(["--bits", "1", "--schemes", "signcut"]) == 0
-    out = capsys.readouterr().out
-    header, row = out.splitlines()[-2:]
+    header, row = _table(capsys.readouterr().out)
     assert "joint" not in header and "top-5" in header and "forward ×dense" in header
     assert row.split()[:2] == ["signcut", "1"] and row.split()[-1] == "signcut"
     # A joint encoder registered by scheme name adds its block of columns,
     # measured by the same code (here a stand-in: the separate encoding).
     monkeypatch.setitem(bench.JOINT_ENCODERS, "signcut", bench.encode_separately)
     assert bench.main(["--bits", "1", "--schemes", "signcut"]) == 0
-    header, row = capsys.readouterr().out.splitlines()[-2:]
+    header, row = _table(capsys.readouterr().out)
     assert "joint mean cos" in header and "joint forward ×dense" in header
     cells = row.split()
     assert len(cells) == 2 + 2 * len(bench.COLUMNS) + 1
     assert cells[2:6] == cells[11:15]  # the same encoding: the same cosines and neighbours
+
+
+@needs_model
+@pytest.mark.slow
+def test_bench_joint_encoder_groups_layers_within_the_budget(monkeypatch, capsys):
+    bench = _bench_module()
+    assert set(bench.JOINT_ENCODERS) == {"signcut", "lplr", "auto"}
+    monkeypatch.setattr(bench, "read_sentences", lambda: bench_sentences()[:12])
+    model = minilm.MiniLM.from_package()
+    weights = model.linear_weights()
+    stored = bench.JOINT_ENCODERS["lplr"](weights, "lplr", 2.0)
+    groups = {name: g for name, g in stored.items() if isinstance(g, lrq.Group)}
+    # lplr wins with groups on MiniLM's attention (bench/joint.py): some layers are grouped,
+    # each group named by its layer and made of that layer's query/key(/value).
+    assert groups
+    for name, g in groups.items():
+        assert name.endswith(".attention.self") and all(m.startswith(name + ".") for m in g)
+    members = {m for g in groups.values() for m in g}
+    assert members | {n for n in stored if n not in groups} == set(weights)
+    # The bench counts a group's shared factor once: the 36 matrices stay within the budget.
+    assert bench.main(["--bits", "2", "--schemes", "lplr"]) == 0
+    out = capsys.readouterr().out
+    header, row = _table(out)
+    cells = row.split()
+    joint_bits = float(cells[2 + len(bench.COLUMNS) + 1 + bench.COLUMNS.index("bits/entry")])
+    assert joint_bits <= 2.0
+    assert re.search(r"lplr at 2: [1-6] of 6 layers grouped", out)
 
 
 @needs_model

@@ -762,42 +762,22 @@ def cmd_compress(args) -> int:
 
 
 def _joint_groups(source, matrices: dict, compressed: set, scheme: str, options: dict, progress) -> tuple:
-    """The matrices with joint groups where they win (lrq.grouping), in the
-    input's order: a kept group stands where its first member was.  Only
-    members that were compressed alone are grouped (2-D float, chosen by
-    --include / --exclude, encodable at the target)."""
+    """The matrices with joint groups where they win (lrq.grouping), and the
+    choices made.  Only members compressed alone are grouped (2-D float,
+    chosen by --include / --exclude, encodable at the target)."""
     tensors = {t.name: t for t in source.tensors}
-    candidates, skipped = grouping.find_groups({t.name: t.values.shape for t in source.tensors}, compressed)
-    choices = []
-    for i, candidate in enumerate(candidates):
-        name = grouping.group_name(list(candidate.members.values()))
-        progress.update(i / max(len(candidates), 1), f"joint groups: {name}")
-        arrays = {n: tensors[n].as_float() for n in candidate.members.values()}
-        joint_options = dict(options)
-        dtypes = {tensors[n].dtype for n in candidate.members.values()}
-        if len(dtypes) == 1:
-            joint_options["source_dtype"] = dtypes.pop()
-        try:
-            choice = grouping.choose_encoding(candidate, arrays, {n: matrices[n] for n in arrays}, scheme,
-                                              joint_options)
-        except LrqError as exc:
-            raise type(exc)(f"{source.label}: joint group '{name}': {exc}") from None
-        choices.append(choice)
-    kept = {}
-    for choice in choices:
-        if choice.group is not None:
-            for member in choice.group:
-                kept[member] = choice
-    out = {}
-    for name, matrix in matrices.items():
-        choice = kept.get(name)
-        if choice is None:
-            out[name] = matrix
-        elif choice.name not in out:
-            out[choice.name] = choice.group
-    for prefix, why in skipped:
-        choices.append(grouping.Choice(prefix, None, {}, {}, "separate", [why]))
-    return out, choices
+    current = [""]
+
+    def report(fraction, name):
+        current[0] = name
+        progress.update(fraction, f"joint groups: {name}")
+
+    try:
+        return grouping.group_where_it_wins({n: t.values.shape for n, t in tensors.items()}, matrices, compressed,
+                                            lambda n: tensors[n].as_float(), scheme, options, report,
+                                            lambda n: tensors[n].dtype)
+    except LrqError as exc:
+        raise type(exc)(f"{source.label}: joint group '{current[0]}': {exc}") from None
 
 
 def _report_groups(args, choices: list) -> None:

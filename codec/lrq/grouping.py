@@ -175,3 +175,39 @@ def choose_encoding(candidate: Candidate, arrays: dict, alone: dict, scheme: str
                 best_label, best_group, best_alone = label, group, rest
     name = best_group.name if best_group is not None else group_name(names)
     return Choice(name, best_group, best_alone, errors, best_label, notes, role_of)
+
+
+def group_where_it_wins(shapes: dict, matrices: dict, compressed: set, array_of: Callable, scheme: str,
+                        options: dict, progress: Optional[Callable] = None, dtype_of: Optional[Callable] = None) -> tuple:
+    """(matrices with joint groups where they win, choices), in the order of
+    ``matrices``: a kept group stands, under its name, where its first member
+    was, and its members leave the mapping.
+
+    ``shapes`` maps every tensor name to its shape; ``compressed`` names the
+    members encoded alone in ``matrices`` that may be grouped; ``array_of(name)``
+    gives a member's float array (read only for the blocks found);
+    ``dtype_of(name)`` its source dtype, kept by the group when the members
+    agree; ``progress(fraction, block name)`` is called before each block.
+    ``choices`` has one :class:`Choice` per block found by name, those left
+    alone last with the reason."""
+    candidates, skipped = find_groups(shapes, compressed)
+    choices = []
+    for i, candidate in enumerate(candidates):
+        names = list(candidate.members.values())
+        if progress is not None:
+            progress(i / len(candidates), group_name(names))
+        joint_options = dict(options)
+        if dtype_of is not None and len({dtype_of(n) for n in names}) == 1:
+            joint_options["source_dtype"] = dtype_of(names[0])
+        arrays = {n: array_of(n) for n in names}
+        choices.append(choose_encoding(candidate, arrays, {n: matrices[n] for n in names}, scheme, joint_options))
+    kept = {member: choice for choice in choices if choice.group is not None for member in choice.group}
+    out = {}
+    for name, matrix in matrices.items():
+        choice = kept.get(name)
+        if choice is None:
+            out[name] = matrix
+        elif choice.name not in out:
+            out[choice.name] = choice.group
+    choices.extend(Choice(prefix, None, {}, {}, "separate", [why]) for prefix, why in skipped)
+    return out, choices
