@@ -45,7 +45,7 @@ SCHEMES = ("signcut", "lplr", "auto")
 # measured by the same code.  The policy is `lrq compress --joint`'s
 # (lrq.grouping): per layer, query+key+value and query+key (value alone) are
 # tried as groups against the three encoded alone, and a group is kept only
-# where the layer's error at the budget is lower.
+# where the layer's error at the budget is lower and no member's is higher.
 JOINT_CHOICES: list = []  # (scheme, bits, Choice) of the last joint encodings, for the summary
 
 

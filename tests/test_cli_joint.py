@@ -51,8 +51,13 @@ def _report(err: str, bits: Optional[dict] = None) -> dict:
     """block name -> (what was kept, {label: error}) from the --joint report;
     ``bits`` gets (block, label) -> bits/entry."""
     bits = {} if bits is None else bits
-    out = {}
+    out, block = {}, None
     for line in err.splitlines():
+        rejected = re.match(r"^    (.*): not kept, ", line)
+        if rejected and block is not None:
+            # A way that made a member worse off is not a candidate.
+            out[block][1].pop(rejected[1], None)
+            continue
         m = re.match(r"^  (\S+): (joint \S+(?: \S+)?(?: \(.*\))?|kept separate)(?: \[(.*)\])?$", line)
         if m:
             tried = {}
@@ -62,6 +67,7 @@ def _report(err: str, bits: Optional[dict] = None) -> dict:
                     tried[label] = float(err_text)
                     bits[(m[1], label)] = float(bits_text)
             out[m[1]] = (m[2], tried)
+            block = m[1]
     return out
 
 
@@ -165,6 +171,26 @@ def test_choose_encoding_keeps_separate_when_joint_loses():
     real = grouping.choose_encoding(candidate, arrays, alone, "lplr", {"bits": 3})
     assert set(real.errors) == {"separate", "query+key+value", "query+key"}
     assert (real.group is None) == (min(real.errors.values())[0] == real.errors["separate"][0])
+
+
+def test_choose_encoding_refuses_a_group_that_makes_a_member_worse():
+    rng = np.random.default_rng(2)
+    basis = rng.standard_normal((4, 96))
+    arrays = {f"b.attention.self.{r}.weight": (rng.standard_normal((64, 4)) @ basis).astype(np.float32)
+              for r in ("query", "key", "value")}
+    alone = {n: lrq.encode(a, "lplr", bits=3) for n, a in arrays.items()}
+    (candidate,), _ = grouping.find_groups({n: a.shape for n, a in arrays.items()}, set(arrays))
+
+    def value_worse(members, **options):  # query and key shared honestly, value 1 % off
+        return lrq.encode_group({n: a * (0.99 if "value" in n else 1.0) for n, a in members.items()}, **options)
+
+    choice = grouping.choose_encoding(candidate, arrays, alone, "lplr", {"bits": 3}, encode_joint=value_worse)
+    value = "b.attention.self.value.weight"
+    assert any(note.startswith("query+key+value: not kept, value ") for note in choice.notes)
+    # The block error alone would have kept it: lower than separate, and fewer bytes.
+    joint_error, joint_bytes = choice.errors["query+key+value"]
+    assert joint_error < choice.errors["separate"][0] and joint_bytes < choice.errors["separate"][1]
+    assert choice.kept != "query+key+value" and (choice.group is None or value not in choice.group)
 
 
 def test_find_groups_by_name_and_shape():

@@ -1289,7 +1289,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "'...mlp.{gate,up}_proj.weight'), encode each block separately and as joint groups "
                         "sharing one right factor (query+key+value and query+key, value then alone; gate+up), "
                         "and keep a group only where it wins: a lower error of the block at the --bits budget, "
-                        "or fewer bytes at the --rel-error target (a format 1.2 file)")
+                        "or fewer bytes at the --rel-error target, with no member worse off than alone "
+                        "(a format 1.2 file)")
     p.add_argument("--seed", type=_number(int, 0, what="--seed"), default=0)
     p.add_argument("--tile", type=_number(int, 1, what="--tile"), nargs=2, metavar=("ROWS", "COLS"),
                    help="encode in tiles of this size; for an HDF5 output, the chunk shape "
