@@ -28,7 +28,7 @@ from . import _native
 from . import format as container
 from .errors import ArgumentError, ChecksumError, FormatError, UnsupportedError
 from .format import make_section
-from .matrix import Matrix
+from .matrix import Matrix, _StoredSize
 
 _ROW_TILE = 16  # rows per row tile of an interleaved matrix and of a scale section (spec §9.1, §10.3)
 
@@ -141,7 +141,7 @@ def _shares_factor(tiles: list, stacked: bool = False) -> bool:
 
 
 # ----------------------------------------------------------------- Group
-class Group(Mapping):
+class Group(_StoredSize, Mapping):
     """Named matrices sharing one right factor: a read-only mapping name → ``lrq.Matrix``.
 
     Made by :func:`encode_group`, :func:`lrq.loads` of a file holding one
@@ -209,15 +209,6 @@ class Group(Mapping):
     def size(self) -> int:
         return sum(m.size for m in self._members.values())
 
-    @property
-    def nbytes(self) -> int:
-        if self._nbytes is None:
-            self._nbytes = sum(len(memoryview(p).cast("B")) for p in self._serialize())
-        return self._nbytes
-
-    @property
-    def bits_per_entry(self) -> float:
-        return 8.0 * self.nbytes / self.size
 
     @property
     def shared_nbytes(self) -> int:

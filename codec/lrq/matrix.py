@@ -24,7 +24,22 @@ def _as_array(x) -> np.ndarray:
         raise ArgumentError(f"the operand is not an array: {exc}") from None
 
 
-class Matrix:
+class _StoredSize:
+    """``nbytes`` and ``bits_per_entry`` of what ``_serialize()`` writes
+    (everything stored, headers included), for Matrix and Group."""
+
+    @property
+    def nbytes(self) -> int:
+        if self._nbytes is None:
+            self._nbytes = sum(len(memoryview(p).cast("B")) for p in self._serialize())
+        return self._nbytes
+
+    @property
+    def bits_per_entry(self) -> float:
+        return 8.0 * self.nbytes / self.size
+
+
+class Matrix(_StoredSize):
     """A tensor stored in the `.lrq` format, usually a low-rank/1-bit matrix.
 
     Made by :func:`lrq.encode`, :func:`lrq.loads`, :func:`lrq.signcut_from_factors`
@@ -131,15 +146,6 @@ class Matrix:
     def rel_error(self) -> Optional[float]:
         return self._record.rel_error
 
-    @property
-    def nbytes(self) -> int:
-        if self._nbytes is None:
-            self._nbytes = sum(len(memoryview(p).cast("B")) for p in self._serialize())
-        return self._nbytes
-
-    @property
-    def bits_per_entry(self) -> float:
-        return 8.0 * self.nbytes / self.size
 
     @property
     def T(self) -> "Transposed":

@@ -33,4 +33,16 @@ static uint64_t rng_next(void)
     return rng_state * UINT64_C(0x2545F4914F6CDD1D);
 }
 
+/* main's result: 1 after any failed CHECK, else 0, saying which on the
+ * way (`context` names the kernels' path the checks ran on). */
+static inline int checks_result(const char *program, const char *context)
+{
+    if (failures != 0) {
+        fprintf(stderr, "%s: %d check(s) failed (%s)\n", program, failures, context);
+        return 1;
+    }
+    printf("%s: all checks passed (%s)\n", program, context);
+    return 0;
+}
+
 #endif /* LRQ_TEST_CHECK_H */

@@ -229,10 +229,5 @@ int main(void)
     test_layout();
     test_bad_arguments();
     test_tile_detail();
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_core: all checks passed (isa %s)\n", lrq_isa_name());
-    return 0;
+    return checks_result("test_core", lrq_isa_name());
 }

@@ -330,10 +330,5 @@ int main(void)
     test_c16();
     test_target();
     test_bad_arguments();
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_encoder: all checks passed (isa %s)\n", lrq_isa_name());
-    return 0;
+    return checks_result("test_encoder", lrq_isa_name());
 }

@@ -492,10 +492,9 @@ int main(void)
     test_c16();
     test_empty_inner();
     test_shapes();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
+    {
+        char context[64];
+        snprintf(context, sizeof context, "%s, %d threads", lrq_isa_name(), lrq_threads_get());
+        return checks_result("test_kernels", context);
     }
-    printf("test_kernels: all checks passed (%s, %d threads)\n", lrq_isa_name(), lrq_threads_get());
-    return 0;
 }
