@@ -1221,23 +1221,21 @@ def _run_tiles(count: int, job, progress, threads: int) -> list:
         done[k] = 1.0
         return result
 
-    blas_limit = _blas_on_one_thread()
-    blas_limit.__enter__()
-    futures = [pool.submit(wrapped, k) for k in range(count)]
-    try:
-        pending = set(futures)
-        while pending:
-            finished, pending = concurrent.futures.wait(pending, timeout=0.1, return_when=concurrent.futures.FIRST_EXCEPTION)
-            for f in finished:
-                f.result()  # re-raises a tile's error here, in the caller's thread
-            show()
-    except BaseException:
-        run.cancel.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    finally:
+    # The limit is lifted only once every worker has stopped.
+    with _blas_on_one_thread():
+        futures = [pool.submit(wrapped, k) for k in range(count)]
+        try:
+            pending = set(futures)
+            while pending:
+                finished, pending = concurrent.futures.wait(pending, timeout=0.1, return_when=concurrent.futures.FIRST_EXCEPTION)
+                for f in finished:
+                    f.result()  # re-raises a tile's error here, in the caller's thread
+                show()
+        except BaseException:
+            run.cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
         pool.shutdown(wait=True)
-        blas_limit.__exit__(None, None, None)
     _report(progress, 1.0, "done")
     return [f.result() for f in futures]
 
