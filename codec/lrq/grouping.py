@@ -136,15 +136,15 @@ def _ratio(num: float, den: float) -> float:
     return math.sqrt(num / den) if den > 0 else (0.0 if num == 0 else math.inf)
 
 
-def block_error(arrays: dict, matrices: dict) -> float:
-    """‖[A_i] − [Â_i]‖_F / ‖[A_i]‖_F over all members of a block."""
-    squared = _squared_errors(arrays, matrices).values()
-    return _ratio(sum(n for n, _ in squared), sum(d for _, d in squared))
+def block_error(squared: dict) -> float:
+    """‖[A_i] − [Â_i]‖_F / ‖[A_i]‖_F over all members of a block, from
+    their :func:`_squared_errors`."""
+    return _ratio(sum(n for n, _ in squared.values()), sum(d for _, d in squared.values()))
 
 
-def member_errors(arrays: dict, matrices: dict) -> dict:
-    """name -> ‖A − Â‖_F / ‖A‖_F of each member."""
-    return {name: _ratio(n, d) for name, (n, d) in _squared_errors(arrays, matrices).items()}
+def member_errors(squared: dict) -> dict:
+    """name -> ‖A − Â‖_F / ‖A‖_F of each member, from its :func:`_squared_errors`."""
+    return {name: _ratio(n, d) for name, (n, d) in squared.items()}
 
 
 def _nbytes(matrices: dict, group: Optional[Group]) -> int:
@@ -172,8 +172,10 @@ def choose_encoding(candidate: Candidate, arrays: dict, alone: dict, scheme: str
     joint_options = {k: v for k, v in options.items() if k != "tile_shape"}
     names = list(candidate.members.values())
     role_of = {n: r for r, n in candidate.members.items()}
-    errors = {"separate": (block_error(arrays, alone), _nbytes(alone, None))}
-    separate_members = member_errors(arrays, alone)
+    # Each member is decoded once alone and once per group it joins.
+    squared_alone = _squared_errors(arrays, alone)
+    errors = {"separate": (block_error(squared_alone), _nbytes(alone, None))}
+    separate_members = member_errors(squared_alone)
     best_label, best_group, best_alone = "separate", None, alone
     notes = []
 
@@ -191,9 +193,9 @@ def choose_encoding(candidate: Candidate, arrays: dict, alone: dict, scheme: str
                 notes.append(f"{label}: {exc}")
                 continue
             rest = {n: alone[n] for n in names if n not in subset}
-            decoded = {**dict(group.items()), **rest}
-            errors[label] = (block_error(arrays, decoded), _nbytes(rest, group))
-            joint_members = member_errors({n: arrays[n] for n in subset}, decoded)
+            squared_joint = _squared_errors({n: arrays[n] for n in subset}, dict(group.items()))
+            errors[label] = (block_error({**squared_alone, **squared_joint}), _nbytes(rest, group))
+            joint_members = member_errors(squared_joint)
             limit = ({n: options["rel_error"] for n in subset} if by_bytes else separate_members)
             losers = [n for n in subset if joint_members[n] > limit[n]]
             if losers:
