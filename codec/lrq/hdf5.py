@@ -176,7 +176,12 @@ def encoding_request(words) -> dict:
     words = tuple(int(w) for w in words)
     if len(words) < 3 or words[0] != CD_WORD0 or len(words) != 3 + words[2] + 7:
         raise FormatError(f"not the stored lrq filter parameters of layout 1: {words}")
-    scheme, kind, value, seed_lo, seed_hi, option = words[4 + words[2]:]
+    return _request_options(words[4 + words[2]:])
+
+
+def _request_options(words: tuple) -> dict:
+    """The six words of :func:`request_words` as keyword arguments of :func:`write`."""
+    scheme, kind, value, seed_lo, seed_hi, option = words
     names = {code: name for name, code in _SCHEME_CODES.items()}
     kinds = {code: name for name, code in _TARGET_CODES.items()}
     if scheme not in names or kind not in kinds:
@@ -326,9 +331,7 @@ class LRQ(h5py.filters.FilterRefBase):
                                 "has a Python encoder only: write such datasets with lrq.hdf5.write")
         self.filter_options = request_words(scheme, bits=bits, width=width, rel_error=rel_error, seed=seed,
                                             c_storage=c_storage, storage=storage)
-        self.options = encoding_request(filter_parameters(np.float32, (1, 1), scheme, bits=bits, width=width,
-                                                          rel_error=rel_error, seed=seed, c_storage=c_storage,
-                                                          storage=storage))
+        self.options = _request_options(self.filter_options)
 
     @classmethod
     def from_dataset(cls, dataset) -> "LRQ":
