@@ -1,4 +1,4 @@
-"""The filter encodes in C (spec/hdf5-filter.md [H5-6]-[H5-9]): datasets made
+"""The filter encodes in C (spec/hdf5-filter.md [H5-6]-[H5-10]): datasets made
 with lrq.hdf5.LRQ, h5py's compression= or h5repack's request form get chunks
 the plugin encodes, byte for byte the streams lrq.encode + lrq.dumps make;
 parameters the filter cannot honour fail the dataset's creation; damaged
@@ -170,7 +170,7 @@ def test_stored_parameters_are_the_full_form_and_give_back_the_filter(tmp_path):
         ]:
             d = f.create_dataset(name, shape=shape, dtype=np.float64, chunks=chunks, **filt)
             flags, words = d.id.get_create_plist().get_filter_by_id(lrq.hdf5.FILTER_ID)[:2]
-            assert flags == h5py.h5z.FLAG_MANDATORY  # set_local makes it so [H5-6]
+            assert flags == h5py.h5z.FLAG_OPTIONAL  # h5py's choice, which set_local keeps [H5-10]
             assert words == (lrq.hdf5.CD_WORD0, 1, len(chunks), *chunks, lrq.hdf5.ENCODED_BY_FILTER,
                              *filt.filter_options)
             assert lrq.hdf5.LRQ.from_dataset(d) == filt
@@ -344,20 +344,55 @@ def test_from_dataset_names_datasets_it_cannot_describe(tmp_path):
             lrq.hdf5.LRQ.from_dataset(by_python)
 
 
-def test_a_chunk_the_encoder_refuses_fails_the_write_and_is_never_stored_unfiltered(tmp_path):
-    a = matrix((64, 64))
-    bad = a.copy()
-    bad[3, 3] = np.nan
-    with h5py.File(tmp_path / "a.h5", "w") as f:
-        d = f.create_dataset("A", shape=a.shape, dtype=a.dtype, chunks=(64, 64), compression=lrq.hdf5.LRQ(bits=2))
-        d[...] = bad
-        # HDF5 runs the filter when the chunk leaves its cache
-        with pytest.raises(RuntimeError, match="filter returned failure"):
-            f.flush()
-        d[...] = a  # HDF5 keeps the failed chunk in its cache until it can be written
+REFUSED_CHUNKS_SCRIPT = """
+import sys
+import numpy as np, h5py, lrq.hdf5
+a = np.load(sys.argv[2])
+with h5py.File(sys.argv[1], "w") as f:
+    f.create_dataset("A", data=a, chunks=(64, 64), compression=lrq.hdf5.LRQ(bits=2))
+    f.create_dataset("B", data=a[:64], chunks=(64, 64), compression=lrq.hdf5.LRQ(rel_error=1e-6))
+    d = f.create_dataset("C", shape=a.shape, dtype=a.dtype, chunks=(64, 64), compression=lrq.hdf5.LRQ(bits=2))
+    d[...] = a  # through HDF5's chunk cache: the filter runs at close
+print("closed")
+"""
+
+
+def test_a_chunk_the_encoder_refuses_is_stored_unfiltered_and_exact(tmp_path):
+    # [H5-10]: h5py makes the filter optional and the plugin keeps that, so
+    # a NaN chunk, or one whose rel_error= signcut cannot reach, is stored
+    # by HDF5 as given -- at creation and when the cache is flushed at close,
+    # where a failing filter used to lose the chunk and crash the process
+    # at exit (HDF5 2.0) -- while the other chunks are encoded.
+    import sys
+
+    a = matrix((128, 64))
+    a[3, 3] = np.nan
+    np.save(tmp_path / "a.npy", a)
+    run = subprocess.run([sys.executable, "-c", REFUSED_CHUNKS_SCRIPT, str(tmp_path / "a.h5"), str(tmp_path / "a.npy")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "closed", run.stderr
     with h5py.File(tmp_path / "a.h5", "r") as f:
-        mask, stream = f["A"].id.read_direct_chunk((0, 0))
-        assert mask == 0 and stream == expected_stream(a, "signcut", 0, {"bits": 2})
+        for name in ("A", "C"):
+            d = f[name]
+            assert d.id.get_create_plist().get_filter_by_id(lrq.hdf5.FILTER_ID)[0] == h5py.h5z.FLAG_OPTIONAL
+            mask, raw = d.id.read_direct_chunk((0, 0))
+            assert mask != 0
+            np.testing.assert_array_equal(np.frombuffer(raw, np.float32).reshape(64, 64), a[:64])
+            mask, stream = d.id.read_direct_chunk((64, 0))
+            assert mask == 0 and stream == expected_stream(a[64:], "signcut", 0, {"bits": 2})
+            np.testing.assert_array_equal(d[:64], a[:64])  # the NaN included
+        b = f["B"]
+        assert b.id.read_direct_chunk((0, 0))[0] != 0
+        np.testing.assert_array_equal(b[:], a[:64])
+        x = matrix((64,), seed=5)
+        finite = a[64:]
+        with h5py.File(tmp_path / "finite.h5", "w") as g:
+            g.create_dataset("B", data=finite, chunks=(64, 64), compression=lrq.hdf5.LRQ(rel_error=1e-6))
+            np.testing.assert_allclose(lrq.hdf5.Matrix(g["B"]) @ x, finite @ x, rtol=1e-5, atol=1e-5)
+    info = subprocess.run([sys.executable, "-m", "lrq", "info", str(tmp_path / "a.h5")],
+                          capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0, info.stderr
+    assert info.stdout.count("1 chunk stored unfiltered") == 3, info.stdout
 
 
 # ---------------------------------------------------------------- h5repack
@@ -450,17 +485,24 @@ def test_h5repack_with_parameters_the_filter_refuses_makes_no_lrq_dataset(tmp_pa
         np.testing.assert_array_equal(f["A"][:], matrix((64, 64)))
 
 
-def test_h5repack_of_a_chunk_the_encoder_refuses_fails(tmp_path):
-    a = matrix((64, 64))
+def test_h5repack_of_a_chunk_the_encoder_refuses_fails_when_mandatory_and_keeps_it_when_optional(tmp_path):
+    a = matrix((128, 64))
     a[3, 3] = np.inf
     with h5py.File(tmp_path / "in.h5", "w") as f:
         f["A"] = a
     request = ",".join(map(str, lrq.hdf5.LRQ(bits=2).filter_options))
     out = run_h5repack("-l", "A:CHUNK=64x64", "-f", f"A:UD={lrq.hdf5.FILTER_ID},0,6,{request}",
-                       tmp_path / "in.h5", tmp_path / "out.h5")
-    assert out.returncode != 0
-    with h5py.File(tmp_path / "out.h5", "r") as f:
-        assert f["A"].id.get_num_chunks() == 0
+                       tmp_path / "in.h5", tmp_path / "mandatory.h5")
+    assert out.returncode > 0  # an error, not a crash
+    with h5py.File(tmp_path / "mandatory.h5", "r") as f:
+        assert f["A"].id.get_num_chunks() < 2
+    out = run_h5repack("-l", "A:CHUNK=64x64", "-f", f"A:UD={lrq.hdf5.FILTER_ID},1,6,{request}",
+                       tmp_path / "in.h5", tmp_path / "optional.h5")
+    assert out.returncode == 0, out.stderr
+    with h5py.File(tmp_path / "optional.h5", "r") as f:
+        d = f["A"]
+        assert [d.id.read_direct_chunk(c)[0] != 0 for c in ((0, 0), (64, 0))] == [True, False]
+        np.testing.assert_array_equal(d[:64], a[:64])
 
 
 # ---------------------------------------------------------------- damage

@@ -19,9 +19,12 @@
  * (encode.c), the bytes lrq.encode would write [H5-8].  set_local turns
  * the request form of the parameters (what h5repack -f UD=335,... and
  * lrq.hdf5.LRQ give, without the chunk shape) into the stored form, using
- * the dataset's chunk dimensions and element type, and makes the filter
- * mandatory: a chunk the encoder refuses then fails the write instead of
- * being stored unfiltered.  Parameters it cannot honour -- a scheme with no
+ * the dataset's chunk dimensions and element type, and leaves the filter's
+ * pipeline flag as the application set it [H5-10]: optional (what h5py
+ * sets) has HDF5 store a chunk the encoder refuses -- a NaN, a target out
+ * of reach -- unfiltered and exact; mandatory fails that chunk's write,
+ * which HDF5 reports only at flush or close (and HDF5 2.0 then crashes the
+ * process at exit).  Parameters it cannot honour -- a scheme with no
  * C encoder, a bad target, a chunk or element type the encoder does not
  * take -- fail the dataset's creation [H5-6].  Datasets of
  * lrq.hdf5.write say their chunks are encoded by the writer (word
@@ -207,8 +210,8 @@ static int dataset_dtype(const host_library *host, lrq_hid_t type)
 /*
  * The checks of a new dataset's parameters, and with `store` their stored
  * form written back (set_local): the request form becomes the stored form
- * for the dataset's chunk and element type, and a filter that encodes is
- * made mandatory.  Returns 0, or -1 with the reason in detail.
+ * for the dataset's chunk and element type, its pipeline flag kept.
+ * Returns 0, or -1 with the reason in detail.
  */
 static int prepare(const host_library *host, lrq_hid_t dcpl, lrq_hid_t type, int store,
                    char *detail, size_t detail_size)
@@ -310,7 +313,7 @@ static int prepare(const host_library *host, lrq_hid_t dcpl, lrq_hid_t type, int
                  "first in the filter pipeline, before filter %d", first);
         return -1;
     }
-    if (store && host->modify_filter(dcpl, LRQ_H5_FILTER_ID, flags & ~LRQ_H5Z_FLAG_OPTIONAL,
+    if (store && host->modify_filter(dcpl, LRQ_H5_FILTER_ID, flags,
                                      stored_count, stored) < 0) {
         snprintf(detail, detail_size, "the stored parameters could not be written");
         return -1;

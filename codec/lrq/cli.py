@@ -485,7 +485,7 @@ def _lrq_dataset_summary(dataset, lrq_hdf5, squared_norms: Optional[dict] = None
         chunk = dataset.id.get_chunk_info(i)
         stored += chunk.size
         if chunk.filter_mask:
-            unfiltered += 1  # written through HDF5 later, exactly as given
+            unfiltered += 1  # refused by the filter or declined by it [H5-7], [H5-10]: exact
             continue
         where = f"dataset '{dataset.name}' chunk at {tuple(chunk.chunk_offset)}"
         try:

@@ -311,12 +311,10 @@ class LRQ(h5py.filters.FilterRefBase):
     honoured (the plugin's message names why: a budget no chunk of this
     shape can meet, a chunk the encoder does not take, ...), and a chunk
     the encoder cannot store (a NaN, a ``rel_error=`` signcut does not
-    reach) fails the write: the filter is made mandatory, so no chunk is
-    ever stored unfiltered.  HDF5 runs the filter when a chunk leaves its
-    cache, so that error comes at the next flush or close; write valid
-    data over the chunk before closing (with h5py's HDF5 2.0 a file closed
-    with such a chunk pending may crash the process at exit, inside HDF5:
-    c_src/hdf5/README.md, "Write errors").
+    reach) is stored by HDF5 unfiltered, exactly as given, and marked so
+    in its chunk index (h5py makes every plugin filter optional, and the
+    plugin keeps that; spec/hdf5-filter.md [H5-10]): nothing is lost, and
+    ``lrq info`` counts such chunks.
     :attr:`filter_options` holds the request form of the parameters; the
     plugin stores the full form (:func:`filter_parameters`), from which
     :meth:`from_dataset` recovers the options.
@@ -360,8 +358,9 @@ class Matrix:
     Each chunk's raw bytes (``read_direct_chunk``) are a `.lrq` stream; its
     factors multiply the vector in the C kernels, so no chunk is decoded
     to dense and memory stays at about one chunk's stream whatever the
-    dataset's size.  A chunk that HDF5 stored unfiltered (written through
-    HDF5 after :func:`write`) is dense already and multiplies as it is.
+    dataset's size.  A chunk that HDF5 stored unfiltered (one the filter
+    refused, or written through HDF5 after :func:`write`) is dense already
+    and multiplies as it is.
     Results equal ``dataset[:] @ x`` within the format's tolerance (spec
     §11); they are float32 for a float32 dataset and vectors, else float64.
     """
