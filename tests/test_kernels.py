@@ -192,24 +192,27 @@ def test_thread_counts_give_the_same_bits(scheme, args):
 
 @pytest.mark.parametrize("scheme, args", [
     ("signcut", (80, 90, 100, 64)),
+    ("signcut", (37, 300, 150, 128)),  # a short last tile, wide tables over many chunks
     ("lplr", (70, 130, 41, 3, 2, 32, 64)),  # sign planes with scales on both sides
+    ("lplr", (33, 50, 90, 4, 1, 16, 64)),  # four planes and one, several scale groups per panel
     ("lplr", (50, 60, 33, 8, 4, 16, 64)),  # byte codes first, then planes
 ])
 def test_batch_columns_equal_single_products(scheme, args):
-    """The kernels take vectors in batches (forward and transposed: the widest
-    batch is 8): every column of M @ X and of M.T @ Y is bit for bit the
+    """The kernels take vectors in batches (4 at a time, and from 16 vectors
+    on, wide batches of 16 with one vector per lane, when both factors are
+    sign planes): every column of M @ X and of M.T @ Y is bit for bit the
     product with that column alone, whatever batch size (and place in it) it
-    fell in, on every path and thread count (17 columns: two full batches
-    of 8 and one vector, or four of 4 and one)."""
+    fell in, on every path and thread count (up to 40 columns: wide batches
+    and a last one padded with zero lanes; below 16, batches of 4)."""
     M = signcut_matrix(*args, seed=3)[0] if scheme == "signcut" else lplr_matrix(*args, seed=3)[0]
     rng = np.random.default_rng(0)
     # dense_fallback=False: the kernels, whatever the cost model would pick.
     for side, product, single, V in (
-            ("M @ X", lambda V: M.matmat(V, dense_fallback=False), M.matvec, rng.standard_normal((M.shape[1], 17))),
-            ("M.T @ Y", lambda V: M.rmatmat(V, dense_fallback=False), M.rmatvec, rng.standard_normal((M.shape[0], 17)))):
+            ("M @ X", lambda V: M.matmat(V, dense_fallback=False), M.matvec, rng.standard_normal((M.shape[1], 40))),
+            ("M.T @ Y", lambda V: M.rmatmat(V, dense_fallback=False), M.rmatvec, rng.standard_normal((M.shape[0], 40)))):
         V = V.astype(np.float32)
         for isa_name in available_paths():
-            for count in (1, 2, 3, 5, 8, 9, 16, 17):
+            for count in (1, 2, 3, 5, 8, 9, 16, 17, 40):
                 with isa(isa_name), threads(1 + count % 2):
                     Y = product(V[:, :count])
                     for j in range(count):

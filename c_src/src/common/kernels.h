@@ -158,6 +158,19 @@ typedef struct {
     void (*tables_int)(const float *v, size_t c0, size_t c1, int wide, uint8_t *tab, float *step);
     void (*fwd_sign_int)(const lrq_kmat *m, size_t t0, size_t t1, int wide, const uint8_t *tab,
                          const float *step, float *out);
+    /* Wide batches of LRQ_WIDE_VECTORS vectors, lane j of every 16 floats
+     * holding vector j: x's element i at x + 16 i, out's row r at
+     * out + 16 r.  tables_wide: tables_f32's entries for the chunks [c0, c1)
+     * of x, entry e of chunk c at tab + 16 (64 c + e); fwd_wide: the sign
+     * matrix (all planes) for the rows of tiles [t0, t1).  Each lane's
+     * result is bit for bit the single product's of its vector. */
+    void (*tables_wide)(const float *x, size_t c0, size_t c1, float *tab);
+    void (*fwd_wide)(const lrq_kmat *m, size_t t0, size_t t1, const float *tab, float *out);
+    /* The transposed sign matrix for a wide batch: out's columns of chunks
+     * [c0, c1), from z's wide tables (tables_wide over all of z) or, for a
+     * matrix with scales, from z itself (ztab then unused). */
+    void (*tr_wide)(const lrq_kmat *m, size_t c0, size_t c1, const float *z, const float *ztab,
+                    float *out);
 } lrq_kernels;
 
 /* Vectors per forward float kernel call: the words of a chunk and their
@@ -171,6 +184,12 @@ typedef struct {
  * accumulators then fit only half as many tiles per table load), as the
  * look-ups, one shuffle per 16 rows per nibble per vector, bound both. */
 #define LRQ_TR_BATCH 4
+
+/* Vectors of a wide batch (one per lane), and the fewest a product needs
+ * to take wide batches: below it, LRQ_FWD_BATCH at a time look up fewer
+ * table entries per vector than a wide batch's padding costs. */
+#define LRQ_WIDE_VECTORS 16
+#define LRQ_WIDE_MIN 16
 
 /* Bytes of int tables per chunk of 16 inputs (int8 or int16 entries). */
 #define LRQ_ITAB_BYTES(wide) ((wide) ? 128u : 64u)

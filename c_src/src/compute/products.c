@@ -35,6 +35,7 @@ typedef struct {
     float *y;
     int64_t ye, yv;
     size_t nv; /* vectors in the group: 1 on the int paths, else up to GROUP_VECTORS */
+    int lane_batch; /* the group goes through the wide kernels, one vector per lane */
     float *xin, *tab1, *u, *tab2, *yout, *step1, *step2;
     uint8_t *itab1, *itab2;
 } product;
@@ -131,6 +132,50 @@ static void forward_part(void *ctx, int phase, const int part, const int nparts)
     }
 }
 
+/* y = A x for a wide batch (common/kernels.h): the phases of forward_part,
+ * every buffer holding the group's vectors side by side (element i of
+ * vector j at 16 i + j; lanes past nv are zeros). */
+static void forward_lanes_part(void *ctx, const int phase, const int part, const int nparts)
+{
+    product *p = ctx;
+    const lrq_tile *t = p->t;
+    const size_t ka = t->a.kc;
+    const size_t tiles_a = lrq_kmat_tiles(&t->a), tiles_b = lrq_kmat_tiles(&t->b);
+    size_t lo, hi, i, j;
+
+    switch (phase) {
+    case 0: /* gather x, then its tables */
+        lrq_split(ka, part, nparts, &lo, &hi);
+        for (i = 16 * lo; i < 16 * hi; i++) {
+            float *xin = p->xin + 16 * i;
+            for (j = 0; j < LRQ_WIDE_VECTORS; j++)
+                xin[j] = i < t->n && j < p->nv ? p->x[(int64_t)j * p->xv + (int64_t)i * p->xe] : 0.0f;
+        }
+        if (hi > lo)
+            p->k->tables_wide(p->xin, lo, hi, p->tab1);
+        break;
+    case 1: /* u = A x, v = mid(u) in place, then v's tables */
+        lrq_split(tiles_a, part, nparts, &lo, &hi);
+        if (hi <= lo)
+            break;
+        p->k->fwd_wide(&t->a, lo, hi, p->tab1, p->u);
+        for (i = 16 * lo; i < 16 * hi; i++)
+            for (j = 0; j < LRQ_WIDE_VECTORS; j++)
+                p->u[16 * i + j] = i < t->inner ? mid(p, i, p->u[16 * i + j]) : 0.0f;
+        p->k->tables_wide(p->u, lo, hi, p->tab2);
+        break;
+    default: /* y = B v */
+        lrq_split(tiles_b, part, nparts, &lo, &hi);
+        if (hi <= lo)
+            break;
+        p->k->fwd_wide(&t->b, lo, hi, p->tab2, p->yout);
+        for (i = 16 * lo; i < min_z(t->m, 16 * hi); i++)
+            for (j = 0; j < p->nv; j++)
+                p->y[(int64_t)j * p->yv + (int64_t)i * p->ye] = t->wb * p->yout[16 * i + j];
+        break;
+    }
+}
+
 /* The transposed sign kernel for a group's nv vectors, in kernel batches;
  * tab (the inputs' tables) may be NULL, for factors with scales. */
 static void transposed_factor(const product *p, const lrq_kmat *f, const size_t lo, const size_t hi,
@@ -198,6 +243,49 @@ static void transposed_part(void *ctx, const int phase, const int part, const in
     }
 }
 
+/* y = A^T x for a wide batch: transposed_part's phases, the group's vectors
+ * side by side as in forward_lanes_part.  tab1 / tab2 are NULL for a factor
+ * with scales, whose kernel builds its tables from z itself. */
+static void transposed_lanes_part(void *ctx, const int phase, const int part, const int nparts)
+{
+    product *p = ctx;
+    const lrq_tile *t = p->t;
+    const size_t tiles_b = lrq_kmat_tiles(&t->b);
+    const size_t units_inner = k16(t->inner), units_n = k16(t->n);
+    size_t lo, hi, i, j;
+
+    switch (phase) {
+    case 0: /* z = x, padded to whole row tiles of B */
+        lrq_split(tiles_b, part, nparts, &lo, &hi);
+        for (i = 16 * lo; i < 16 * hi; i++)
+            for (j = 0; j < LRQ_WIDE_VECTORS; j++)
+                p->xin[16 * i + j] = i < t->m && j < p->nv ? p->x[(int64_t)j * p->xv + (int64_t)i * p->xe] : 0.0f;
+        if (p->tab1 != NULL && hi > lo)
+            p->k->tables_wide(p->xin, lo, hi, p->tab1);
+        break;
+    case 1: /* u = B^T z, v = mid(u) */
+        lrq_split(units_inner, part, nparts, &lo, &hi);
+        if (hi <= lo)
+            break;
+        p->k->tr_wide(&t->b, lo, hi, p->xin, p->tab1, p->u);
+        for (i = 16 * lo; i < 16 * hi; i++)
+            for (j = 0; j < LRQ_WIDE_VECTORS; j++)
+                p->u[16 * i + j] = i < t->inner ? mid(p, i, p->u[16 * i + j]) : 0.0f;
+        if (p->tab2 != NULL)
+            p->k->tables_wide(p->u, lo, hi, p->tab2);
+        break;
+    default: /* y = A^T v */
+        lrq_split(units_n, part, nparts, &lo, &hi);
+        if (hi <= lo)
+            break;
+        p->k->tr_wide(&t->a, lo, hi, p->u, p->tab2, p->yout);
+        for (i = 16 * lo; i < min_z(t->n, 16 * hi); i++)
+            for (j = 0; j < p->nv; j++)
+                p->y[(int64_t)j * p->yv + (int64_t)i * p->ye] = t->wa * p->yout[16 * i + j];
+        break;
+    }
+}
+
 static void zero_vector(float *y, const size_t len, const int64_t stride)
 {
     size_t i;
@@ -249,13 +337,27 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
     p.int_b = fast && t->b.planes > 0;
     ka = k16(t->n);
     ti = k16(t->inner);
-    batch = fast ? 1 : GROUP_VECTORS;
+    /* Wide batches need sign planes on both sides (byte codes have no
+     * tables); they give the same bits as any other batch. */
+    p.lane_batch = !fast && nvec >= LRQ_WIDE_MIN && t->a.planes > 0 && t->b.planes > 0;
+    batch = fast ? 1 : p.lane_batch ? LRQ_WIDE_VECTORS : GROUP_VECTORS;
     if (batch > nvec)
         batch = (size_t)nvec;
     /* Two passes over the same carving: measure, then place. */
     for (pass = 0; pass < 2; pass++) {
         cv.used = 0;
-        if (transpose) {
+        if (transpose && p.lane_batch) {
+            p.xin = lrq_carve(&cv, LRQ_WIDE_VECTORS * 16 * lrq_kmat_tiles(&t->b), sizeof(float));
+            p.tab1 = lrq_carve(&cv, t->b.scales == NULL ? LRQ_WIDE_VECTORS * 64 * lrq_kmat_tiles(&t->b) : 0,
+                               sizeof(float));
+            p.u = lrq_carve(&cv, LRQ_WIDE_VECTORS * 16 * ti, sizeof(float));
+            p.tab2 = lrq_carve(&cv, t->a.scales == NULL ? LRQ_WIDE_VECTORS * 64 * ti : 0, sizeof(float));
+            p.yout = lrq_carve(&cv, LRQ_WIDE_VECTORS * 16 * ka, sizeof(float));
+            if (t->b.scales != NULL)
+                p.tab1 = NULL;
+            if (t->a.scales != NULL)
+                p.tab2 = NULL;
+        } else if (transpose) {
             /* The tables of x and of v, when B and A (row tiles of B^T
              * and A^T) are sign planes without scales. */
             const int tables_b = t->b.planes > 0 && t->b.scales == NULL;
@@ -269,6 +371,12 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
                 p.tab1 = NULL;
             if (!tables_a)
                 p.tab2 = NULL;
+        } else if (p.lane_batch) {
+            p.xin = lrq_carve(&cv, LRQ_WIDE_VECTORS * 16 * ka, sizeof(float));
+            p.tab1 = lrq_carve(&cv, LRQ_WIDE_VECTORS * 64 * ka, sizeof(float));
+            p.u = lrq_carve(&cv, LRQ_WIDE_VECTORS * 16 * ti, sizeof(float));
+            p.tab2 = lrq_carve(&cv, LRQ_WIDE_VECTORS * 64 * ti, sizeof(float));
+            p.yout = lrq_carve(&cv, LRQ_WIDE_VECTORS * 16 * lrq_kmat_tiles(&t->b), sizeof(float));
         } else {
             p.xin = lrq_carve(&cv, batch * 16 * ka, sizeof(float));
             p.tab1 = lrq_carve(&cv, p.int_a || t->a.planes == 0 ? 0 : batch * 64 * ka, sizeof(float));
@@ -297,8 +405,12 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
         p.nv = (size_t)(nvec - j < batch ? nvec - j : batch);
         p.x = x + (int64_t)j * x_vstride;
         p.y = y + (int64_t)j * y_vstride;
-        if (transpose)
+        if (transpose && p.lane_batch)
+            lrq_parallel_run(transposed_lanes_part, &p, 3, nthreads * LRQ_PARTS_PER_THREAD, nthreads);
+        else if (transpose)
             lrq_parallel_run(transposed_part, &p, 3, nthreads * LRQ_PARTS_PER_THREAD, nthreads);
+        else if (p.lane_batch)
+            lrq_parallel_run(forward_lanes_part, &p, 3, nthreads * LRQ_PARTS_PER_THREAD, nthreads);
         else
             lrq_parallel_run(forward_part, &p, p.int_b ? 4 : 3, nthreads * LRQ_PARTS_PER_THREAD,
                              nthreads);

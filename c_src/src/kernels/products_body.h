@@ -455,6 +455,246 @@ static void k_fwd_sign_int(const lrq_kmat *m, const size_t t0, const size_t t1, 
     fwd_int[wide][m->planes - 1](m, t0, t1, tab, 0, step, out, 0);
 }
 
+/* Wide batches (common/kernels.h): lane j of every 16 floats belongs to
+ * vector j of a group of 16, so a look-up fetches one table entry for all
+ * of them from memory instead of shuffling one register per vector.  Each
+ * lane does the single product's operations in the single product's
+ * order -- the same table entries, chunk sums, Horner steps over planes,
+ * segment sums and flushes -- so every vector gets the bits of its single
+ * product. */
+
+/* k_tables_f32's entries, lane by lane: T[64c + 16g + e] for the chunks
+ * [c0, c1) of x (element i's 16 lanes at x + 16 i). */
+static void k_tables_wide(const float *x, const size_t c0, const size_t c1, float *tab)
+{
+    const vf minus = vf_set1(-1.0f);
+    size_t c, g;
+    unsigned e;
+    int i;
+
+    for (c = c0; c < c1; c++)
+        for (g = 0; g < 4; g++) {
+            const float *xg = x + 16 * (16 * c + 4 * g);
+            float *tg = tab + 16 * (64 * c + 16 * g);
+            vf pos[4], neg[4];
+            for (i = 0; i < 4; i++) {
+                pos[i] = vf_load(xg + 16 * i, 16);
+                neg[i] = vf_mul(pos[i], minus); /* exact, -0 included */
+            }
+            for (e = 0; e < 16; e++)
+                vf_store(tg + 16 * e,
+                         vf_add(vf_add(vf_add(e & 1u ? neg[0] : pos[0], e & 2u ? neg[1] : pos[1]),
+                                       e & 4u ? neg[2] : pos[2]),
+                                e & 8u ? neg[3] : pos[3]),
+                         16);
+        }
+}
+
+/* chunk_sum for one row's word, every lane: tc holds the chunk's 64 entries. */
+ALWAYS_INLINE vf wide_chunk(const float *tc, const unsigned w)
+{
+    /* Nibble g's entry e at tc + 256 g + 16 e: one shift and one mask each. */
+    return vf_add(vf_add(vf_load(tc + (w << 4 & 0xF0u), 16), vf_load(tc + 256 + (w & 0xF0u), 16)),
+                  vf_add(vf_load(tc + 512 + (w >> 4 & 0xF0u), 16), vf_load(tc + 768 + (w >> 8 & 0xF0u), 16)));
+}
+
+static inline unsigned word16(const uint8_t *p)
+{
+    return (unsigned)p[0] | (unsigned)p[1] << 8;
+}
+
+/* Chunks and row tiles of one step of a wide walk: the tables of WIDE_CHUNKS
+ * chunks (4 KiB each) stay in L1 while WIDE_TILES tiles' rows read them,
+ * each row's running sum parked in between (parking changes no bits). */
+#ifndef WIDE_CHUNKS
+#define WIDE_CHUNKS 8
+#endif
+#ifndef WIDE_TILES
+#define WIDE_TILES 4
+#endif
+
+/* Rows of a wide walk handled together: independent running sums, so the
+ * additions of one row's chain overlap the look-ups of the others. */
+#define WIDE_ROWS 4
+
+/* Rows [r, r + nr) of tile t (in the tile group from tb) over the chunks
+ * [s0, s1) of the segment [a, b): their running sums continue from
+ * `parked` unless s0 == a, and are parked again, or flushed into out at
+ * the segment's end, as flush() does for the single product. */
+ALWAYS_INLINE void wide_rows(const lrq_kmat *m, const uint8_t *tp, const size_t c0, const size_t s0,
+                             const size_t s1, const size_t a, const size_t b, const size_t t,
+                             const size_t tb, const size_t r, const size_t h, const size_t nr,
+                             const float *tab, float *parked, float *out, const int planes)
+{
+    const size_t pb = m->plane_bytes;
+    float *park = parked + 16 * (16 * (t - tb) + r);
+    vf acc[WIDE_ROWS];
+    size_t c, q;
+
+    for (q = 0; q < nr; q++)
+        acc[q] = s0 == a ? vf_zero() : vf_load(park + 16 * q, 16);
+    for (c = s0; c < s1; c++) {
+        const uint8_t *wp = tp + (c - c0) * h * 2 + 2 * r;
+        const float *tc = tab + 1024 * c;
+        for (q = 0; q < nr; q++) {
+            int p = planes - 1;
+            vf sum = wide_chunk(tc, word16(wp + 2 * q + (size_t)p * pb));
+            for (p--; p >= 0; p--)
+                sum = vf_add(vf_add(sum, sum), wide_chunk(tc, word16(wp + 2 * q + (size_t)p * pb)));
+            acc[q] = vf_add(acc[q], sum);
+        }
+    }
+    for (q = 0; q < nr; q++) {
+        float *o = out + 16 * (16 * t + r + q);
+        if (s1 < b) {
+            vf_store(park + 16 * q, acc[q], 16);
+        } else if (m->scales != NULL) {
+            const float scale = lrq_half_to_float(
+                (uint16_t)word16(m->scales + lrq_scale_offset(m, t, a / m->gc, h) + 2 * (r + q)));
+            vf_store(o, vf_add(vf_load(o, 16), vf_mul(vf_set1(scale), acc[q])), 16);
+        } else {
+            vf_store(o, vf_add(vf_load(o, 16), acc[q]), 16);
+        }
+    }
+}
+
+/* fwd_walk of one plane count for a wide batch: out[16 r + j] for the rows
+ * r of tiles [t0, t1), from the wide tables of k_tables_wide. */
+ALWAYS_INLINE void wide_walk(const lrq_kmat *m, const size_t t0, const size_t t1, const float *tab,
+                             float *out, const int planes)
+{
+    const size_t r1 = min_sz(m->rows, 16 * t1);
+    size_t c0, a, b, s0, s1, tb, t, r;
+    float parked[WIDE_TILES * 16 * 16];
+
+    if (r1 > 16 * t0)
+        memset(out + 256 * t0, 0, 16 * (r1 - 16 * t0) * sizeof(float));
+    for (c0 = 0; c0 < m->kc; c0 += m->pc) {
+        const size_t cp = min_sz(m->pc, m->kc - c0);
+        const uint8_t *panel = m->data + m->rows * c0 * 2;
+        for (a = c0; a < c0 + cp; a = b) {
+            b = lrq_segment_end(m, a, c0 + cp, 0);
+            for (tb = t0; tb < t1; tb += WIDE_TILES) {
+                const size_t te = min_sz(t1, tb + WIDE_TILES);
+                for (s0 = a; s0 < b; s0 = s1) {
+                    s1 = min_sz(b, s0 + WIDE_CHUNKS);
+                    for (t = tb; t < te; t++) {
+                        const size_t h = min_sz(16, m->rows - 16 * t);
+                        const uint8_t *tp = panel + 32 * t * cp;
+                        for (r = 0; r < h; r += WIDE_ROWS)
+                            if (r + WIDE_ROWS <= h)
+                                wide_rows(m, tp, c0, s0, s1, a, b, t, tb, r, h, WIDE_ROWS, tab, parked, out, planes);
+                            else
+                                wide_rows(m, tp, c0, s0, s1, a, b, t, tb, r, h, h - r, tab, parked, out, planes);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* tr_sign_walk for a wide batch: out[16 col + j] for the columns of chunks
+ * [c_lo, c_hi), from z's wide tables (tile t's at ztab + 1024 t) or, for a
+ * matrix with scales, tables built per tile and scale group from z (rows
+ * at z + 16 r).  Each 16 x 16 bit block is turned around once for all 16
+ * vectors. */
+ALWAYS_INLINE void wide_tr_walk(const lrq_kmat *m, const size_t c_lo, const size_t c_hi, const float *z,
+                                const float *ztab, float *out, const int planes)
+{
+    const size_t tiles = lrq_kmat_tiles(m), pb = m->plane_bytes;
+    size_t c0, cb, t, a, b, c, r;
+    unsigned e;
+
+    if (c_hi > c_lo)
+        memset(out + 256 * c_lo, 0, 256 * (c_hi - c_lo) * sizeof(float));
+    for (c0 = c_lo - c_lo % m->pc; c0 < c_hi; c0 += m->pc) {
+        const size_t cp = min_sz(m->pc, m->kc - c0);
+        const size_t cs = c_lo > c0 ? c_lo : c0, ce = min_sz(c_hi, c0 + cp);
+        const uint8_t *panel = m->data + m->rows * c0 * 2;
+        /* WIDE_CHUNKS chunks' sums (1 KiB each) stay in L1 while every
+         * tile adds to them; each column still sums its tiles in order. */
+        for (cb = cs; cb < ce; cb += WIDE_CHUNKS)
+        for (t = 0; t < tiles; t++) {
+            const size_t h = min_sz(16, m->rows - 16 * t), cbe = min_sz(ce, cb + WIDE_CHUNKS);
+            const uint8_t *tp = panel + 32 * t * cp;
+            for (a = cb; a < cbe; a = b) {
+                float built[1024], scaled[256];
+                const float *tb = ztab + 1024 * t;
+                b = lrq_segment_end(m, a, cbe, 0);
+                if (m->scales != NULL) {
+                    /* tile_inputs(), lane by lane: rows past h meet a 0 scale. */
+                    const uint8_t *sp = m->scales + lrq_scale_offset(m, t, a / m->gc, h);
+                    for (r = 0; r < 16; r++)
+                        vf_store(scaled + 16 * r,
+                                 vf_mul(vf_load(z + 16 * (16 * t + r), 16),
+                                        vf_set1(r < h ? lrq_half_to_float((uint16_t)word16(sp + 2 * r)) : 0.0f)),
+                                 16);
+                    k_tables_wide(scaled, 0, 1, built);
+                    tb = built;
+                }
+                for (c = a; c < b; c++) {
+                    /* Every ISA's vi begins with its 16 dword lanes in order. */
+                    uint32_t cols[4][16];
+                    int p;
+                    for (p = 0; p < planes; p++) {
+                        const vi w = vi_transpose16(tp + (c - c0) * h * 2 + (size_t)p * pb, h);
+                        memcpy(cols[p], &w, sizeof cols[p]);
+                    }
+                    for (e = 0; e < 16; e++) {
+                        float *o = out + 16 * (16 * c + e);
+                        vf sum;
+                        p = planes - 1;
+                        sum = wide_chunk(tb, cols[p][e]);
+                        for (p--; p >= 0; p--)
+                            sum = vf_add(vf_add(sum, sum), wide_chunk(tb, cols[p][e]));
+                        vf_store(o, vf_add(vf_load(o, 16), sum), 16);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#define WIDE_TR_INSTANCE(planes)                                                                   \
+    static void wide_tr_##planes(const lrq_kmat *m, const size_t c_lo, const size_t c_hi,           \
+                                 const float *z, const float *ztab, float *out)                    \
+    {                                                                                              \
+        wide_tr_walk(m, c_lo, c_hi, z, ztab, out, planes);                                         \
+    }
+WIDE_TR_INSTANCE(1)
+WIDE_TR_INSTANCE(2)
+WIDE_TR_INSTANCE(3)
+WIDE_TR_INSTANCE(4)
+
+typedef void (*wide_tr_fn)(const lrq_kmat *, size_t, size_t, const float *, const float *, float *);
+static const wide_tr_fn wide_tr_float[4] = {wide_tr_1, wide_tr_2, wide_tr_3, wide_tr_4};
+
+static void k_tr_wide(const lrq_kmat *m, const size_t c_lo, const size_t c_hi, const float *z,
+                      const float *ztab, float *out)
+{
+    wide_tr_float[m->planes - 1](m, c_lo, c_hi, z, ztab, out);
+}
+
+#define WIDE_INSTANCE(planes)                                                                      \
+    static void wide_##planes(const lrq_kmat *m, const size_t t0, const size_t t1, const float *tab,  \
+                              float *out)                                                          \
+    {                                                                                              \
+        wide_walk(m, t0, t1, tab, out, planes);                                                    \
+    }
+WIDE_INSTANCE(1)
+WIDE_INSTANCE(2)
+WIDE_INSTANCE(3)
+WIDE_INSTANCE(4)
+
+typedef void (*wide_fn)(const lrq_kmat *, size_t, size_t, const float *, float *);
+static const wide_fn wide_float[4] = {wide_1, wide_2, wide_3, wide_4};
+
+static void k_fwd_wide(const lrq_kmat *m, const size_t t0, const size_t t1, const float *tab, float *out)
+{
+    wide_float[m->planes - 1](m, t0, t1, tab, out);
+}
+
 #define KERNEL_TABLE(var, isa_name)                                                         \
-    const lrq_kernels var = {isa_name,   k_tables_f32, k_fwd_sign, k_fwd_byte, k_tr_sign, \
-                             k_tr_byte, k_tables_int, k_fwd_sign_int}
+    const lrq_kernels var = {isa_name,      k_tables_f32, k_fwd_sign,   k_fwd_byte, k_tr_sign, \
+                             k_tr_byte,     k_tables_int, k_fwd_sign_int, k_tables_wide, k_fwd_wide, \
+                             k_tr_wide}
