@@ -84,27 +84,34 @@ static void decode_part(void *ctx, const int phase, const int part, const int np
     const lrq_tile *t = d->t;
     const size_t stride = 16 * k16(t->inner), tiles_b = lrq_kmat_tiles(&t->b);
     float *v = (float *)(void *)(d->scratch + (size_t)part * d->part_bytes);
-    float *tab = v + DECODE_COLUMNS * stride, *cols = tab + LRQ_FWD_BATCH * 4 * stride;
+    float *lanes = v + DECODE_COLUMNS * stride, *tab = lanes + DECODE_COLUMNS * stride;
+    float *cols = tab + DECODE_COLUMNS * 4 * stride;
     const size_t rows = 16 * tiles_b;
-    size_t lo, hi, blk, jj, i;
+    size_t lo, hi, blk, jj, i, k;
 
     (void)phase;
     lrq_split(k16(t->n), part, nparts, &lo, &hi);
     for (blk = lo; blk < hi; blk++) {
         const size_t j0 = 16 * blk, nj = min_z(DECODE_COLUMNS, t->n - j0);
         column_inputs(t, j0, nj, v, stride);
+        if (t->b.planes > 0) {
+            /* One wide batch (common/kernels.h): the 16 columns side by
+             * side, the bits of their single products. */
+            for (k = 0; k < stride; k++)
+                for (jj = 0; jj < DECODE_COLUMNS; jj++)
+                    lanes[16 * k + jj] = jj < nj ? v[jj * stride + k] : 0.0f;
+            d->k->tables_wide(lanes, 0, stride / 16, tab);
+            d->k->fwd_wide(&t->b, 0, tiles_b, tab, cols);
+            for (i = 0; i < t->m; i++)
+                for (jj = 0; jj < nj; jj++)
+                    d->out[i * d->ld + j0 + jj] = t->wb * cols[16 * i + jj];
+            continue;
+        }
         for (jj = 0; jj < nj; jj += LRQ_FWD_BATCH) {
             const size_t nb = min_z(LRQ_FWD_BATCH, nj - jj);
             size_t b;
-            for (b = 0; b < nb; b++) {
-                const float *vj = v + (jj + b) * stride;
-                if (t->b.planes > 0)
-                    d->k->tables_f32(vj, stride / 4, tab + b * 4 * stride);
-                else
-                    d->k->fwd_byte(&t->b, 0, tiles_b, vj, cols + (jj + b) * rows);
-            }
-            if (t->b.planes > 0)
-                d->k->fwd_sign(&t->b, 0, tiles_b, nb, tab, 4 * stride, cols + jj * rows, rows);
+            for (b = 0; b < nb; b++)
+                d->k->fwd_byte(&t->b, 0, tiles_b, v + (jj + b) * stride, cols + (jj + b) * rows);
         }
         /* Written a row segment (one cache line) at a time: a column at a
          * time would touch m lines per column, long evicted by the kernel's
@@ -135,8 +142,10 @@ int lrq_tile_decode(const lrq_tile *t, float *out, const uint64_t ld)
     d.k = lrq_dispatch()->products;
     d.out = out;
     d.ld = (size_t)ld;
-    /* Per part: 16 inner vectors, the tables of a batch of them, 16 output columns. */
-    d.part_bytes = ((DECODE_COLUMNS + LRQ_FWD_BATCH * 4) * 16 * k16(t->inner) + DECODE_COLUMNS * 16 * lrq_kmat_tiles(&t->b)) *
+    /* Per part: 16 inner vectors, twice (by column, and side by side), their
+     * wide tables, 16 output columns. */
+    d.part_bytes = ((2 * DECODE_COLUMNS + DECODE_COLUMNS * 4) * 16 * k16(t->inner) +
+                    DECODE_COLUMNS * 16 * lrq_kmat_tiles(&t->b)) *
                    sizeof(float);
     d.part_bytes = (d.part_bytes + 63) & ~(size_t)63;
     d.scratch = lrq_scratch_get(d.part_bytes * (size_t)nparts, &cached);
