@@ -1,6 +1,6 @@
 """Matrix-vector products on compressed 4096 x 4096 matrices against NumPy dense.
 
-    python bench/matvec.py [--size 4096] [--reps 60] [--quick]
+    python bench/matvec.py [--size 4096] [--reps 60] [--quick] [--peers]
 
 For signcut at 2, 4 and 8 bits per entry (w = 4096, 8192, 16384 cuts) and
 lplr at the same budgets (rank 2048 with 2-, 4- and 8-bit codes; the 8-bit
@@ -25,7 +25,11 @@ one exercises the byte-code kernels), prints:
     against NumPy dense in the same run, with the path (kernels or decode +
     dense) the shape-only cost model of ``lrq/matrix.py`` chose.
 
-``--cost-model`` instead measures that model's constants on this host.
+``--peers`` adds ggml's CPU products (llama.cpp's kernels, built once from the
+``ggml-python`` sdist by bench/ggml_peer.py) of Q2_K, Q4_K, Q6_K and Q8_0
+weights beside lrq's exact and int8 paths at about the same bits, all as
+ratios to NumPy dense in the same run.  ``--cost-model`` instead measures
+that model's constants on this host.
 
 Timings are medians over ``--reps`` runs after warm-up, in alternating blocks
 of lrq and NumPy runs so that a change of machine load hits both (with a
@@ -225,6 +229,38 @@ def rel(a, b) -> float:
     return float(np.linalg.norm(a.astype(np.float64) - b) / np.linalg.norm(b))
 
 
+def peers(size: int, dense: np.ndarray, x: np.ndarray, cases, reps: int) -> None:
+    """ggml's products (bench/ggml_peer.py) beside lrq's signcut at about the same bits.
+
+    ggml quantizes ``dense`` (Gaussian) with its own quantizer; its product
+    error is measured against the float64 product.  lrq's rows are the
+    table's random-sign matrices (speed does not depend on the values): the
+    exact float32 path and the opt-in int8 path, which quantizes the input
+    as ggml does.
+    """
+    import ggml_peer
+
+    by_bits = {round(8 * m.nbytes / m.size): (name, m) for name, m, _ in cases if name.startswith("signcut")}
+    exact = dense.astype(np.float64) @ x.astype(np.float64)
+    rows = []
+    for kind, bits in (("Q2_K", 2), ("Q4_K", 4), ("Q6_K", 8), ("Q8_0", 8)):
+        peer = ggml_peer.GgmlMatvec(dense, kind, threads=lrq.get_num_threads())
+        name, m = by_bits[bits]
+        (t_peer, t_exact, t_int8, t_np), (b_peer, b_exact, b_int8, b_np) = interleaved_medians(
+            [lambda: peer(x), lambda: m @ x, lambda: m.matvec(x, precision="int8"), lambda: dense @ x], reps)
+        rows.append((f"ggml {kind}", f"{peer.bits_per_entry:.2f}", f"{t_peer * 1e3:.3f}", f"{t_np / t_peer:.2f}x",
+                     f"{b_np / b_peer:.2f}x", f"{rel(peer(x), exact):.3f}",
+                     f"lrq {name}", f"{8 * m.nbytes / m.size:.2f}", f"{t_np / t_exact:.2f}x", f"{t_np / t_int8:.2f}x",
+                     f"{t_peer / t_exact:.2f}", f"{t_peer / t_int8:.2f}"))
+        peer.close()
+    print(f"\n{size} x {size}, y = W x against ggml's CPU kernels (input quantized to int8 blocks, "
+          f"{lrq.get_num_threads()} threads, persistent pool); speed-ups over numpy dense A @ x in the same run\n")
+    print_table(("peer", "bits/entry", "ms", "speed-up", "(best)", "product err", "lrq", "bits/entry",
+                 "exact speed-up", "int8 speed-up", "exact/peer", "int8/peer"), rows)
+    print("  exact/peer, int8/peer: lrq's speed over ggml's (above 1: lrq faster); Q6_K is set beside 8 bits, "
+          "the nearest lrq row")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=4096)
@@ -237,6 +273,9 @@ def main() -> None:
     parser.add_argument("--no-minilm", action="store_true", help="skip the MiniLM batch rows")
     parser.add_argument("--minilm-only", action="store_true", help="only the MiniLM batch rows")
     parser.add_argument("--minilm-k", default="1,8,64,512", help="the MiniLM rows' batch sizes (default 1,8,64,512)")
+    parser.add_argument("--peers", action="store_true",
+                        help="also time ggml's Q2_K/Q4_K/Q6_K/Q8_0 products (builds ggml from the ggml-python sdist "
+                             "once, bench/ggml_peer.py; needs cmake and ninja)")
     parser.add_argument("--minilm-cache", default=None,
                         help="folder for the encoded MiniLM tables, reused by later runs (encode time then shows the load)")
     args = parser.parse_args()
@@ -307,6 +346,8 @@ def main() -> None:
               "decode s", "int16 ms (rel err)", "int8 ms (rel err)")
     print(f"\n{size} x {size}, y = M @ x, float32; numpy dense float32 A @ x measured in the same run\n")
     print_table(header, rows)
+    if args.peers:
+        peers(size, dense, x, cases, reps)
     if not args.no_minilm:
         minilm_batches(max(5, reps // 4), ks, args.minilm_cache)
     print(f"\nload average {os.getloadavg()[0]:.2f} at end (the machine is shared: compare ratios, "
