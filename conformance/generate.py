@@ -663,8 +663,10 @@ def invalid_vectors(valid: dict) -> dict:
     add("xprv3-delta-zero", privacy_edit(with_value("delta", 0.0)), "PRV-3", "FormatError", "delta 0.0")
     add("xprv4-rank-above-size", privacy_edit(with_value("rank", 25)), "PRV-4", "FormatError",
         "rank 25 for a 24x24 release")
-    add("xprv4-release-not-square", privacy_edit(lambda p, hh: hh["tensors"][0].update(shape=[24, 23], tile_shape=[24, 23])),
-        "PRV-4", "FormatError", "a 24x23 tensor with a privacy record")
+    oblong = tensor("cov", (24, 23), "float32", [lplr_tile(SplitMix64(seed_of("xprv4-release-not-square")), (0, 0),
+                                                          (24, 23), 2, 8, 8, 16, 4096)])
+    oblong.privacy = privacy_record("complex-gaussian", 0.5, 1e-5, 2, 1.0)
+    add("xprv4-release-not-square", file_bytes([oblong]), "PRV-4", "FormatError", "a 24x23 tensor with a privacy record")
     add("xprv5-sensitivity-not-clip-squared", privacy_edit(with_value("sensitivity", 0.5)), "PRV-5", "FormatError",
         "clip 1.0 and sensitivity 0.5")
     add("xprv6-noise-scale-too-small", privacy_edit(lambda p, hh: p.update(noise_scale=float(np.float32(p["noise_scale"] / 2)))),
