@@ -196,7 +196,7 @@ def noisy_matrix(M: np.ndarray, mechanism: str, noise_scale: float, generator: n
     return noisy + 1j * (scale * (H - H.T))
 
 
-def _release_factors(noisy: np.ndarray, k: int) -> tuple:
+def release_factors(noisy: np.ndarray, k: int) -> tuple:
     """(μ, V, top k+1 noisy eigenvalues): the rank-k real release of M̂.
 
     Ĥ = V̂ diag(λ̂) V̂* from the k largest eigenvalues of M̂; Re Ĥ =
@@ -298,7 +298,7 @@ def private_covariance(
         encode_options.setdefault("bits_r", 8)
         encode_options.setdefault("variant", "svd")
     noisy = noisy_matrix(X.T @ X, mechanism, noise_scale, _noise_generator(generator))
-    mu, V, top = _release_factors(noisy, k)
+    mu, V, top = release_factors(noisy, k)
     del noisy  # the noisy matrix is not part of the release
     released = (V * mu) @ V.T
     matrix = encode((released + released.T) / 2, scheme, name=name, **encode_options)
