@@ -141,6 +141,16 @@ def tensor(name, shape, dtype, tiles, tile_shape=None, panel=container.DEFAULT_P
     return container.TensorRecord(name, tuple(shape), dtype, tuple(tile_shape or shape), panel, tiles, rel_error, encoder)
 
 
+def privacy_record(mechanism, epsilon, delta, rank, clip) -> dict:
+    """A privacy record (spec §10.5) whose floats are binary32 values consistent by [PRV-5] and [PRV-6]."""
+    f32 = lambda v: float(np.float32(v))  # noqa: E731
+    epsilon, delta, clip = f32(epsilon), f32(delta), f32(clip)
+    sensitivity = f32(clip * clip)
+    noise_scale = f32(sensitivity * math.sqrt(2 * math.log(1.25 / delta)) / epsilon)
+    return {"mechanism": mechanism, "epsilon": epsilon, "delta": delta, "rank": rank, "clip": clip,
+            "sensitivity": sensitivity, "noise_scale": noise_scale, "library": "lrq conformance"}
+
+
 def file_bytes(tensors, metadata=None, groups=()) -> bytes:
     return b"".join(bytes(p) for p in container.serialize(tensors, metadata, CRC, groups))
 
@@ -351,6 +361,27 @@ def valid_vectors() -> dict:
         file_bytes([sc_members[0]] + lp_members + [sc_members[1]], None, [lp_group, sc_group]),
         "1.2: two groups, lplr (byte codes for L, bit-planes for R, a σ_L per member) and signcut, panel 64, "
         "their members interleaved in 'tensors'")
+
+    # Format 1.4: private releases (optional feature bit 0, private_release;
+    # spec §10.5).  Decoders of earlier minors ignore the bit and the record
+    # [PRE-5], [HDR-9] and decode the same values.
+    rng = rng_for("private-complex-24x24-r2-lplr")
+    release = tensor("cov", (24, 24), "float32", [lplr_tile(rng, (0, 0), (24, 24), 2, 8, 8, 16, 4096)], rel_error=0.0)
+    release.privacy = privacy_record("complex-gaussian", 0.5, 1e-5, 2, 1.0)
+    out["private-complex-24x24-r2-lplr"] = (
+        file_bytes([release]),
+        "1.4: a rank-2 release of the complex Gaussian mechanism stored as an lplr tile, with its privacy record")
+    rng = rng_for("private-real-6x6-r1-dense-and-plain")
+    plain = tensor("bias", (3,), "float32", [dense_tile((0,), (3,), "float32", np.array([1.0, -2.0, 0.25]))])
+    release = tensor("gram", (6, 6), "float64", [dense_tile((0, 0), (6, 6), "float64", rng.uniform((6, 6), -3, 3))])
+    release.privacy = privacy_record("real-gaussian", 0.125, 1e-9, 1, 0.75)
+    out["private-real-6x6-r1-dense-and-plain"] = (
+        file_bytes([plain, release]),
+        "1.4: a dense float64 release of the real Gaussian mechanism (clip 0.75) after a tensor without a record")
+    base, _ = out["private-complex-24x24-r2-lplr"]
+    out["compat-privacy-key-without-flag"] = (
+        surgery.edit_preamble(base, minor=0, optional=0),
+        "a 'privacy' key in a file that does not set private_release: an unknown key, ignored [PRV-9]")
 
     # Forward compatibility: a later minor, an unknown optional feature bit and
     # unknown (vendor) keys must all be accepted by a 1.0 decoder.
@@ -608,6 +639,42 @@ def invalid_vectors(valid: dict) -> dict:
     add("xpre4-required-feature-bit2", surgery.edit_preamble(grp, required=6), "PRE-4", "UnsupportedError",
         "1.2 file with required bits 1 and 2: bit 2 is unknown to 1.2")
 
+    # Format 1.4, optional feature private_release (bit 0): privacy records [PRV-*].
+    prv, _ = valid["private-complex-24x24-r2-lplr"]
+
+    def privacy_edit(edit):
+        hh = surgery.header(prv)
+        edit(hh["tensors"][0]["privacy"], hh)
+        return _rebuild(prv, hh, minor=4, optional=1)
+
+    def with_value(key, value):
+        return lambda p, hh: p.__setitem__(key, value)
+
+    add("xprv1-record-not-a-map", privacy_edit(lambda p, hh: hh["tensors"][0].__setitem__("privacy", "dp")), "PRV-1",
+        "FormatError", "'privacy' is the str 'dp'")
+    add("xprv1-noise-seed-stored", privacy_edit(with_value("seed", 1234)), "PRV-1", "FormatError",
+        "the privacy record holds a 'seed': a record never holds the noise or its seed")
+    add("xprv2-unknown-mechanism", privacy_edit(with_value("mechanism", "laplace")), "PRV-2", "FormatError",
+        "mechanism 'laplace'")
+    add("xprv3-epsilon-missing", privacy_edit(lambda p, hh: p.pop("epsilon")), "PRV-3", "FormatError",
+        "the record has no 'epsilon'", also=["HDR-7"])
+    add("xprv3-epsilon-one", privacy_edit(with_value("epsilon", 1.0)), "PRV-3", "FormatError",
+        "epsilon 1.0: the Gaussian calibration needs epsilon < 1")
+    add("xprv3-delta-zero", privacy_edit(with_value("delta", 0.0)), "PRV-3", "FormatError", "delta 0.0")
+    add("xprv4-rank-above-size", privacy_edit(with_value("rank", 25)), "PRV-4", "FormatError",
+        "rank 25 for a 24x24 release")
+    oblong = tensor("cov", (24, 23), "float32", [lplr_tile(SplitMix64(seed_of("xprv4-release-not-square")), (0, 0),
+                                                          (24, 23), 2, 8, 8, 16, 4096)])
+    oblong.privacy = privacy_record("complex-gaussian", 0.5, 1e-5, 2, 1.0)
+    add("xprv4-release-not-square", file_bytes([oblong]), "PRV-4", "FormatError", "a 24x23 tensor with a privacy record")
+    add("xprv5-sensitivity-not-clip-squared", privacy_edit(with_value("sensitivity", 0.5)), "PRV-5", "FormatError",
+        "clip 1.0 and sensitivity 0.5")
+    add("xprv6-noise-scale-too-small", privacy_edit(lambda p, hh: p.update(noise_scale=float(np.float32(p["noise_scale"] / 2)))),
+        "PRV-6", "FormatError", "noise_scale half of what epsilon, delta and the sensitivity call for")
+    add("xprv7-library-empty", privacy_edit(with_value("library", "")), "PRV-7", "FormatError", "library ''")
+    add("xprv8-flag-without-record", privacy_edit(lambda p, hh: hh["tensors"][0].pop("privacy")), "PRV-8",
+        "FormatError", "private_release set, no tensor has a 'privacy' record")
+
     # Added with errata E-1 to E-9 (2026-12-02): a vector for every rule with an error class.
     def edited(base, edit, **assemble):
         hh = surgery.header(base)
@@ -782,7 +849,9 @@ def build() -> dict:
                  "description": description, "tensors": tensors}
         minor = struct.unpack_from("<H", data, 10)[0]
         if minor <= container.FORMAT_MINOR and minor > 0:
-            entry["since"] = f"1.{minor}"  # earlier decoders refuse it [PRE-4]
+            entry["since"] = f"1.{minor}"  # earlier decoders refuse it [PRE-4] ...
+            if not struct.unpack_from("<Q", data, 16)[0]:
+                entry["earlier"] = "decodes"  # ... unless it needs only optional features, which they ignore [PRE-5]
         manifest["valid"].append(entry)
     for name, (data, rule, error, description, also) in sorted(invalid.items()):
         files[f"v1/invalid/{name}.lrq"] = data
@@ -791,7 +860,10 @@ def build() -> dict:
         if also:
             entry["also"] = also
         required = struct.unpack_from("<Q", data, 16)[0] if len(data) >= 24 else 0
-        if required & container.SHARED_FACTOR and rule.startswith("GRP-"):
+        optional = struct.unpack_from("<Q", data, 24)[0] if len(data) >= 32 else 0
+        if optional & container.PRIVATE_RELEASE and rule.startswith("PRV-"):
+            entry["since"] = "1.4"  # earlier decoders ignore the record [PRE-5]; the verdict is a 1.4 one
+        elif required & container.SHARED_FACTOR and rule.startswith("GRP-"):
             entry["since"] = "1.2"  # earlier decoders stop at bit 1 [PRE-4]; the verdict is a 1.2 one
         elif required & container.SIGNCUT_C16 and rule != "PRE-4" and name not in LATER_VERDICTS:
             entry["since"] = "1.1"  # a 1.0 decoder stops at bit 0 [PRE-4]; the verdict is a 1.1 one

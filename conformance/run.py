@@ -9,12 +9,16 @@ Decoders:
              feature known), for the verdicts a 1.0 decoder must reach
   reference-1.1  the reference decoder restricted to format 1.1 (required bit 0
              only, no groups), for the verdicts a 1.1 decoder must reach
+  reference-1.2  the reference decoder restricted to format 1.2 (required bits 0
+             and 1, no optional feature known), as a 1.2 decoder reads 1.4 files
 
 A valid vector must decode, in both, to its expected arrays within the
 manifest's tolerance (exactly for dense tensors), and each 2-D float tensor's
 product with the manifest's x must match its expected result; a vector
 marked "since" a later minor must be refused with UnsupportedError [PRE-4] by
-the restricted decoders of every earlier minor (1.0, and 1.1 for a 1.2 file).  An invalid vector must be refused with exactly the
+the restricted decoders of every earlier minor (1.0, and 1.1 for a 1.2 file),
+or, when it also says "earlier": "decodes" (a file that needs only optional
+features, e.g. a 1.4 private release), decoded by them to the same arrays.  An invalid vector must be refused with exactly the
 error class, and a message citing the rule, that the manifest names for the
 decoder's version ("rule"/"error", or the last entry of "later" whose "since"
 the decoder implements).  An invalid vector marked "since" a minor applies
@@ -69,20 +73,23 @@ def _decode_reference(path: str, data: bytes) -> dict:
 
 def _restricted(known: int):
     """The reference decoder as a decoder of an earlier minor: it knows only the
-    required features ``known`` (1.0: none; 1.1: signcut_c16)."""
+    required features ``known`` (1.0: none; 1.1: signcut_c16; 1.2: and
+    shared_factor) and no optional feature (private_release is 1.4)."""
     def decode(path: str, data: bytes) -> dict:
-        saved = _container.KNOWN_REQUIRED_FEATURES
-        _container.KNOWN_REQUIRED_FEATURES = known
+        saved = _container.KNOWN_REQUIRED_FEATURES, _container.KNOWN_OPTIONAL_FEATURES
+        _container.KNOWN_REQUIRED_FEATURES, _container.KNOWN_OPTIONAL_FEATURES = known, 0
         try:
             return _decode_reference(path, data)
         finally:
-            _container.KNOWN_REQUIRED_FEATURES = saved
+            _container.KNOWN_REQUIRED_FEATURES, _container.KNOWN_OPTIONAL_FEATURES = saved
     return decode
 
 
 _decode_reference_10 = _restricted(0)
 _decode_reference_11 = _restricted(_container.SIGNCUT_C16)
-EARLIER = {"reference-1.0": ((1, 0), _decode_reference_10), "reference-1.1": ((1, 1), _decode_reference_11)}
+_decode_reference_12 = _restricted(_container.SIGNCUT_C16 | _container.SHARED_FACTOR)
+EARLIER = {"reference-1.0": ((1, 0), _decode_reference_10), "reference-1.1": ((1, 1), _decode_reference_11),
+           "reference-1.2": ((1, 2), _decode_reference_12)}
 
 DECODERS = {"lrq": _decode_lrq, "reference": _decode_reference}
 # The format version each decoder implements.
@@ -138,6 +145,9 @@ def check_valid(entry: dict) -> list:
     for earlier, (version, decode) in EARLIER.items():
         if "since" not in entry or version >= _version(entry["since"]):
             continue
+        if entry.get("earlier") == "decodes":
+            problems.extend(f"{earlier}: {problem}" for problem in _same_arrays(entry, decode, path, data))
+            continue
         try:
             decode(path, data)
         except lrq.UnsupportedError:
@@ -170,6 +180,20 @@ def check_valid(entry: dict) -> list:
                 err = np.abs(y - np.asarray(t["matvec"])).max() if y.size else 0.0
                 if not err <= t["matvec_abs_tol"]:
                     problems.append(f"{decoder_name}: tensor '{t['name']}' matvec off by {err:.3g} (tolerance {t['matvec_abs_tol']:.3g})")
+    return problems
+
+
+def _same_arrays(entry: dict, decode, path: str, data: bytes) -> list:
+    """Problems when ``decode`` does not reproduce a valid vector's expected arrays."""
+    try:
+        decoded = decode(path, data)
+    except lrq.LrqError as exc:
+        return [f"refused a file it can read ignoring optional features: {type(exc).__name__}: {exc}"]
+    problems = []
+    for t in entry["tensors"]:
+        want = np.load(os.path.join(HERE, t["expected"]), allow_pickle=False)
+        if t["name"] not in decoded or not _close(np.asarray(decoded[t["name"]][0]), want, t["abs_tol"]):
+            problems.append(f"tensor '{t['name']}' does not decode as in the manifest")
     return problems
 
 

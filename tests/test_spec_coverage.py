@@ -85,7 +85,12 @@ def test_since_marks_exactly_the_vectors_a_10_decoder_stops_early_on():
         own_verdict = entry["rule"] != "PRE-4" and "later" not in entry
         needs_12 = bool(required & 2) and entry["rule"].startswith("GRP-")  # rules checked after [PRE-4]
         needs_11 = bool(required & 1) and own_verdict and not needs_12
-        assert ("since" in entry) == (needs_11 or needs_12), entry["file"]
+        optional = struct.unpack_from("<Q", data, 24)[0] if len(data) >= 32 else 0
+        needs_14 = bool(optional & 1) and entry["rule"].startswith("PRV-")  # earlier decoders ignore the record
+        assert ("since" in entry) == (needs_11 or needs_12 or needs_14), entry["file"]
+        if needs_14:
+            assert entry["since"] == "1.4"
+            RUN._decode_reference_12(None, data)  # a 1.2 decoder reads the file, record ignored [PRE-5]
         if needs_12:
             assert entry["since"] == "1.2"
             for earlier in (RUN._decode_reference_10, RUN._decode_reference_11):

@@ -32,6 +32,7 @@ else:
     from .groups import Group, encode_group
     from .io import File, decode, dumps, loads, open, save
     from .matrix import Matrix
+    from .private import PrivateCovariance, private_covariance
 
 __version__ = "0.2.0"
 FORMAT_VERSION = (FORMAT_MAJOR, FORMAT_MINOR)
@@ -92,6 +93,8 @@ __all__ = [
     "save",
     "open",
     "signcut_from_factors",
+    "private_covariance",
+    "PrivateCovariance",
     "build_info",
     "set_num_threads",
     "get_num_threads",

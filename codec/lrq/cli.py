@@ -1005,6 +1005,7 @@ def _info_record(path: str) -> dict:
                 "tiles": [{"origin": list(o), "shape": list(s), "scheme": sc, "params": p} for o, s, sc, p in m.tiles],
                 "bytes": nbytes, "bits_per_entry": 8.0 * nbytes / m.size, "rel_error": m.rel_error,
                 "group": None if group is None else group.name,
+                "privacy": m.privacy,
                 "_params": _describe_params(m),
             })
         group_records = [{
@@ -1041,6 +1042,15 @@ def _print_info(info: dict, verbose: bool) -> None:
             members = [m[len(g["name"]) + 1:] if m.startswith(g["name"] + ".") else m for m in g["members"]]
             rows.append((g["name"], g["scheme"], str(g["columns"]), ", ".join(members), f"{g['shared_bytes']:,}",
                          f"{g['bytes']:,}", f"{g['bits_per_entry']:.3f}"))
+        print_table(rows)
+    private = [t for t in info["tensors"] if t["privacy"] is not None]
+    if private:
+        print(f"{plural(len(private), 'private release')} under (ε, δ)-differential privacy (spec §10.5):")
+        rows = [("tensor", "mechanism", "epsilon", "delta", "rank", "clip", "sensitivity", "noise_scale", "library")]
+        for t in private:
+            p = t["privacy"]
+            rows.append((t["name"], p["mechanism"], f"{p['epsilon']:.6g}", f"{p['delta']:.6g}", str(p["rank"]),
+                         f"{p['clip']:.6g}", f"{p['sensitivity']:.6g}", f"{p['noise_scale']:.6g}", p["library"]))
         print_table(rows)
     if verbose:
         for t in info["tensors"]:

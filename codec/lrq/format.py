@@ -34,12 +34,16 @@ PREAMBLE_SIZE = 64
 FORMAT_MAJOR = 1
 # The newest minor this library reads and writes; a file gets the lowest
 # minor its content needs [VER-2] (see content_version).
-FORMAT_MINOR = 2
+FORMAT_MINOR = 4
 # Required feature bits (spec §4): bit 0, signcut_c16 (since 1.1); bit 1,
 # shared_factor (since 1.2), groups of tensors sharing a right factor (§10.4).
 SIGNCUT_C16 = 1 << 0
 SHARED_FACTOR = 1 << 1
 KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR
+# Optional feature bits: bit 0, private_release (since 1.4), tensors carrying
+# a differential-privacy record (§10.5), which a decoder may ignore.
+PRIVATE_RELEASE = 1 << 0
+PRIVATE_RELEASE_MINOR = 4
 C_SCALE_EXPONENTS = (-125, 112)  # [SC-3]: c_scale = 2^e, e in this range
 
 # Decoder limits, spec §13.
@@ -230,6 +234,7 @@ class TensorRecord:
     tiles: list
     rel_error: Optional[float] = None
     encoder: Optional[dict] = None
+    privacy: Optional[dict] = None  # the differential-privacy record (spec §10.5)
 
 
 @dataclass
@@ -416,6 +421,8 @@ def header_object(tensors: list, metadata: Optional[dict], table: list, groups: 
             tmap["rel_error"] = float(t.rel_error)
         if t.encoder is not None:
             tmap["encoder"] = t.encoder
+        if t.privacy is not None:
+            tmap["privacy"] = dict(t.privacy)
         out.append(tmap)
     header = {"tensors": out}
     if groups:
@@ -487,17 +494,21 @@ def _pack_header(tensors, metadata, lengths, crcs, groups=()) -> tuple:
 
 
 def content_version(tensors: list, groups: list = ()) -> tuple:
-    """(minor, required_features) of the lowest version that holds the tensors [VER-2]:
-    1.2 with shared_factor when there are groups (§10.4), 1.1 with signcut_c16
-    when a signcut tile stores c as binary16 [SC-4], else 1.0."""
+    """(minor, required_features, optional_features) of the lowest version that
+    holds the tensors [VER-2]: 1.4 with private_release when a tensor has a
+    privacy record (§10.5), 1.2 with shared_factor when there are groups
+    (§10.4), 1.1 with signcut_c16 when a signcut tile stores c as binary16
+    [SC-4], else 1.0."""
     c16 = any(tile.scheme == "signcut" and "c_scale" in tile.params for t in tensors for tile in t.tiles)
     required = (SIGNCUT_C16 if c16 else 0) | (SHARED_FACTOR if groups else 0)
-    return (2 if groups else 1 if c16 else 0), required
+    private = any(t.privacy is not None for t in tensors)
+    minor = PRIVATE_RELEASE_MINOR if private else 2 if groups else 1 if c16 else 0
+    return minor, required, (PRIVATE_RELEASE if private else 0)
 
 
 def _preamble(header: bytes, file_length: int, crc32c: CrcFunction, version: tuple) -> bytes:
-    minor, required = version
-    head = _PREAMBLE.pack(MAGIC, FORMAT_MAJOR, minor, 0, required, 0, len(header), file_length, 0, bytes(12))
+    minor, required, optional = version
+    head = _PREAMBLE.pack(MAGIC, FORMAT_MAJOR, minor, 0, required, optional, len(header), file_length, 0, bytes(12))
     crc = crc32c(header, crc32c(head[:48]))  # [PRE-9]: preamble bytes 0-47, then the header
     return head[:48] + struct.pack("<I", crc) + bytes(12)
 

@@ -12,7 +12,7 @@ import msgpack
 import numpy as np
 
 from . import _native
-from . import format, groups, safetensors_file
+from . import format, groups, private, safetensors_file
 from .errors import ArgumentError, FormatError, LrqError, ResourceError
 from .files import atomic_write
 from .format import make_section
@@ -122,8 +122,19 @@ def _parse(buf, *, verify: bool) -> format.FileRecord:
     checksum and content rules are checked now (all checksums first);
     otherwise each section is checked on first use.
     """
-    if _has_groups(buf):
-        return _parse_grouped(buf, verify)
+    record = _parse_grouped(buf, verify) if _has_groups(buf) else _parse_plain(buf, verify)
+    if record.optional_features & format.PRIVATE_RELEASE:
+        # The C core reads such a file as any 1.2 decoder does, ignoring the
+        # record ([PRE-5], [HDR-9]); the record's rules are checked here.
+        head = memoryview(buf).cast("B")
+        header_length = int.from_bytes(head[32:40], "little")
+        header = msgpack.unpackb(bytes(head[format.PREAMBLE_SIZE:format.PREAMBLE_SIZE + header_length]), raw=False,
+                                 strict_map_key=True)
+        private.attach_records(header, record)
+    return record
+
+
+def _parse_plain(buf, verify: bool) -> format.FileRecord:
     parsed = _native.ContainerFile(buf, "content" if verify else "none")
     tensors = []
     for i in range(len(parsed)):
@@ -253,7 +264,8 @@ def _records(tensors: Mapping) -> tuple:
             record = value._record
             _verify(record)
             records.append(format.TensorRecord(name, record.shape, record.dtype, record.tile_shape,
-                                                  record.panel, record.tiles, record.rel_error, record.encoder))
+                                                  record.panel, record.tiles, record.rel_error, record.encoder,
+                                                  record.privacy))
         elif isinstance(value, safetensors_file.Tensor):
             records.append(_dense_record(name, value.values, value.dtype))
         else:

@@ -75,6 +75,7 @@ class Matrix(_StoredSize):
     nbytes : int — size of the tensor written alone as a `.lrq` file
     bits_per_entry : float — ``8 * nbytes / size``: everything stored, headers included
     rel_error : float or None — ‖A − decode(M)‖_F / ‖A‖_F measured at encode time
+    privacy : dict or None — the differential-privacy record of a private release
     name : str or None — the tensor's name in the file it came from
     """
 
@@ -145,6 +146,13 @@ class Matrix(_StoredSize):
     @property
     def rel_error(self) -> Optional[float]:
         return self._record.rel_error
+
+    @property
+    def privacy(self) -> Optional[dict]:
+        """The differential-privacy record of a private release (spec §10.5:
+        mechanism, epsilon, delta, rank, clip, sensitivity, noise_scale,
+        library), or None.  See :func:`lrq.private_covariance`."""
+        return None if self._record.privacy is None else dict(self._record.privacy)
 
 
     @property

@@ -26,13 +26,21 @@ PREAMBLE_SIZE = 64
 FORMAT_MAJOR = 1
 # The newest minor this implementation reads and writes; a writer emits the
 # lowest minor its content needs [VER-2] (see content_version).
-FORMAT_MINOR = 2
+FORMAT_MINOR = 4
 # Bits of required_features this implementation knows (spec §4): bit 0,
 # signcut_c16 (since 1.1), signcut weights c stored as binary16 × "c_scale";
 # bit 1, shared_factor (since 1.2), groups of tensors sharing a right factor.
 SIGNCUT_C16 = 1 << 0
 SHARED_FACTOR = 1 << 1
 KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR
+# Bits of optional_features this implementation reads (spec §4): bit 0,
+# private_release (since 1.4), tensors with a differential-privacy record
+# (§10.5).  A decoder that does not know it ignores it [PRE-5].
+PRIVATE_RELEASE = 1 << 0
+KNOWN_OPTIONAL_FEATURES = PRIVATE_RELEASE
+PRIVACY_MECHANISMS = ("complex-gaussian", "real-gaussian")
+PRIVACY_KEYS = ("mechanism", "epsilon", "delta", "rank", "clip", "sensitivity", "noise_scale", "library")
+PRIVACY_TOLERANCE = 2.0**-20  # [PRV-5], [PRV-6]
 # [SC-3]: "c_scale" is 2^e with e in this range, so c_scale × binary16 is
 # exact in binary32.
 C_SCALE_EXPONENTS = (-125, 112)
@@ -204,6 +212,7 @@ class TensorRecord:
     tiles: list
     rel_error: Optional[float] = None
     encoder: Optional[dict] = None
+    privacy: Optional[dict] = None  # §10.5
 
 
 def tile_grid(shape: tuple, tile_shape: tuple) -> Iterator[tuple]:
@@ -249,6 +258,8 @@ def header_object(tensors: list, metadata: Optional[dict], table: list, groups: 
             tmap["rel_error"] = float(t.rel_error)
         if t.encoder is not None:
             tmap["encoder"] = t.encoder
+        if t.privacy is not None:
+            tmap["privacy"] = dict(t.privacy)
         out_tensors.append(tmap)
     header = {"tensors": out_tensors}
     if groups:
@@ -322,12 +333,13 @@ def content_version(tensors: list, groups: list = ()) -> tuple:
     """
     c16 = any(tile.scheme == "signcut" and "c_scale" in tile.params for t in tensors for tile in t.tiles)
     required = (SIGNCUT_C16 if c16 else 0) | (SHARED_FACTOR if groups else 0)
-    return (2 if groups else 1 if c16 else 0), required
+    private = any(t.privacy is not None for t in tensors)  # 1.4, optional private_release [PRV-10]
+    return (4 if private else 2 if groups else 1 if c16 else 0), required, (PRIVATE_RELEASE if private else 0)
 
 
-def _preamble(header: bytes, file_length: int, crc32c: CrcFunction, version: tuple = (0, 0)) -> bytes:
-    minor, required = version
-    head = _PREAMBLE.pack(MAGIC, FORMAT_MAJOR, minor, 0, required, 0, len(header), file_length, 0, bytes(12))
+def _preamble(header: bytes, file_length: int, crc32c: CrcFunction, version: tuple = (0, 0, 0)) -> bytes:
+    minor, required, optional = version
+    head = _PREAMBLE.pack(MAGIC, FORMAT_MAJOR, minor, 0, required, optional, len(header), file_length, 0, bytes(12))
     crc = crc32c(header, crc32c(head[:48]))
     return head[:48] + struct.pack("<I", crc) + bytes(12)
 
@@ -655,7 +667,44 @@ def _member_tile(tf: _Field, group: GroupRecord, tshape: tuple) -> TileRecord:
     return TileRecord((0, 0), tshape, scheme, params, sections, group=group.name)
 
 
-def _parse_tensor(obj, index: int, seen: set, required: int = 0, member_of: Optional[dict] = None) -> TensorRecord:
+def _privacy(f: "_Field", obj: dict, shape: tuple, dtype: str) -> Optional[dict]:
+    """A tensor's privacy record (§10.5) [PRV-1]-[PRV-7], its floats as binary32 values."""
+    if "privacy" not in obj:
+        return None
+    record = obj["privacy"]
+    if not isinstance(record, dict):
+        f.fail("'privacy' is not a map", "PRV-1")
+    extra = [key for key in record if key not in PRIVACY_KEYS]
+    if extra:
+        f.fail(f"the privacy record has keys the format does not define there: {extra[:4]}", "PRV-1")
+    p = _Field(record, f.where + " privacy")
+    mechanism = p.get("mechanism", str, "PRV-2")
+    if mechanism not in PRIVACY_MECHANISMS:
+        p.fail(f"mechanism '{mechanism[:40]}' is not one of {PRIVACY_MECHANISMS}", "PRV-2")
+    epsilon = _f32(p.get("epsilon", float, "PRV-3"))
+    delta = _f32(p.get("delta", float, "PRV-3"))
+    if not 0 < epsilon < 1 or not 0 < delta < 1:
+        p.fail(f"epsilon {epsilon} and delta {delta} must lie in (0, 1)", "PRV-3")
+    if len(shape) != 2 or shape[0] != shape[1] or not DTYPES[dtype][2]:
+        p.fail(f"a private release must be a square 2-D float tensor, not {list(shape)} {dtype}", "PRV-4")
+    rank = p.int_in("rank", 1, shape[0], "PRV-4")
+    clip = _f32(p.get("clip", float, "PRV-5"))
+    sensitivity = _f32(p.get("sensitivity", float, "PRV-5"))
+    if not (math.isfinite(clip) and clip > 0 and abs(sensitivity - clip * clip) <= PRIVACY_TOLERANCE * clip * clip):
+        p.fail(f"sensitivity {sensitivity} is not clip^2 for clip {clip}", "PRV-5")
+    noise_scale = _f32(p.get("noise_scale", float, "PRV-6"))
+    calibrated = sensitivity * math.sqrt(2 * math.log(1.25 / delta)) / epsilon
+    if not abs(noise_scale - calibrated) <= PRIVACY_TOLERANCE * calibrated:
+        p.fail(f"noise_scale {noise_scale} differs from sensitivity*sqrt(2 ln(1.25/delta))/epsilon = {calibrated}", "PRV-6")
+    library = p.get("library", str, "PRV-7")
+    if not 1 <= len(library.encode("utf-8")) <= 256:
+        p.fail("library must be 1 to 256 bytes", "PRV-7")
+    return {"mechanism": mechanism, "epsilon": epsilon, "delta": delta, "rank": rank, "clip": clip,
+            "sensitivity": sensitivity, "noise_scale": noise_scale, "library": library}
+
+
+def _parse_tensor(obj, index: int, seen: set, required: int = 0, member_of: Optional[dict] = None,
+                  optional: int = 0) -> TensorRecord:
     if not isinstance(obj, dict):
         raise FormatError(f"tensor #{index} is not a map [TEN-1]")
     f = _Field(obj, f"tensor #{index}")
@@ -704,7 +753,8 @@ def _parse_tensor(obj, index: int, seen: set, required: int = 0, member_of: Opti
         if not isinstance(tiles_raw[0], dict):
             f.fail("tile #0 is not a map", "TIL-4")
         tile = _member_tile(_Field(tiles_raw[0], f"tensor '{name}' tile #0"), group, shape)
-        return TensorRecord(name, shape, dtype, tile_shape, panel, [tile], rel_error, encoder)
+        privacy = _privacy(f, obj, shape, dtype) if optional & KNOWN_OPTIONAL_FEATURES & PRIVATE_RELEASE else None
+        return TensorRecord(name, shape, dtype, tile_shape, panel, [tile], rel_error, encoder, privacy)
     tiles = []
     for k, (tile_obj, (origin, tshape)) in enumerate(zip(tiles_raw, grid)):
         if not isinstance(tile_obj, dict):
@@ -727,7 +777,9 @@ def _parse_tensor(obj, index: int, seen: set, required: int = 0, member_of: Opti
         sections = {kind: _section_entry(tf, entry, kind, want, "SEC-1", "SEC-2")
                     for entry, kind, want in zip(table, kinds, lengths)}
         tiles.append(TileRecord(origin, tshape, scheme, params, sections))
-    return TensorRecord(name, shape, dtype, tile_shape, panel, tiles, rel_error, encoder)
+    # Without private_release, "privacy" is an unknown key [PRV-9].
+    privacy = _privacy(f, obj, shape, dtype) if optional & KNOWN_OPTIONAL_FEATURES & PRIVATE_RELEASE else None
+    return TensorRecord(name, shape, dtype, tile_shape, panel, tiles, rel_error, encoder, privacy)
 
 
 @dataclass
@@ -793,12 +845,14 @@ def parse(buf, crc32c: CrcFunction, *, verify_sections: bool = True) -> FileReco
     groups = _parse_groups(top, required)
     member_of = {name: g for g in groups for name in g.members}
     seen: set = set()
-    tensors = [_parse_tensor(obj, i, seen, required, member_of) for i, obj in enumerate(tensors_raw)]
+    tensors = [_parse_tensor(obj, i, seen, required, member_of, optional) for i, obj in enumerate(tensors_raw)]
     for name, g in member_of.items():
         if name not in seen:
             raise FormatError(f"group '{g.name}': member '{name}' is not a tensor of the file [GRP-4]")
     if required & SIGNCUT_C16 and not content_version(tensors)[1] & SIGNCUT_C16:
         raise FormatError("required_features set signcut_c16 (bit 0) but no signcut tile has 'c_scale' [SC-5]")
+    if optional & KNOWN_OPTIONAL_FEATURES & PRIVATE_RELEASE and not any(t.privacy for t in tensors):
+        raise FormatError("optional_features set private_release (bit 0) but no tensor has a 'privacy' record [PRV-8]")
     _check_placement(mv, tensors, header_end, size, groups)
     if verify_sections:
         for t in tensors:
