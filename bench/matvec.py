@@ -215,7 +215,8 @@ def minilm_batches(reps: int, ks=(1, 8, 64, 512), cache: str | None = None) -> N
         else:
             M = lrq.encode(table, scheme="signcut", bits=float(bits))
             if cached:
-                lrq.save(cached, {"table": M})
+                os.makedirs(cache, exist_ok=True)
+                lrq.save(cached, {"table": M})  # one tensor: lrq.loads reads the file back
         encode_s = time.perf_counter() - start
         tiles = M._record.tiles
         widths = sorted({t.params["width"] for t in tiles})
