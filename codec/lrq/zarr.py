@@ -278,7 +278,7 @@ def read_chunk(zarray, coords: tuple) -> Optional[bytes]:
     if buffer is None:
         return None
     if after:
-        spec = zarray.metadata.get_chunk_spec(tuple(coords), zarray._async_array._config, prototype)
+        spec = zarray.metadata.get_chunk_spec(tuple(coords), zarray.config, prototype)
         for codec in reversed(after):
             buffer = next(iter(sync(codec.decode([(buffer, spec)]))))
     return buffer.to_bytes()
