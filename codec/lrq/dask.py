@@ -363,14 +363,14 @@ def _client(client):
         return None
 
 
-def _run_tasks(tasks: list, counted: int, client, progress) -> list:
+def _run_tasks(tasks: list, counted: int, client, progress, message: str = "tile {}/{} encoded") -> list:
     """The results of ``tasks`` (delayed), the first ``counted`` reported to
     ``progress`` as they finish; nothing keeps running after an error."""
     done = [0]
 
-    def finished(message):
+    def finished():
         done[0] += 1
-        encoder._report(progress, done[0] / (counted + 1), message)
+        encoder._report(progress, done[0] / (counted + 1), message.format(done[0], counted))
 
     if client is not None:
         import distributed
@@ -379,7 +379,7 @@ def _run_tasks(tasks: list, counted: int, client, progress) -> list:
         try:
             for future in distributed.as_completed(futures[:counted]):
                 future.result()  # a tile's error is raised here, as itself
-                finished(f"tile {done[0] + 1}/{counted} encoded")
+                finished()
             return client.gather(futures)
         finally:
             client.cancel(futures)
@@ -389,7 +389,7 @@ def _run_tasks(tasks: list, counted: int, client, progress) -> list:
 
     def posttask(key, result, dsk, state, worker_id):
         if key in keys:
-            finished(f"tile {done[0] + 1}/{counted} encoded")
+            finished()
 
     with Callback(posttask=posttask):
         return list(dask.compute(*tasks))
@@ -450,12 +450,20 @@ def encode(array, path=None, scheme: str = "auto", *, bits=None, width=None, rel
     return matrix
 
 
+def _store_chunk(zarray, block: np.ndarray, corner: tuple) -> int:
+    zarray[tuple(slice(o, o + s) for o, s in zip(corner, block.shape))] = block
+    return 1
+
+
 def to_zarr(array, store, *, chunks: Optional[tuple] = None, component: Optional[str] = None, client=None,
-            **codec_options):
+            progress: Optional[Callable[[float, str], None]] = None, **codec_options):
     """Write a 2-D array to a new Zarr v3 array stored by the lrq codec
-    (``lrq.zarr.LRQ(**codec_options)``), its chunks encoded on the Dask
-    workers (``dask.array.to_zarr``): the chunk bytes are those the codec
-    writes in one process.  Returns the ``zarr.Array``."""
+    (``lrq.zarr.LRQ(**codec_options)``, Zarr's default zstd after it), each
+    chunk encoded by the codec in a task of its own on the Dask workers: the
+    chunk bytes are those the codec writes in one process.  ``chunks`` is
+    the Zarr chunk shape (default: the dask array's first block shape).
+    Returns the ``zarr.Array``; on an error the array is deleted from the
+    store, so no array with missing chunks (which read as zeros) is left."""
     import zarr
 
     from .zarr import LRQ
@@ -463,13 +471,22 @@ def to_zarr(array, store, *, chunks: Optional[tuple] = None, component: Optional
     codec = LRQ(**codec_options)
     if not isinstance(array, da.Array):
         array = da.asarray(array)
-    chunks = tuple(chunks) if chunks is not None else tuple(c[0] for c in array.chunks)
+    if array.ndim != 2:
+        raise ArgumentError(f"lrq.dask.to_zarr writes a 2-D array, not shape {array.shape}")
+    chunks = tuple(int(c) for c in chunks) if chunks is not None else tuple(c[0] for c in array.chunks)
     target = zarr.create_array(store, name=component, shape=array.shape, chunks=chunks, dtype=array.dtype,
                                serializer=codec, fill_value=0)
-    client = _client(client)
-    stored = array.rechunk(chunks).to_zarr(target, compute=False)
-    if client is not None:
-        client.compute(stored, sync=True)
-    else:
-        dask.compute(stored)
+    tasks = []
+    for r0 in range(0, array.shape[0], chunks[0]):
+        for c0 in range(0, array.shape[1], chunks[1]):
+            block = array[r0:r0 + chunks[0], c0:c0 + chunks[1]]
+            tasks.append(dask.delayed(_store_chunk, pure=True)(target, block, (r0, c0)))
+    try:
+        _run_tasks(tasks, len(tasks), _client(client), progress, "chunk {} of {} written")
+    except BaseException:
+        from zarr.core.sync import sync
+
+        sync(target.store_path.delete_dir())
+        raise
+    encoder._report(progress, 1.0, "done")
     return target
