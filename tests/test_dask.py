@@ -201,3 +201,17 @@ def test_killing_a_worker_during_an_encode_still_writes_the_bytes_of_lrq_encode(
     assert (tmp_path / "a.lrq").read_bytes() == want and lrq.dumps(got) == want
     client.wait_for_workers(2, timeout=60)
     assert killed[0][0] not in client.run(os.getpid).values()
+
+
+def test_lrq_compress_with_a_scheduler_writes_the_bytes_of_lrq_compress(tmp_path, client):
+    from lrq.cli import main
+
+    np.save(tmp_path / "a.npy", matrix((300, 260), seed=9))
+    argv = ["compress", str(tmp_path / "a.npy"), "--scheme", "signcut", "--bits", "2", "--tile", "128", "128", "--quiet"]
+    assert main(argv + [str(tmp_path / "here.lrq")]) == 0
+    assert main(argv + [str(tmp_path / "there.lrq"), "--scheduler", client.scheduler.address]) == 0
+    assert (tmp_path / "there.lrq").read_bytes() == (tmp_path / "here.lrq").read_bytes()
+    assert main(argv + [str(tmp_path / "x.h5"), "--scheduler", client.scheduler.address]) == 2
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        assert main(argv + [str(tmp_path / "y.lrq"), "--scheduler", "tcp://127.0.0.1:9"]) == 3
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "y.lrq").exists()

@@ -306,3 +306,15 @@ print(products, dense)
     assert out.returncode == 0, out.stderr
     growth, dense_growth = (int(v) for v in out.stdout.split()[:2])
     assert growth < 32 * 2**20 and dense_growth > 64 * 2**20, (growth, dense_growth)
+
+
+def test_lrq_imports_its_doors_dependencies_only_when_a_door_is_used():
+    out = fresh_python("""
+        import sys
+        import lrq, lrq.chunks, lrq.cli
+        doors = ("zarr", "numcodecs", "dask", "distributed", "h5py")
+        print(sorted(m for m in doors if m in sys.modules))
+        import lrq.zarr
+        print("zarr" in sys.modules and "dask" not in sys.modules and "h5py" not in sys.modules)
+    """)
+    assert out.split("\n")[:2] == ["[]", "True"]
