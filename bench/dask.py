@@ -37,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+import timeit
 
 # Run as a script, this file's folder comes first on sys.path, where this
 # file would shadow the dask package it measures.
@@ -103,13 +104,9 @@ def resident() -> int:
 
 
 def median_time(step, reps: int) -> float:
+    """Median seconds of ``reps`` calls of ``step`` after a warm-up call."""
     step()
-    times = []
-    for _ in range(reps):
-        begin = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - begin)
-    return statistics.median(times)
+    return statistics.median(timeit.repeat(step, number=1, repeat=reps))
 
 
 def mib(nbytes: float) -> str:

@@ -215,3 +215,11 @@ def test_lrq_compress_with_a_scheduler_writes_the_bytes_of_lrq_compress(tmp_path
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
         assert main(argv + [str(tmp_path / "y.lrq"), "--scheduler", "tcp://127.0.0.1:9"]) == 3
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "y.lrq").exists()
+
+
+def test_a_matrix_of_one_tile_encodes_on_dask_as_in_one_process():
+    # lrq.encode gives a lone tile every thread (C and BLAS); a worker one.
+    a = matrix((300, 200), seed=10)
+    for scheme in ("auto", "lplr", "signcut"):
+        want = lrq.dumps(lrq.encode(a, scheme, bits=3))
+        assert lrq.dumps(lrq.dask.encode(da.from_array(a, chunks=100), None, scheme, bits=3)) == want, scheme

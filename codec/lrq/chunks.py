@@ -235,10 +235,35 @@ def chunked_product(shape: tuple, chunks: tuple, matrix_dtype, chunk_at: Callabl
     return out
 
 
-class TransposedView:
-    """``M.T`` of a chunked matrix door: ``M.T @ y``."""
+class ChunkedMatrix:
+    """Products with a 2-D chunked array whose chunks are `.lrq` streams:
+    ``M @ x``, ``M @ X``, ``M.T @ y``, computed chunk by chunk on the
+    chunks' factors by :func:`chunked_product`.  A door sets ``shape``,
+    ``dtype`` and ``chunks`` and implements ``_chunk(corner)``, which gives
+    (rows, cols, operand) of the chunk at ``corner`` or None for zeros."""
 
-    def __init__(self, matrix):
+    shape: tuple
+    dtype: np.dtype
+    chunks: tuple
+
+    def _chunk(self, corner: tuple) -> Optional[tuple]:
+        raise NotImplementedError
+
+    @property
+    def T(self) -> "TransposedView":
+        return TransposedView(self)
+
+    def __matmul__(self, x):
+        return self._product(x, transpose=False)
+
+    def _product(self, x, transpose: bool) -> np.ndarray:
+        return chunked_product(self.shape, self.chunks, self.dtype, self._chunk, x, transpose)
+
+
+class TransposedView:
+    """``M.T`` of a :class:`ChunkedMatrix`: ``M.T @ y``."""
+
+    def __init__(self, matrix: ChunkedMatrix):
         self._matrix = matrix
         self.shape = matrix.shape[::-1]
 

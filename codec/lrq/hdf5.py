@@ -42,8 +42,8 @@ try:
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("lrq.hdf5 needs h5py (pip install 'lrq[hdf5]')") from exc
 
-from .chunks import (CHUNK_TENSOR_NAME, DEFAULT_CHUNK_EDGE, TransposedView, chunk_operand, chunked_product,
-                     encode_chunk, request_options as _request_options, request_words)
+from .chunks import (CHUNK_TENSOR_NAME, DEFAULT_CHUNK_EDGE, ChunkedMatrix, chunk_operand, encode_chunk,
+                     request_options as _request_options, request_words)
 
 #: The HDF5 filter ID of lrq (spec/hdf5-filter.md §1).
 FILTER_ID = 335
@@ -256,7 +256,7 @@ class LRQ(h5py.filters.FilterRefBase):
         return "lrq.hdf5.LRQ(" + ", ".join(f"{k}={v!r}" for k, v in self.options.items()) + ")"
 
 
-class Matrix:
+class Matrix(ChunkedMatrix):
     """Products with an lrq-filtered 2-D dataset, computed on its chunks as
     stored: ``M @ x``, ``M @ X``, ``M.T @ y``.
 
@@ -283,13 +283,6 @@ class Matrix:
         self.dtype = dataset.dtype
         self.chunks = tuple(int(c) for c in dataset.chunks)
 
-    @property
-    def T(self) -> TransposedView:
-        return TransposedView(self)
-
-    def __matmul__(self, x):
-        return self._product(x, transpose=False)
-
     def __repr__(self) -> str:
         return f"lrq.hdf5.Matrix({self._dataset.name!r}, shape={self.shape}, chunks={self.chunks})"
 
@@ -302,9 +295,6 @@ class Matrix:
             values = np.frombuffer(stream, self.dtype).reshape(self.chunks)
             return extent[0], extent[1], values[:extent[0], :extent[1]]
         return chunk_operand(stream, self.chunks, extent, self.dtype, f"dataset '{self._dataset.name}' chunk at {corner}")
-
-    def _product(self, x, transpose: bool) -> np.ndarray:
-        return chunked_product(self.shape, self.chunks, self.dtype, self._chunk, x, transpose)
 
 
 register()

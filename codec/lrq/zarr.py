@@ -39,8 +39,7 @@ try:
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("lrq.zarr needs zarr and numcodecs (pip install 'lrq[zarr]')") from exc
 
-from .chunks import (CHUNK_DTYPES, TransposedView, chunk_operand, chunked_product, decode_chunk, encode_chunk,
-                     normalized_request)
+from .chunks import CHUNK_DTYPES, ChunkedMatrix, chunk_operand, decode_chunk, encode_chunk, normalized_request
 from .errors import ArgumentError, FormatError, UnsupportedError
 
 #: The codec's name in Zarr v3 metadata and its numcodecs codec_id.
@@ -203,7 +202,11 @@ class Numcodec(_Options, numcodecs.abc.Codec):
     def encode(self, buf) -> bytes:
         if not isinstance(buf, np.ndarray):
             raise ArgumentError(f"the lrq codec encodes an ndarray (it needs the chunk's shape), not {type(buf).__name__}")
-        return self._encode_chunk(np.ascontiguousarray(buf))
+        if not buf.flags.c_contiguous:
+            # Zarr v2 hands an "F" order array's chunks in Fortran order and
+            # reads the decoded bytes back in that order: lrq streams are C order.
+            raise ArgumentError("the lrq codec encodes C-contiguous chunks (a Zarr v2 array needs order='C')")
+        return self._encode_chunk(buf)
 
     def decode(self, buf, out=None):
         from .io import loads
@@ -299,7 +302,7 @@ def chunk_source(zarray, corner: tuple):
     return chunk_operand(stream, chunks, extent, zarray.dtype, f"Zarr array {zarray.path or '/'!r} chunk {coords}")
 
 
-class Matrix:
+class Matrix(ChunkedMatrix):
     """Products with a 2-D Zarr array stored by the lrq codec, computed on
     its chunks as stored: ``M @ x``, ``M @ X``, ``M.T @ y``.
 
@@ -318,16 +321,8 @@ class Matrix:
         self.shape = tuple(int(d) for d in zarray.shape)
         self.dtype = np.dtype(zarray.dtype)
 
-    @property
-    def T(self) -> TransposedView:
-        return TransposedView(self)
-
-    def __matmul__(self, x):
-        return self._product(x, transpose=False)
-
     def __repr__(self) -> str:
         return f"lrq.zarr.Matrix({self._array.path or '/'!r}, shape={self.shape}, chunks={self.chunks})"
 
-    def _product(self, x, transpose: bool) -> np.ndarray:
-        return chunked_product(self.shape, self.chunks, self.dtype, lambda corner: chunk_source(self._array, corner),
-                               x, transpose)
+    def _chunk(self, corner: tuple):
+        return chunk_source(self._array, corner)
