@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     product_rows = [["size", "numpy ms", "lrq ms", "ratio", "cluster lrq ms", "ratio", "cluster dense ms", "ratio",
                      "held lrq MiB", "held dense MiB", "same bits", "rel diff"]]
     with tempfile.TemporaryDirectory() as folder, \
-            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                      memory_limit=0) as cluster, \
             distributed.Client(cluster) as client:
         for n in sizes:

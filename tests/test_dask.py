@@ -31,7 +31,7 @@ def matrix(shape, seed=0, dtype=np.float32):
 @pytest.fixture(scope="module")
 def client():
     """A real cluster: 2 worker processes of one thread each."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as c:
             yield c
 

@@ -23,8 +23,8 @@ the same matrix and tiles in one process.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
 import os
 import threading
 from typing import Callable, NamedTuple, Optional
@@ -328,7 +328,7 @@ def _encode_tile(request, plan, index: int, block) -> tuple:
                                     encoder._Run(threads=1), block=np.asarray(block))
 
 
-def _summary_of(array: "da.Array", scheme: str, compute: Callable) -> encoder.ArraySummary:
+def _summary_of(array: "da.Array", compute: Callable) -> encoder.ArraySummary:
     """The checks :func:`lrq.encode` makes of its input, made with one pass
     over the dask array on the workers."""
     dtype = np.dtype(array.dtype)
@@ -344,23 +344,30 @@ def _summary_of(array: "da.Array", scheme: str, compute: Callable) -> encoder.Ar
     return encoder.ArraySummary(tuple(int(d) for d in array.shape), dtype.name, max(float(high), -float(low)))
 
 
+@contextlib.contextmanager
 def _client(client):
-    """The dask.distributed client to use: ``client``, an address, the
-    default client if one exists, else None (the local scheduler)."""
+    """The dask.distributed client to use: ``client``, a client connected
+    to an address (closed afterwards), the default client if one exists,
+    else None (Dask's local scheduler)."""
     if client is not None and not isinstance(client, str):
-        return client
+        yield client
+        return
     try:
         import distributed
     except ModuleNotFoundError:
         if client is not None:
             raise UnsupportedError("a scheduler address needs dask.distributed (pip install 'lrq[dask]')") from None
-        return None
+        yield None
+        return
     if isinstance(client, str):
-        return distributed.Client(client)
+        with distributed.Client(client) as connected:
+            yield connected
+        return
     try:
-        return distributed.default_client()
+        found = distributed.default_client()
     except ValueError:
-        return None
+        found = None
+    yield found
 
 
 def _run_tasks(tasks: list, counted: int, client, progress, message: str = "tile {}/{} encoded") -> list:
@@ -422,11 +429,17 @@ def encode(array, path=None, scheme: str = "auto", *, bits=None, width=None, rel
     file is written atomically once every tile is back, so an error or an
     interrupt leaves no file, and never a partial one.
     """
-    client = _client(client)
+    with _client(client) as connected:
+        return _encode(array, path, scheme, bits, width, rel_error, seed, tile_shape, panel, name, source_dtype,
+                       progress, connected, options)
+
+
+def _encode(array, path, scheme, bits, width, rel_error, seed, tile_shape, panel, name, source_dtype, progress,
+            client, options) -> LrqMatrix:
     compute = (lambda *values: client.compute(list(values), sync=True)) if client is not None else dask.compute
     if not isinstance(array, da.Array):
         array = da.asarray(array)
-    summary = _summary_of(array, scheme, compute)
+    summary = _summary_of(array, compute)
     request = encoder._validate_request(None, scheme, bits, width, rel_error, seed, tile_shape, panel, progress, name,
                                         source_dtype, 1, options, summary=summary)
     plan = encoder._plan(request)
@@ -482,7 +495,8 @@ def to_zarr(array, store, *, chunks: Optional[tuple] = None, component: Optional
             block = array[r0:r0 + chunks[0], c0:c0 + chunks[1]]
             tasks.append(dask.delayed(_store_chunk, pure=True)(target, block, (r0, c0)))
     try:
-        _run_tasks(tasks, len(tasks), _client(client), progress, "chunk {} of {} written")
+        with _client(client) as connected:
+            _run_tasks(tasks, len(tasks), connected, progress, "chunk {} of {} written")
     except BaseException:
         from zarr.core.sync import sync
 
