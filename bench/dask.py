@@ -192,7 +192,10 @@ def main(argv=None) -> int:
             encode_row, product_row = run_size(n, min(args.tile, n), args.width, args.reps, client, folder)
             encode_rows.append(encode_row)
             product_rows.append(product_row)
-            print(f"  {n}×{n} done", file=sys.stderr)
+            # Each size's figures as soon as they are measured (a long run may be cut short).
+            print(f"  {n}×{n}: " + ", ".join(f"{k} {v}" for k, v in zip(encode_rows[0][1:], encode_row[1:])) + "; "
+                  + ", ".join(f"{k} {v}" for k, v in zip(product_rows[0][1:], product_row[1:])), file=sys.stderr,
+                  flush=True)
     print("\nencoding (in-process lrq.encode against lrq.dask.encode on the cluster; ratio = cluster / in-process)")
     print_table(encode_rows)
     print("\nproducts y = A @ x (ratios to numpy on the dense matrix in memory; held = what the workers keep)")

@@ -35,6 +35,7 @@ try:
     import dask
     import dask.array as da
     from dask.base import tokenize
+    from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("lrq.dask needs dask (pip install 'lrq[dask]')") from exc
@@ -328,6 +329,14 @@ def _encode_tile(request, plan, index: int, block) -> tuple:
                                     encoder._Run(threads=1), block=np.asarray(block))
 
 
+def _band_square_sum(pieces: list, exponent: int) -> float:
+    """One band of rows of :func:`lrq.encoder._norm`, put together from the
+    blocks it crosses: (block row, first row, end row, that row's blocks)."""
+    band = np.concatenate([np.concatenate([block[lo:hi] for block in blocks], axis=1)
+                           for _, lo, hi, blocks in pieces], axis=0)
+    return encoder.band_square_sum(band, exponent)
+
+
 def _summary_of(array: "da.Array", compute: Callable) -> encoder.ArraySummary:
     """The checks :func:`lrq.encode` makes of its input, made with one pass
     over the dask array on the workers."""
@@ -445,16 +454,28 @@ def _encode(array, path, scheme, bits, width, rel_error, seed, tile_shape, panel
     plan = encoder._plan(request)
     # The workers get the request without the array; each task its tile.
     request = dataclasses.replace(request, a=None)
+    # One graph over the array's own blocks, rechunked to the tiles: every
+    # tile and every norm band reads the blocks it needs by key, so each
+    # block is computed once.  (Slices of the array handed to dask.delayed
+    # would be optimized one by one, each with its own fused copy of the
+    # blocks' tasks: a band of rows would recompute its blocks.)
+    rows, cols = _grid_chunks(request.shape, request.tile_shape)
+    array = array.rechunk((rows, cols))
     token = tokenize(array.name, request, plan)
-    tiles = []
-    for k, (origin, tshape) in enumerate(plan.grid):
-        block = array[tuple(slice(o, o + s) for o, s in zip(origin, tshape))]
-        tiles.append(dask.delayed(_encode_tile, pure=True)(request, plan, k, block,
-                                                          dask_key_name=f"lrq-encode-tile-{token}-{k}"))
+    name = f"lrq-encode-{token}"
+    layer = {(name, "tile", k): (_encode_tile, request, plan, k, (array.name, k // len(cols), k % len(cols)))
+             for k in range(len(plan.grid))}
     step = encoder.norm_band_rows(request.shape)
-    bands = [dask.delayed(encoder.band_square_sum, pure=True)(array[r:r + step], request.exponent,
-                                                              dask_key_name=f"lrq-encode-norm-{token}-{r}")
-             for r in range(0, request.shape[0], step)]
+    starts = np.cumsum((0,) + rows)
+    for r in range(0, request.shape[0], step):
+        # Lists, not tuples: Dask puts the blocks in place of their keys in lists.
+        pieces = [[i, int(max(r, starts[i]) - starts[i]), int(min(r + step, starts[i + 1]) - starts[i]),
+                   [(array.name, i, j) for j in range(len(cols))]]
+                  for i in range(len(rows)) if starts[i] < r + step and starts[i + 1] > r]
+        layer[(name, "band", r)] = (_band_square_sum, pieces, request.exponent)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[array])
+    tiles = [Delayed((name, "tile", k), graph, layer=name) for k in range(len(plan.grid))]
+    bands = [Delayed((name, "band", r), graph, layer=name) for r in range(0, request.shape[0], step)]
     results = _run_tasks(tiles + bands, len(tiles), client, progress)
     matrix = encoder.assemble(request, plan, results[:len(tiles)], encoder.norm_from_bands(results[len(tiles):]))
     if path is not None:
