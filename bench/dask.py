@@ -157,9 +157,9 @@ def run_size(n: int, tile: int, width: int, reps: int, client, folder: str) -> t
     dense_time = median_time(lambda: (dense @ x).compute(), reps)
     error = np.linalg.norm((compressed @ x).compute() - want) / np.linalg.norm(want)
     del dense, compressed
-    product_row = [f"{n}×{n}", f"{numpy_time * 1e3:.1f}", f"{lrq_time * 1e3:.1f}", f"{lrq_time / numpy_time:.2f}",
-                   f"{cluster_time * 1e3:.1f}", f"{cluster_time / numpy_time:.2f}", f"{dense_time * 1e3:.1f}",
-                   f"{dense_time / numpy_time:.2f}", mib(max(held_compressed, 0)), mib(max(held_dense, 0)),
+    product_row = [f"{n}×{n}", f"{numpy_time * 1e3:.3g}", f"{lrq_time * 1e3:.3g}", f"{lrq_time / numpy_time:.3g}",
+                   f"{cluster_time * 1e3:.3g}", f"{cluster_time / numpy_time:.3g}", f"{dense_time * 1e3:.3g}",
+                   f"{dense_time / numpy_time:.3g}", mib(max(held_compressed, 0)), mib(max(held_dense, 0)),
                    "yes" if same else "NO", f"{error:.1e}"]
     return encode_row, product_row
 
