@@ -51,6 +51,24 @@ def assert_product_close(got, dense, x, dtype) -> None:
     assert err <= PRODUCT_TOL[np.dtype(dtype)] * scale + 1e-30, (err, scale)
 
 
+# The start of a script that measures, in a fresh interpreter, how much a
+# step grows the process's resident memory: the kernel's high-water mark,
+# reset to the current size before each step (ru_maxrss would carry the
+# parent's peak across exec).  ``growth(step)`` -> (bytes, step's result).
+MEMORY_GROWTH_PRELUDE = """
+def kib(field):
+    status = open("/proc/self/status").read()
+    return int(status.split(field + ":")[1].split()[0])
+
+def growth(step):
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    start = kib("VmRSS")
+    result = step()
+    return (kib("VmHWM") - start) * 1024, result
+"""
+
+
 # ---------------------------------------------------------------- small valid files
 
 

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lrq
+from _support import MEMORY_GROWTH_PRELUDE
 
 h5py = pytest.importorskip("h5py", reason="lrq.hdf5 needs h5py (in the test extra)")
 import lrq.hdf5  # noqa: E402
@@ -491,22 +492,8 @@ def test_streaming_a_large_dataset_stays_within_a_few_chunks_of_memory(tmp_path)
                 block = matrix((edge, edge), seed=r0 * cols + c0)
                 d.id.write_direct_chunk((r0, c0), lrq.dumps(lrq.encode(block, "signcut", width=2, name="chunk")))
     assert rows * cols * 4 > 128 * 2**20
-    # The kernel's high-water mark of this process's resident memory, reset
-    # to the current size before each step (ru_maxrss would carry the
-    # parent's peak across exec).
-    script = """
+    script = MEMORY_GROWTH_PRELUDE + """
 import sys, h5py, numpy as np, lrq.hdf5
-
-def kib(field):
-    status = open("/proc/self/status").read()
-    return int(status.split(field + ":")[1].split()[0])
-
-def growth(step):
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    start = kib("VmRSS")
-    result = step()
-    return (kib("VmHWM") - start) * 1024, result
 
 with h5py.File(sys.argv[1], "r") as f:
     m = lrq.hdf5.Matrix(f["A"])

@@ -680,13 +680,40 @@ def _size_change(size_in: int, size_out: int) -> str:
     return "the same size"
 
 
+def _tile_encoder(args, options: dict):
+    """(encode function, closer): ``lrq.encode``, or with ``--scheduler``
+    ``lrq.dask.encode`` on that cluster (the same bytes, tiles encoded on
+    its workers)."""
+    if args.scheduler is None:
+        return encode, lambda: None
+    if args.joint:
+        raise CliError("--scheduler encodes tiles one tensor at a time; it does not combine with --joint", EXIT_USAGE)
+    try:
+        import distributed
+
+        from . import dask as lrq_dask
+    except ImportError as exc:
+        raise CliError(f"--scheduler needs dask.distributed ({exc}); pip install 'lrq[dask]'", EXIT_UNSUPPORTED) from None
+    try:
+        client = distributed.Client(args.scheduler)  # waits distributed.comm.timeouts.connect (30 s)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CliError(f"--scheduler {args.scheduler}: cannot connect ({exc})", EXIT_FILE) from None
+    options.pop("threads", None)  # the workers' threads; never changes the bytes
+
+    def encode_on_cluster(a, scheme, **kwargs):
+        return lrq_dask.encode(a, None, scheme, client=client, **kwargs)
+
+    return encode_on_cluster, client.close
+
+
 def cmd_compress(args) -> int:
     stem = os.path.splitext(args.input)[0]
     output = _output(args, None if args.input == "-" else stem + ".lrq")
     _refuse_same_file(output, args.input)
     if _is_hdf5(output):
-        if args.joint:
-            raise CliError("--joint writes a .lrq file; an lrq-filtered HDF5 copy holds no groups", EXIT_USAGE)
+        if args.joint or args.scheduler:
+            raise CliError(f"{'--joint' if args.joint else '--scheduler'} writes a .lrq file, not an lrq-filtered "
+                           "HDF5 copy", EXIT_USAGE)
         return _compress_to_hdf5(args, output)
     if output != "-" and not output.lower().endswith(".lrq"):
         raise CliError(f"{output}: the output of compress must end in .lrq, or in .h5 / .hdf5 for an "
@@ -711,6 +738,7 @@ def cmd_compress(args) -> int:
     progress = Progress(enabled=not args.quiet)
     matrices, dense, timings, choices = {}, [], [], []
     started = time.perf_counter()
+    encode_tensor, close_encoder = _tile_encoder(args, options)
     try:
         for i, src in enumerate(source.tensors):
             def report(fraction, message, i=i, name=src.name):
@@ -724,8 +752,8 @@ def cmd_compress(args) -> int:
             if reason is None:
                 begin = time.perf_counter()
                 try:
-                    matrices[src.name] = encode(src.as_float(), args.scheme, progress=report, name=src.name,
-                                                source_dtype=src.dtype, **options)
+                    matrices[src.name] = encode_tensor(src.as_float(), args.scheme, progress=report, name=src.name,
+                                                       source_dtype=src.dtype, **options)
                     timings.append((src.name, time.perf_counter() - begin))
                     continue
                 except BudgetError as exc:
@@ -740,6 +768,7 @@ def cmd_compress(args) -> int:
                                               progress)
     finally:
         progress.done()
+        close_encoder()
     size_out = _save_lrq(output, matrices, source.metadata)
     elapsed = time.perf_counter() - started
 
@@ -1305,6 +1334,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=_number(int, 1, what="--tile"), nargs=2, metavar=("ROWS", "COLS"),
                    help="encode in tiles of this size; for an HDF5 output, the chunk shape "
                         "(default: 256×256, smaller where a dataset is)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="encode the tiles on the dask.distributed cluster whose scheduler is at ADDRESS "
+                        "(e.g. tcp://10.0.0.5:8786; lrq.dask.encode, the same bytes; needs lrq[dask])")
 
     p = command("decompress", "decode a .lrq file, or the lrq-filtered datasets of an HDF5 file, to .npy (one tensor), "
                 ".npz, .safetensors or .h5 / .hdf5 (plain datasets)", cmd_decompress)

@@ -834,16 +834,32 @@ def _auto_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
 _CANDIDATES = {"signcut": _signcut_candidate, "lplr": _lplr_candidate, "dense": _dense_candidate, "auto": _auto_candidate}
 
 
+def norm_band_rows(shape: tuple) -> int:
+    """Rows per band of :func:`_norm`: about 2^20 entries."""
+    return max(1, (1 << 20) // max(1, shape[1] if len(shape) == 2 else math.prod(shape)))
+
+
+def band_square_sum(band: np.ndarray, exponent: int) -> float:
+    """Σ (band × 2^-exponent)² in float64: one term of :func:`_norm`."""
+    block = np.ldexp(np.asarray(band, dtype=np.float64), -exponent)
+    return float(np.einsum("ij,ij->", block, block))
+
+
+def norm_from_bands(sums) -> float:
+    """The norm from the band sums of :func:`_norm`, added in its order
+    (so a matrix whose bands are summed elsewhere gets the same bits)."""
+    total = 0.0
+    for part in sums:
+        total += part
+    return math.sqrt(total)
+
+
 def _norm(a: np.ndarray, exponent: int = 0) -> float:
     """‖a × 2^-exponent‖_F in float64, a few rows at a time (no full-size
     temporary); the scaling comes first, so huge values do not overflow."""
     a = a.reshape(1, -1) if a.ndim != 2 else a
-    step = max(1, (1 << 20) // max(1, a.shape[1]))
-    total = 0.0
-    for r in range(0, a.shape[0], step):
-        block = np.ldexp(np.asarray(a[r : r + step], dtype=np.float64), -exponent)
-        total += float(np.einsum("ij,ij->", block, block))
-    return math.sqrt(total)
+    step = norm_band_rows(a.shape)
+    return norm_from_bands(band_square_sum(a[r : r + step], exponent) for r in range(0, a.shape[0], step))
 
 
 def _max_abs(a: np.ndarray) -> float:
@@ -911,8 +927,20 @@ class _Request:
         return {"scheme": self.scheme, "seed": self.seed, "target": self.target.kind, "value": float(self.target.value)}
 
 
+@dataclass(frozen=True)
+class ArraySummary:
+    """What a request needs of an input it does not hold: its shape, its
+    dtype's name and its largest magnitude, for a matrix whose tiles are
+    encoded elsewhere (``lrq.dask.encode``), already checked as
+    :func:`as_float_matrix` checks an array (2-D, floating, finite)."""
+
+    shape: tuple
+    source: str
+    peak: float
+
+
 def _validate_request(a, scheme, bits, width, rel_error, seed, tile_shape, panel, progress, name,
-                      source_dtype, threads, options) -> _Request:
+                      source_dtype, threads, options, summary: Optional[ArraySummary] = None) -> _Request:
     if scheme not in SCHEMES:
         raise ArgumentError(f"scheme must be one of {SCHEMES}, not {scheme!r}")
     allowed = set().union(*_SCHEME_OPTIONS.values()) if scheme == "auto" else _SCHEME_OPTIONS[scheme]
@@ -922,7 +950,11 @@ def _validate_request(a, scheme, bits, width, rel_error, seed, tile_shape, panel
     target = _target(bits, width, rel_error)
     if target.kind == "width" and scheme != "signcut":
         raise ArgumentError("width= applies to scheme='signcut'; use bits= or rel_error= (or rank= for lplr)")
-    a, source = as_float_matrix(a, allow_ndim=tuple(range(0, 9)) if scheme == "dense" else (2,))
+    if summary is None:
+        a, source = as_float_matrix(a, allow_ndim=tuple(range(0, 9)) if scheme == "dense" else (2,))
+        shape, ndim = tuple(int(d) for d in a.shape), a.ndim
+    else:
+        source, shape, ndim = summary.source, tuple(summary.shape), len(summary.shape)
     if source_dtype is not None:
         if source_dtype not in _FLOAT_SOURCES:
             raise ArgumentError(f"source_dtype must be one of {tuple(_FLOAT_SOURCES)}, not {source_dtype!r}")
@@ -933,15 +965,14 @@ def _validate_request(a, scheme, bits, width, rel_error, seed, tile_shape, panel
         container.MIN_PANEL <= panel <= container.MAX_PANEL and panel % 64 == 0
     ):
         raise ArgumentError(f"panel must be a multiple of 64 in [64, 2^20], not {panel!r}")
-    shape = tuple(int(d) for d in a.shape)
     if threads is None:
         threads = _native.threads()
     top = _native.threads_max()
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= top:
         raise ArgumentError(f"threads must be an integer in [1, {top}], not {threads!r}")
-    if tile_shape is None and a.ndim == 2 and max(shape) > DEFAULT_TILE:
+    if tile_shape is None and ndim == 2 and max(shape) > DEFAULT_TILE:
         tile_shape = (DEFAULT_TILE, DEFAULT_TILE)
-    if tile_shape is None or a.ndim != 2:
+    if tile_shape is None or ndim != 2:
         tile_shape = shape
     else:
         try:
@@ -958,7 +989,7 @@ def _validate_request(a, scheme, bits, width, rel_error, seed, tile_shape, panel
         raise ArgumentError(f"c_storage must be one of {C_STORAGES}, not {options['c_storage']!r}")
     if "refit" in options and not isinstance(options["refit"], (bool, np.bool_)):
         raise ArgumentError(f"refit must be True or False, not {options['refit']!r}")
-    peak = _max_abs(a)
+    peak = _max_abs(a) if summary is None else summary.peak
     if scheme in ("signcut", "lplr") and peak > _FLOAT32_MAX:
         raise ArgumentError(
             f"values reach {peak:.3g}, beyond the float32 range that scheme '{scheme}' stores; "
@@ -1028,11 +1059,13 @@ def _plan(request: _Request) -> _Plan:
 # ----------------------------------------------------------------- encoding
 
 
-def _encode_tile(request: _Request, plan: _Plan, k: int, report, run: _Run) -> tuple:
-    """Tile k's record and its error (in the normalised units)."""
+def _encode_tile(request: _Request, plan: _Plan, k: int, report, run: _Run, block=None) -> tuple:
+    """Tile k's record and its error (in the normalised units).  ``block``
+    is the tile's values when the request does not hold the matrix."""
     origin, tshape = plan.grid[k]
-    index = tuple(slice(o, o + s) for o, s in zip(origin, tshape))
-    tile = _Tile(origin, tshape, request.a[index], request.source, request.exponent)
+    if block is None:
+        block = request.a[tuple(slice(o, o + s) for o, s in zip(origin, tshape))]
+    tile = _Tile(origin, tshape, block, request.source, request.exponent)
     job = _TileJob(request.target, plan.allowance(k), request.seed, request.panel, request.options, report, run,
                    header_extra=plan.header_extra)
     try:
@@ -1140,21 +1173,27 @@ def encode(
         ``variant`` ("sketch" or "svd").  dense: ``storage`` ("float32",
         "float16", "bfloat16", "float64").
     """
-    from .matrix import Matrix
-
     request = _validate_request(a, scheme, bits, width, rel_error, seed, tile_shape, panel, progress, name,
                                 source_dtype, threads, options)
     plan = _plan(request)
     results = _run_tiles(len(plan.grid), functools.partial(_encode_tile, request, plan), progress, request.threads)
+    matrix = assemble(request, plan, results, _norm(request.a, request.exponent))
+    _report(progress, 1.0, "done")
+    return matrix
+
+
+def assemble(request: _Request, plan: _Plan, results: list, norm: float):
+    """The matrix of encoded tiles: ``results`` are the (record, error) of
+    :func:`_encode_tile` in tile order, ``norm`` the input's :func:`_norm`."""
+    from .matrix import Matrix
+
     tiles = [record for record, _ in results]
-    norm = _norm(request.a, request.exponent)
     rel = math.sqrt(sum(error**2 for _, error in results)) / norm if norm > 0 else 0.0
     record = container.TensorRecord(request.name, request.shape, request.source, request.tile_shape, request.panel,
                                     tiles, float(np.float32(rel)), request.encoder_info)
     matrix = Matrix(record)
     if request.target.kind == "bits" and matrix.nbytes > plan.budget:  # pragma: no cover - the bounds make this unreachable
         raise ArgumentError(f"internal: encoding took {matrix.nbytes} bytes, over the budget of {plan.budget}")
-    _report(progress, 1.0, "done")
     return matrix
 
 

@@ -30,22 +30,20 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import math
 import pathlib
-import struct
 from typing import Optional
 
 import numpy as np
 
-from .errors import ArgumentError, FormatError, LrqError
+from .errors import ArgumentError, FormatError
 
 try:
     import h5py
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("lrq.hdf5 needs h5py (pip install 'lrq[hdf5]')") from exc
 
-from .encoder import SCHEMES, encode
-from .io import dumps, loads
+from .chunks import (CHUNK_TENSOR_NAME, DEFAULT_CHUNK_EDGE, ChunkedMatrix, chunk_operand, encode_chunk,
+                     request_options as _request_options, request_words)
 
 #: The HDF5 filter ID of lrq (spec/hdf5-filter.md §1).
 FILTER_ID = 335
@@ -60,15 +58,6 @@ CD_WORD0 = (0x6C72 << 16) | 1
 ENCODED_BY_WRITER = 1
 ENCODED_BY_FILTER = 0
 _DTYPE_CODES = {"float64": 1, "float32": 2}
-_SCHEME_CODES = {"auto": 0, "signcut": 1, "lplr": 2, "dense": 3}
-_TARGET_CODES = {"default": 0, "bits": 1, "width": 2, "rel_error": 3}
-_STORAGE_CODES = {"float64": 1, "float32": 2, "float16": 3, "bfloat16": 4}
-_C_STORAGE_CODES = {"float32": 0, "float16": 1}
-# The tensor name every chunk's stream carries.
-CHUNK_TENSOR_NAME = "chunk"
-# Edge of the default chunk: the size at which a chunk's own header and
-# section alignment cost about 1-4 % of its bits at 2 bits/entry.
-DEFAULT_CHUNK_EDGE = 256
 
 _plugin = None
 
@@ -86,65 +75,9 @@ def register() -> None:
     h5py.h5z.register_filter(_plugin.H5PLget_plugin_info())
 
 
-def _float_word(value: float) -> int:
-    return struct.unpack("<I", struct.pack("<f", value))[0]
-
-
 # Schemes whose encoder runs in C, so the filter itself can encode them
 # (spec/hdf5-filter.md [H5-8]); lplr and auto need lrq.hdf5.write.
 C_SCHEMES = ("signcut", "dense")
-
-
-def request_words(scheme: str = "signcut", *, bits=None, width=None, rel_error=None, seed: int = 0,
-                  c_storage=None, storage=None) -> tuple:
-    """The six words of an encoding request (spec/hdf5-filter.md, "Filter
-    parameters"): scheme, target kind, target value, the seed's low and high
-    32 bits, the scheme option.  Alone they are the *request form* of the
-    filter's parameters (``h5repack -f UD=335,0,6,<words>``, :class:`LRQ`);
-    the stored form repeats them after the chunk's description.  A float
-    target is stored as the bits of its binary32 value, so it is rounded to
-    binary32 here.  Checks every argument: bad ones raise
-    :class:`lrq.ArgumentError`, before HDF5 sees them."""
-    if scheme not in _SCHEME_CODES:
-        raise ArgumentError(f"scheme must be one of {SCHEMES}, not {scheme!r}")
-    given = [(kind, value) for kind, value in (("bits", bits), ("width", width), ("rel_error", rel_error))
-             if value is not None]
-    if len(given) > 1:
-        raise ArgumentError("give at most one of bits=, width=, rel_error=")
-    kind, value = given[0] if given else ("default", 0)
-    if kind == "width":
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value < 2**31:
-            raise ArgumentError(f"width must be an integer in [1, 2^31-1], not {value!r}")
-        if scheme != "signcut":
-            raise ArgumentError("width= applies to scheme='signcut'")
-        value_word = int(value)
-    elif kind == "default":
-        value_word = 0
-    else:
-        try:
-            number = float(np.float32(value))
-        except (TypeError, ValueError):
-            raise ArgumentError(f"{kind} must be a number, not {value!r}") from None
-        low, high = (0.0, 1024.0) if kind == "bits" else (0.0, 1.0)
-        if isinstance(value, bool) or not (low < number <= high) or (kind == "rel_error" and number == 1.0):
-            raise ArgumentError(f"{kind} must be in ({low:g}, {high:g}{']' if kind == 'bits' else ')'}, not {value!r}")
-        value_word = _float_word(number)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-        raise ArgumentError(f"seed must be a non-negative integer, not {seed!r}")
-    if scheme == "dense":
-        if c_storage is not None:
-            raise ArgumentError("c_storage= applies to scheme='signcut'; dense takes storage=")
-        if storage is not None and storage not in _STORAGE_CODES:
-            raise ArgumentError(f"storage must be one of {tuple(_STORAGE_CODES)}, not {storage!r}")
-        # 0: not given, the encoder chooses by the target (lrq.encode).
-        option = _STORAGE_CODES[storage] if storage is not None else 0
-    else:
-        if storage is not None and scheme == "signcut":
-            raise ArgumentError("storage= applies to scheme='dense'; signcut takes c_storage=")
-        if c_storage is not None and c_storage not in _C_STORAGE_CODES:
-            raise ArgumentError(f"c_storage must be one of {tuple(_C_STORAGE_CODES)}, not {c_storage!r}")
-        option = _C_STORAGE_CODES[c_storage or "float32"]
-    return (_SCHEME_CODES[scheme], _TARGET_CODES[kind], value_word, int(seed) & 0xFFFFFFFF, int(seed) >> 32, option)
 
 
 def filter_parameters(dtype, chunks: tuple, scheme: str = "auto", *, bits=None, width=None,
@@ -177,28 +110,6 @@ def encoding_request(words) -> dict:
     if len(words) < 3 or words[0] != CD_WORD0 or len(words) != 3 + words[2] + 7:
         raise FormatError(f"not the stored lrq filter parameters of layout 1: {words}")
     return _request_options(words[4 + words[2]:])
-
-
-def _request_options(words: tuple) -> dict:
-    """The six words of :func:`request_words` as keyword arguments of :func:`write`."""
-    scheme, kind, value, seed_lo, seed_hi, option = words
-    names = {code: name for name, code in _SCHEME_CODES.items()}
-    kinds = {code: name for name, code in _TARGET_CODES.items()}
-    if scheme not in names or kind not in kinds:
-        raise FormatError(f"lrq filter parameters: scheme code {scheme} or target code {kind} is unknown")
-    request = {"scheme": names[scheme]}
-    if kinds[kind] == "width":
-        request["width"] = value
-    elif kinds[kind] != "default":
-        request[kinds[kind]] = struct.unpack("<f", struct.pack("<I", value))[0]
-    request["seed"] = seed_lo | seed_hi << 32
-    if request["scheme"] == "dense":
-        storages = {code: name for name, code in _STORAGE_CODES.items()}
-        if option in storages:
-            request["storage"] = storages[option]
-    elif request["scheme"] in ("signcut", "auto"):
-        request["c_storage"] = {code: name for name, code in _C_STORAGE_CODES.items()}.get(option, "float32")
-    return request
 
 
 def _default_chunks(shape: tuple) -> tuple:
@@ -256,20 +167,12 @@ def write(parent, name: str, data, *, chunks: Optional[tuple] = None, scheme: st
     dcpl.set_filter(FILTER_ID, h5py.h5z.FLAG_OPTIONAL,
                     filter_parameters(array.dtype, chunks, scheme, **encode_args))
     dataset = parent.create_dataset(name, shape=shape, dtype=array.dtype, dcpl=dcpl)
-    lead = 0
-    while len(chunks) - lead > 2 and chunks[lead] == 1:
-        lead += 1
-    bits = encode_args.pop("bits", None)
     grid = [range(0, d, c) for d, c in zip(shape, chunks)]
     try:
         for corner in itertools.product(*grid):
             region = tuple(slice(o, min(o + c, d)) for o, c, d in zip(corner, chunks, shape))
-            block = np.asarray(array[region])
-            block = block.reshape(block.shape[lead:])
-            if bits is not None:
-                encode_args["bits"] = bits * math.prod(chunks) / block.size
-            matrix = encode(block, scheme, name=CHUNK_TENSOR_NAME, **encode_args)
-            dataset.id.write_direct_chunk(corner, dumps(matrix))
+            stream = encode_chunk(np.asarray(array[region]), chunks, scheme=scheme, **encode_args)
+            dataset.id.write_direct_chunk(corner, stream)
     except BaseException:
         # A chunk that cannot be encoded (or Ctrl-C) leaves no dataset with
         # missing chunks, which would read back as fill values.
@@ -351,7 +254,7 @@ class LRQ(h5py.filters.FilterRefBase):
         return "lrq.hdf5.LRQ(" + ", ".join(f"{k}={v!r}" for k, v in self.options.items()) + ")"
 
 
-class Matrix:
+class Matrix(ChunkedMatrix):
     """Products with an lrq-filtered 2-D dataset, computed on its chunks as
     stored: ``M @ x``, ``M @ X``, ``M.T @ y``.
 
@@ -379,13 +282,6 @@ class Matrix:
         self.dtype = dataset.dtype
         self.chunks = tuple(int(c) for c in dataset.chunks)
 
-    @property
-    def T(self) -> "_TransposedMatrix":
-        return _TransposedMatrix(self)
-
-    def __matmul__(self, x):
-        return self._product(x, transpose=False)
-
     def __repr__(self) -> str:
         return f"lrq.hdf5.Matrix({self._dataset.name!r}, shape={self.shape}, chunks={self.chunks})"
 
@@ -393,56 +289,11 @@ class Matrix:
         """(rows, cols, operand) of the chunk at ``corner``: the extent it
         covers inside the dataset and a matrix that multiplies."""
         mask, stream = self._dataset.id.read_direct_chunk(corner)
-        rows = min(self.chunks[0], self.shape[0] - corner[0])
-        cols = min(self.chunks[1], self.shape[1] - corner[1])
-        where = f"dataset '{self._dataset.name}' chunk at {corner}"
+        extent = tuple(min(c, d - o) for c, d, o in zip(self.chunks, self.shape, corner))
         if mask:
             values = np.frombuffer(stream, self.dtype).reshape(self.chunks)
-            return rows, cols, values[:rows, :cols]
-        try:
-            matrix = loads(stream)
-        except LrqError as exc:
-            raise type(exc)(f"{where}: {exc}") from None
-        if matrix.ndim != 2 or matrix.dtype != self.dtype or matrix.shape[0] > self.chunks[0] \
-                or matrix.shape[1] > self.chunks[1]:
-            raise FormatError(f"{where}: holds a {matrix.dtype} tensor of shape {matrix.shape}, not a matrix of "
-                              f"the dataset's type fitting its chunk {self.chunks} [H5-2, H5-3]")
-        return min(rows, matrix.shape[0]), min(cols, matrix.shape[1]), matrix
-
-    def _product(self, x, transpose: bool) -> np.ndarray:
-        x = np.asarray(x)
-        if x.ndim not in (1, 2) or x.dtype.kind not in "fiu":
-            raise ArgumentError(f"the operand must be a real vector or matrix, not {x.dtype} of shape {x.shape}")
-        inner, outer = (self.shape[0], self.shape[1]) if transpose else (self.shape[1], self.shape[0])
-        if x.shape[0] != inner:
-            raise ArgumentError(f"shapes {self.shape[::-1] if transpose else self.shape} and {x.shape} do not multiply")
-        wide = self.dtype == np.float64 or x.dtype != np.float32
-        x = x.astype(np.float64 if wide else np.float32, copy=False)
-        out = np.zeros((outer,) + x.shape[1:], x.dtype)
-        for r0 in range(0, self.shape[0], self.chunks[0]):
-            for c0 in range(0, self.shape[1], self.chunks[1]):
-                rows, cols, operand = self._chunk((r0, c0))
-                height, width = operand.shape
-                if transpose:
-                    part = np.zeros((height,) + x.shape[1:], x.dtype)
-                    part[:rows] = x[r0:r0 + rows]
-                    out[c0:c0 + cols] += (operand.T @ part)[:cols]
-                else:
-                    part = np.zeros((width,) + x.shape[1:], x.dtype)
-                    part[:cols] = x[c0:c0 + cols]
-                    out[r0:r0 + rows] += (operand @ part)[:rows]
-        return out
-
-
-class _TransposedMatrix:
-    """``M.T`` of an :class:`lrq.hdf5.Matrix`: ``M.T @ y``."""
-
-    def __init__(self, matrix: Matrix):
-        self._matrix = matrix
-        self.shape = matrix.shape[::-1]
-
-    def __matmul__(self, y):
-        return self._matrix._product(y, transpose=True)
+            return extent[0], extent[1], values[:extent[0], :extent[1]]
+        return chunk_operand(stream, self.chunks, extent, self.dtype, f"dataset '{self._dataset.name}' chunk at {corner}")
 
 
 register()
