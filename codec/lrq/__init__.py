@@ -32,6 +32,7 @@ else:
     from .groups import Group, encode_group
     from .io import File, decode, dumps, loads, open, save
     from .matrix import Matrix
+    from .tensor import Tensor
 
 __version__ = "0.2.0"
 FORMAT_VERSION = (FORMAT_MAJOR, FORMAT_MINOR)
@@ -96,6 +97,7 @@ __all__ = [
     "set_num_threads",
     "get_num_threads",
     "Matrix",
+    "Tensor",
     "File",
     "Group",
     "FORMAT_VERSION",

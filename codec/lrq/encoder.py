@@ -922,7 +922,9 @@ def _validate_request(a, scheme, bits, width, rel_error, seed, tile_shape, panel
     target = _target(bits, width, rel_error)
     if target.kind == "width" and scheme != "signcut":
         raise ArgumentError("width= applies to scheme='signcut'; use bits= or rel_error= (or rank= for lplr)")
-    a, source = as_float_matrix(a, allow_ndim=tuple(range(0, 9)) if scheme == "dense" else (2,))
+    # signcut also stores tensors of order 3 to 8 (spec §10.5, lrq.tensor).
+    ndims = {"dense": tuple(range(0, 9)), "signcut": tuple(range(2, 9))}.get(scheme, (2,))
+    a, source = as_float_matrix(a, allow_ndim=ndims)
     if source_dtype is not None:
         if source_dtype not in _FLOAT_SOURCES:
             raise ArgumentError(f"source_dtype must be one of {tuple(_FLOAT_SOURCES)}, not {source_dtype!r}")
@@ -1062,7 +1064,9 @@ def encode(
     threads: Optional[int] = None,
     **options,
 ):
-    """Compress a float matrix into an :class:`lrq.Matrix`.
+    """Compress a float matrix into an :class:`lrq.Matrix` (with
+    ``scheme="signcut"``, a float array of 3 to 8 dimensions into an
+    :class:`lrq.Tensor` of rank-one sign terms, spec §10.5).
 
     Parameters
     ----------
@@ -1144,6 +1148,14 @@ def encode(
 
     request = _validate_request(a, scheme, bits, width, rel_error, seed, tile_shape, panel, progress, name,
                                 source_dtype, threads, options)
+    if scheme == "signcut" and len(request.shape) >= 3:
+        from .tensor import encode_tensor
+
+        if options or tile_shape is not None:
+            raise ArgumentError("a signcut tensor of order 3 or more is one tile with float32 weights: "
+                                "tile_shape=, refit= and c_storage= do not apply")
+        return encode_tensor(request.a, request.source, request.target, seed=request.seed, panel=request.panel,
+                             name=request.name, encoder_info=request.encoder_info, progress=progress)
     plan = _plan(request)
     results = _run_tiles(len(plan.grid), functools.partial(_encode_tile, request, plan), progress, request.threads)
     tiles = [record for record, _ in results]

@@ -34,12 +34,14 @@ PREAMBLE_SIZE = 64
 FORMAT_MAJOR = 1
 # The newest minor this library reads and writes; a file gets the lowest
 # minor its content needs [VER-2] (see content_version).
-FORMAT_MINOR = 2
+FORMAT_MINOR = 3
 # Required feature bits (spec §4): bit 0, signcut_c16 (since 1.1); bit 1,
-# shared_factor (since 1.2), groups of tensors sharing a right factor (§10.4).
+# shared_factor (since 1.2), groups of tensors sharing a right factor (§10.4);
+# bit 2, signcut_tensor (since 1.3), signcut tiles of order-d tensors (§10.5).
 SIGNCUT_C16 = 1 << 0
 SHARED_FACTOR = 1 << 1
-KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR
+SIGNCUT_TENSOR = 1 << 2
+KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR | SIGNCUT_TENSOR
 C_SCALE_EXPONENTS = (-125, 112)  # [SC-3]: c_scale = 2^e, e in this range
 
 # Decoder limits, spec §13.
@@ -105,6 +107,19 @@ MEMBER_PARAMS = {"signcut": (), "lplr": ("bits_l", "scale_l")}
 CrcFunction = Callable[..., int]
 
 
+def is_tensor_tile(scheme: str, shape: tuple) -> bool:
+    """A signcut tile of a tensor of order 3 or more (spec §10.5, format 1.3)."""
+    return scheme == "signcut" and len(shape) >= 3
+
+
+def tile_kinds(scheme: str, shape: tuple) -> tuple:
+    """A tile's section kinds in table order: a tensor tile's are "c" and one
+    sign matrix per mode, "s0" … "s{d-1}" [TNS-2]."""
+    if is_tensor_tile(scheme, shape):
+        return ("c",) + tuple(f"s{mode}" for mode in range(len(shape)))
+    return SECTION_KINDS[scheme]
+
+
 # --------------------------------------------------------------------------
 # Geometry
 
@@ -132,6 +147,9 @@ def section_lengths(scheme: str, shape: tuple, params: dict) -> tuple:
     """The exact byte length of every section of a tile, in table order [SEC-2]."""
     if scheme == "dense":
         return (math.prod(shape) * DTYPES[params["storage"]][1],)
+    if is_tensor_tile(scheme, shape):  # [TNS-2]
+        w = params["width"]
+        return (4 * w,) + tuple(interleaved_bytes(n, w, 1) for n in shape)
     m, n = shape
     if scheme == "signcut":
         w = params["width"]
@@ -202,7 +220,7 @@ class TileRecord:
 
     def own_kinds(self) -> tuple:
         """The kinds of the sections listed in the tile's own header entry."""
-        return MEMBER_KINDS[self.scheme] if self.group is not None else SECTION_KINDS[self.scheme]
+        return MEMBER_KINDS[self.scheme] if self.group is not None else tile_kinds(self.scheme, self.shape)
 
 
 @dataclass
@@ -488,11 +506,13 @@ def _pack_header(tensors, metadata, lengths, crcs, groups=()) -> tuple:
 
 def content_version(tensors: list, groups: list = ()) -> tuple:
     """(minor, required_features) of the lowest version that holds the tensors [VER-2]:
-    1.2 with shared_factor when there are groups (§10.4), 1.1 with signcut_c16
-    when a signcut tile stores c as binary16 [SC-4], else 1.0."""
+    1.3 with signcut_tensor when a tensor of order 3 or more has a signcut
+    tile (§10.5), 1.2 with shared_factor when there are groups (§10.4), 1.1
+    with signcut_c16 when a signcut tile stores c as binary16 [SC-4], else 1.0."""
     c16 = any(tile.scheme == "signcut" and "c_scale" in tile.params for t in tensors for tile in t.tiles)
-    required = (SIGNCUT_C16 if c16 else 0) | (SHARED_FACTOR if groups else 0)
-    return (2 if groups else 1 if c16 else 0), required
+    tensor = any(is_tensor_tile(tile.scheme, tile.shape) for t in tensors for tile in t.tiles)
+    required = (SIGNCUT_C16 if c16 else 0) | (SHARED_FACTOR if groups else 0) | (SIGNCUT_TENSOR if tensor else 0)
+    return (3 if tensor else 2 if groups else 1 if c16 else 0), required
 
 
 def _preamble(header: bytes, file_length: int, crc32c: CrcFunction, version: tuple) -> bytes:
