@@ -9,12 +9,14 @@ Decoders:
              feature known), for the verdicts a 1.0 decoder must reach
   reference-1.1  the reference decoder restricted to format 1.1 (required bit 0
              only, no groups), for the verdicts a 1.1 decoder must reach
+  reference-1.2  restricted to format 1.2 (required bits 0 and 1, no tensor
+             tiles), for the verdicts a 1.2 decoder must reach
 
 A valid vector must decode, in both, to its expected arrays within the
 manifest's tolerance (exactly for dense tensors), and each 2-D float tensor's
 product with the manifest's x must match its expected result; a vector
 marked "since" a later minor must be refused with UnsupportedError [PRE-4] by
-the restricted decoders of every earlier minor (1.0, and 1.1 for a 1.2 file).  An invalid vector must be refused with exactly the
+the restricted decoders of every earlier minor (1.0, 1.1 for a 1.2 file, 1.2 for a 1.3 file).  An invalid vector must be refused with exactly the
 error class, and a message citing the rule, that the manifest names for the
 decoder's version ("rule"/"error", or the last entry of "later" whose "since"
 the decoder implements).  An invalid vector marked "since" a minor applies
@@ -69,7 +71,7 @@ def _decode_reference(path: str, data: bytes) -> dict:
 
 def _restricted(known: int):
     """The reference decoder as a decoder of an earlier minor: it knows only the
-    required features ``known`` (1.0: none; 1.1: signcut_c16)."""
+    required features ``known`` (1.0: none; 1.1: signcut_c16; 1.2: and shared_factor)."""
     def decode(path: str, data: bytes) -> dict:
         saved = _container.KNOWN_REQUIRED_FEATURES
         _container.KNOWN_REQUIRED_FEATURES = known
@@ -82,7 +84,9 @@ def _restricted(known: int):
 
 _decode_reference_10 = _restricted(0)
 _decode_reference_11 = _restricted(_container.SIGNCUT_C16)
-EARLIER = {"reference-1.0": ((1, 0), _decode_reference_10), "reference-1.1": ((1, 1), _decode_reference_11)}
+_decode_reference_12 = _restricted(_container.SIGNCUT_C16 | _container.SHARED_FACTOR)
+EARLIER = {"reference-1.0": ((1, 0), _decode_reference_10), "reference-1.1": ((1, 1), _decode_reference_11),
+           "reference-1.2": ((1, 2), _decode_reference_12)}
 
 DECODERS = {"lrq": _decode_lrq, "reference": _decode_reference}
 # The format version each decoder implements.

@@ -52,7 +52,7 @@ def _kron_bits(bits: list) -> np.ndarray:
     C order (the last varies fastest): (Π rows) × w, bit 1 meaning −1."""
     out = bits[0]
     for b in bits[1:]:
-        out = (out[:, None, :] ^ b[None, :, :]).reshape(-1, out.shape[1])
+        out = (out[:, None, :] ^ b[None, :, :]).reshape(out.shape[0] * b.shape[0], out.shape[1])
     return out
 
 
