@@ -1158,10 +1158,12 @@ void lrq_signcut_encoder_free(lrq_signcut_encoder *enc);
 /*
  * A greedy encoder of an order-d float32 tensor (3 <= d <= 8) as
  * A ~ sum_k c_k s_k^(0) (x) ... (x) s_k^(d-1), one +-1 vector per mode and
- * term.  Each term alternates over the modes, round robin, setting each
- * mode's vector to the signs of the remainder contracted with the other
- * modes' vectors while that strictly increases <R, term>; its weight is
- * that value divided by the number of entries N (the least-squares weight).
+ * term.  Each term sets mode vectors to the signs of the remainder
+ * contracted with the other modes' vectors while that strictly increases
+ * <R, term>, in neighbouring pairs of modes (one pass over the remainder
+ * per pair, then a matrix alternation on the pair's contraction), until
+ * every vector is the signs of its image; its weight is that value divided
+ * by the number of entries N (the least-squares weight).
  * The dense float32 remainder is updated after every term and its squared
  * norm recomputed in float64 in the same pass, so the reported error is
  * exact and a rel_error target stops at the first term that meets it.

@@ -9,24 +9,31 @@
  * greedy in signcut.c (and of the seed's tensor extension).
  *
  * One term: all d sign vectors start random (the matrix encoder's
- * generator, signcut.h).  Mode by mode, round robin, the image of mode a,
- *
- *     h[i] = sum over the other indices of R[..., i, ...] * prod_{b != a} s^(b),
- *
- * is computed from the dense remainder R and s^(a) := sign(h); then
- * <R, s^(0) (x) ... (x) s^(d-1)> = |h|_1.  The term is done when every
- * other mode, updated in turn after the last strict increase of |h|_1,
- * fails to increase it.  Its weight c = |h|_1 / N (N = entries) is the
- * least-squares weight of a +-1 rank-one tensor, whose squared norm is N.
+ * generator, signcut.h).  Its value <R, s^(0) (x) ... (x) s^(d-1)> is then
+ * raised by alternating sign vectors, each set to the signs of the
+ * remainder contracted with all the others (its image h, so the value
+ * becomes |h|_1), while that strictly increases.  The modes are taken in
+ * neighbouring pairs, (0,1), (1,2), ..., (d-1,0) round robin: one pass over
+ * R contracts it with every vector but the pair's into a small pair matrix
+ * Y (n_a x n_b), on which the pair alternates as the matrix greedy does,
+ * s_a = sign(Y s_b), s_b = sign(Y^T s_a), images moved by the rows of the
+ * flipped coordinates only.  A pass over R therefore buys a whole matrix
+ * alternation instead of one mode's update.  The term is done when d - 1
+ * pairs in a row (which touch every mode) bring no strict increase: every
+ * vector is then the signs of its image.  Its weight c = value / N
+ * (N = entries) is the least-squares weight of a +-1 rank-one tensor,
+ * whose squared norm is N.
  *
  * The remainder is kept dense in float32, C order (the last mode varies
  * fastest), and every term is subtracted at once, in the pass that also
  * sums its squares in float64: the norm is exact (for the stored float32
  * remainder) after every term, so a rel_error target stops at the first
- * term that meets it.  Images are float64: long contiguous runs (the modes
- * after a, at least 64 values) go through the encoder kernels' canonical
- * signed sum, which gives the same bits on every ISA (encoder_kernels.h);
- * everything else is plain C in one fixed order.  The encoder is
+ * term that meets it.  Contractions and images are float64: a long
+ * contiguous run (the last mode, at least 64 values) goes through the
+ * encoder kernels' canonical signed sum, which gives the same bits on every
+ * ISA (encoder_kernels.h); everything else is plain C with one fixed order
+ * of operations per value (element-wise loops that a compiler may
+ * vectorize without changing a bit).  The encoder is
  * single-threaded, so neither the ISA nor the thread count can change a
  * bit of its output.
  */
@@ -50,8 +57,11 @@ struct lrq_tensor_encoder {
     float *r;                           /* the remainder, C order */
     double norm2_a, norm2;
     uint64_t *sign[LRQ_TENSOR_ORDER_MAX]; /* the current term's signs, bit 1 = -1 */
-    uint64_t *before, *after;           /* Kronecker bits of the modes before / after a */
-    double *image;                      /* the largest dimension */
+    uint64_t *before;                   /* Kronecker bits of the leading modes (subtract) */
+    double *image, *image2;             /* the images of a pair, the largest dimension each */
+    uint64_t *scratch;                  /* new signs of one mode */
+    double *work[2];                    /* partial contractions of the remainder */
+    float *pattern;                     /* the term over the last two modes */
     uint64_t width, cap;
     float *out_c;
     uint64_t *out_s[LRQ_TENSOR_ORDER_MAX]; /* cap x words[a] per mode */
@@ -96,36 +106,6 @@ static uint64_t kron_bits(const tenc_t *const e, const unsigned lo, const unsign
     return len;
 }
 
-/* The image of mode a (module comment) into e->image; returns |image|_1. */
-static double image_of(tenc_t *const e, const unsigned a)
-{
-    const uint64_t n = e->dims[a];
-    const uint64_t outer = kron_bits(e, 0, a, e->before);
-    const uint64_t inner = kron_bits(e, a + 1, e->order, e->after);
-    double total = 0.0;
-    uint64_t p, i, q;
-    for (i = 0; i < n; i++)
-        e->image[i] = 0.0;
-    for (p = 0; p < outer; p++) {
-        const unsigned flip = bit_at(e->before, p);
-        const float *row = e->r + p * n * inner;
-        for (i = 0; i < n; i++, row += inner) {
-            double z;
-            if (inner >= KERNEL_RUN_MIN) {
-                z = e->k->signed_sum(row, e->after, (size_t)inner);
-            } else {
-                z = 0.0;
-                for (q = 0; q < inner; q++)
-                    z += bit_at(e->after, q) ? -(double)row[q] : (double)row[q];
-            }
-            e->image[i] += flip ? -z : z;
-        }
-    }
-    for (i = 0; i < n; i++)
-        total += fabs(e->image[i]);
-    return total;
-}
-
 static void draw_signs(tenc_t *const e)
 {
     unsigned a;
@@ -138,48 +118,272 @@ static void draw_signs(tenc_t *const e)
     }
 }
 
-/* Round robin over the modes from the current signs; returns the final
- * <R, s^(0) (x) ... (x) s^(d-1)> (-1 if no image was positive). */
-static double alternate(tenc_t *const e)
+/* out[p*Q + q] = sum_i (bit i of sign ? -1 : 1) * in[(p*n + i)*Q + q]: the
+ * contraction of the middle mode of a P x n x Q array with a sign vector.
+ * Each output is a sum in ascending i (float64), whatever the shape; with
+ * Q > 1 the loop runs across q, element by element, which a compiler may
+ * vectorize without changing a bit. */
+#define CONTRACT_BODY(T)                                                                       \
+    uint64_t p, i, q;                                                                          \
+    if (Q == 1) {                                                                              \
+        for (p = 0; p < P; p++) {                                                              \
+            const T *const row = in + p * n;                                                   \
+            double z = 0.0;                                                                    \
+            for (i = 0; i < n; i++)                                                            \
+                z += bit_at(sign, i) ? -(double)row[i] : (double)row[i];                       \
+            out[p] = z;                                                                        \
+        }                                                                                      \
+        return;                                                                                \
+    }                                                                                          \
+    for (p = 0; p < P; p++) {                                                                  \
+        double *const o = out + p * Q;                                                         \
+        const T *row = in + p * n * Q;                                                         \
+        /* 0 + x is x (up to the sign of a zero, which no decision reads) */                  \
+        if (bit_at(sign, 0))                                                                   \
+            for (q = 0; q < Q; q++)                                                            \
+                o[q] = -(double)row[q];                                                        \
+        else                                                                                   \
+            for (q = 0; q < Q; q++)                                                            \
+                o[q] = (double)row[q];                                                         \
+        for (i = 1, row += Q; i < n; i++, row += Q) {                                          \
+            if (bit_at(sign, i))                                                               \
+                for (q = 0; q < Q; q++)                                                        \
+                    o[q] -= (double)row[q];                                                    \
+            else                                                                               \
+                for (q = 0; q < Q; q++)                                                        \
+                    o[q] += (double)row[q];                                                    \
+        }                                                                                      \
+    }
+
+static void contract_f64(const double *const in, const uint64_t P, const uint64_t n, const uint64_t Q,
+                         const uint64_t *const sign, double *const out)
 {
-    double best = -1.0;
-    unsigned a = 0, stale = 0;
-    for (;;) {
-        const double v = image_of(e, a);
-        uint64_t i;
-        memset(e->sign[a], 0, e->words[a] * sizeof *e->sign[a]);
-        for (i = 0; i < e->dims[a]; i++)
-            if (e->image[i] < 0.0)
-                e->sign[a][i >> 6] |= UINT64_C(1) << (i & 63);
-        if (v > best) {
-            best = v;
-            stale = 0;
-        } else if (++stale == e->order - 1) {
-            return best > 0.0 ? best : -1.0;
-        }
-        a = (a + 1) % e->order;
+    CONTRACT_BODY(double)
+}
+
+/* The first contraction reads the float32 remainder.  A contiguous run
+ * (the last mode, Q == 1) of at least KERNEL_RUN_MIN values goes through the
+ * encoder kernels' canonical signed sum, identical on every ISA. */
+static void contract_f32(const tenc_t *const e, const float *const in, const uint64_t P, const uint64_t n,
+                         const uint64_t Q, const uint64_t *const sign, double *const out)
+{
+    if (Q == 1 && n >= KERNEL_RUN_MIN) {
+        uint64_t p;
+        for (p = 0; p < P; p++)
+            out[p] = e->k->signed_sum(in + p * n, sign, (size_t)n);
+        return;
+    }
+    {
+        CONTRACT_BODY(float)
     }
 }
 
-/* R -= c * (the current term), or += when sign < 0; returns the new
- * squared norm, summed in float64 row by row in order. */
+#undef CONTRACT_BODY
+
+/* y (dims[a] x dims[b], a < b, row-major) = the remainder contracted with
+ * the current signs of every mode but a and b.  The largest of those modes
+ * goes first (its pass over the remainder shrinks the data most), the rest
+ * in order on the float64 partial results. */
+static double *pair_matrix(tenc_t *const e, const unsigned a, const unsigned b)
+{
+    uint64_t dims[LRQ_TENSOR_ORDER_MAX];
+    unsigned modes[LRQ_TENSOR_ORDER_MAX], order = e->order, m, j, first = LRQ_TENSOR_ORDER_MAX;
+    double *cur = NULL, *next = e->work[0];
+    for (m = 0; m < order; m++) {
+        dims[m] = e->dims[m];
+        modes[m] = m;
+        if (m != a && m != b && (first == LRQ_TENSOR_ORDER_MAX || dims[m] > dims[first]))
+            first = m;
+    }
+    for (;;) {
+        /* the mode to contract now: `first` on the remainder, then the
+         * lowest one left that is not a or b */
+        unsigned at = order;
+        uint64_t P = 1, Q = 1;
+        for (j = 0; j < order; j++)
+            if (cur == NULL ? modes[j] == first : (modes[j] != a && modes[j] != b)) {
+                at = j;
+                break;
+            }
+        if (at == order)
+            break;
+        for (j = 0; j < at; j++)
+            P *= dims[j];
+        for (j = at + 1; j < order; j++)
+            Q *= dims[j];
+        if (cur == NULL)
+            contract_f32(e, e->r, P, dims[at], Q, e->sign[modes[at]], next);
+        else
+            contract_f64(cur, P, dims[at], Q, e->sign[modes[at]], next);
+        for (j = at; j + 1 < order; j++) {
+            dims[j] = dims[j + 1];
+            modes[j] = modes[j + 1];
+        }
+        order--;
+        cur = next;
+        next = cur == e->work[0] ? e->work[1] : e->work[0];
+    }
+    return cur;
+}
+
+/* Sets s (n bits) to the signs of h and returns |h|_1. */
+static double take_signs(const double *const h, const uint64_t n, uint64_t *const s, const size_t words)
+{
+    double total = 0.0;
+    uint64_t i;
+    memset(s, 0, words * sizeof *s);
+    for (i = 0; i < n; i++) {
+        total += fabs(h[i]);
+        if (h[i] < 0.0)
+            s[i >> 6] |= UINT64_C(1) << (i & 63);
+    }
+    return total;
+}
+
+/* out (cols) = sum_r (bit r of sign ? -1 : 1) * m[r, :], m rows x cols
+ * row-major: the rows added in ascending r, element by element. */
+static void signed_rows(const double *const m, const uint64_t rows, const uint64_t cols,
+                        const uint64_t *const sign, double *const out)
+{
+    uint64_t r, j;
+    for (j = 0; j < cols; j++)
+        out[j] = 0.0;
+    for (r = 0; r < rows; r++) {
+        const double *const row = m + r * cols;
+        if (bit_at(sign, r))
+            for (j = 0; j < cols; j++)
+                out[j] -= row[j];
+        else
+            for (j = 0; j < cols; j++)
+                out[j] += row[j];
+    }
+}
+
+/* The signs of one side move from `old` to `now` (n bits): the other side's
+ * image h (cols) gains 2 * (new sign) * m[i, :] for every flipped i. */
+static void flip_rows(const double *const m, const uint64_t cols, const uint64_t *const old,
+                      const uint64_t *const now, const size_t words, double *const h)
+{
+    size_t w;
+    uint64_t j;
+    for (w = 0; w < words; w++) {
+        uint64_t f = old[w] ^ now[w];
+        while (f) {
+            const unsigned bit = (unsigned)__builtin_ctzll(f);
+            const uint64_t i = (uint64_t)w * 64 + bit;
+            const double *const row = m + i * cols;
+            if (now[w] >> bit & 1u)
+                for (j = 0; j < cols; j++)
+                    h[j] -= 2.0 * row[j];
+            else
+                for (j = 0; j < cols; j++)
+                    h[j] += 2.0 * row[j];
+            f &= f - 1;
+        }
+    }
+}
+
+/* Alternates the signs of modes a and b (a < b) on their pair matrix y,
+ * s_a = sign(y s_b) and s_b = sign(y^T s_a), until both in a row bring no
+ * strict increase of <R, term> above `best`; returns the new best.  As in
+ * the matrix encoder, the images are computed once and then moved by the
+ * rows of the coordinates that flip (y's for h_b, its transpose's for h_a),
+ * in float64. */
+static double alternate_pair(tenc_t *const e, const unsigned a, const unsigned b, const double *const y,
+                             double *const yt, double best)
+{
+    const uint64_t na = e->dims[a], nb = e->dims[b];
+    double *const ha = e->image, *const hb = e->image2;
+    unsigned stale = 0, side = 0;
+    uint64_t i, j;
+    for (i = 0; i < na; i++)
+        for (j = 0; j < nb; j++)
+            yt[j * na + i] = y[i * nb + j];
+    signed_rows(yt, nb, na, e->sign[b], ha); /* y s_b */
+    signed_rows(y, na, nb, e->sign[a], hb);  /* y^T s_a */
+    while (stale < 2) {
+        double v;
+        if (side == 0) {
+            v = take_signs(ha, na, e->scratch, e->words[a]);
+            flip_rows(y, nb, e->sign[a], e->scratch, e->words[a], hb);
+            memcpy(e->sign[a], e->scratch, e->words[a] * sizeof *e->scratch);
+        } else {
+            v = take_signs(hb, nb, e->scratch, e->words[b]);
+            flip_rows(yt, na, e->sign[b], e->scratch, e->words[b], ha);
+            memcpy(e->sign[b], e->scratch, e->words[b] * sizeof *e->scratch);
+        }
+        if (v > best) {
+            best = v;
+            stale = 0;
+        } else {
+            stale++;
+        }
+        side ^= 1u;
+    }
+    return best;
+}
+
+/* The term from the current (random) signs: pairs of neighbouring modes,
+ * (0,1), (1,2), ..., (d-1,0) round robin, each alternated on its pair
+ * matrix, until d - 1 pairs in a row (which touch every mode) bring no
+ * strict increase.  Returns <R, term>, or -1 if no image was positive. */
+static double alternate(tenc_t *const e)
+{
+    double best = -1.0;
+    unsigned k = 0, stale = 0;
+    for (;;) {
+        const unsigned x = k, z = (k + 1) % e->order;
+        const unsigned a = x < z ? x : z, b = x < z ? z : x;
+        const double before = best;
+        const double *const y = pair_matrix(e, a, b);
+        best = alternate_pair(e, a, b, y, y == e->work[0] ? e->work[1] : e->work[0], best);
+        if (best > before)
+            stale = 0;
+        else if (++stale == e->order - 1)
+            return best > 0.0 ? best : -1.0;
+        k = (k + 1) % e->order;
+    }
+}
+
+/* The sum of squares of x[0 .. n), in float64, four partial sums in a fixed
+ * order (so the same bits everywhere). */
+static double sum_squares(const float *const x, const uint64_t n)
+{
+    double p[4] = {0.0, 0.0, 0.0, 0.0};
+    uint64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        p[0] += (double)x[i] * (double)x[i];
+        p[1] += (double)x[i + 1] * (double)x[i + 1];
+        p[2] += (double)x[i + 2] * (double)x[i + 2];
+        p[3] += (double)x[i + 3] * (double)x[i + 3];
+    }
+    for (; i < n; i++)
+        p[0] += (double)x[i] * (double)x[i];
+    return (p[0] + p[1]) + (p[2] + p[3]);
+}
+
+/* R -= c * (the current term); returns the new squared norm.  The term is
+ * +-c times a block pattern over the last two modes, signed by the
+ * Kronecker bits of the others, so the update runs over contiguous blocks. */
 static double subtract(tenc_t *const e, const float c)
 {
-    const unsigned last = e->order - 1;
-    const uint64_t n = e->dims[last];
-    const uint64_t outer = kron_bits(e, 0, last, e->before);
+    const unsigned d = e->order;
+    const uint64_t n1 = e->dims[d - 2], n2 = e->dims[d - 1], block = n1 * n2;
+    const uint64_t outer = kron_bits(e, 0, d - 2, e->before);
     double total = 0.0;
-    uint64_t p, j;
+    uint64_t p, i, j;
+    for (i = 0; i < n1; i++)
+        for (j = 0; j < n2; j++)
+            e->pattern[i * n2 + j] = (bit_at(e->sign[d - 2], i) ^ bit_at(e->sign[d - 1], j)) ? -c : c;
     for (p = 0; p < outer; p++) {
-        float *const row = e->r + p * n;
-        const unsigned flip = bit_at(e->before, p);
-        double sq = 0.0;
-        for (j = 0; j < n; j++) {
-            const float v = (flip ^ bit_at(e->sign[last], j)) ? row[j] + c : row[j] - c;
-            row[j] = v;
-            sq += (double)v * (double)v;
-        }
-        total += sq;
+        float *const row = e->r + p * block;
+        if (bit_at(e->before, p))
+            for (j = 0; j < block; j++)
+                row[j] += e->pattern[j];
+        else
+            for (j = 0; j < block; j++)
+                row[j] -= e->pattern[j];
+        total += sum_squares(row, block);
     }
     return total;
 }
@@ -257,8 +461,12 @@ void lrq_tensor_encoder_free(lrq_tensor_encoder *const e)
     }
     free(e->r);
     free(e->before);
-    free(e->after);
     free(e->image);
+    free(e->image2);
+    free(e->scratch);
+    free(e->work[0]);
+    free(e->work[1]);
+    free(e->pattern);
     free(e->out_c);
     free(e);
 }
@@ -296,11 +504,29 @@ int lrq_tensor_encoder_create(const float *const a, const unsigned order, const 
         e->sign[m] = (uint64_t *)calloc(e->words[m], sizeof(uint64_t));
         ok = ok && e->sign[m] != NULL;
     }
+    /* The first contraction of a pair matrix removes the largest mode
+     * outside the pair, so N / (the smallest such mode) doubles suffice. */
+    {
+        uint64_t work = 1, k, l, q;
+        for (k = 0; k < order; k++) {
+            l = (k + 1) % order;
+            uint64_t big = 0;
+            for (q = 0; q < order; q++)
+                if (q != k && q != l && dims[q] > big)
+                    big = dims[q];
+            if (count / big > work)
+                work = count / big;
+        }
+        e->work[0] = (double *)malloc((size_t)work * sizeof(double));
+        e->work[1] = (double *)malloc((size_t)work * sizeof(double));
+    }
     e->r = (float *)malloc((size_t)bytes);
     e->before = (uint64_t *)calloc((size_t)(count / 64 + 1), sizeof(uint64_t));
-    e->after = (uint64_t *)calloc((size_t)(count / 64 + 1), sizeof(uint64_t));
     e->image = (double *)malloc((size_t)largest * sizeof(double));
-    if (!ok || !e->r || !e->before || !e->after || !e->image) {
+    e->image2 = (double *)malloc((size_t)largest * sizeof(double));
+    e->scratch = (uint64_t *)calloc((size_t)((largest + 63) / 64), sizeof(uint64_t));
+    e->pattern = (float *)malloc((size_t)(dims[order - 2] * dims[order - 1]) * sizeof(float));
+    if (!ok || !e->r || !e->before || !e->image || !e->image2 || !e->scratch || !e->work[0] || !e->work[1] || !e->pattern) {
         lrq_tensor_encoder_free(e);
         return LRQ_ERR_MEMORY;
     }
