@@ -21,6 +21,7 @@ from lrq import _native
 from lrq import format as container
 from lrq import reference
 from lrq.errors import ArgumentError, BudgetError, FormatError, UnsupportedError
+from c_harness import needs_gcc, run_sanitized
 
 SHAPES = [(5, 7, 9), (17, 33, 20), (4, 3, 5, 6), (1, 8, 1, 3)]
 
@@ -306,3 +307,8 @@ def test_encoding_twice_gives_the_same_bytes_and_seeds_differ():
     whole.run(20)
     assert stepped.sections(4096) == whole.sections(4096)
     assert len(digest) == 64
+
+
+@needs_gcc
+def test_c_tensor_encoder_under_sanitizers(tmp_path):
+    run_sanitized(tmp_path, "test_tensor_encoder", isas=("scalar", "avx512"))
