@@ -1171,7 +1171,7 @@ def _verify_stream(path: str, data: bytes, reference: bool) -> dict:
     also the pure-NumPy decoder, compared by spec §11."""
     try:
         record = io._parse(data, verify=True)
-        ours = {t.name: io.Matrix(t).decode() for t in record.tensors}
+        ours = {t.name: io.stored(t).decode() for t in record.tensors}
     except (FormatError, ChecksumError) as exc:
         raise CliError(f"{path}: FAILED: {exc}", EXIT_VERIFY_FAILED) from None
     sections = sum(len(tile.sections) for t in record.tensors for tile in t.tiles)
