@@ -19,7 +19,7 @@ import pytest
 import lrq
 from lrq import _native
 from lrq.reference import signcut
-from _support import random_matrix, rel_error, split
+from _support import forced_isas, random_matrix, rel_error, split
 from c_harness import needs_gcc, run_sanitized
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,20 +100,9 @@ print(lrq.build_info()["isa"], digest.hexdigest())
 """
 
 
-def _isas():
-    found = []
-    for isa in ("scalar", "avx2", "avx512"):
-        env = {**os.environ, "LRQ_FORCE_ISA": isa}
-        out = subprocess.run([sys.executable, "-c", "import lrq; print(lrq.build_info()['isa'])"],
-                             capture_output=True, text=True, env=env, check=True).stdout.strip()
-        if out == isa:
-            found.append(isa)
-    return found
-
-
 @pytest.mark.slow
 def test_files_are_byte_identical_across_isas_and_thread_counts():
-    isas = _isas()
+    isas = forced_isas()
     assert "scalar" in isas
     digests = set()
     for isa in isas:

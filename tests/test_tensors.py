@@ -21,6 +21,7 @@ from lrq import _native
 from lrq import format as container
 from lrq import reference
 from lrq.errors import ArgumentError, BudgetError, FormatError, UnsupportedError
+from _support import forced_isas
 from c_harness import needs_gcc, run_sanitized
 
 SHAPES = [(5, 7, 9), (17, 33, 20), (4, 3, 5, 6), (1, 8, 1, 3)]
@@ -269,19 +270,8 @@ print(lrq.build_info()["isa"], digest.hexdigest())
 """
 
 
-def _isas():
-    found = []
-    for isa in ("scalar", "avx2", "avx512"):
-        env = {**os.environ, "LRQ_FORCE_ISA": isa}
-        out = subprocess.run([sys.executable, "-c", "import lrq; print(lrq.build_info()['isa'])"],
-                             capture_output=True, text=True, env=env, check=True).stdout.strip()
-        if out == isa:
-            found.append(isa)
-    return found
-
-
 def test_files_are_byte_identical_across_isas_and_thread_counts():
-    isas = _isas()
+    isas = forced_isas()
     assert "scalar" in isas
     digests = set()
     for isa in isas:

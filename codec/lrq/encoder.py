@@ -345,6 +345,21 @@ def max_width(shape: tuple) -> int:
     return min(math.prod(shape), container.MAX_PARAM)
 
 
+def c_encoder_goal(goal: Optional[float], norm: float, input_norm: float) -> float:
+    """The rel_error a C encoder is given for the goal ε: it measures error
+    against its float32 copy (of norm ``input_norm``), and the goal is an
+    absolute error ε‖A‖ (``norm``) expressed relative to that copy; 0 for none."""
+    if goal is None or input_norm <= 0:
+        return 0.0
+    return min(1.0, goal * norm / input_norm)
+
+
+def next_step(step: int, elapsed: float) -> int:
+    """Cuts for the next call into a C encoder, after ``step`` took ``elapsed``
+    seconds: about STEP_SECONDS each (the bytes do not depend on it)."""
+    return max(1, min(4 * step, SIGNCUT_STEP * 64, int(step * STEP_SECONDS / max(elapsed, 1e-6))))
+
+
 def _signcut_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     m, n = tile.shape
     target = job.target
@@ -368,11 +383,7 @@ def _signcut_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
 
     job.report(0.0, f"signcut 0/{width} cuts")
     enc = _native.SignCutEncoder(tile.values32, job.seed, job.run.threads, c_storage)
-    # The C encoder measures error against its float32 copy of the tile; the
-    # goal is an absolute error, ε‖A_t‖, expressed relative to that copy.
-    c_goal = 0.0
-    if goal is not None and enc.input_norm > 0:
-        c_goal = min(1.0, goal * tile.norm / enc.input_norm)
+    c_goal = c_encoder_goal(goal, tile.norm, enc.input_norm)
     step = 4
     last = None  # (width, error) after the previous call
     exact_before = None
@@ -382,9 +393,7 @@ def _signcut_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
             enc.run(min(step, width - enc.width), c_goal)
         except ArgumentError:
             raise _ScaleError("signcut cannot encode this matrix: a cut weight is not a finite float32") from None
-        elapsed = time.monotonic() - started
-        # Cuts per call: about STEP_SECONDS each (the bytes do not depend on it).
-        step = max(1, min(4 * step, SIGNCUT_STEP * 64, int(step * STEP_SECONDS / max(elapsed, 1e-6))))
+        step = next_step(step, time.monotonic() - started)
         now = enc.remainder_norm()
         err = now / enc.input_norm if enc.input_norm > 0 else 0.0
         job.report(enc.width / width, f"signcut {enc.width}/{width} cuts, error {err:.4g}")

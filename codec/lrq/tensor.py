@@ -47,6 +47,13 @@ def stored(record: container.TensorRecord, **kwargs) -> Matrix:
     return Matrix(record, **kwargs)
 
 
+def balanced_split(shape: tuple) -> int:
+    """How many leading modes form the rows of a tensor's matrix K_P · diag(c) · K_Qᵀ
+    (spec §10.5, note): the split, at least one mode each side, with the fewest
+    rows plus columns, so the two Kronecker sign matrices stay near √(size) × w."""
+    return min(range(1, len(shape)), key=lambda k: math.prod(shape[:k]) + math.prod(shape[k:]))
+
+
 def _kron_bits(bits: list) -> np.ndarray:
     """The Kronecker product of sign matrices given as 0/1 bits (rows × w each),
     C order (the last varies fastest): (Π rows) × w, bit 1 meaning −1."""
@@ -123,11 +130,7 @@ class Tensor(Matrix):
         w = len(weights)
         if w == 0:
             return np.zeros(shape, dtype=np.float32)  # [NUM-1]: exactly zero
-        # Leading modes until their size reaches √(size), as the seed's flush (>= 1 mode each side).
-        total, split, lead = math.prod(shape), 1, shape[0]
-        while split < len(modes) - 1 and lead * lead < total:
-            lead *= shape[split]
-            split += 1
+        split = balanced_split(shape)
         rows = _kron_bits([bits[a] for a in modes[:split]])
         cols = _kron_bits([bits[a] for a in modes[split:]])
         panel = self._record.panel
@@ -203,7 +206,7 @@ def encode_tensor(a: np.ndarray, source: str, target, *, seed: int, panel: int, 
                   progress: Optional[Callable[[float, str], None]] = None) -> Tensor:
     """``lrq.encode(a, scheme="signcut", …)`` for an array of 3 to 8 dimensions
     (already validated by :func:`lrq.encoder.encode`)."""
-    from .encoder import DEFAULT_BITS, SIGNCUT_STEP, STEP_SECONDS, _largest_fitting
+    from .encoder import DEFAULT_BITS, _largest_fitting, c_encoder_goal, next_step
 
     shape = tuple(int(d) for d in a.shape)
     size = math.prod(shape)
@@ -229,7 +232,7 @@ def encode_tensor(a: np.ndarray, source: str, target, *, seed: int, panel: int, 
                                   "raise bits=")
             width = 1
     enc = _native.TensorEncoder(values32, seed)
-    c_goal = min(1.0, goal * norm / enc.input_norm) if goal is not None and enc.input_norm > 0 else 0.0
+    c_goal = c_encoder_goal(goal, norm, enc.input_norm)
     step = 4
     while enc.width < width and not enc.finished:
         started = time.monotonic()
@@ -237,8 +240,7 @@ def encode_tensor(a: np.ndarray, source: str, target, *, seed: int, panel: int, 
             enc.run(min(step, width - enc.width), c_goal)
         except ArgumentError:
             raise ArgumentError("signcut cannot encode this tensor: a term weight is not a finite float32") from None
-        elapsed = time.monotonic() - started
-        step = max(1, min(4 * step, SIGNCUT_STEP * 64, int(step * STEP_SECONDS / max(elapsed, 1e-6))))
+        step = next_step(step, time.monotonic() - started)
         if progress is not None:
             err = enc.remainder_norm() / enc.input_norm if enc.input_norm > 0 else 0.0
             progress(min(enc.width / width, 1.0), f"signcut {enc.width}/{width} terms, error {err:.4g}")

@@ -66,6 +66,18 @@ static inline uint64_t lrq_sc_xoshiro_next(uint64_t s[4])
     return result;
 }
 
+/* Writes v's binary32 bits to out[0..4), little-endian (a section "c"
+ * weight, spec §10.2 and §10.5). */
+static inline void lrq_sc_put_f32le(uint8_t *const out, const float v)
+{
+    uint32_t u;
+    __builtin_memcpy(&u, &v, sizeof u);
+    out[0] = (uint8_t)u;
+    out[1] = (uint8_t)(u >> 8);
+    out[2] = (uint8_t)(u >> 16);
+    out[3] = (uint8_t)(u >> 24);
+}
+
 typedef enum { T_UPDATE_HT, T_UPDATE_HS, T_BLOCK_R, T_BLOCK_RT, T_PEEK, T_START } task_kind;
 
 struct lrq_signcut_encoder {

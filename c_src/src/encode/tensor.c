@@ -592,14 +592,8 @@ int lrq_tensor_encoder_write_c(const lrq_tensor_encoder *const e, uint8_t *const
         return LRQ_ERR_BUFFER_SIZE;
     if (e->width && c == NULL)
         return LRQ_ERR_ARGUMENT;
-    for (k = 0; k < e->width; k++) {
-        uint32_t u;
-        memcpy(&u, &e->out_c[k], sizeof u);
-        c[4 * k] = (uint8_t)u;
-        c[4 * k + 1] = (uint8_t)(u >> 8);
-        c[4 * k + 2] = (uint8_t)(u >> 16);
-        c[4 * k + 3] = (uint8_t)(u >> 24);
-    }
+    for (k = 0; k < e->width; k++)
+        lrq_sc_put_f32le(c + 4 * k, e->out_c[k]);
     return LRQ_OK;
 }
 

@@ -316,14 +316,12 @@ def kron_signs(signs: list) -> np.ndarray:
 def tensor_matrix_factors(tile, panel: int, crc32c) -> tuple:
     """(L, Rᵀ) with A = (L @ Rᵀ).reshape(shape) for a tensor tile (spec §10.5):
     A[i_0, …, i_{d-1}] = Σ_k c[k] Π_a S_a[i_a, k], the modes split into a
-    leading group (rows, weighted by c) and the rest, so that neither factor
-    is much larger than √(entries) × w."""
+    leading group (rows, weighted by c) and the rest, so that the factors
+    stay near √(entries) × w."""
     c, signs = tensor_factors(tile, panel, crc32c)
     shape = tile.shape
-    split, lead = 1, shape[0]
-    while split < len(shape) - 1 and lead * lead < math.prod(shape):
-        lead *= shape[split]
-        split += 1
+    # the split with the fewest rows plus columns (at least one mode each side)
+    split = min(range(1, len(shape)), key=lambda k: math.prod(shape[:k]) + math.prod(shape[k:]))
     left = kron_signs(signs[:split]) * c.astype(np.float64)
     return left, kron_signs(signs[split:]).T
 
