@@ -111,7 +111,9 @@ def as_float_matrix(a, *, allow_ndim=(2,)) -> tuple:
         source = a.dtype.name
     if a.ndim not in allow_ndim:
         want = " or ".join(f"{d}-D" for d in allow_ndim) if len(allow_ndim) < 4 else f"at most {max(allow_ndim)}-D"
-        raise ArgumentError(f"input is {a.ndim}-D with shape {a.shape}; this scheme needs a {want} array")
+        hint = ("; scheme='signcut' stores tensors of 3 to 8 dimensions, or reshape it to a matrix"
+                if allow_ndim == (2,) and 3 <= a.ndim <= 8 else "")
+        raise ArgumentError(f"input is {a.ndim}-D with shape {a.shape}; this scheme needs a {want} array{hint}")
     if a.size == 0:
         raise ArgumentError(f"input is empty (shape {a.shape})")
     if any(d > container.MAX_DIM for d in a.shape):
@@ -1079,7 +1081,8 @@ def encode(
 
     Parameters
     ----------
-    a : array_like, 2-D, float16/float32/float64 (any ndim up to 8 for "dense")
+    a : array_like, 2-D, float16/float32/float64 (any ndim up to 8 for "dense";
+        3 to 8 dimensions for "signcut", stored as an :class:`lrq.Tensor`)
         Finite values only; an empty array, NaN/Inf, integer, bool or complex
         input raises :class:`lrq.ArgumentError`.
     scheme : "auto" (default), "signcut", "lplr" or "dense"
@@ -1132,7 +1135,8 @@ def encode(
         Threads to use, 1 .. 64 (default: :func:`lrq.get_num_threads`, set
         by :func:`lrq.set_num_threads` or ``LRQ_NUM_THREADS``, else up to 2,
         the cores of the machine).  Never changes the result: files are
-        byte-identical for any value.
+        byte-identical for any value.  (The encoder of tensors of order 3
+        and more runs on one thread.)
     name : str, optional
         The tensor's name when written alone with :func:`lrq.dumps`.
     source_dtype : str, optional
