@@ -131,3 +131,20 @@ def forced_isas() -> list:
         if out == isa:
             found.append(isa)
     return found
+
+
+def digests_across_isas(script: str, thread_counts) -> set:
+    """The last words ``script`` prints (a digest) for every forced ISA path
+    and thread count, each run in a fresh interpreter; its first word must
+    name the path it ran on."""
+    isas = forced_isas()
+    assert "scalar" in isas
+    digests = set()
+    for isa in isas:
+        for threads in thread_counts:
+            env = {**os.environ, "LRQ_FORCE_ISA": isa}
+            out = subprocess.run([sys.executable, "-c", script, str(threads)], capture_output=True,
+                                 text=True, env=env, check=True).stdout.split()
+            assert out[0] == isa
+            digests.add(out[1])
+    return digests

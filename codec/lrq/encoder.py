@@ -362,6 +362,23 @@ def next_step(step: int, elapsed: float) -> int:
     return max(1, min(4 * step, SIGNCUT_STEP * 64, int(step * STEP_SECONDS / max(elapsed, 1e-6))))
 
 
+def stepped_runs(enc, width: int, c_goal: float, failure: ArgumentError):
+    """Run a C signcut encoder (matrix or tensor) toward ``width`` cuts in calls
+    of about STEP_SECONDS, yielding after each, so that progress, Ctrl-C and
+    early stops happen between calls (the bytes do not depend on the calls).
+    ``failure`` is raised for the encoder's ArgumentError (a weight that is
+    not a finite float32)."""
+    step = 4
+    while enc.width < width and not enc.finished:
+        started = time.monotonic()
+        try:
+            enc.run(min(step, width - enc.width), c_goal)
+        except ArgumentError:
+            raise failure from None
+        step = next_step(step, time.monotonic() - started)
+        yield
+
+
 def _signcut_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     m, n = tile.shape
     target = job.target
@@ -386,16 +403,10 @@ def _signcut_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     job.report(0.0, f"signcut 0/{width} cuts")
     enc = _native.SignCutEncoder(tile.values32, job.seed, job.run.threads, c_storage)
     c_goal = c_encoder_goal(goal, tile.norm, enc.input_norm)
-    step = 4
     last = None  # (width, error) after the previous call
     exact_before = None
-    while enc.width < width and not enc.finished:
-        started = time.monotonic()
-        try:
-            enc.run(min(step, width - enc.width), c_goal)
-        except ArgumentError:
-            raise _ScaleError("signcut cannot encode this matrix: a cut weight is not a finite float32") from None
-        step = next_step(step, time.monotonic() - started)
+    failure = _ScaleError("signcut cannot encode this matrix: a cut weight is not a finite float32")
+    for _ in stepped_runs(enc, width, c_goal, failure):
         now = enc.remainder_norm()
         err = now / enc.input_norm if enc.input_norm > 0 else 0.0
         job.report(enc.width / width, f"signcut {enc.width}/{width} cuts, error {err:.4g}")

@@ -25,7 +25,6 @@ compares the two at equal bits).
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable, Optional
 
 import numpy as np
@@ -206,7 +205,7 @@ def encode_tensor(a: np.ndarray, source: str, target, *, seed: int, panel: int, 
                   progress: Optional[Callable[[float, str], None]] = None) -> Tensor:
     """``lrq.encode(a, scheme="signcut", …)`` for an array of 3 to 8 dimensions
     (already validated by :func:`lrq.encoder.encode`)."""
-    from .encoder import DEFAULT_BITS, _largest_fitting, c_encoder_goal, next_step
+    from .encoder import DEFAULT_BITS, _largest_fitting, c_encoder_goal, stepped_runs
 
     shape = tuple(int(d) for d in a.shape)
     size = math.prod(shape)
@@ -232,15 +231,8 @@ def encode_tensor(a: np.ndarray, source: str, target, *, seed: int, panel: int, 
                                   "raise bits=")
             width = 1
     enc = _native.TensorEncoder(values32, seed)
-    c_goal = c_encoder_goal(goal, norm, enc.input_norm)
-    step = 4
-    while enc.width < width and not enc.finished:
-        started = time.monotonic()
-        try:
-            enc.run(min(step, width - enc.width), c_goal)
-        except ArgumentError:
-            raise ArgumentError("signcut cannot encode this tensor: a term weight is not a finite float32") from None
-        step = next_step(step, time.monotonic() - started)
+    failure = ArgumentError("signcut cannot encode this tensor: a term weight is not a finite float32")
+    for _ in stepped_runs(enc, width, c_encoder_goal(goal, norm, enc.input_norm), failure):
         if progress is not None:
             err = enc.remainder_norm() / enc.input_norm if enc.input_norm > 0 else 0.0
             progress(min(enc.width / width, 1.0), f"signcut {enc.width}/{width} terms, error {err:.4g}")
