@@ -216,6 +216,19 @@ void lrq_signcut_encoder_free(lrq_signcut_encoder *enc);
 #define LRQ_SIGNCUT_C_FLOAT16 ...
 int lrq_signcut_encoder_set_c_storage(lrq_signcut_encoder *enc, int storage);
 float lrq_signcut_encoder_c_scale(const lrq_signcut_encoder *enc);
+typedef struct lrq_tensor_encoder lrq_tensor_encoder;
+#define LRQ_TENSOR_ORDER_MAX ...
+int lrq_tensor_encoder_create(const float *a, unsigned order, const uint64_t *dims,
+                              uint64_t seed, lrq_tensor_encoder **out);
+int lrq_tensor_encoder_run(lrq_tensor_encoder *enc, uint64_t max_terms, double rel_error);
+uint64_t lrq_tensor_encoder_width(const lrq_tensor_encoder *enc);
+int lrq_tensor_encoder_finished(const lrq_tensor_encoder *enc);
+double lrq_tensor_encoder_input_norm(const lrq_tensor_encoder *enc);
+double lrq_tensor_encoder_remainder_norm(const lrq_tensor_encoder *enc);
+int lrq_tensor_encoder_write_c(const lrq_tensor_encoder *enc, uint8_t *c, size_t c_len);
+int lrq_tensor_encoder_write_signs(const lrq_tensor_encoder *enc, unsigned mode, uint64_t panel,
+                                   uint8_t *s, size_t s_len);
+void lrq_tensor_encoder_free(lrq_tensor_encoder *enc);
 int lrq_quant_fit(const double *x, uint64_t rows, uint64_t k, uint64_t ld,
                   int bits, uint64_t group, uint8_t *codes, uint16_t *scales,
                   float *sigma);

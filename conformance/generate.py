@@ -142,7 +142,7 @@ def tensor(name, shape, dtype, tiles, tile_shape=None, panel=container.DEFAULT_P
 
 
 def privacy_record(mechanism, epsilon, delta, rank, clip) -> dict:
-    """A privacy record (spec §10.5) whose floats are binary32 values consistent by [PRV-5] and [PRV-6]."""
+    """A privacy record (spec §10.6) whose floats are binary32 values consistent by [PRV-5] and [PRV-6]."""
     f32 = lambda v: float(np.float32(v))  # noqa: E731
     epsilon, delta, clip = f32(epsilon), f32(delta), f32(clip)
     sensitivity = f32(clip * clip)
@@ -176,6 +176,14 @@ def lplr_group(rng, name, members, n, rank, bits_l, bits_r, group, panel=contain
         tile = container.TileRecord((0, 0), (m, n), "lplr", params, {k: section(k, v) for k, v in raw.items()})
         tensors.append(tensor(tname, (m, n), "float32", [tile], panel=panel))
     return tensors, container.group_of(name, tensors)
+
+
+def signcut_tensor_tile(rng, shape, width, panel):
+    """A format 1.3 tensor tile (spec §10.5): c, then one n_a × w sign matrix per mode."""
+    sections = {"c": section("c", rng.uniform((width,), 0.05, 1.0).astype("<f4").tobytes())}
+    for mode, n in enumerate(shape):
+        sections[f"s{mode}"] = section(f"s{mode}", layout.pack_interleaved(rng.bits((n, width)), 1, panel).tobytes())
+    return container.TileRecord((0,) * len(shape), tuple(shape), "signcut", {"width": width}, sections)
 
 
 def grid_tensor(rng, name, shape, tile_shape, make_tile, panel=container.DEFAULT_PANEL):
@@ -363,7 +371,7 @@ def valid_vectors() -> dict:
         "their members interleaved in 'tensors'")
 
     # Format 1.4: private releases (optional feature bit 0, private_release;
-    # spec §10.5).  Decoders of earlier minors ignore the bit and the record
+    # spec §10.6).  Decoders of earlier minors ignore the bit and the record
     # [PRE-5], [HDR-9] and decode the same values.
     rng = rng_for("private-complex-24x24-r2-lplr")
     release = tensor("cov", (24, 24), "float32", [lplr_tile(rng, (0, 0), (24, 24), 2, 8, 8, 16, 4096)], rel_error=0.0)
@@ -382,6 +390,21 @@ def valid_vectors() -> dict:
     out["compat-privacy-key-without-flag"] = (
         surgery.edit_preamble(base, minor=0, optional=0),
         "a 'privacy' key in a file that does not set private_release: an unknown key, ignored [PRV-9]")
+    # Format 1.3: signcut tiles of tensors of order 3 to 8 (required feature
+    # bit 2, signcut_tensor; spec §10.5).  Decoders of 1.0 to 1.2 refuse these [PRE-4].
+    rng = rng_for("tensor-signcut-5x6x7-w9")
+    add("tensor-signcut-5x6x7-w9", "1.3: a 3-D signcut tensor, nine terms",
+        [tensor("T", (5, 6, 7), "float32", [signcut_tensor_tile(rng, (5, 6, 7), 9, 4096)])])
+    rng = rng_for("tensor-signcut-3x17x2x5-w20-kp64-mixed")
+    add("tensor-signcut-3x17x2x5-w20-kp64-mixed",
+        "1.3: a 4-D signcut tensor (a mode of 17 rows, 20 terms: two 16-term chunks), panel 64, beside a "
+        "2-D signcut matrix and a dense vector",
+        [tensor("conv", (3, 17, 2, 5), "float32", [signcut_tensor_tile(rng, (3, 17, 2, 5), 20, 64)], panel=64),
+         tensor("W", (9, 12), "float32", [signcut_tile(rng, (0, 0), (9, 12), 4, 4096)]),
+         tensor("b", (3,), "float32", [dense_tile((0,), (3,), "float32", np.array([1.0, -2.0, 0.25]))])])
+    rng = rng_for("tensor-signcut-2x3x4-w0-f64")
+    add("tensor-signcut-2x3x4-w0-f64", "1.3: a float64 3-D signcut tensor with no terms: it decodes to zeros",
+        [tensor("Z", (2, 3, 4), "float64", [signcut_tensor_tile(rng, (2, 3, 4), 0, 4096)])])
 
     # Forward compatibility: a later minor, an unknown optional feature bit and
     # unknown (vendor) keys must all be accepted by a 1.0 decoder.
@@ -674,6 +697,38 @@ def invalid_vectors(valid: dict) -> dict:
     add("xprv7-library-empty", privacy_edit(with_value("library", "")), "PRV-7", "FormatError", "library ''")
     add("xprv8-flag-without-record", privacy_edit(lambda p, hh: hh["tensors"][0].pop("privacy")), "PRV-8",
         "FormatError", "private_release set, no tensor has a 'privacy' record")
+    # Format 1.3, feature signcut_tensor (bit 2): tensor tiles [TNS-*].
+    tns, _ = valid["tensor-signcut-5x6x7-w9"]
+    tns_sec = surgery.payloads(tns)
+
+    def tensor_edit(edit=None, payloads=None, **preamble):
+        hh = surgery.header(tns)
+        if edit is not None:
+            edit(hh)
+        return _rebuild(tns, hh, payloads, **{"minor": 3, "required": 4, **preamble})
+
+    add("xpre4-required-feature-bit3", surgery.edit_preamble(tns, required=12), "PRE-4", "UnsupportedError",
+        "1.3 file with required bits 2 and 3: bit 3 is unknown to 1.3")
+    add("xtns1-tensor-tile-without-flag", tensor_edit(minor=0, required=0), "TEN-6", "FormatError",
+        "a 3-D tensor with a signcut tile in a file that does not set signcut_tensor: [TEN-6] as in 1.0",
+        also=["TNS-1"])
+    add("xtns3-flag-without-tensor-tile", surgery.edit_preamble(sc, minor=3, required=4), "TNS-3", "FormatError",
+        "signcut_tensor set, but the file's only signcut tile is a matrix's")
+    add("xtns2-section-misnamed", tensor_edit(lambda hh: hh["tensors"][0]["tiles"][0]["sections"][2].__setitem__(0, "t1")),
+        "SEC-1", "FormatError", "the second sign matrix is named 't1', not 's1'", also=["TNS-2"])
+    add("xtns2-mode-missing", tensor_edit(lambda hh: hh["tensors"][0]["tiles"][0]["sections"].pop(), tns_sec[:-1]),
+        "SEC-1", "FormatError", "the tile lists 'c', 's0' and 's1': the sign matrix of mode 2 is missing",
+        also=["TNS-2"])
+    add("xtns2-width-too-small", tensor_edit(lambda hh: hh["tensors"][0]["tiles"][0].__setitem__("width", 8)),
+        "SEC-2", "FormatError", "width 8 with the sections of 9 terms", also=["TNS-2"])
+    padded = bytearray(tns_sec[1])
+    padded[1] |= 0x80  # s0: 5 rows x 9 terms; bit 15 of row 0's first 16-bit word is term 15, padding
+    add("xtns2-padding-bit", tensor_edit(None, [tns_sec[0], bytes(padded)] + tns_sec[2:]), "LAY-1", "FormatError",
+        "a padding bit (term 15 of row 0) of section 's0' is 1", also=["TNS-2"])
+    nan_c = bytearray(tns_sec[0])
+    nan_c[4:8] = struct.pack("<f", float("nan"))
+    add("xtns2-c-nan", tensor_edit(None, [bytes(nan_c)] + tns_sec[1:]), "SC-2", "FormatError",
+        "c[1] of a tensor tile is NaN", also=["TNS-2"])
 
     # Added with errata E-1 to E-9 (2026-12-02): a vector for every rule with an error class.
     def edited(base, edit, **assemble):
@@ -819,6 +874,8 @@ LATER_VERDICTS = {
     "xpre4-required-feature": {"later": [{"since": "1.1", "rule": "SC-5", "error": "FormatError"}]},
     # 1.2 assigns bit 1 (shared_factor): the file then lacks its 'groups'.
     "xpre4-required-feature-bit1": {"later": [{"since": "1.2", "rule": "GRP-8", "error": "FormatError"}]},
+    # 1.3 assigns bit 2 (signcut_tensor): the file then has no tensor tile.
+    "xpre4-required-feature-bit2": {"later": [{"since": "1.3", "rule": "TNS-3", "error": "FormatError"}]},
 }
 
 
@@ -863,6 +920,8 @@ def build() -> dict:
         optional = struct.unpack_from("<Q", data, 24)[0] if len(data) >= 32 else 0
         if optional & container.PRIVATE_RELEASE and rule.startswith("PRV-"):
             entry["since"] = "1.4"  # earlier decoders ignore the record [PRE-5]; the verdict is a 1.4 one
+        if required & container.SIGNCUT_TENSOR and rule != "PRE-4" and name not in LATER_VERDICTS:
+            entry["since"] = "1.3"  # earlier decoders stop at bit 2 [PRE-4]; the verdict is a 1.3 one
         elif required & container.SHARED_FACTOR and rule.startswith("GRP-"):
             entry["since"] = "1.2"  # earlier decoders stop at bit 1 [PRE-4]; the verdict is a 1.2 one
         elif required & container.SIGNCUT_C16 and rule != "PRE-4" and name not in LATER_VERDICTS:

@@ -10,13 +10,15 @@ Decoders:
   reference-1.1  the reference decoder restricted to format 1.1 (required bit 0
              only, no groups), for the verdicts a 1.1 decoder must reach
   reference-1.2  the reference decoder restricted to format 1.2 (required bits 0
-             and 1, no optional feature known), as a 1.2 decoder reads 1.4 files
+             and 1, no tensor tiles, no optional feature known)
+  reference-1.3  restricted to format 1.3 (required bits 0 to 2, no optional
+             feature known), as a 1.3 decoder reads 1.4 files
 
 A valid vector must decode, in both, to its expected arrays within the
 manifest's tolerance (exactly for dense tensors), and each 2-D float tensor's
 product with the manifest's x must match its expected result; a vector
 marked "since" a later minor must be refused with UnsupportedError [PRE-4] by
-the restricted decoders of every earlier minor (1.0, and 1.1 for a 1.2 file),
+the restricted decoders of every earlier minor (1.0, 1.1 for a 1.2 file, 1.2 for a 1.3 file),
 or, when it also says "earlier": "decodes" (a file that needs only optional
 features, e.g. a 1.4 private release), decoded by them to the same arrays.  An invalid vector must be refused with exactly the
 error class, and a message citing the rule, that the manifest names for the
@@ -74,7 +76,8 @@ def _decode_reference(path: str, data: bytes) -> dict:
 def _restricted(known: int):
     """The reference decoder as a decoder of an earlier minor: it knows only the
     required features ``known`` (1.0: none; 1.1: signcut_c16; 1.2: and
-    shared_factor) and no optional feature (private_release is 1.4)."""
+    shared_factor; 1.3: and signcut_tensor) and no optional feature
+    (private_release is 1.4)."""
     def decode(path: str, data: bytes) -> dict:
         saved = _container.KNOWN_REQUIRED_FEATURES, _container.KNOWN_OPTIONAL_FEATURES
         _container.KNOWN_REQUIRED_FEATURES, _container.KNOWN_OPTIONAL_FEATURES = known, 0
@@ -88,8 +91,9 @@ def _restricted(known: int):
 _decode_reference_10 = _restricted(0)
 _decode_reference_11 = _restricted(_container.SIGNCUT_C16)
 _decode_reference_12 = _restricted(_container.SIGNCUT_C16 | _container.SHARED_FACTOR)
+_decode_reference_13 = _restricted(_container.SIGNCUT_C16 | _container.SHARED_FACTOR | _container.SIGNCUT_TENSOR)
 EARLIER = {"reference-1.0": ((1, 0), _decode_reference_10), "reference-1.1": ((1, 1), _decode_reference_11),
-           "reference-1.2": ((1, 2), _decode_reference_12)}
+           "reference-1.2": ((1, 2), _decode_reference_12), "reference-1.3": ((1, 3), _decode_reference_13)}
 
 DECODERS = {"lrq": _decode_lrq, "reference": _decode_reference}
 # The format version each decoder implements.

@@ -12,6 +12,9 @@ catch the rule itself.  It uses the reference CRC, independent of the writer.
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -133,3 +136,33 @@ def load_outcome(data):
 def reference_outcome(data):
     """The outcome of the pure-NumPy reference decoder."""
     return outcome(lrq.reference.decode, data)
+
+
+def forced_isas() -> list:
+    """The instruction-set paths ``LRQ_FORCE_ISA`` can force on this machine, each
+    checked in a fresh interpreter (the path is chosen once per process)."""
+    found = []
+    for isa in ("scalar", "avx2", "avx512"):
+        env = {**os.environ, "LRQ_FORCE_ISA": isa}
+        out = subprocess.run([sys.executable, "-c", "import lrq; print(lrq.build_info()['isa'])"],
+                             capture_output=True, text=True, env=env, check=True).stdout.strip()
+        if out == isa:
+            found.append(isa)
+    return found
+
+
+def digests_across_isas(script: str, thread_counts) -> set:
+    """The last words ``script`` prints (a digest) for every forced ISA path
+    and thread count, each run in a fresh interpreter; its first word must
+    name the path it ran on."""
+    isas = forced_isas()
+    assert "scalar" in isas
+    digests = set()
+    for isa in isas:
+        for threads in thread_counts:
+            env = {**os.environ, "LRQ_FORCE_ISA": isa}
+            out = subprocess.run([sys.executable, "-c", script, str(threads)], capture_output=True,
+                                 text=True, env=env, check=True).stdout.split()
+            assert out[0] == isa
+            digests.add(out[1])
+    return digests

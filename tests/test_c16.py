@@ -117,7 +117,7 @@ def test_a_1_0_decoder_refuses_a_1_1_file(monkeypatch):
 
 def test_unknown_required_bits_still_refused():
     data = bytearray(lrq.dumps(lrq.encode(_gauss(20, 20), "signcut", width=4, c_storage="float16")))
-    data[16] |= 0x04  # bit 2: unassigned in 1.2 (bit 1 is shared_factor since 1.2)
+    data[16] |= 0x80  # bit 7: unassigned (bits 1 and 2 are shared_factor and signcut_tensor since 1.2, 1.3)
     for decode in (lrq.loads, lrq.reference.decode):
         with pytest.raises(lrq.UnsupportedError, match=r"PRE-4"):
             decode(bytes(data))

@@ -6,7 +6,6 @@ cases of the algorithm, the NumPy twin, refit, tiles, progress and Ctrl-C.
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 import lrq
 from lrq import _native
 from lrq.reference import signcut
-from _support import random_matrix, rel_error, split
+from _support import digests_across_isas, random_matrix, rel_error, split
 from c_harness import needs_gcc, run_sanitized
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,29 +99,9 @@ print(lrq.build_info()["isa"], digest.hexdigest())
 """
 
 
-def _isas():
-    found = []
-    for isa in ("scalar", "avx2", "avx512"):
-        env = {**os.environ, "LRQ_FORCE_ISA": isa}
-        out = subprocess.run([sys.executable, "-c", "import lrq; print(lrq.build_info()['isa'])"],
-                             capture_output=True, text=True, env=env, check=True).stdout.strip()
-        if out == isa:
-            found.append(isa)
-    return found
-
-
 @pytest.mark.slow
 def test_files_are_byte_identical_across_isas_and_thread_counts():
-    isas = _isas()
-    assert "scalar" in isas
-    digests = set()
-    for isa in isas:
-        for threads in (1, 2, 3):
-            env = {**os.environ, "LRQ_FORCE_ISA": isa}
-            out = subprocess.run([sys.executable, "-c", _HASH_SCRIPT, str(threads)], capture_output=True,
-                                 text=True, env=env, check=True).stdout.split()
-            assert out[0] == isa
-            digests.add(out[1])
+    digests = digests_across_isas(_HASH_SCRIPT, (1, 2, 3))
     assert len(digests) == 1, digests
 
 

@@ -50,7 +50,7 @@ BAD_INPUTS = {
     "1-D signcut": (np.ones(5), dict(scheme="signcut", width=1)),
     "1-D lplr": (np.ones(5), dict(scheme="lplr")),
     "1-D auto": (np.ones(5), {}),
-    "3-D signcut": (np.ones((2, 2, 2)), dict(scheme="signcut", width=1)),
+    "9-D signcut": (np.ones((1,) * 9), dict(scheme="signcut", width=1)),  # 3- to 8-D: an lrq.Tensor
     "3-D lplr": (np.ones((2, 2, 2)), dict(scheme="lplr")),
     "9-D dense": (np.ones((1,) * 9), dict(scheme="dense")),
     "empty 0x5": (np.ones((0, 5)), {}),

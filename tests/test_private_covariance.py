@@ -1,4 +1,4 @@
-"""lrq.private_covariance (spec §10.5): what a user of a private release relies on.
+"""lrq.private_covariance (spec §10.6): what a user of a private release relies on.
 
 The record says how the release was made and never holds the noise; the noise
 has the calibrated scale and the shape the mechanism says; bad input fails

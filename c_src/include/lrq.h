@@ -1149,6 +1149,98 @@ float lrq_signcut_encoder_c_scale(const lrq_signcut_encoder *enc);
 void lrq_signcut_encoder_free(lrq_signcut_encoder *enc);
 
 /* ------------------------------------------------------------------------ */
+/* Signcut encoder for tensors of order 3 and more (format 1.3, spec §10.5)  */
+/* ------------------------------------------------------------------------ */
+
+/* The highest order a tensor encoder takes: the format's rank limit [TEN-3]. */
+#define LRQ_TENSOR_ORDER_MAX 8
+
+/*
+ * A greedy encoder of an order-d float32 tensor (3 <= d <= 8) as
+ * A ~ sum_k c_k s_k^(0) (x) ... (x) s_k^(d-1), one +-1 vector per mode and
+ * term.  Each term sets mode vectors to the signs of the remainder
+ * contracted with the other modes' vectors while that strictly increases
+ * <R, term>, in neighbouring pairs of modes (one pass over the remainder
+ * per pair, then a matrix alternation on the pair's contraction), until
+ * every vector is the signs of its image; its weight is that value divided
+ * by the number of entries N (the least-squares weight).
+ * The dense float32 remainder is updated after every term and its squared
+ * norm recomputed in float64 in the same pass, so the reported error is
+ * exact and a rel_error target stops at the first term that meets it.
+ *
+ * Determinism: the same tensor and seed give the same terms on every CPU
+ * and instruction-set path (LRQ_FORCE_ISA); the encoder runs on the calling
+ * thread only, and how a caller splits its terms between run() calls does
+ * not matter.
+ *
+ * Thread safety: one encoder must not be used by two threads at once;
+ * different encoders are independent.
+ */
+typedef struct lrq_tensor_encoder lrq_tensor_encoder;
+
+/*
+ * lrq_tensor_encoder_create -- start encoding a tensor.
+ *
+ * a:     the tensor, prod(dims) float32 values in C order (the last mode
+ *        varies fastest), all finite; copied, so the caller may free it.
+ * order: d, 3 .. LRQ_TENSOR_ORDER_MAX.
+ * dims:  d sizes, each in [1, 2^31-1].
+ * seed:  seeds the random starting vectors (xoshiro256**, as the matrix
+ *        encoder).
+ * out:   receives the encoder; free it with lrq_tensor_encoder_free.
+ *
+ * Returns LRQ_OK, LRQ_ERR_ARGUMENT (a bad size or order, a NaN or infinity,
+ * NULL) or LRQ_ERR_MEMORY (it needs about 4N + N/4 bytes).
+ */
+int lrq_tensor_encoder_create(const float *a, unsigned order, const uint64_t *dims,
+                              uint64_t seed, lrq_tensor_encoder **out);
+
+/*
+ * lrq_tensor_encoder_run -- make up to max_terms more terms.
+ *
+ * Stops early, and reports lrq_tensor_encoder_finished() != 0, when the
+ * remainder's norm is at most rel_error times the input's (rel_error in
+ * [0, 1]; 0: no target), when it is zero, or when a term no longer lowers
+ * it (that term is not kept).  Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a
+ * bad rel_error or a weight that is not a finite float32, LRQ_ERR_MEMORY.
+ */
+int lrq_tensor_encoder_run(lrq_tensor_encoder *enc, uint64_t max_terms, double rel_error);
+
+/* lrq_tensor_encoder_width -- the number of terms so far (0 for NULL). */
+uint64_t lrq_tensor_encoder_width(const lrq_tensor_encoder *enc);
+
+/* lrq_tensor_encoder_finished -- non-zero once run() will add no term. */
+int lrq_tensor_encoder_finished(const lrq_tensor_encoder *enc);
+
+/* lrq_tensor_encoder_input_norm -- ||A||_F of the input, in float64. */
+double lrq_tensor_encoder_input_norm(const lrq_tensor_encoder *enc);
+
+/* lrq_tensor_encoder_remainder_norm -- ||A - sum of the terms||_F, exact
+ * for the float32 remainder the encoder keeps (always up to date). */
+double lrq_tensor_encoder_remainder_norm(const lrq_tensor_encoder *enc);
+
+/*
+ * lrq_tensor_encoder_write_c -- section "c": the w weights as little-endian
+ * float32; c_len must be exactly 4*w (c may be NULL when w == 0).
+ * Returns LRQ_OK, LRQ_ERR_ARGUMENT or LRQ_ERR_BUFFER_SIZE.
+ */
+int lrq_tensor_encoder_write_c(const lrq_tensor_encoder *enc, uint8_t *c, size_t c_len);
+
+/*
+ * lrq_tensor_encoder_write_signs -- the section of mode `mode`: the
+ * dims[mode] x w sign matrix whose row i holds entry i of the mode's
+ * vector in every term, in the interleaved layout; s_len must be exactly
+ * lrq_layout_size(dims[mode], w, 1, panel).  Padding bits are zero.
+ * Returns LRQ_OK, LRQ_ERR_ARGUMENT (bad mode or panel, NULL),
+ * LRQ_ERR_BUFFER_SIZE or LRQ_ERR_MEMORY (a temporary of dims[mode]*w/8 bytes).
+ */
+int lrq_tensor_encoder_write_signs(const lrq_tensor_encoder *enc, unsigned mode, uint64_t panel,
+                                   uint8_t *s, size_t s_len);
+
+/* lrq_tensor_encoder_free -- release an encoder; NULL is accepted. */
+void lrq_tensor_encoder_free(lrq_tensor_encoder *enc);
+
+/* ------------------------------------------------------------------------ */
 /* Encoders: quantization of lplr factors                                   */
 /* ------------------------------------------------------------------------ */
 

@@ -33,6 +33,7 @@ else:
     from .io import File, decode, dumps, loads, open, save
     from .matrix import Matrix
     from .private import PrivateCovariance, private_covariance
+    from .tensor import Tensor
 
 __version__ = "0.2.0"
 FORMAT_VERSION = (FORMAT_MAJOR, FORMAT_MINOR)
@@ -99,6 +100,7 @@ __all__ = [
     "set_num_threads",
     "get_num_threads",
     "Matrix",
+    "Tensor",
     "File",
     "Group",
     "FORMAT_VERSION",

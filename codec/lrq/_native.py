@@ -734,6 +734,64 @@ class SignCutEncoder:
         return {"c": bytes(c), "tt": bytes(tt), "s": bytes(s)}
 
 
+class TensorEncoder:
+    """A C signcut encoder of an order-d float32 tensor, 3 <= d <= 8
+    (``lrq_tensor_encoder``, spec §10.5).
+
+    ``run(max_terms, rel_error)`` adds up to ``max_terms`` rank-one sign
+    terms, with the GIL released; the remainder norm is exact after every
+    term.  The encoder is single-threaded and its output the same on every
+    ISA path; how the terms are split between calls does not matter.
+    """
+
+    def __init__(self, a: np.ndarray, seed: int):
+        if not isinstance(a, np.ndarray) or a.dtype != np.float32 or not 3 <= a.ndim <= int(lib.LRQ_TENSOR_ORDER_MAX):
+            raise ArgumentError(f"the tensor encoder takes a float32 numpy array of 3 to "
+                                f"{int(lib.LRQ_TENSOR_ORDER_MAX)} dimensions")
+        a = np.ascontiguousarray(a)
+        seed = _integer(seed, "seed", 0, _U64_MAX)
+        out = ffi.new("lrq_tensor_encoder **")
+        dims = ffi.new("uint64_t[]", list(a.shape))
+        _check(lib.lrq_tensor_encoder_create(ffi.from_buffer("float[]", a), a.ndim, dims, seed, out),
+               "lrq_tensor_encoder_create", "sizes must be in [1, 2^31-1] and every value finite")
+        self._enc = ffi.gc(out[0], lib.lrq_tensor_encoder_free)
+        self.shape = tuple(a.shape)
+
+    def run(self, max_terms: int, rel_error: float = 0.0) -> None:
+        max_terms = _integer(max_terms, "max_terms", 0, _U64_MAX)
+        _check(lib.lrq_tensor_encoder_run(self._enc, max_terms, float(rel_error)), "lrq_tensor_encoder_run",
+               "a term weight overflows float32" if rel_error <= 1 else "rel_error must be in [0, 1]")
+
+    @property
+    def width(self) -> int:
+        return int(lib.lrq_tensor_encoder_width(self._enc))
+
+    @property
+    def finished(self) -> bool:
+        return bool(lib.lrq_tensor_encoder_finished(self._enc))
+
+    @property
+    def input_norm(self) -> float:
+        return float(lib.lrq_tensor_encoder_input_norm(self._enc))
+
+    def remainder_norm(self) -> float:
+        return float(lib.lrq_tensor_encoder_remainder_norm(self._enc))
+
+    def sections(self, panel: int) -> dict:
+        """{"c", "s0", …, "s{d-1}"}: the tile's section bytes for the terms so far."""
+        w = self.width
+        c = bytearray(4 * w)
+        _check(lib.lrq_tensor_encoder_write_c(self._enc, ffi.from_buffer("uint8_t[]", c), len(c)),
+               "lrq_tensor_encoder_write_c")
+        out = {"c": bytes(c)}
+        for mode, n in enumerate(self.shape):
+            s = bytearray(layout_size(n, w, 1, panel))
+            _check(lib.lrq_tensor_encoder_write_signs(self._enc, mode, panel, ffi.from_buffer("uint8_t[]", s), len(s)),
+                   "lrq_tensor_encoder_write_signs")
+            out[f"s{mode}"] = bytes(s)
+        return out
+
+
 def quantize(values: np.ndarray, bits: int, group: int):
     """lplr factor quantization in C: (codes uint8, scales float16, σ float).
 

@@ -1074,7 +1074,7 @@ def _print_info(info: dict, verbose: bool) -> None:
         print_table(rows)
     private = [t for t in info["tensors"] if t["privacy"] is not None]
     if private:
-        print(f"{plural(len(private), 'private release')} under (ε, δ)-differential privacy (spec §10.5):")
+        print(f"{plural(len(private), 'private release')} under (ε, δ)-differential privacy (spec §10.6):")
         rows = [("tensor", "mechanism", "epsilon", "delta", "rank", "clip", "sensitivity", "noise_scale", "library")]
         for t in private:
             p = t["privacy"]
@@ -1210,7 +1210,7 @@ def _verify_stream(path: str, data: bytes, reference: bool) -> dict:
     also the pure-NumPy decoder, compared by spec §11."""
     try:
         record = io._parse(data, verify=True)
-        ours = {t.name: io.Matrix(t).decode() for t in record.tensors}
+        ours = {t.name: io.stored(t).decode() for t in record.tensors}
     except (FormatError, ChecksumError) as exc:
         raise CliError(f"{path}: FAILED: {exc}", EXIT_VERIFY_FAILED) from None
     sections = sum(len(tile.sections) for t in record.tensors for tile in t.tiles)

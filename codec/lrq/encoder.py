@@ -111,7 +111,9 @@ def as_float_matrix(a, *, allow_ndim=(2,)) -> tuple:
         source = a.dtype.name
     if a.ndim not in allow_ndim:
         want = " or ".join(f"{d}-D" for d in allow_ndim) if len(allow_ndim) < 4 else f"at most {max(allow_ndim)}-D"
-        raise ArgumentError(f"input is {a.ndim}-D with shape {a.shape}; this scheme needs a {want} array")
+        hint = ("; scheme='signcut' stores tensors of 3 to 8 dimensions, or reshape it to a matrix"
+                if allow_ndim == (2,) and 3 <= a.ndim <= 8 else "")
+        raise ArgumentError(f"input is {a.ndim}-D with shape {a.shape}; this scheme needs a {want} array{hint}")
     if a.size == 0:
         raise ArgumentError(f"input is empty (shape {a.shape})")
     if any(d > container.MAX_DIM for d in a.shape):
@@ -345,6 +347,38 @@ def max_width(shape: tuple) -> int:
     return min(math.prod(shape), container.MAX_PARAM)
 
 
+def c_encoder_goal(goal: Optional[float], norm: float, input_norm: float) -> float:
+    """The rel_error a C encoder is given for the goal ε: it measures error
+    against its float32 copy (of norm ``input_norm``), and the goal is an
+    absolute error ε‖A‖ (``norm``) expressed relative to that copy; 0 for none."""
+    if goal is None or input_norm <= 0:
+        return 0.0
+    return min(1.0, goal * norm / input_norm)
+
+
+def next_step(step: int, elapsed: float) -> int:
+    """Cuts for the next call into a C encoder, after ``step`` took ``elapsed``
+    seconds: about STEP_SECONDS each (the bytes do not depend on it)."""
+    return max(1, min(4 * step, SIGNCUT_STEP * 64, int(step * STEP_SECONDS / max(elapsed, 1e-6))))
+
+
+def stepped_runs(enc, width: int, c_goal: float, failure: ArgumentError):
+    """Run a C signcut encoder (matrix or tensor) toward ``width`` cuts in calls
+    of about STEP_SECONDS, yielding after each, so that progress, Ctrl-C and
+    early stops happen between calls (the bytes do not depend on the calls).
+    ``failure`` is raised for the encoder's ArgumentError (a weight that is
+    not a finite float32)."""
+    step = 4
+    while enc.width < width and not enc.finished:
+        started = time.monotonic()
+        try:
+            enc.run(min(step, width - enc.width), c_goal)
+        except ArgumentError:
+            raise failure from None
+        step = next_step(step, time.monotonic() - started)
+        yield
+
+
 def _signcut_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     m, n = tile.shape
     target = job.target
@@ -368,23 +402,11 @@ def _signcut_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
 
     job.report(0.0, f"signcut 0/{width} cuts")
     enc = _native.SignCutEncoder(tile.values32, job.seed, job.run.threads, c_storage)
-    # The C encoder measures error against its float32 copy of the tile; the
-    # goal is an absolute error, ε‖A_t‖, expressed relative to that copy.
-    c_goal = 0.0
-    if goal is not None and enc.input_norm > 0:
-        c_goal = min(1.0, goal * tile.norm / enc.input_norm)
-    step = 4
+    c_goal = c_encoder_goal(goal, tile.norm, enc.input_norm)
     last = None  # (width, error) after the previous call
     exact_before = None
-    while enc.width < width and not enc.finished:
-        started = time.monotonic()
-        try:
-            enc.run(min(step, width - enc.width), c_goal)
-        except ArgumentError:
-            raise _ScaleError("signcut cannot encode this matrix: a cut weight is not a finite float32") from None
-        elapsed = time.monotonic() - started
-        # Cuts per call: about STEP_SECONDS each (the bytes do not depend on it).
-        step = max(1, min(4 * step, SIGNCUT_STEP * 64, int(step * STEP_SECONDS / max(elapsed, 1e-6))))
+    failure = _ScaleError("signcut cannot encode this matrix: a cut weight is not a finite float32")
+    for _ in stepped_runs(enc, width, c_goal, failure):
         now = enc.remainder_norm()
         err = now / enc.input_norm if enc.input_norm > 0 else 0.0
         job.report(enc.width / width, f"signcut {enc.width}/{width} cuts, error {err:.4g}")
@@ -951,7 +973,9 @@ def _validate_request(a, scheme, bits, width, rel_error, seed, tile_shape, panel
     if target.kind == "width" and scheme != "signcut":
         raise ArgumentError("width= applies to scheme='signcut'; use bits= or rel_error= (or rank= for lplr)")
     if summary is None:
-        a, source = as_float_matrix(a, allow_ndim=tuple(range(0, 9)) if scheme == "dense" else (2,))
+        # signcut also stores tensors of order 3 to 8 (spec §10.5, lrq.tensor).
+        ndims = {"dense": tuple(range(0, 9)), "signcut": tuple(range(2, 9))}.get(scheme, (2,))
+        a, source = as_float_matrix(a, allow_ndim=ndims)
         shape, ndim = tuple(int(d) for d in a.shape), a.ndim
     else:
         source, shape, ndim = summary.source, tuple(summary.shape), len(summary.shape)
@@ -1095,11 +1119,14 @@ def encode(
     threads: Optional[int] = None,
     **options,
 ):
-    """Compress a float matrix into an :class:`lrq.Matrix`.
+    """Compress a float matrix into an :class:`lrq.Matrix` (with
+    ``scheme="signcut"``, a float array of 3 to 8 dimensions into an
+    :class:`lrq.Tensor` of rank-one sign terms, spec §10.5).
 
     Parameters
     ----------
-    a : array_like, 2-D, float16/float32/float64 (any ndim up to 8 for "dense")
+    a : array_like, 2-D, float16/float32/float64 (any ndim up to 8 for "dense";
+        3 to 8 dimensions for "signcut", stored as an :class:`lrq.Tensor`)
         Finite values only; an empty array, NaN/Inf, integer, bool or complex
         input raises :class:`lrq.ArgumentError`.
     scheme : "auto" (default), "signcut", "lplr" or "dense"
@@ -1152,7 +1179,8 @@ def encode(
         Threads to use, 1 .. 64 (default: :func:`lrq.get_num_threads`, set
         by :func:`lrq.set_num_threads` or ``LRQ_NUM_THREADS``, else up to 2,
         the cores of the machine).  Never changes the result: files are
-        byte-identical for any value.
+        byte-identical for any value.  (The encoder of tensors of order 3
+        and more runs on one thread.)
     name : str, optional
         The tensor's name when written alone with :func:`lrq.dumps`.
     source_dtype : str, optional
@@ -1175,6 +1203,14 @@ def encode(
     """
     request = _validate_request(a, scheme, bits, width, rel_error, seed, tile_shape, panel, progress, name,
                                 source_dtype, threads, options)
+    if scheme == "signcut" and len(request.shape) >= 3:
+        from .tensor import encode_tensor
+
+        if options or tile_shape is not None:
+            raise ArgumentError("a signcut tensor of order 3 or more is one tile with float32 weights: "
+                                "tile_shape=, refit= and c_storage= do not apply")
+        return encode_tensor(request.a, request.source, request.target, seed=request.seed, panel=request.panel,
+                             name=request.name, encoder_info=request.encoder_info, progress=progress)
     plan = _plan(request)
     results = _run_tiles(len(plan.grid), functools.partial(_encode_tile, request, plan), progress, request.threads)
     matrix = assemble(request, plan, results, _norm(request.a, request.exponent))

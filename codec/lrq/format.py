@@ -36,12 +36,14 @@ FORMAT_MAJOR = 1
 # minor its content needs [VER-2] (see content_version).
 FORMAT_MINOR = 4
 # Required feature bits (spec §4): bit 0, signcut_c16 (since 1.1); bit 1,
-# shared_factor (since 1.2), groups of tensors sharing a right factor (§10.4).
+# shared_factor (since 1.2), groups of tensors sharing a right factor (§10.4);
+# bit 2, signcut_tensor (since 1.3), signcut tiles of order-d tensors (§10.5).
 SIGNCUT_C16 = 1 << 0
 SHARED_FACTOR = 1 << 1
-KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR
+SIGNCUT_TENSOR = 1 << 2
+KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR | SIGNCUT_TENSOR
 # Optional feature bits: bit 0, private_release (since 1.4), tensors carrying
-# a differential-privacy record (§10.5), which a decoder may ignore.
+# a differential-privacy record (§10.6), which a decoder may ignore.
 PRIVATE_RELEASE = 1 << 0
 PRIVATE_RELEASE_MINOR = 4
 C_SCALE_EXPONENTS = (-125, 112)  # [SC-3]: c_scale = 2^e, e in this range
@@ -109,6 +111,19 @@ MEMBER_PARAMS = {"signcut": (), "lplr": ("bits_l", "scale_l")}
 CrcFunction = Callable[..., int]
 
 
+def is_tensor_tile(scheme: str, shape: tuple) -> bool:
+    """A signcut tile of a tensor of order 3 or more (spec §10.5, format 1.3)."""
+    return scheme == "signcut" and len(shape) >= 3
+
+
+def tile_kinds(scheme: str, shape: tuple) -> tuple:
+    """A tile's section kinds in table order: a tensor tile's are "c" and one
+    sign matrix per mode, "s0" … "s{d-1}" [TNS-2]."""
+    if is_tensor_tile(scheme, shape):
+        return ("c",) + tuple(f"s{mode}" for mode in range(len(shape)))
+    return SECTION_KINDS[scheme]
+
+
 # --------------------------------------------------------------------------
 # Geometry
 
@@ -136,6 +151,9 @@ def section_lengths(scheme: str, shape: tuple, params: dict) -> tuple:
     """The exact byte length of every section of a tile, in table order [SEC-2]."""
     if scheme == "dense":
         return (math.prod(shape) * DTYPES[params["storage"]][1],)
+    if is_tensor_tile(scheme, shape):  # [TNS-2]
+        w = params["width"]
+        return (4 * w,) + tuple(interleaved_bytes(n, w, 1) for n in shape)
     m, n = shape
     if scheme == "signcut":
         w = params["width"]
@@ -206,7 +224,7 @@ class TileRecord:
 
     def own_kinds(self) -> tuple:
         """The kinds of the sections listed in the tile's own header entry."""
-        return MEMBER_KINDS[self.scheme] if self.group is not None else SECTION_KINDS[self.scheme]
+        return MEMBER_KINDS[self.scheme] if self.group is not None else tile_kinds(self.scheme, self.shape)
 
 
 @dataclass
@@ -234,7 +252,7 @@ class TensorRecord:
     tiles: list
     rel_error: Optional[float] = None
     encoder: Optional[dict] = None
-    privacy: Optional[dict] = None  # the differential-privacy record (spec §10.5)
+    privacy: Optional[dict] = None  # the differential-privacy record (spec §10.6)
 
 
 @dataclass
@@ -496,13 +514,15 @@ def _pack_header(tensors, metadata, lengths, crcs, groups=()) -> tuple:
 def content_version(tensors: list, groups: list = ()) -> tuple:
     """(minor, required_features, optional_features) of the lowest version that
     holds the tensors [VER-2]: 1.4 with private_release when a tensor has a
-    privacy record (§10.5), 1.2 with shared_factor when there are groups
-    (§10.4), 1.1 with signcut_c16 when a signcut tile stores c as binary16
-    [SC-4], else 1.0."""
+    privacy record (§10.6), 1.3 with signcut_tensor when a tensor of order 3
+    or more has a signcut tile (§10.5), 1.2 with shared_factor when there are
+    groups (§10.4), 1.1 with signcut_c16 when a signcut tile stores c as
+    binary16 [SC-4], else 1.0."""
     c16 = any(tile.scheme == "signcut" and "c_scale" in tile.params for t in tensors for tile in t.tiles)
-    required = (SIGNCUT_C16 if c16 else 0) | (SHARED_FACTOR if groups else 0)
+    tensor = any(is_tensor_tile(tile.scheme, tile.shape) for t in tensors for tile in t.tiles)
+    required = (SIGNCUT_C16 if c16 else 0) | (SHARED_FACTOR if groups else 0) | (SIGNCUT_TENSOR if tensor else 0)
     private = any(t.privacy is not None for t in tensors)
-    minor = PRIVATE_RELEASE_MINOR if private else 2 if groups else 1 if c16 else 0
+    minor = PRIVATE_RELEASE_MINOR if private else 3 if tensor else 2 if groups else 1 if c16 else 0
     return minor, required, (PRIVATE_RELEASE if private else 0)
 
 

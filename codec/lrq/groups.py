@@ -669,10 +669,13 @@ def _tensor(obj, index: int, seen: set, required: int, member_of: dict) -> tuple
             scheme = tf.get("scheme", str, "TIL-4")
             if scheme not in container.SCHEMES:
                 _fail(tf.where, f"unknown scheme '{scheme}'", "TIL-4")
-            if scheme != "dense" and len(shape) != 2:
+            tensor_tile = container.is_tensor_tile(scheme, shape) and required & container.SIGNCUT_TENSOR
+            if scheme != "dense" and len(shape) != 2 and not tensor_tile:  # [TNS-1]
                 _fail(tf.where, f"scheme '{scheme}' needs a 2-D tensor", "TEN-6")
             params = _tile_params(tf, scheme, dtype, required)
-            sections = _entries(tf, container.SECTION_KINDS[scheme], container.section_lengths(scheme, tshape, params),
+            if tensor_tile:
+                params.pop("c_scale", None)  # [TNS-2]: c is binary32 in a tensor tile, the key unknown
+            sections = _entries(tf, container.tile_kinds(scheme, shape), container.section_lengths(scheme, tshape, params),
                                 "SEC-1", "SEC-2")
             if scheme == "dense" and params["storage"] in container.FLOAT_STORAGE:
                 sections["values"] = _FloatValues(sections["values"], params["storage"])
@@ -682,8 +685,10 @@ def _tensor(obj, index: int, seen: set, required: int, member_of: dict) -> tuple
 
 
 def parse_grouped(buf) -> container.FileRecord:
-    """Parse and check a format 1.2 file with groups (spec §10.4); sections are
-    checked on first use, as for files the C core parses."""
+    """Parse and check a file that sets shared_factor (format 1.2, groups,
+    spec §10.4) or signcut_tensor (1.3, order-d signcut tiles, §10.5), which
+    the C core's parser does not read yet; sections are checked on first
+    use, as for files the C core parses."""
     mv = memoryview(buf).cast("B")
     size = len(mv)
     if size < container.PREAMBLE_SIZE:  # pragma: no cover - the C preamble check runs first
@@ -714,7 +719,7 @@ def parse_grouped(buf) -> container.FileRecord:
     metadata = top.get("metadata", dict, "HDR-6", required=False) or {}
     if any(type(v) is not str for v in metadata.values()):
         _fail("header", "metadata values must be strings", "HDR-6")
-    groups = _groups(top)
+    groups = _groups(top) if required & container.SHARED_FACTOR else []  # [GRP-9]
     member_of = {name: g for g in groups for name in g.members}
     seen: set = set()
     parsed = [_tensor(obj, i, seen, required, member_of) for i, obj in enumerate(tensors_raw)]
@@ -724,6 +729,10 @@ def parse_grouped(buf) -> container.FileRecord:
     tensors = [t for t, _ in parsed]
     if required & container.SIGNCUT_C16 and not any("c_scale" in tile.params for t in tensors for tile in t.tiles):
         raise FormatError("[SC-5] required_features set signcut_c16 (bit 0) but no signcut tile has 'c_scale'")
+    if required & container.SIGNCUT_TENSOR and not any(container.is_tensor_tile(tile.scheme, tile.shape)
+                                                       for t in tensors for tile in t.tiles):
+        raise FormatError("[TNS-3] required_features set signcut_tensor (bit 2) but no tensor of order 3 or more "
+                          "has a signcut tile")
     sequence = [s for _, own in parsed for s in own] + [s for g in groups for s in g.sections.values()]
     pos = header_end
     for section in sequence:  # canonical placement over the extended sequence [SEC-3]-[SEC-5]

@@ -17,6 +17,7 @@ from .errors import ArgumentError, FormatError, LrqError, ResourceError
 from .files import atomic_write
 from .format import make_section
 from .matrix import Matrix, Transposed
+from .tensor import stored
 
 
 def dumps(matrix) -> bytes:
@@ -122,10 +123,10 @@ def _parse(buf, *, verify: bool) -> format.FileRecord:
     checksum and content rules are checked now (all checksums first);
     otherwise each section is checked on first use.
     """
-    record = _parse_grouped(buf, verify) if _has_groups(buf) else _parse_plain(buf, verify)
+    record = _parse_grouped(buf, verify) if _parsed_in_python(buf) else _parse_plain(buf, verify)
     if record.optional_features & format.PRIVATE_RELEASE:
-        # The C core reads such a file as any 1.2 decoder does, ignoring the
-        # record ([PRE-5], [HDR-9]); the record's rules are checked here.
+        # The parsers above ignore the record, as [PRE-5] and [HDR-9] let
+        # any decoder; the record's rules are checked here.
         head = memoryview(buf).cast("B")
         header_length = int.from_bytes(head[32:40], "little")
         header = msgpack.unpackb(bytes(head[format.PREAMBLE_SIZE:format.PREAMBLE_SIZE + header_length]), raw=False,
@@ -149,21 +150,22 @@ def _parse_plain(buf, verify: bool) -> format.FileRecord:
     return format.FileRecord(tensors, parsed.metadata(), required, optional, parsed.minor)
 
 
-def _has_groups(buf) -> bool:
-    """Whether a file sets shared_factor (and no bit this library does not know):
-    a 1.2 file with groups, which the Python reader parses (lrq.groups)."""
+def _parsed_in_python(buf) -> bool:
+    """Whether a file sets shared_factor or signcut_tensor (and no bit this
+    library does not know): a 1.2 file with groups or a 1.3 file with
+    order-d signcut tensors, which the Python reader parses (lrq.groups)."""
     head = memoryview(buf).cast("B")[:24]
     if len(head) < 24 or bytes(head[:8]) != format.MAGIC or int.from_bytes(head[8:10], "little") != format.FORMAT_MAJOR:
         return False
     required = int.from_bytes(head[16:24], "little")
-    return bool(required & format.SHARED_FACTOR) and not required & ~format.KNOWN_REQUIRED_FEATURES
+    return bool(required & (format.SHARED_FACTOR | format.SIGNCUT_TENSOR)) and not required & ~format.KNOWN_REQUIRED_FEATURES
 
 
 def _parse_grouped(buf, verify: bool) -> format.FileRecord:
     record = groups.parse_grouped(buf)
     if verify:  # every section's CRC, then its content rules, tile by tile [SEC-9]
         for t in record.tensors:
-            matrix = Matrix(t, cache=False)
+            matrix = stored(t, cache=False)
             for index, tile in enumerate(t.tiles):
                 for section in tile.sections.values():
                     section.payload(_native.crc32c)
@@ -191,14 +193,14 @@ def loads(data):
         raise ArgumentError(f"loads takes bytes-like data, not {type(data).__name__}") from None
     record = _parse(bytes(view), verify=True)
     if len(record.groups) == 1 and len(record.groups[0].members) == len(record.tensors):
-        return _group_objects(record, {t.name: Matrix(t) for t in record.tensors})[record.groups[0].name]
+        return _group_objects(record, {t.name: stored(t) for t in record.tensors})[record.groups[0].name]
     if len(record.tensors) != 1:
         raise ArgumentError(f"loads needs a file with one tensor; this one has {len(record.tensors)} (use lrq.open)")
-    return Matrix(record.tensors[0])
+    return stored(record.tensors[0])
 
 
 def decode(matrix) -> np.ndarray:
-    """The dense array a compressed matrix stands for."""
+    """The dense array a compressed matrix (or order-d tensor, :class:`lrq.Tensor`) stands for."""
     if isinstance(matrix, (bytes, bytearray, memoryview)):
         matrix = loads(matrix)
     if not isinstance(matrix, (Matrix, Transposed)):
@@ -347,7 +349,7 @@ class File(Mapping):
             raise
         self.metadata = dict(record.metadata)
         self.format_version = (format.FORMAT_MAJOR, record.minor)
-        self._matrices = {t.name: Matrix(t, owner=self, cache=False) for t in record.tensors}
+        self._matrices = {t.name: stored(t, owner=self, cache=False) for t in record.tensors}
         # Groups of a 1.2 file (spec §10.4), name -> lrq.Group of the matrices above.
         self.groups = _group_objects(record, self._matrices, owner=self)
 

@@ -149,7 +149,7 @@ class Matrix(_StoredSize):
 
     @property
     def privacy(self) -> Optional[dict]:
-        """The differential-privacy record of a private release (spec §10.5:
+        """The differential-privacy record of a private release (spec §10.6:
         mechanism, epsilon, delta, rank, clip, sensitivity, noise_scale,
         library), or None.  See :func:`lrq.private_covariance`."""
         return None if self._record.privacy is None else dict(self._record.privacy)

@@ -1,4 +1,4 @@
-"""Differentially private rank-k approximation of XᵀX (spec §10.5).
+"""Differentially private rank-k approximation of XᵀX (spec §10.6).
 
 :func:`private_covariance` releases a rank-k approximation of the Gram matrix
 M = XᵀX of data rows clipped to norm ``clip``, under (ε, δ)-differential
@@ -23,7 +23,7 @@ The release is computed from M̂ alone (post-processing, so it keeps the
 guarantee): the top-k eigenpairs of M̂ give the rank-k Hermitian matrix
 Ĥ = V̂ diag(λ̂) V̂*; its real part Re Ĥ (the closest real matrix to Ĥ, so
 never farther from the real M_k than Ĥ) has rank at most 2k and is cut back
-to its best rank-k approximation, the matrix stored.  Spec §10.5 and
+to its best rank-k approximation, the matrix stored.  Spec §10.6 and
 docs (README) say why each choice the paper leaves open is made as it is.
 
 The stored file records the mechanism, ε, δ, k, the clip norm, the
@@ -48,7 +48,7 @@ from . import format as container
 from .errors import ArgumentError, FormatError
 
 MECHANISMS = ("complex-gaussian", "real-gaussian")
-# Keys of the privacy record in writer order [HDR-13], spec §10.5 [PRV-1].
+# Keys of the privacy record in writer order [HDR-13], spec §10.6 [PRV-1].
 RECORD_KEYS = ("mechanism", "epsilon", "delta", "rank", "clip", "sensitivity", "noise_scale", "library")
 # Relative tolerance of the consistency rules [PRV-5], [PRV-6]: binary32
 # rounding of each stored value is 2^-24; libm differences are far smaller.
@@ -68,7 +68,7 @@ def utility_bound(d: int, k: int, epsilon: float, delta: float, sensitivity: flo
     between the k-th and (k+1)-th eigenvalues is large enough.  The Õ hides
     constants and logarithmic factors the stored copies of the paper
     available to lrq do not give; lrq evaluates it with constant 1 and one
-    factor ln d (spec §10.5), so it is the rate's value, not a proven bound.
+    factor ln d (spec §10.6), so it is the rate's value, not a proven bound.
     """
     return math.sqrt(k * d) * math.log(max(d, 2)) * math.sqrt(math.log(1.0 / delta)) / epsilon * sensitivity
 
@@ -178,7 +178,7 @@ def _noise_generator(generator: Optional[np.random.Generator]) -> np.random.Gene
 
 
 def noisy_matrix(M: np.ndarray, mechanism: str, noise_scale: float, generator: np.random.Generator) -> np.ndarray:
-    """M + the mechanism's noise (spec §10.5): real symmetric, or complex Hermitian.
+    """M + the mechanism's noise (spec §10.6): real symmetric, or complex Hermitian.
 
     The real part is σ·(G + Gᵀ)/√2 with G's d² entries drawn first, row by
     row; the complex mechanism then draws H the same way and adds
@@ -322,7 +322,7 @@ def private_covariance(
 
 
 # --------------------------------------------------------------------------
-# The privacy record as the production reader checks it (spec §10.5)
+# The privacy record as the production reader checks it (spec §10.6)
 
 
 def _fail(where: str, message: str, rule: str):

@@ -53,37 +53,6 @@
 
 #include "encode/signcut.h"
 
-/* ------------------------------------------------------------------ PRNG */
-
-/* xoshiro256** seeded through SplitMix64 (Blackman & Vigna): fixed,
- * portable and defined here, so the random starts are the same everywhere.
- * lrq.reference.signcut has a Python twin of this generator. */
-static uint64_t splitmix64(uint64_t *const x)
-{
-    uint64_t z = (*x += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t rotl(const uint64_t x, const int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t xoshiro_next(uint64_t s[4])
-{
-    const uint64_t result = rotl(s[1] * 5, 7) * 9;
-    const uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
 /* ------------------------------------------------------------ remainder */
 
 static double sum_rows(const enc_t *const e)
@@ -111,7 +80,7 @@ static void flush(enc_t *const e)
      * cuts, where starting each cut from the last one's image would read
      * half of R per cut.  Padding bits are zero. */
     for (w = 0; w < BLOCK * e->nw; w++)
-        e->tstart[w] = xoshiro_next(e->rng);
+        e->tstart[w] = lrq_sc_xoshiro_next(e->rng);
     if (n % 64)
         for (w = 0; w < BLOCK; w++)
             e->tstart[w * e->nw + e->nw - 1] &= (UINT64_C(1) << (n % 64)) - 1;
@@ -512,7 +481,7 @@ int lrq_signcut_encoder_create(const float *const a, const uint64_t rows, const 
         memcpy(e->r + i * cols, a + i * ld, (size_t)cols * sizeof(float));
     transpose(e->r, rows, cols, e->rt);
     for (p = 0; p < 4; p++)
-        e->rng[p] = splitmix64(&x);
+        e->rng[p] = lrq_sc_splitmix64(&x);
     /* Images of the all-(+1) starting vectors and the exact norm: a block
      * update with an empty block does exactly that. */
     flush(e);

@@ -36,6 +36,48 @@
 #define SOLO_AFTER_REVIEW 2048
 #define REVIEW_JOBS 256
 
+/* xoshiro256** seeded through SplitMix64 (Blackman & Vigna): fixed,
+ * portable and defined here, so the random starts are the same everywhere.
+ * lrq.reference.signcut has a Python twin of this generator.  Shared by the
+ * matrix and the tensor encoders (signcut.c, tensor.c). */
+static inline uint64_t lrq_sc_splitmix64(uint64_t *const x)
+{
+    uint64_t z = (*x += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t lrq_sc_rotl(const uint64_t x, const int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static inline uint64_t lrq_sc_xoshiro_next(uint64_t s[4])
+{
+    const uint64_t result = lrq_sc_rotl(s[1] * 5, 7) * 9;
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = lrq_sc_rotl(s[3], 45);
+    return result;
+}
+
+/* Writes v's binary32 bits to out[0..4), little-endian (a section "c"
+ * weight, spec §10.2 and §10.5). */
+static inline void lrq_sc_put_f32le(uint8_t *const out, const float v)
+{
+    uint32_t u;
+    __builtin_memcpy(&u, &v, sizeof u);
+    out[0] = (uint8_t)u;
+    out[1] = (uint8_t)(u >> 8);
+    out[2] = (uint8_t)(u >> 16);
+    out[3] = (uint8_t)(u >> 24);
+}
+
 typedef enum { T_UPDATE_HT, T_UPDATE_HS, T_BLOCK_R, T_BLOCK_RT, T_PEEK, T_START } task_kind;
 
 struct lrq_signcut_encoder {

@@ -38,14 +38,8 @@ int lrq_signcut_encoder_write(const lrq_signcut_encoder *const e, const uint64_t
         c[2 * k] = (uint8_t)h;
         c[2 * k + 1] = (uint8_t)(h >> 8);
     }
-    for (k = 0; k < w && !e->c16; k++) {
-        uint32_t u;
-        memcpy(&u, &e->out_c[k], sizeof u);
-        c[4 * k] = (uint8_t)u;
-        c[4 * k + 1] = (uint8_t)(u >> 8);
-        c[4 * k + 2] = (uint8_t)(u >> 16);
-        c[4 * k + 3] = (uint8_t)(u >> 24);
-    }
+    for (k = 0; k < w && !e->c16; k++)
+        lrq_sc_put_f32le(c + 4 * k, e->out_c[k]);
     rc = lrq_layout_pack_bitrows(e->out_t, e->nw, w, e->n, panel, tt, tt_len);
     if (rc != LRQ_OK)
         return rc;

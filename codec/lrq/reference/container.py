@@ -29,13 +29,15 @@ FORMAT_MAJOR = 1
 FORMAT_MINOR = 4
 # Bits of required_features this implementation knows (spec §4): bit 0,
 # signcut_c16 (since 1.1), signcut weights c stored as binary16 × "c_scale";
-# bit 1, shared_factor (since 1.2), groups of tensors sharing a right factor.
+# bit 1, shared_factor (since 1.2), groups of tensors sharing a right factor;
+# bit 2, signcut_tensor (since 1.3), signcut tiles of tensors of order 3 to 8.
 SIGNCUT_C16 = 1 << 0
 SHARED_FACTOR = 1 << 1
-KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR
+SIGNCUT_TENSOR = 1 << 2
+KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR | SIGNCUT_TENSOR
 # Bits of optional_features this implementation reads (spec §4): bit 0,
 # private_release (since 1.4), tensors with a differential-privacy record
-# (§10.5).  A decoder that does not know it ignores it [PRE-5].
+# (§10.6).  A decoder that does not know it ignores it [PRE-5].
 PRIVATE_RELEASE = 1 << 0
 KNOWN_OPTIONAL_FEATURES = PRIVATE_RELEASE
 PRIVACY_MECHANISMS = ("complex-gaussian", "real-gaussian")
@@ -108,6 +110,19 @@ MEMBER_PARAMS = {"signcut": (), "lplr": ("bits_l", "scale_l")}
 CrcFunction = Callable[..., int]
 
 
+def is_tensor_tile(scheme: str, shape: tuple) -> bool:
+    """A signcut tile of a tensor of order 3 or more, a *tensor tile* (spec §10.5)."""
+    return scheme == "signcut" and len(shape) >= 3
+
+
+def tile_kinds(scheme: str, shape: tuple) -> tuple:
+    """A tile's section kinds in table order; a tensor tile has "c" and
+    "s0" … "s{d-1}", one sign matrix per mode [TNS-2]."""
+    if is_tensor_tile(scheme, shape):
+        return ("c",) + tuple(f"s{a}" for a in range(len(shape)))
+    return SECTION_KINDS[scheme]
+
+
 def align(offset: int, alignment: int) -> int:
     return -(-offset // alignment) * alignment
 
@@ -127,6 +142,9 @@ def section_lengths(scheme: str, shape: tuple, params: dict) -> tuple:
     """The exact byte length of every section of a tile, in table order."""
     if scheme == "dense":
         return (math.prod(shape) * DTYPES[params["storage"]][1],)
+    if is_tensor_tile(scheme, shape):  # [TNS-2]: c as binary32, then n_a x w sign matrices
+        w = params["width"]
+        return (4 * w,) + tuple(layout_size(n, w, 1) for n in shape)
     m, n = shape
     if scheme == "signcut":
         w = params["width"]
@@ -184,7 +202,7 @@ class TileRecord:
 
     def own_kinds(self) -> tuple:
         """The kinds of the sections listed in the tile's own entry, in order."""
-        return MEMBER_KINDS[self.scheme] if self.group is not None else SECTION_KINDS[self.scheme]
+        return MEMBER_KINDS[self.scheme] if self.group is not None else tile_kinds(self.scheme, self.shape)
 
 
 @dataclass
@@ -212,7 +230,7 @@ class TensorRecord:
     tiles: list
     rel_error: Optional[float] = None
     encoder: Optional[dict] = None
-    privacy: Optional[dict] = None  # §10.5
+    privacy: Optional[dict] = None  # §10.6
 
 
 def tile_grid(shape: tuple, tile_shape: tuple) -> Iterator[tuple]:
@@ -325,16 +343,22 @@ def _kinds(tensors, groups=()) -> list:
 
 
 def content_version(tensors: list, groups: list = ()) -> tuple:
-    """(minor, required_features) of the lowest version that holds the tensors [VER-2].
+    """(minor, required_features, optional_features) of the lowest version that
+    holds the tensors [VER-2].
 
+    1.4 with the optional private_release when a tensor has a privacy record
+    (§10.6); 1.3 with signcut_tensor when a tensor of order 3 or more has a signcut
+    tile (§10.5); 1.2 with shared_factor when the file has groups (§10.4);
     1.1 with signcut_c16 when a signcut tile stores c as binary16 (the only
     files in which "c_scale" means something, [SC-4], [SC-5]); 1.0
     with no flags otherwise [PRE-10].
     """
     c16 = any(tile.scheme == "signcut" and "c_scale" in tile.params for t in tensors for tile in t.tiles)
-    required = (SIGNCUT_C16 if c16 else 0) | (SHARED_FACTOR if groups else 0)
+    tensor = any(is_tensor_tile(tile.scheme, tile.shape) for t in tensors for tile in t.tiles)
+    required = (SIGNCUT_C16 if c16 else 0) | (SHARED_FACTOR if groups else 0) | (SIGNCUT_TENSOR if tensor else 0)
     private = any(t.privacy is not None for t in tensors)  # 1.4, optional private_release [PRV-10]
-    return (4 if private else 2 if groups else 1 if c16 else 0), required, (PRIVATE_RELEASE if private else 0)
+    minor = 4 if private else 3 if tensor else 2 if groups else 1 if c16 else 0
+    return minor, required, (PRIVATE_RELEASE if private else 0)
 
 
 def _preamble(header: bytes, file_length: int, crc32c: CrcFunction, version: tuple = (0, 0, 0)) -> bytes:
@@ -668,7 +692,7 @@ def _member_tile(tf: _Field, group: GroupRecord, tshape: tuple) -> TileRecord:
 
 
 def _privacy(f: "_Field", obj: dict, shape: tuple, dtype: str) -> Optional[dict]:
-    """A tensor's privacy record (§10.5) [PRV-1]-[PRV-7], its floats as binary32 values."""
+    """A tensor's privacy record (§10.6) [PRV-1]-[PRV-7], its floats as binary32 values."""
     if "privacy" not in obj:
         return None
     record = obj["privacy"]
@@ -763,11 +787,16 @@ def _parse_tensor(obj, index: int, seen: set, required: int = 0, member_of: Opti
         scheme = tf.get("scheme", str, "TIL-4")
         if scheme not in SCHEMES:
             tf.fail(f"unknown scheme '{scheme}'", "TIL-4")
-        if scheme != "dense" and len(shape) != 2:
+        # [TNS-1]: a signcut tile of a tensor of order 3 to 8 only in a file
+        # that sets signcut_tensor; elsewhere [TEN-6] as in 1.0.
+        tensor_tile = is_tensor_tile(scheme, shape) and bool(required & SIGNCUT_TENSOR)
+        if scheme != "dense" and len(shape) != 2 and not tensor_tile:
             tf.fail(f"scheme '{scheme}' needs a 2-D tensor", "TEN-6")
         params = _scheme_params(tf, scheme, dtype, required)
+        if tensor_tile:
+            params.pop("c_scale", None)  # [TNS-2]: an unknown key in a tensor tile, c is binary32
         table = tf.get("sections", list, "SEC-1")
-        kinds = SECTION_KINDS[scheme]
+        kinds = tile_kinds(scheme, shape)
         if len(table) != len(kinds):
             tf.fail(f"section table has {len(table)} entries, scheme '{scheme}' has {len(kinds)}", "SEC-1")
         try:
@@ -853,6 +882,9 @@ def parse(buf, crc32c: CrcFunction, *, verify_sections: bool = True) -> FileReco
         raise FormatError("required_features set signcut_c16 (bit 0) but no signcut tile has 'c_scale' [SC-5]")
     if optional & KNOWN_OPTIONAL_FEATURES & PRIVATE_RELEASE and not any(t.privacy for t in tensors):
         raise FormatError("optional_features set private_release (bit 0) but no tensor has a 'privacy' record [PRV-8]")
+    if required & SIGNCUT_TENSOR and not content_version(tensors)[1] & SIGNCUT_TENSOR:
+        raise FormatError("required_features set signcut_tensor (bit 2) but no tensor of order 3 or more has a "
+                          "signcut tile [TNS-3]")
     _check_placement(mv, tensors, header_end, size, groups)
     if verify_sections:
         for t in tensors:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ResourceError
 from . import dense, lplr, signcut
-from .container import DTYPES
+from .container import DTYPES, is_tensor_tile
 
 # float64 rows of a factorized tile's product computed at once.
 PRODUCT_BLOCK_BYTES = 64 << 20
@@ -60,6 +60,9 @@ def decode_tile_into(tile, panel: int, crc32c, out: np.ndarray, dtype: Optional[
         section.payload(crc32c)
     if tile.scheme == "dense":
         out[...] = _dense_values(tile, crc32c, dtype)
+    elif is_tensor_tile(tile.scheme, tile.shape):
+        left, right = signcut.tensor_matrix_factors(tile, panel, crc32c)
+        _product_into(out.reshape(left.shape[0], right.shape[1]), left, right)
     elif tile.scheme == "signcut":
         s, c, tt = signcut.factors(tile, panel, crc32c)
         _product_into(out, s, c.astype(np.float64)[:, None] * tt.astype(np.float64))

@@ -15,6 +15,7 @@ open block are applied on the fly as a low-rank correction).
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import numpy as np
@@ -290,6 +291,39 @@ def factors(tile, panel: int, crc32c, unpack=None):
         tt = unpack(tile.section("tt", crc32c), w, n, panel)
         s = unpack(tile.section("s", crc32c), m, w, panel)
     return s, c, tt
+
+
+def tensor_factors(tile, panel: int, crc32c) -> tuple:
+    """(c, [S_0, …, S_{d-1}]) of a tensor tile (spec §10.5): c as float32
+    [SC-2], each S_a the n_a × w sign matrix of section "s{a}" as ±1 [LAY-1]."""
+    w = tile.params["width"]
+    c = coefficients(tile, crc32c)
+    signs = [1.0 - 2.0 * layout.unpack_interleaved(tile.section(f"s{a}", crc32c), n, w, 1, panel,
+                                                   what=f"s{a}").astype(np.float64)
+             for a, n in enumerate(tile.shape)]
+    return c, signs
+
+
+def kron_signs(signs: list) -> np.ndarray:
+    """Rows of the Kronecker product of ±1 matrices (n_a × w each), C order
+    (the last index varies fastest): row (i_0, …) holds Π_a S_a[i_a, k]."""
+    out = signs[0]
+    for s in signs[1:]:
+        out = (out[:, None, :] * s[None, :, :]).reshape(out.shape[0] * s.shape[0], s.shape[1])
+    return out
+
+
+def tensor_matrix_factors(tile, panel: int, crc32c) -> tuple:
+    """(L, Rᵀ) with A = (L @ Rᵀ).reshape(shape) for a tensor tile (spec §10.5):
+    A[i_0, …, i_{d-1}] = Σ_k c[k] Π_a S_a[i_a, k], the modes split into a
+    leading group (rows, weighted by c) and the rest, so that the factors
+    stay near √(entries) × w."""
+    c, signs = tensor_factors(tile, panel, crc32c)
+    shape = tile.shape
+    # the split with the fewest rows plus columns (at least one mode each side)
+    split = min(range(1, len(shape)), key=lambda k: math.prod(shape[:k]) + math.prod(shape[k:]))
+    left = kron_signs(signs[:split]) * c.astype(np.float64)
+    return left, kron_signs(signs[split:]).T
 
 
 def decode(tile, panel: int, crc32c, unpack=None) -> np.ndarray:
