@@ -1,4 +1,4 @@
-"""Private rank-k covariance (spec §10.5): complex against real Gaussian mechanism.
+"""Private rank-k covariance (spec §10.6): complex against real Gaussian mechanism.
 
     python bench/private_covariance.py [--quick]
 
