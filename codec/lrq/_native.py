@@ -389,6 +389,38 @@ class ContainerFile:
         return {"scheme": scheme, "origin": tuple(t.origin[0:ndim]), "shape": tuple(t.shape[0:ndim]),
                 "params": params, "sections": sections}
 
+    def groups(self) -> list:
+        """The groups of a 1.2 file (spec §10.4), in header order: dicts with
+        name, scheme, columns, panel, params (the shared ones: width; or
+        rank, bits_r, group, scale_r), members (tensor indices, in the
+        group's order) and sections [(kind, offset, length, crc)] (the shared
+        ones).  A member's tile (:meth:`tile`) is a whole tile of its scheme
+        whose first sections are these; check their bytes through it."""
+        info = ffi.new("lrq_group_info *")
+        tensor = ffi.new("uint64_t *")
+        out = []
+        for g in range(int(self._info.group_count)):
+            _check(lib.lrq_file_group(self._handle, g, info), "lrq_file_group")
+            scheme = _name(lib.lrq_scheme_name, info.scheme)
+            if scheme == "signcut":
+                params = {"width": int(info.width)}
+            else:
+                params = {"rank": int(info.rank), "bits_r": int(info.bits_r), "group": int(info.group),
+                          "scale_r": float(info.scale_r)}
+            members = []
+            for k in range(int(info.member_count)):
+                _check(lib.lrq_file_group_member(self._handle, g, k, tensor), "lrq_file_group_member")
+                members.append(int(tensor[0]))
+            sections = [
+                (_name(lib.lrq_section_kind_name, info.section_kind[s]), int(info.section_offset[s]),
+                 int(info.section_length[s]), int(info.section_crc32c[s]))
+                for s in range(info.section_count)
+            ]
+            out.append({"name": ffi.unpack(info.name, info.name_len).decode("utf-8"), "scheme": scheme,
+                        "columns": int(info.columns), "panel": int(info.panel), "params": params,
+                        "members": members, "sections": sections})
+        return out
+
     def dense_layout(self, tensor: int, count: int):
         """(tile, origin, shape, storage, offset, length) of every tile of ``tensor``, in grid order.
 
