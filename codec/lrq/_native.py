@@ -619,11 +619,25 @@ class Tile:
         return out
 
 
-def _tile(create, args, keep, shape, scheme, what):
+def _tile(create, args, bufs, sources, shape, scheme, what):
+    """A Tile over the borrowed ``bufs`` of the section buffers ``sources``.
+
+    The tile keeps a memoryview of each source, which pins its memory (an
+    mmap cannot close, a bytearray cannot resize while a view exports it),
+    and the cffi buffers are released at once: a cffi buffer over a
+    memoryview that outlives it in a reference cycle (a tile of a matrix of
+    an unclosed ``lrq.File``) can be freed by the garbage collector after
+    the view it exports, which crashes CPython 3.11.
+    """
     out = ffi.new("lrq_tile **")
     detail = ffi.new("char[]", lib.LRQ_DETAIL_SIZE)
-    # The C message leads with the spec rule and names the section.
-    _check_file(create(out, *args, detail, lib.LRQ_DETAIL_SIZE), what, detail)
+    keep = [memoryview(source) for source in sources]
+    try:
+        # The C message leads with the spec rule and names the section.
+        _check_file(create(out, *args, detail, lib.LRQ_DETAIL_SIZE), what, detail)
+    finally:
+        for buf in bufs:
+            ffi.release(buf)
     return Tile(ffi.gc(out[0], lib.lrq_tile_free), keep, shape, scheme)
 
 
@@ -638,8 +652,9 @@ def signcut_tile(m: int, n: int, w: int, panel: int, c, tt, s, c_scale=None) -> 
             _integer(panel, "panel", 0, _U64_MAX))
     flat = [x for b in bufs for x in (b, len(b))]
     if c_scale is None:
-        return _tile(lib.lrq_tile_create_signcut_detail, (*args, *flat), bufs, (m, n), "signcut", "lrq_tile_create_signcut")
-    return _tile(lib.lrq_tile_create_signcut_c16_detail, (*args, float(c_scale), *flat), bufs, (m, n), "signcut",
+        return _tile(lib.lrq_tile_create_signcut_detail, (*args, *flat), bufs, (c, tt, s), (m, n), "signcut",
+                     "lrq_tile_create_signcut")
+    return _tile(lib.lrq_tile_create_signcut_c16_detail, (*args, float(c_scale), *flat), bufs, (c, tt, s), (m, n), "signcut",
                  "lrq_tile_create_signcut_c16")
 
 
@@ -655,7 +670,8 @@ def lplr_tile(m: int, n: int, params: dict, panel: int, r_codes, r_scales, l_cod
         float(params["scale_l"]), float(params["scale_r"]), _integer(panel, "panel", 0, _U64_MAX),
     )
     flat = [x for b in bufs for x in (b, len(b))]
-    return _tile(lib.lrq_tile_create_lplr_detail, (*args, *flat), bufs, (m, n), "lplr", "lrq_tile_create_lplr")
+    return _tile(lib.lrq_tile_create_lplr_detail, (*args, *flat), bufs, (r_codes, r_scales, l_codes, l_scales), (m, n),
+                 "lplr", "lrq_tile_create_lplr")
 
 
 __all__ = [

@@ -17,6 +17,7 @@ matrix; only saving the group itself writes a 1.2 file with the factor once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from typing import Iterator, Optional
@@ -168,21 +169,29 @@ class Group(_StoredSize, Mapping):
         self._owner = owner
         self.rel_error = rel_error
         self._nbytes: Optional[int] = None
-        tiles = [m._record.tiles[0] for m in self._members.values()]
-        first = tiles[0]
-        self.scheme = first.scheme
+        first = next(iter(self._members.values()))._record
+        self.scheme = first.tiles[0].scheme
         self.columns = first.shape[1]
-        self._panel = next(iter(self._members.values()))._record.panel
+        self._panel = first.panel
         self._bounds = []
         row = 0
         for m in self._members.values():
             self._bounds.append((row, row + m.shape[0]))
             row += m.shape[0]
-        self._shared = _shares_factor(tiles)
-        self._stackable = _shares_factor(tiles, stacked=True)
         # How many products of the shared factor this group computed (one
         # per G @ x); tests read it to see that members share the work.
         self.shared_products = 0
+
+    # Whether the members share one right factor, and whether they also
+    # stack exactly into one tile: found on first use, so that opening a
+    # file of many groups builds no member's tile record.
+    @functools.cached_property
+    def _shared(self) -> bool:
+        return _shares_factor([m._record.tiles[0] for m in self._members.values()])
+
+    @functools.cached_property
+    def _stackable(self) -> bool:
+        return _shares_factor([m._record.tiles[0] for m in self._members.values()], stacked=True)
 
     def __getitem__(self, name: str) -> Matrix:
         return self._members[name]

@@ -134,15 +134,47 @@ static inline int get_str(const parse_ctx *const c, const field *const fl, const
     return LRQ_OK;
 }
 
-/* The section entries [kind, offset, length, crc32c] of a table whose
- * length the caller has checked: `count` entries of the kinds `kinds`, each
- * `want[i]` bytes long, appended to lrq_file.sections.  A malformed entry
- * or a wrong kind is reported under `rule`, a wrong length under
- * `length_rule` (tiles: [SEC-1], [SEC-2]; a group's shared sections: both
- * [GRP-5]). */
+/* The head of a map at r and its wanted keys (read_fields()); `what` names
+ * the map in messages, `rule` is the rule a value that is no map breaks. */
+static inline int read_map(const parse_ctx *const c, mp_reader *const r, field *const fields,
+                           const size_t n, const char *const rule, const char *const what)
+{
+    mp_value head;
+
+    if (mp_read(r, &head) != LRQ_OK)
+        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable %s", what);
+    if (head.kind != MP_MAP)
+        return fail(c, rule, LRQ_ERR_FORMAT, "the %s is not a map", what);
+    if (read_fields(r, head.count, fields, n) != LRQ_OK)
+        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable %s", what);
+    return LRQ_OK;
+}
+
+/* A map's "name": a str of 1 to 1024 bytes ([TEN-2], [GRP-1]). */
+static inline int get_name(const parse_ctx *const c, const field *const fl, const char *const rule,
+                           const uint8_t **const name, uint32_t *const name_len)
+{
+    const int rc = get_str(c, fl, rule);
+
+    if (rc != LRQ_OK)
+        return rc;
+    if (fl->v.len < 1 || fl->v.len > LRQ_NAME_BYTES_MAX)
+        return fail(c, rule, LRQ_ERR_FORMAT, "the name has %u bytes; it needs 1 to %u",
+                    fl->v.len, LRQ_NAME_BYTES_MAX);
+    *name = fl->v.str;
+    *name_len = fl->v.len;
+    return LRQ_OK;
+}
+
+/* A section table ("sections") of `count` entries [kind, offset, length,
+ * crc32c] of the kinds `kinds`, each `want[i]` bytes long, appended to
+ * lrq_file.sections.  A missing or malformed table or entry, a wrong count
+ * (`what` names the owner in that message: "scheme 'lplr'") or a wrong kind
+ * is reported under `rule`, a wrong length under `length_rule` (tiles:
+ * [SEC-1], [SEC-2]; a group's shared sections: both [GRP-5]). */
 int lrq_fmt_read_entries(parse_ctx *const c, const field *const fl, const int *const kinds,
                          const unsigned count, const uint64_t *const want, const char *const rule,
-                         const char *const length_rule);
+                         const char *const length_rule, const char *const what);
 
 /* Groups (groups.c, spec §10.4).  In a file that sets shared_factor: the
  * "groups" key of the top-level map, read before the tensors ([GRP-8],

@@ -223,6 +223,16 @@ int lrq_file_find_tensor(const lrq_file *const file, const char *const name,
     return LRQ_ERR_ARGUMENT;
 }
 
+/* Entry s of the section table of lrq_tile_info or lrq_group_info. */
+static void describe_section(const section_rec *const sr, const unsigned s, int *const kind,
+                             uint64_t *const offset, uint64_t *const length, uint32_t *const crc)
+{
+    kind[s] = sr->kind;
+    offset[s] = sr->offset;
+    length[s] = sr->length;
+    crc[s] = sr->crc;
+}
+
 int lrq_file_tile(const lrq_file *const file, const uint64_t tensor, const uint64_t tile,
                   lrq_tile_info *const info)
 {
@@ -254,13 +264,10 @@ int lrq_file_tile(const lrq_file *const file, const uint64_t tensor, const uint6
     }
     info->member_of = tl->in_group;
     info->section_count = lrq_fmt_scheme_sections[tl->scheme].count;
-    for (s = 0; s < info->section_count; s++) {
-        const section_rec *const sr = &file->sections[lrq_fmt_tile_section(file, tl, s)];
-        info->section_kind[s] = sr->kind;
-        info->section_offset[s] = sr->offset;
-        info->section_length[s] = sr->length;
-        info->section_crc32c[s] = sr->crc;
-    }
+    for (s = 0; s < info->section_count; s++)
+        describe_section(&file->sections[lrq_fmt_tile_section(file, tl, s)], s,
+                         info->section_kind, info->section_offset, info->section_length,
+                         info->section_crc32c);
     return LRQ_OK;
 }
 
@@ -313,13 +320,9 @@ int lrq_file_group(const lrq_file *const file, const uint64_t group, lrq_group_i
     }
     info->member_count = g->member_count;
     info->section_count = lrq_fmt_shared_sections[g->scheme];
-    for (s = 0; s < info->section_count; s++) {
-        const section_rec *const sr = &file->sections[g->first_section + s];
-        info->section_kind[s] = sr->kind;
-        info->section_offset[s] = sr->offset;
-        info->section_length[s] = sr->length;
-        info->section_crc32c[s] = sr->crc;
-    }
+    for (s = 0; s < info->section_count; s++)
+        describe_section(&file->sections[g->first_section + s], s, info->section_kind,
+                         info->section_offset, info->section_length, info->section_crc32c);
     return LRQ_OK;
 }
 

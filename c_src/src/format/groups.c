@@ -107,21 +107,15 @@ static int parse_group(parse_ctx *const c, const uint64_t index, mp_reader *cons
     field gf[GF_COUNT] = {FIELD("name"),    FIELD("scheme"), FIELD("columns"), FIELD("panel"),
                           FIELD("width"),   FIELD("rank"),   FIELD("bits_r"),  FIELD("group"),
                           FIELD("scale_r"), FIELD("members"), FIELD("sections")};
-    const field *const table = &gf[GF_SECTIONS];
     uint64_t dims[2], want[LRQ_MAX_SECTIONS] = {0};
     unsigned shared_count;
     group_rec *g;
-    mp_value head;
     void *grown;
     int rc;
 
     lrq_fmt_where_group(c, NULL, index);
-    if (mp_read(r, &head) != LRQ_OK)
-        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable group");
-    if (head.kind != MP_MAP)
-        return fail(c, "GRP-1", LRQ_ERR_FORMAT, "the group is not a map");
-    if (read_fields(r, head.count, gf, GF_COUNT) != LRQ_OK)
-        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable group");
+    if ((rc = read_map(c, r, gf, GF_COUNT, "GRP-1", "group")) != LRQ_OK)
+        return rc;
     grown = lrq_fmt_grow(f->groups, &f->cap_groups, f->n_groups, sizeof *f->groups);
     if (grown == NULL)
         return oom(c, "the group table");
@@ -129,13 +123,8 @@ static int parse_group(parse_ctx *const c, const uint64_t index, mp_reader *cons
     g = &f->groups[f->n_groups];
     memset(g, 0, sizeof *g);
 
-    if ((rc = get_str(c, &gf[GF_NAME], "GRP-1")) != LRQ_OK)
+    if ((rc = get_name(c, &gf[GF_NAME], "GRP-1", &g->name, &g->name_len)) != LRQ_OK)
         return rc;
-    if (gf[GF_NAME].v.len < 1 || gf[GF_NAME].v.len > LRQ_NAME_BYTES_MAX)
-        return fail(c, "GRP-1", LRQ_ERR_FORMAT, "the name has %u bytes; it needs 1 to %u",
-                    gf[GF_NAME].v.len, LRQ_NAME_BYTES_MAX);
-    g->name = gf[GF_NAME].v.str;
-    g->name_len = gf[GF_NAME].v.len;
     lrq_fmt_where_group(c, g, index);
 
     if ((rc = get_str(c, &gf[GF_SCHEME], "GRP-2")) != LRQ_OK)
@@ -167,16 +156,11 @@ static int parse_group(parse_ctx *const c, const uint64_t index, mp_reader *cons
     dims[1] = g->columns;
     if (lrq_fmt_section_lengths(NULL, &g->shared, dims, want) != LRQ_OK)
         return fail(c, "LIM-5", LRQ_ERR_FORMAT, "section sizes overflow 64 bits");
-    if (!table->found)
-        return missing(c, table, "GRP-5");
-    if (table->v.kind != MP_ARRAY)
-        return fail(c, "GRP-5", LRQ_ERR_FORMAT, "'sections' must be a list");
-    if (table->v.count != shared_count)
-        return fail(c, "GRP-5", LRQ_ERR_FORMAT, "%u shared sections; a %s group has %u",
-                    table->v.count, lrq_fmt_scheme_names[g->scheme], shared_count);
     g->first_section = f->n_sections;
-    if ((rc = lrq_fmt_read_entries(c, table, lrq_fmt_scheme_sections[g->scheme].kind,
-                                   shared_count, want, "GRP-5", "GRP-5")) != LRQ_OK)
+    if ((rc = lrq_fmt_read_entries(c, &gf[GF_SECTIONS], lrq_fmt_scheme_sections[g->scheme].kind,
+                                   shared_count, want, "GRP-5", "GRP-5",
+                                   g->scheme == LRQ_SCHEME_SIGNCUT ? "a signcut group"
+                                                                   : "an lplr group")) != LRQ_OK)
         return rc;
     f->n_groups++;
     return LRQ_OK;
@@ -292,13 +276,11 @@ int lrq_fmt_parse_member(parse_ctx *const c, const tensor_rec *const t, member_r
     lrq_file *const f = c->f;
     const group_rec *const g = &f->groups[member->group];
     field mf[MF_COUNT] = {FIELD("scheme"), FIELD("bits_l"), FIELD("scale_l"), FIELD("sections")};
-    const field *const table = &mf[MF_SECTIONS];
     const unsigned shared_count = lrq_fmt_shared_sections[g->scheme];
     const unsigned own_count = lrq_fmt_scheme_sections[g->scheme].count - shared_count;
     const size_t prefix = strlen(c->where);
     uint64_t want[LRQ_MAX_SECTIONS] = {0}, v;
     tile_rec tl;
-    mp_value head;
     void *grown;
     int rc;
 
@@ -313,12 +295,8 @@ int lrq_fmt_parse_member(parse_ctx *const c, const tensor_rec *const t, member_r
                     (unsigned long long)g->panel);
 
     (void)snprintf(c->where + prefix, sizeof c->where - prefix, " tile #0");
-    if (mp_read(r, &head) != LRQ_OK)
-        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable tile");
-    if (head.kind != MP_MAP)
-        return fail(c, "TIL-4", LRQ_ERR_FORMAT, "the tile is not a map");
-    if (read_fields(r, head.count, mf, MF_COUNT) != LRQ_OK)
-        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable tile");
+    if ((rc = read_map(c, r, mf, MF_COUNT, "TIL-4", "tile")) != LRQ_OK)
+        return rc;
     if ((rc = get_str(c, &mf[MF_SCHEME], "GRP-7")) != LRQ_OK)
         return rc;
     if (!mp_str_is(&mf[MF_SCHEME].v, lrq_fmt_scheme_names[g->scheme]))
@@ -334,16 +312,11 @@ int lrq_fmt_parse_member(parse_ctx *const c, const tensor_rec *const t, member_r
     }
     if (lrq_fmt_section_lengths(t, &tl, t->shape, want) != LRQ_OK)
         return fail(c, "LIM-5", LRQ_ERR_FORMAT, "section sizes overflow 64 bits");
-    if (!table->found)
-        return missing(c, table, "SEC-1");
-    if (table->v.kind != MP_ARRAY)
-        return fail(c, "SEC-1", LRQ_ERR_FORMAT, "'sections' must be a list");
-    if (table->v.count != own_count)
-        return fail(c, "SEC-1", LRQ_ERR_FORMAT, "the section table has %u entries; a %s member "
-                    "tile has %u", table->v.count, lrq_fmt_scheme_names[g->scheme], own_count);
     tl.first_section = f->n_sections;
-    if ((rc = lrq_fmt_read_entries(c, table, lrq_fmt_scheme_sections[g->scheme].kind + shared_count,
-                                   own_count, want + shared_count, "SEC-1", "SEC-2")) != LRQ_OK)
+    if ((rc = lrq_fmt_read_entries(c, &mf[MF_SECTIONS],
+                                   lrq_fmt_scheme_sections[g->scheme].kind + shared_count,
+                                   own_count, want + shared_count, "SEC-1", "SEC-2",
+                                   "a member tile")) != LRQ_OK)
         return rc;
     tl.in_group = member->group + 1;
     grown = lrq_fmt_grow(f->tiles, &f->cap_tiles, f->n_tiles, sizeof *f->tiles);

@@ -192,12 +192,19 @@ static int parse_params(const parse_ctx *const c, const tensor_rec *const t, fie
 /* See fields.h. */
 int lrq_fmt_read_entries(parse_ctx *const c, const field *const fl, const int *const kinds,
                          const unsigned count, const uint64_t *const want, const char *const rule,
-                         const char *const length_rule)
+                         const char *const length_rule, const char *const what)
 {
     lrq_file *const f = c->f;
     mp_reader r = fl->next;
     unsigned s;
 
+    if (!fl->found)
+        return missing(c, fl, rule);
+    if (fl->v.kind != MP_ARRAY)
+        return fail(c, rule, LRQ_ERR_FORMAT, "'sections' must be a list");
+    if (fl->v.count != count)
+        return fail(c, rule, LRQ_ERR_FORMAT, "the section table has %u entries; %s has %u",
+                    fl->v.count, what, count);
     for (s = 0; s < count; s++) {
         const int kind = kinds[s];
         mp_value head, e[4];
@@ -248,18 +255,13 @@ int lrq_fmt_read_entries(parse_ctx *const c, const field *const fl, const int *c
 static int parse_section_table(parse_ctx *const c, const field *const fl, tile_rec *const tl,
                                const uint64_t *const want)
 {
-    const unsigned count = lrq_fmt_scheme_sections[tl->scheme].count;
+    char what[32];
 
-    if (!fl->found)
-        return missing(c, fl, "SEC-1");
-    if (fl->v.kind != MP_ARRAY)
-        return fail(c, "SEC-1", LRQ_ERR_FORMAT, "'sections' must be a list");
-    if (fl->v.count != count)
-        return fail(c, "SEC-1", LRQ_ERR_FORMAT, "the section table has %u entries; scheme '%s' has %u",
-                    fl->v.count, lrq_fmt_scheme_names[tl->scheme], count);
+    (void)snprintf(what, sizeof what, "scheme '%s'", lrq_fmt_scheme_names[tl->scheme]);
     tl->first_section = c->f->n_sections;
-    return lrq_fmt_read_entries(c, fl, lrq_fmt_scheme_sections[tl->scheme].kind, count, want,
-                                "SEC-1", "SEC-2");
+    return lrq_fmt_read_entries(c, fl, lrq_fmt_scheme_sections[tl->scheme].kind,
+                                lrq_fmt_scheme_sections[tl->scheme].count, want, "SEC-1", "SEC-2",
+                                what);
 }
 
 /* One tile map ([TIL-4] and what it contains). */
@@ -273,19 +275,14 @@ static int parse_tile(parse_ctx *const c, tensor_rec *const t, const uint64_t in
     uint64_t origin[LRQ_MAX_NDIM], dims[LRQ_MAX_NDIM], want[LRQ_MAX_SECTIONS] = {0};
     const size_t prefix = strlen(c->where);
     tile_rec tl;
-    mp_value head;
     void *grown;
     size_t i;
     int rc;
 
     (void)snprintf(c->where + prefix, sizeof c->where - prefix, " tile #%llu",
                    (unsigned long long)index);
-    if (mp_read(r, &head) != LRQ_OK)
-        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable tile");
-    if (head.kind != MP_MAP)
-        return fail(c, "TIL-4", LRQ_ERR_FORMAT, "the tile is not a map");
-    if (read_fields(r, head.count, tf, TF_COUNT) != LRQ_OK)
-        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable tile");
+    if ((rc = read_map(c, r, tf, TF_COUNT, "TIL-4", "tile")) != LRQ_OK)
+        return rc;
     memset(&tl, 0, sizeof tl);
     if ((rc = get_str(c, &tf[TF_SCHEME], "TIL-4")) != LRQ_OK)
         return rc;
@@ -324,19 +321,15 @@ static int parse_tensor(parse_ctx *const c, const uint64_t index, mp_reader *con
     tensor_rec *t;
     member_rec *member;
     void *grown;
-    mp_value head, tiles;
+    mp_value tiles;
     mp_reader tr;
     uint64_t elements = 1, grid = 1, k;
     unsigned d, tile_ndim;
     int rc;
 
     set_where_tensor(c, NULL, index);
-    if (mp_read(r, &head) != LRQ_OK)
-        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable tensor");
-    if (head.kind != MP_MAP)
-        return fail(c, "TEN-1", LRQ_ERR_FORMAT, "the tensor is not a map");
-    if (read_fields(r, head.count, xf, XF_COUNT) != LRQ_OK)
-        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable tensor");
+    if ((rc = read_map(c, r, xf, XF_COUNT, "TEN-1", "tensor")) != LRQ_OK)
+        return rc;
     grown = lrq_fmt_grow(f->tensors, &f->cap_tensors, f->n_tensors, sizeof *f->tensors);
     if (grown == NULL)
         return oom(c, "the tensor table");
@@ -344,13 +337,8 @@ static int parse_tensor(parse_ctx *const c, const uint64_t index, mp_reader *con
     t = &f->tensors[f->n_tensors];
     memset(t, 0, sizeof *t);
 
-    if ((rc = get_str(c, &xf[XF_NAME], "TEN-2")) != LRQ_OK)
+    if ((rc = get_name(c, &xf[XF_NAME], "TEN-2", &t->name, &t->name_len)) != LRQ_OK)
         return rc;
-    if (xf[XF_NAME].v.len < 1 || xf[XF_NAME].v.len > LRQ_NAME_BYTES_MAX)
-        return fail(c, "TEN-2", LRQ_ERR_FORMAT, "the name has %u bytes; it needs 1 to %u",
-                    xf[XF_NAME].v.len, LRQ_NAME_BYTES_MAX);
-    t->name = xf[XF_NAME].v.str;
-    t->name_len = xf[XF_NAME].v.len;
     set_where_tensor(c, t, index);
 
     if ((rc = get_dims(c, &xf[XF_SHAPE], "TEN-3", t->shape, &t->ndim)) != LRQ_OK)
