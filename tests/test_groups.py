@@ -264,3 +264,19 @@ def test_groups_pickle_through_their_bytes(group, tmp_path):
         from_file = pickle.loads(pickle.dumps(f.groups["attn"]))
     for name in group:
         np.testing.assert_array_equal(from_file[name].decode(), group[name].decode())
+
+
+def _group_vectors():
+    import json
+
+    with open(os.path.join(HERE, "..", "conformance", "manifest.json")) as fh:
+        manifest = json.load(fh)
+    return [e for e in manifest["invalid"] if e["file"].split("/")[-1].startswith("xgrp")]
+
+
+@pytest.mark.parametrize("entry", _group_vectors(), ids=lambda e: e["file"].split("/")[-1])
+def test_the_c_parser_refuses_each_invalid_group_vector_with_its_class_and_rule(entry):
+    with open(os.path.join(HERE, "..", "conformance", entry["file"]), "rb") as fh:
+        data = fh.read()
+    with pytest.raises(getattr(lrq, entry["error"]), match=rf"\[{entry['rule']}\]"):
+        _native.ContainerFile(data, "content")

@@ -54,7 +54,7 @@ extern "C" {
  * The newest `.lrq` file format version this library implements.  It is
  * independent of the library version: it changes only when the format
  * specification (spec/lrq-format.md) changes.  Writers emit the lowest
- * version that holds their content (1.0 unless a 1.1 feature is used).  A
+ * version that holds their content (1.0 unless a 1.1 or 1.2 feature is used).  A
  * reader refuses a file whose major it does not know and accepts any minor
  * of a major it knows.
  */
