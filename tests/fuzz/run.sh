@@ -32,7 +32,7 @@ for harness in tests/fuzz/fuzz_*.c; do
         header_length=$(od -An -tu8 -j32 -N8 "$f" | tr -d ' ')
         required=$(od -An -tu1 -j16 -N1 "$f" | tr -d ' ')
         mode=$(printf '%03o' $(( (1 | (required & 3) << 1) )))
-        { printf "\\$mode"; tail -c +65 "$f" | head -c "$header_length"; } \
+        { printf "\\$mode"; head -c $((64 + header_length)) "$f" | tail -c "$header_length"; } \
             > "$work/corpus-$name/header-$(basename "$f")"
     done
     echo "fuzz: $name for ${seconds}s"
