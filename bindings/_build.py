@@ -92,6 +92,7 @@ int lrq_layout_unpack_signs_f32(const uint8_t *packed, size_t packed_len,
 #define LRQ_FILE_VERIFY_CONTENT ...
 #define LRQ_FORMAT_MINOR ...
 #define LRQ_REQUIRED_SIGNCUT_C16 ...
+#define LRQ_REQUIRED_SHARED_FACTOR ...
 #define LRQ_REQUIRED_KNOWN ...
 
 const char *lrq_dtype_name(int dtype);
@@ -110,6 +111,7 @@ typedef struct {
     uint64_t file_length;
     uint64_t tensor_count;
     uint64_t metadata_count;
+    uint64_t group_count;
     ...;
 } lrq_file_info;
 
@@ -144,6 +146,7 @@ typedef struct {
     uint64_t group;
     float scale_l;
     float scale_r;
+    uint64_t member_of;
     unsigned section_count;
     int section_kind[...];
     uint64_t section_offset[...];
@@ -151,6 +154,26 @@ typedef struct {
     uint32_t section_crc32c[...];
     ...;
 } lrq_tile_info;
+
+typedef struct {
+    const char *name;
+    size_t name_len;
+    int scheme;
+    uint64_t columns;
+    uint64_t panel;
+    uint64_t width;
+    uint64_t rank;
+    unsigned bits_r;
+    uint64_t group;
+    float scale_r;
+    uint64_t member_count;
+    unsigned section_count;
+    int section_kind[...];
+    uint64_t section_offset[...];
+    uint64_t section_length[...];
+    uint32_t section_crc32c[...];
+    ...;
+} lrq_group_info;
 
 int lrq_file_open_buffer(const void *data, size_t size, unsigned flags, lrq_file **out,
                          char *detail, size_t detail_size);
@@ -165,6 +188,9 @@ int lrq_file_tile(const lrq_file *file, uint64_t tensor, uint64_t tile, lrq_tile
 int lrq_file_section(lrq_file *file, uint64_t tensor, uint64_t tile, unsigned section,
                      const void **data, uint64_t *length, char *detail, size_t detail_size);
 int lrq_file_verify(lrq_file *file, unsigned flags, char *detail, size_t detail_size);
+int lrq_file_group(const lrq_file *file, uint64_t group, lrq_group_info *info);
+int lrq_file_group_member(const lrq_file *file, uint64_t group, uint64_t member,
+                          uint64_t *tensor);
 
 typedef struct lrq_tile lrq_tile;
 int lrq_tile_create_signcut_detail(lrq_tile **out, uint64_t m, uint64_t n, uint64_t w,

@@ -133,11 +133,33 @@ def test_dumps_loads_of_a_group_and_of_one_member(group):
     np.testing.assert_array_equal(lrq.loads(alone).decode(), group["k"].decode())
 
 
-def test_the_c_file_parser_refuses_a_group_file_as_unsupported(group):
-    # The C core implements 1.1: a 1.1 decoder refuses 1.2 files with
-    # UnsupportedError [PRE-4]; lrq reads them with its Python reader.
-    with pytest.raises(lrq.UnsupportedError, match="PRE-4"):
-        _native.ContainerFile(lrq.dumps(group), "none")
+def test_the_c_file_parser_reads_groups_and_their_members_as_whole_tiles(group):
+    parsed = _native.ContainerFile(lrq.dumps(group), "content")
+    (g,) = parsed.groups()
+    kinds = lrq.format.SHARED_KINDS[group.scheme]
+    assert (g["name"], g["scheme"], g["columns"]) == ("group", group.scheme, 40)
+    assert [parsed.tensor(i)["name"] for i in g["members"]] == list(group)
+    assert [entry[0] for entry in g["sections"]] == list(kinds)
+    for i in g["members"]:
+        tile = parsed.tile(i, 0)
+        # A member tile is a tile of its scheme whose first sections are the group's.
+        assert tile["sections"][:len(kinds)] == g["sections"]
+        assert [entry[0] for entry in tile["sections"]] == list(lrq.format.SECTION_KINDS[group.scheme])
+        assert tile["params"] == group[parsed.tensor(i)["name"]]._record.tiles[0].params
+        assert {k: tile["params"][k] for k in g["params"]} == g["params"]
+
+
+def test_an_opened_member_streams_from_the_mapping(group, tmp_path):
+    lrq.save(tmp_path / "g.lrq", {"attn": group})
+    x = np.random.default_rng(9).standard_normal(40).astype(np.float32)
+    with lrq.open(tmp_path / "g.lrq") as f:
+        q = f["q"]
+        sections = q._record.tiles[0].sections
+        assert all(s.data.obj is f._map and not s.verified for s in sections.values())  # views, unchecked yet
+        np.testing.assert_array_equal(q @ x, group["q"] @ x)
+        assert all(s.verified for s in sections.values())  # checked by C on first use [SEC-7]
+        kinds = lrq.format.SHARED_KINDS[group.scheme]
+        assert all(f["k"]._record.tiles[0].sections[k] is sections[k] for k in kinds)
 
 
 def test_a_read_group_whose_lplr_members_have_their_own_scale_l_computes_member_by_member():
@@ -242,3 +264,19 @@ def test_groups_pickle_through_their_bytes(group, tmp_path):
         from_file = pickle.loads(pickle.dumps(f.groups["attn"]))
     for name in group:
         np.testing.assert_array_equal(from_file[name].decode(), group[name].decode())
+
+
+def _group_vectors():
+    import json
+
+    with open(os.path.join(HERE, "..", "conformance", "manifest.json")) as fh:
+        manifest = json.load(fh)
+    return [e for e in manifest["invalid"] if e["file"].split("/")[-1].startswith("xgrp")]
+
+
+@pytest.mark.parametrize("entry", _group_vectors(), ids=lambda e: e["file"].split("/")[-1])
+def test_the_c_parser_refuses_each_invalid_group_vector_with_its_class_and_rule(entry):
+    with open(os.path.join(HERE, "..", "conformance", entry["file"]), "rb") as fh:
+        data = fh.read()
+    with pytest.raises(getattr(lrq, entry["error"]), match=rf"\[{entry['rule']}\]"):
+        _native.ContainerFile(data, "content")

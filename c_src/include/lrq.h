@@ -54,12 +54,12 @@ extern "C" {
  * The newest `.lrq` file format version this library implements.  It is
  * independent of the library version: it changes only when the format
  * specification (spec/lrq-format.md) changes.  Writers emit the lowest
- * version that holds their content (1.0 unless a 1.1 feature is used).  A
+ * version that holds their content (1.0 unless a 1.1 or 1.2 feature is used).  A
  * reader refuses a file whose major it does not know and accepts any minor
  * of a major it knows.
  */
 #define LRQ_FORMAT_MAJOR 1
-#define LRQ_FORMAT_MINOR 1
+#define LRQ_FORMAT_MINOR 2
 
 /*
  * Feature flags of the preamble's required_features (format spec §4).  A
@@ -70,9 +70,14 @@ extern "C" {
  *     stores its weights c as binary16 times a power-of-two "c_scale"
  *     (spec §10.2).  A writer sets it, with minor 1, exactly when a tile
  *     does; files without such tiles stay 1.0 with no flags.
+ * LRQ_REQUIRED_SHARED_FACTOR (bit 1, since format 1.2): the file has groups
+ *     of tensors that share one right factor, stored once (spec §10.4; see
+ *     lrq_file_group()).  A writer sets it, with minor 2, exactly when the
+ *     file has a group.
  */
 #define LRQ_REQUIRED_SIGNCUT_C16 (UINT64_C(1) << 0)
-#define LRQ_REQUIRED_KNOWN LRQ_REQUIRED_SIGNCUT_C16
+#define LRQ_REQUIRED_SHARED_FACTOR (UINT64_C(1) << 1)
+#define LRQ_REQUIRED_KNOWN (LRQ_REQUIRED_SIGNCUT_C16 | LRQ_REQUIRED_SHARED_FACTOR)
 
 /*
  * lrq_version_number -- the library version of the code actually linked.
@@ -335,7 +340,8 @@ const char *lrq_isa_name(void);
  *   At open (always): the preamble ([PRE-*]), the header checksum
  *   ([PRE-9]), the msgpack profile and its limits ([HDR-1..4], [LIM-*]),
  *   every header value ([HDR-5..8], [TEN-*], [TIL-*], [DN-1], [DN-2],
- *   [SC-1], [LP-1], [LP-2], [SEC-1], [SEC-2]), and the placement of every
+ *   [SC-1], [LP-1], [LP-2], [SEC-1], [SEC-2], and in format 1.2 the groups,
+ *   [GRP-1..8]), and the placement of every
  *   section: canonical offsets, zero padding between sections, no trailing
  *   bytes ([SEC-3], [SEC-4], [SEC-5]).  This reads the preamble, the header
  *   and at most 4095 padding bytes per section -- never the sections.
@@ -501,6 +507,8 @@ typedef struct lrq_file_info {
     uint64_t file_length;       /* the file's size */
     uint64_t tensor_count;      /* entries of "tensors", 0 .. 65536 */
     uint64_t metadata_count;    /* entries of "metadata", 0 .. 64 */
+    uint64_t group_count;       /* groups (spec §10.4), 0 .. 65536; 0 unless
+                                   LRQ_REQUIRED_SHARED_FACTOR is set */
 } lrq_file_info;
 
 /*
@@ -586,6 +594,13 @@ typedef struct lrq_tile_info {
     unsigned bits_l, bits_r;       /* lplr: 1 .. 8 */
     uint64_t group;                /* lplr: g */
     float scale_l, scale_r;        /* lplr: the binary32 super-scales */
+    /* For the tile of a group member (spec §10.4): the group's index + 1
+     * (see lrq_file_group()); 0 for any other tile.  A member tile is
+     * described as a whole tile of its scheme: the group's shared
+     * parameters (width; or rank, bits_r, group, scale_r) are filled in
+     * above, and its section table lists the group's shared sections
+     * (c and tt; or r_codes and r_scales) first, then its own. */
+    uint64_t member_of;
     /* The section table, in the scheme's order (see LRQ_SECTION_*).
      * Entries past section_count are 0.  Offsets and lengths are already
      * proven to lie inside the file; the bytes themselves are not yet
@@ -605,6 +620,54 @@ typedef struct lrq_tile_info {
  * of range.  Thread safety: safe.
  */
 int lrq_file_tile(const lrq_file *file, uint64_t tensor, uint64_t tile, lrq_tile_info *info);
+
+/* What the header says about one group (spec §10.4, format 1.2): named
+ * tensors, its members, that share one right factor stored once.  Every
+ * member is a one-tile 2-D float tensor of `columns` columns whose tile
+ * lrq_file_tile() describes as a whole tile of the group's scheme, so the
+ * members are read and computed with like any other tensor. */
+typedef struct lrq_group_info {
+    const char *name;  /* UTF-8 inside the caller's buffer, NOT NUL-terminated */
+    size_t name_len;   /* 1 .. 1024 bytes; group names are their own name space */
+    int scheme;        /* LRQ_SCHEME_SIGNCUT or LRQ_SCHEME_LPLR */
+    uint64_t columns;  /* n, every member's number of columns */
+    uint64_t panel;    /* KP of the shared factor and of every member */
+    /* The shared parameters; those of the other scheme are 0. */
+    uint64_t width;    /* signcut: w */
+    uint64_t rank;     /* lplr: r */
+    unsigned bits_r;   /* lplr: 1 .. 8 */
+    uint64_t group;    /* lplr: g */
+    float scale_r;     /* lplr: the binary32 super-scale of R */
+    uint64_t member_count; /* 1 .. 65536; see lrq_file_group_member() */
+    /* The shared sections, as in lrq_tile_info (c, tt; or r_codes,
+     * r_scales).  Their bytes are checked through a member: call
+     * lrq_file_section() on a member tile's first sections. */
+    unsigned section_count;
+    int section_kind[LRQ_MAX_SECTIONS];
+    uint64_t section_offset[LRQ_MAX_SECTIONS];
+    uint64_t section_length[LRQ_MAX_SECTIONS];
+    uint32_t section_crc32c[LRQ_MAX_SECTIONS];
+} lrq_group_info;
+
+/*
+ * lrq_file_group -- describe group number `group` (0 .. group_count - 1, in
+ * the order of the header's "groups").
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or an index out
+ * of range.  Thread safety: safe.
+ */
+int lrq_file_group(const lrq_file *file, uint64_t group, lrq_group_info *info);
+
+/*
+ * lrq_file_group_member -- the tensor index (as for lrq_file_tensor()) of
+ * member number `member` (0 .. member_count - 1, in the group's order) of
+ * group `group`.
+ *
+ * Returns LRQ_OK, or LRQ_ERR_ARGUMENT for a NULL pointer or an index out
+ * of range.  Thread safety: safe.
+ */
+int lrq_file_group_member(const lrq_file *file, uint64_t group, uint64_t member,
+                          uint64_t *tensor);
 
 /*
  * lrq_file_section -- the bytes of one section, verified.

@@ -389,6 +389,38 @@ class ContainerFile:
         return {"scheme": scheme, "origin": tuple(t.origin[0:ndim]), "shape": tuple(t.shape[0:ndim]),
                 "params": params, "sections": sections}
 
+    def groups(self) -> list:
+        """The groups of a 1.2 file (spec §10.4), in header order: dicts with
+        name, scheme, columns, panel, params (the shared ones: width; or
+        rank, bits_r, group, scale_r), members (tensor indices, in the
+        group's order) and sections [(kind, offset, length, crc)] (the shared
+        ones).  A member's tile (:meth:`tile`) is a whole tile of its scheme
+        whose first sections are these; check their bytes through it."""
+        info = ffi.new("lrq_group_info *")
+        tensor = ffi.new("uint64_t *")
+        out = []
+        for g in range(int(self._info.group_count)):
+            _check(lib.lrq_file_group(self._handle, g, info), "lrq_file_group")
+            scheme = _name(lib.lrq_scheme_name, info.scheme)
+            if scheme == "signcut":
+                params = {"width": int(info.width)}
+            else:
+                params = {"rank": int(info.rank), "bits_r": int(info.bits_r), "group": int(info.group),
+                          "scale_r": float(info.scale_r)}
+            members = []
+            for k in range(int(info.member_count)):
+                _check(lib.lrq_file_group_member(self._handle, g, k, tensor), "lrq_file_group_member")
+                members.append(int(tensor[0]))
+            sections = [
+                (_name(lib.lrq_section_kind_name, info.section_kind[s]), int(info.section_offset[s]),
+                 int(info.section_length[s]), int(info.section_crc32c[s]))
+                for s in range(info.section_count)
+            ]
+            out.append({"name": ffi.unpack(info.name, info.name_len).decode("utf-8"), "scheme": scheme,
+                        "columns": int(info.columns), "panel": int(info.panel), "params": params,
+                        "members": members, "sections": sections})
+        return out
+
     def dense_layout(self, tensor: int, count: int):
         """(tile, origin, shape, storage, offset, length) of every tile of ``tensor``, in grid order.
 
@@ -587,11 +619,25 @@ class Tile:
         return out
 
 
-def _tile(create, args, keep, shape, scheme, what):
+def _tile(create, args, bufs, sources, shape, scheme, what):
+    """A Tile over the borrowed ``bufs`` of the section buffers ``sources``.
+
+    The tile keeps a memoryview of each source, which pins its memory (an
+    mmap cannot close, a bytearray cannot resize while a view exports it),
+    and the cffi buffers are released at once: a cffi buffer over a
+    memoryview that outlives it in a reference cycle (a tile of a matrix of
+    an unclosed ``lrq.File``) can be freed by the garbage collector after
+    the view it exports, which crashes CPython 3.11.
+    """
     out = ffi.new("lrq_tile **")
     detail = ffi.new("char[]", lib.LRQ_DETAIL_SIZE)
-    # The C message leads with the spec rule and names the section.
-    _check_file(create(out, *args, detail, lib.LRQ_DETAIL_SIZE), what, detail)
+    keep = [memoryview(source) for source in sources]
+    try:
+        # The C message leads with the spec rule and names the section.
+        _check_file(create(out, *args, detail, lib.LRQ_DETAIL_SIZE), what, detail)
+    finally:
+        for buf in bufs:
+            ffi.release(buf)
     return Tile(ffi.gc(out[0], lib.lrq_tile_free), keep, shape, scheme)
 
 
@@ -606,8 +652,9 @@ def signcut_tile(m: int, n: int, w: int, panel: int, c, tt, s, c_scale=None) -> 
             _integer(panel, "panel", 0, _U64_MAX))
     flat = [x for b in bufs for x in (b, len(b))]
     if c_scale is None:
-        return _tile(lib.lrq_tile_create_signcut_detail, (*args, *flat), bufs, (m, n), "signcut", "lrq_tile_create_signcut")
-    return _tile(lib.lrq_tile_create_signcut_c16_detail, (*args, float(c_scale), *flat), bufs, (m, n), "signcut",
+        return _tile(lib.lrq_tile_create_signcut_detail, (*args, *flat), bufs, (c, tt, s), (m, n), "signcut",
+                     "lrq_tile_create_signcut")
+    return _tile(lib.lrq_tile_create_signcut_c16_detail, (*args, float(c_scale), *flat), bufs, (c, tt, s), (m, n), "signcut",
                  "lrq_tile_create_signcut_c16")
 
 
@@ -623,7 +670,8 @@ def lplr_tile(m: int, n: int, params: dict, panel: int, r_codes, r_scales, l_cod
         float(params["scale_l"]), float(params["scale_r"]), _integer(panel, "panel", 0, _U64_MAX),
     )
     flat = [x for b in bufs for x in (b, len(b))]
-    return _tile(lib.lrq_tile_create_lplr_detail, (*args, *flat), bufs, (m, n), "lplr", "lrq_tile_create_lplr")
+    return _tile(lib.lrq_tile_create_lplr_detail, (*args, *flat), bufs, (r_codes, r_scales, l_codes, l_scales), (m, n),
+                 "lplr", "lrq_tile_create_lplr")
 
 
 __all__ = [

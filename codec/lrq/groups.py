@@ -17,16 +17,16 @@ matrix; only saving the group itself writes a 1.2 file with the factor once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from typing import Iterator, Optional
 
-import msgpack
 import numpy as np
 
 from . import _native
 from . import format as container
-from .errors import ArgumentError, ChecksumError, FormatError, UnsupportedError
+from .errors import ArgumentError
 from .format import make_section
 from .matrix import Matrix, _StoredSize
 
@@ -169,21 +169,29 @@ class Group(_StoredSize, Mapping):
         self._owner = owner
         self.rel_error = rel_error
         self._nbytes: Optional[int] = None
-        tiles = [m._record.tiles[0] for m in self._members.values()]
-        first = tiles[0]
-        self.scheme = first.scheme
+        first = next(iter(self._members.values()))._record
+        self.scheme = first.tiles[0].scheme
         self.columns = first.shape[1]
-        self._panel = next(iter(self._members.values()))._record.panel
+        self._panel = first.panel
         self._bounds = []
         row = 0
         for m in self._members.values():
             self._bounds.append((row, row + m.shape[0]))
             row += m.shape[0]
-        self._shared = _shares_factor(tiles)
-        self._stackable = _shares_factor(tiles, stacked=True)
         # How many products of the shared factor this group computed (one
         # per G @ x); tests read it to see that members share the work.
         self.shared_products = 0
+
+    # Whether the members share one right factor, and whether they also
+    # stack exactly into one tile: found on first use, so that opening a
+    # file of many groups builds no member's tile record.
+    @functools.cached_property
+    def _shared(self) -> bool:
+        return _shares_factor([m._record.tiles[0] for m in self._members.values()])
+
+    @functools.cached_property
+    def _stackable(self) -> bool:
+        return _shares_factor([m._record.tiles[0] for m in self._members.values()], stacked=True)
 
     def __getitem__(self, name: str) -> Matrix:
         return self._members[name]
@@ -386,10 +394,11 @@ def _relative_error(a: np.ndarray, approx: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------- reader
-# The C file parser implements format 1.1: it refuses a file that sets
-# shared_factor as unsupported [PRE-4].  Until it learns groups, a 1.2 file
-# is parsed here, rule for rule as the C parser and the spec's order of
-# checks (§15), into the records the C parser builds; member tiles are
+# The C file parser implements format 1.2 (groups included): it refuses a
+# file that sets signcut_tensor as unsupported [PRE-4].  Until it learns
+# tensor tiles (§10.5), a 1.3 file is parsed here, rule for rule as the C
+# parser and the spec's order of checks (§15), into the records the C parser
+# builds; member tiles are
 # resolved into ordinary tiles whose shared sections are the group's (views
 # of the same bytes), so every product still runs in the C kernels, and every
 # section is checked by C on first use ([SEC-6] here, content rules when the

@@ -77,9 +77,13 @@ class _FileTiles(Sequence):
     than the file's own size, and this keeps open cheap as well).
     """
 
-    def __init__(self, parsed: _native.ContainerFile, tensor: int, count: int, verified: bool):
+    def __init__(self, parsed: _native.ContainerFile, tensor: int, count: int, verified: bool,
+                 shared: Optional[dict] = None):
         self._parsed, self._tensor, self._verified = parsed, tensor, verified
         self._records = [None] * count
+        # A group member's shared sections (spec §10.4): the group's section
+        # objects, the same for every member, in place of its own.
+        self._shared = shared or {}
 
     def __len__(self) -> int:
         return len(self._records)
@@ -92,7 +96,8 @@ class _FileTiles(Sequence):
             index = operator.index(index) % len(self._records)
             tile = self._parsed.tile(self._tensor, index)
             sections = {
-                entry[0]: _CheckedSection(self._parsed, (self._tensor, index, s), entry, self._verified)
+                entry[0]: self._shared[entry[0]] if entry[0] in self._shared
+                else _CheckedSection(self._parsed, (self._tensor, index, s), entry, self._verified)
                 for s, entry in enumerate(tile["sections"])
             }
             record = format.TileRecord(tile["origin"], tile["shape"], tile["scheme"], tile["params"], sections)
@@ -115,15 +120,11 @@ class _FileTiles(Sequence):
 
 
 def _parse(buf, *, verify: bool) -> format.FileRecord:
-    """Parse and validate a whole `.lrq` file with the C core.
-
-    Builds the same records as the reference parser (``lrq.reference``, which
-    keeps its own pure-Python parser), with section views into ``buf``; tile
-    records are built when first used.  With ``verify`` every section's
-    checksum and content rules are checked now (all checksums first);
-    otherwise each section is checked on first use.
-    """
-    record = _parse_grouped(buf, verify) if _parsed_in_python(buf) else _parse_plain(buf, verify)
+    """Parse and validate a whole `.lrq` file with the C core (:func:`_parse_c`)
+    -- a 1.3 file with order-d signcut tensors, which the C parser does not
+    read yet, with the reader of lrq.groups -- then the private-release
+    records of a file that has them."""
+    record = _parse_grouped(buf, verify) if _parsed_in_python(buf) else _parse_c(buf, verify)
     if record.optional_features & format.PRIVATE_RELEASE:
         # The parsers above ignore the record, as [PRE-5] and [HDR-9] let
         # any decoder; the record's rules are checked here.
@@ -135,30 +136,51 @@ def _parse(buf, *, verify: bool) -> format.FileRecord:
     return record
 
 
-def _parse_plain(buf, verify: bool) -> format.FileRecord:
+def _parse_c(buf, verify: bool) -> format.FileRecord:
+    """The records of a file parsed and validated by the C core.
+
+    Builds the same records as the reference parser (``lrq.reference``, which
+    keeps its own pure-Python parser), with section views into ``buf``; tile
+    records are built when first used.  With ``verify`` every section's
+    checksum and content rules are checked now (all checksums first);
+    otherwise each section is checked on first use.  A group member's tile
+    is a whole tile of its scheme whose shared sections are the group's
+    section objects (spec §10.4), so members compute as any matrix and
+    ``lrq.Group`` sees at once that they share them.
+    """
     parsed = _native.ContainerFile(buf, "content" if verify else "none")
+    group_records, shared = [], {}
+    for g in parsed.groups():
+        first = g["members"][0]  # the shared sections are checked through a member tile's first sections
+        sections = {entry[0]: _CheckedSection(parsed, (first, 0, s), entry, verify)
+                    for s, entry in enumerate(g["sections"])}
+        shared.update((member, sections) for member in g["members"])
+        group_records.append((g, sections))
     tensors = []
     for i in range(len(parsed)):
         t = parsed.tensor(i)
-        tiles = _FileTiles(parsed, i, t["tile_count"], verify)
+        tiles = _FileTiles(parsed, i, t["tile_count"], verify, shared.get(i))
         # The informational "encoder" map comes back as the msgpack bytes C
         # already checked against the header profile; decoding them cannot fail.
         encoder = msgpack.unpackb(t["encoder"], raw=False) if t["encoder"] is not None else None
         tensors.append(format.TensorRecord(t["name"], t["shape"], t["dtype"], t["tile_shape"], t["panel"],
                                            tiles, t["rel_error"], encoder))
+    groups_read = [format.GroupRecord(g["name"], g["scheme"], g["columns"], g["panel"], g["params"],
+                                      [tensors[m].name for m in g["members"]], sections)
+                   for g, sections in group_records]
     required, optional = parsed.features
-    return format.FileRecord(tensors, parsed.metadata(), required, optional, parsed.minor)
+    return format.FileRecord(tensors, parsed.metadata(), required, optional, parsed.minor, groups_read)
 
 
 def _parsed_in_python(buf) -> bool:
-    """Whether a file sets shared_factor or signcut_tensor (and no bit this
-    library does not know): a 1.2 file with groups or a 1.3 file with
-    order-d signcut tensors, which the Python reader parses (lrq.groups)."""
+    """Whether a file sets signcut_tensor (and no bit this library does not
+    know): a 1.3 file with order-d signcut tensors, which the Python reader
+    parses (lrq.groups)."""
     head = memoryview(buf).cast("B")[:24]
     if len(head) < 24 or bytes(head[:8]) != format.MAGIC or int.from_bytes(head[8:10], "little") != format.FORMAT_MAJOR:
         return False
     required = int.from_bytes(head[16:24], "little")
-    return bool(required & (format.SHARED_FACTOR | format.SIGNCUT_TENSOR)) and not required & ~format.KNOWN_REQUIRED_FEATURES
+    return bool(required & format.SIGNCUT_TENSOR) and not required & ~format.KNOWN_REQUIRED_FEATURES
 
 
 def _parse_grouped(buf, verify: bool) -> format.FileRecord:

@@ -14,6 +14,11 @@
  *   odd:  the msgpack header of a file whose preamble this harness writes,
  *         with the right lengths and checksum, followed by nothing: this is
  *         the mode that reaches the msgpack reader and the header rules.
+ *         The first byte's higher bits are the preamble's required
+ *         features (bit 1: signcut_c16, bit 2: shared_factor), so that the
+ *         rules of format 1.1 and of 1.2's groups (spec §10.4) are reached
+ *         too; run.sh seeds this mode with the headers of the conformance
+ *         vectors, those with groups among them.
  *
  * Each accepted file is walked through every accessor, every section is
  * fetched (which runs its checksum and content checks), and every small
@@ -67,6 +72,33 @@ static void decode_tile(lrq_file *const f, const uint64_t t, const uint64_t k,
     lrq_tile_free(tile);
 }
 
+/* Every group's members are tensors whose tile reads the group's shared
+ * sections (spec §10.4): what a reader of the group relies on. */
+static void walk_groups(lrq_file *const f, const lrq_file_info *const info)
+{
+    uint64_t g, m, tensor;
+    unsigned s;
+
+    for (g = 0; g < info->group_count; g++) {
+        lrq_group_info gi;
+        if (lrq_file_group(f, g, &gi) != LRQ_OK || gi.member_count == 0 || gi.section_count == 0)
+            abort();
+        for (m = 0; m < gi.member_count; m++) {
+            lrq_tile_info tl;
+            if (lrq_file_group_member(f, g, m, &tensor) != LRQ_OK || tensor >= info->tensor_count ||
+                lrq_file_tile(f, tensor, 0, &tl) != LRQ_OK || tl.member_of != g + 1 ||
+                tl.scheme != gi.scheme || tl.shape[1] != gi.columns)
+                abort();
+            for (s = 0; s < gi.section_count; s++)
+                if (tl.section_kind[s] != gi.section_kind[s] ||
+                    tl.section_offset[s] != gi.section_offset[s])
+                    abort();
+        }
+    }
+    if (lrq_file_group(f, info->group_count, &(lrq_group_info){0}) != LRQ_ERR_ARGUMENT)
+        abort();
+}
+
 static void walk(lrq_file *const f)
 {
     lrq_file_info info;
@@ -102,6 +134,7 @@ static void walk(lrq_file *const f)
             decode_tile(f, t, k, &tl, ti.panel);
         }
     }
+    walk_groups(f, &info);
 }
 
 static void put_le64(uint8_t *const p, const uint64_t v)
@@ -136,7 +169,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *const data, const size_t size)
         if (file == NULL)
             return 0;
         memcpy(file, magic, 8);
-        file[8] = 1; /* major 1, minor 0, no features */
+        file[8] = 1; /* major 1 */
+        put_le64(file + 16, (uint64_t)(data[0] >> 1) & LRQ_REQUIRED_KNOWN);
+        file[10] = file[16] & LRQ_REQUIRED_SHARED_FACTOR ? 2 : file[16] ? 1 : 0; /* the minor [VER-2] */
         put_le64(file + 32, size - 1);
         put_le64(file + 40, file_size);
         memcpy(file + 64, data + 1, size - 1);

@@ -23,9 +23,17 @@ for harness in tests/fuzz/fuzz_*.c; do
     name=$(basename "$harness" .c)
     build "$harness" -o "$work/$name"
     mkdir -p "$work/corpus-$name"
-    # Seeds: every valid vector as a whole file (even first byte = whole-file mode).
+    # Seeds: every valid vector as a whole file (even first byte = whole-file
+    # mode), and its header alone (odd first byte = header mode, its higher
+    # bits the file's required features: the group vectors' headers reach
+    # the group rules of spec §10.4 this way).
     for f in conformance/v1/valid/*.lrq; do
         { printf '\0'; cat "$f"; } > "$work/corpus-$name/$(basename "$f")"
+        header_length=$(od -An -tu8 -j32 -N8 "$f" | tr -d ' ')
+        required=$(od -An -tu1 -j16 -N1 "$f" | tr -d ' ')
+        mode=$(printf '%03o' $(( (1 | (required & 3) << 1) )))
+        { printf "\\$mode"; head -c $((64 + header_length)) "$f" | tail -c "$header_length"; } \
+            > "$work/corpus-$name/header-$(basename "$f")"
     done
     echo "fuzz: $name for ${seconds}s"
     status=0

@@ -53,6 +53,8 @@ extern const lrq_fmt_dtype lrq_fmt_dtypes[DTYPE_COUNT];
 extern const char *const lrq_fmt_scheme_names[SCHEME_COUNT]; /* by LRQ_SCHEME_* */
 extern const char *const lrq_fmt_kind_names[KIND_COUNT];     /* by LRQ_SECTION_* */
 extern const lrq_fmt_sections lrq_fmt_scheme_sections[SCHEME_COUNT];
+/* How many of a scheme's sections (its first ones) a group shares (§10.4). */
+extern const unsigned lrq_fmt_shared_sections[SCHEME_COUNT];
 
 /* The handle */
 
@@ -79,7 +81,8 @@ typedef struct {
     float c_scale;
     uint64_t group;
     float scale_l, scale_r;
-    uint64_t first_section;
+    uint64_t first_section; /* its own sections; see lrq_fmt_tile_section() */
+    uint32_t in_group;      /* a member tile (spec §10.4): its group's index + 1; else 0 */
 } tile_rec;
 
 typedef struct {
@@ -104,6 +107,30 @@ typedef struct {
     uint32_t key_len, value_len;
 } meta_rec;
 
+/* A group (spec §10.4).  Its shared parameters are held in the form of a
+ * tile's (width, or rank, bits_r, group, scale_r), so a member tile copies
+ * them; its shared sections are the first `shared` sections of its scheme
+ * (lrq_fmt_shared_sections), stored from first_section on. */
+typedef struct {
+    const uint8_t *name;
+    uint32_t name_len;
+    int scheme;
+    uint64_t columns, panel;
+    tile_rec shared;
+    uint64_t first_member; /* into lrq_file.members */
+    uint32_t member_count;
+    uint64_t first_section;
+} group_rec;
+
+/* One name of a group's "members", and the tensor it names once found. */
+#define MEMBER_UNMATCHED UINT64_MAX
+typedef struct {
+    const uint8_t *name;
+    uint32_t name_len;
+    uint32_t group;
+    uint64_t tensor; /* MEMBER_UNMATCHED until the tensor is read */
+} member_rec;
+
 struct lrq_file {
     const uint8_t *data;
     uint64_t size;
@@ -120,6 +147,11 @@ struct lrq_file {
     section_rec *sections;
     uint64_t n_sections, cap_sections;
     uint32_t *by_name; /* tensor indices sorted by name */
+    group_rec *groups; /* format 1.2 groups (groups.c) */
+    uint64_t n_groups, cap_groups;
+    member_rec *members;
+    uint64_t n_members, cap_members;
+    uint32_t *members_by_name; /* member indices sorted by name */
 
     meta_rec meta[LRQ_MP_MAX_MAP];
     unsigned n_meta;
@@ -204,6 +236,15 @@ static inline int is_power_of_two(const uint64_t x)
     return x != 0 && (x & (x - 1)) == 0;
 }
 
+/* Names compare by length, then bytes: an order for sorting and search. */
+static inline int lrq_fmt_bytes_cmp(const uint8_t *const a, const uint32_t a_len,
+                                    const uint8_t *const b, const uint32_t b_len)
+{
+    if (a_len != b_len)
+        return a_len < b_len ? -1 : 1;
+    return memcmp(a, b, a_len);
+}
+
 static inline int dtype_code(const mp_value *const v)
 {
     size_t i;
@@ -215,11 +256,28 @@ static inline int dtype_code(const mp_value *const v)
 
 /* The steps (each file's banner says which part of spec §15). */
 void *lrq_fmt_grow(void *const array, uint64_t *const cap, const uint64_t used, const size_t elem);
+/* Sort `order` (n indices) by cmp(ctx, a, b), stably; LRQ_ERR_MEMORY if the
+ * scratch array cannot be had. */
+typedef int (*lrq_fmt_index_cmp)(const void *ctx, uint32_t a, uint32_t b);
+int lrq_fmt_sort_indices(uint32_t *const order, const uint64_t n, const lrq_fmt_index_cmp cmp,
+                         const void *const ctx);
+/* The index in lrq_file.sections of section `s` (scheme order) of a tile:
+ * a member tile's shared sections are its group's. */
+static inline uint64_t lrq_fmt_tile_section(const lrq_file *const f, const tile_rec *const tl,
+                                            const unsigned s)
+{
+    const unsigned shared = tl->in_group ? lrq_fmt_shared_sections[tl->scheme] : 0;
+    if (s < shared)
+        return f->groups[tl->in_group - 1].first_section + s;
+    return tl->first_section + (s - shared);
+}
 int lrq_fmt_check_preamble(const uint8_t *const p, const size_t size, char *const detail,
                           const size_t dn);
 void lrq_fmt_tile_geometry(const tensor_rec *const t, const uint64_t index, uint64_t *const origin,
                           uint64_t *const dims);
 int lrq_fmt_name_cmp(const tensor_rec *const a, const tensor_rec *const b);
+int lrq_fmt_section_lengths(const tensor_rec *const t, const tile_rec *const tl,
+                            const uint64_t *const dims, uint64_t *const len);
 int lrq_fmt_parse_header(parse_ctx *const c);
 int lrq_fmt_check_placement(parse_ctx *const c);
 int lrq_fmt_ensure_section(lrq_file *const f, const uint64_t tensor, const uint64_t tile,

@@ -24,6 +24,39 @@ void *lrq_fmt_grow(void *const array, uint64_t *const cap, const uint64_t used, 
     return p;
 }
 
+/* See container.h.  A bottom-up merge sort: qsort() has no context pointer
+ * in C99, and a file-scope pointer to the records would be global mutable
+ * state. */
+int lrq_fmt_sort_indices(uint32_t *const order, const uint64_t n, const lrq_fmt_index_cmp cmp,
+                         const void *const ctx)
+{
+    uint32_t *tmp;
+    uint64_t width;
+
+    if (n < 2)
+        return LRQ_OK;
+    tmp = malloc(n * sizeof *tmp);
+    if (tmp == NULL)
+        return LRQ_ERR_MEMORY;
+    for (width = 1; width < n; width *= 2) {
+        uint64_t lo;
+        for (lo = 0; lo < n; lo += 2 * width) {
+            const uint64_t mid = lo + width < n ? lo + width : n;
+            const uint64_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            uint64_t a = lo, b = mid, o = lo;
+            while (a < mid || b < hi) {
+                if (b >= hi || (a < mid && cmp(ctx, order[a], order[b]) <= 0))
+                    tmp[o++] = order[a++];
+                else
+                    tmp[o++] = order[b++];
+            }
+        }
+        memcpy(order, tmp, n * sizeof *tmp);
+    }
+    free(tmp);
+    return LRQ_OK;
+}
+
 void lrq_file_free(lrq_file *const file)
 {
     unsigned i;
@@ -37,6 +70,9 @@ void lrq_file_free(lrq_file *const file)
     free(file->tiles);
     free(file->sections);
     free(file->by_name);
+    free(file->groups);
+    free(file->members);
+    free(file->members_by_name);
     free(file);
 }
 
@@ -119,6 +155,7 @@ int lrq_file_get_info(const lrq_file *const file, lrq_file_info *const info)
     info->file_length = file->size;
     info->tensor_count = file->n_tensors;
     info->metadata_count = file->n_meta;
+    info->group_count = file->n_groups;
     return LRQ_OK;
 }
 
@@ -186,6 +223,16 @@ int lrq_file_find_tensor(const lrq_file *const file, const char *const name,
     return LRQ_ERR_ARGUMENT;
 }
 
+/* Entry s of the section table of lrq_tile_info or lrq_group_info. */
+static void describe_section(const section_rec *const sr, const unsigned s, int *const kind,
+                             uint64_t *const offset, uint64_t *const length, uint32_t *const crc)
+{
+    kind[s] = sr->kind;
+    offset[s] = sr->offset;
+    length[s] = sr->length;
+    crc[s] = sr->crc;
+}
+
 int lrq_file_tile(const lrq_file *const file, const uint64_t tensor, const uint64_t tile,
                   lrq_tile_info *const info)
 {
@@ -215,14 +262,12 @@ int lrq_file_tile(const lrq_file *const file, const uint64_t tensor, const uint6
         info->scale_l = tl->scale_l;
         info->scale_r = tl->scale_r;
     }
+    info->member_of = tl->in_group;
     info->section_count = lrq_fmt_scheme_sections[tl->scheme].count;
-    for (s = 0; s < info->section_count; s++) {
-        const section_rec *const sr = &file->sections[tl->first_section + s];
-        info->section_kind[s] = sr->kind;
-        info->section_offset[s] = sr->offset;
-        info->section_length[s] = sr->length;
-        info->section_crc32c[s] = sr->crc;
-    }
+    for (s = 0; s < info->section_count; s++)
+        describe_section(&file->sections[lrq_fmt_tile_section(file, tl, s)], s,
+                         info->section_kind, info->section_offset, info->section_length,
+                         info->section_crc32c);
     return LRQ_OK;
 }
 
@@ -241,12 +286,52 @@ int lrq_file_section(lrq_file *const file, const uint64_t tensor, const uint64_t
     tl = &file->tiles[file->tensors[tensor].first_tile + tile];
     if (section >= lrq_fmt_scheme_sections[tl->scheme].count)
         return LRQ_ERR_ARGUMENT;
-    rc = lrq_fmt_ensure_section(file, tensor, tile, tl->first_section + section, SECTION_CHECKED, detail,
-                        detail_size);
+    rc = lrq_fmt_ensure_section(file, tensor, tile, lrq_fmt_tile_section(file, tl, section),
+                                SECTION_CHECKED, detail, detail_size);
     if (rc != LRQ_OK)
         return rc;
-    sr = &file->sections[tl->first_section + section];
+    sr = &file->sections[lrq_fmt_tile_section(file, tl, section)];
     *data = file->data + sr->offset;
     *length = sr->length;
+    return LRQ_OK;
+}
+
+int lrq_file_group(const lrq_file *const file, const uint64_t group, lrq_group_info *const info)
+{
+    const group_rec *g;
+    unsigned s;
+
+    if (file == NULL || info == NULL || group >= file->n_groups)
+        return LRQ_ERR_ARGUMENT;
+    g = &file->groups[group];
+    memset(info, 0, sizeof *info);
+    info->name = (const char *)g->name;
+    info->name_len = g->name_len;
+    info->scheme = g->scheme;
+    info->columns = g->columns;
+    info->panel = g->panel;
+    if (g->scheme == LRQ_SCHEME_SIGNCUT) {
+        info->width = g->shared.width;
+    } else {
+        info->rank = g->shared.width;
+        info->bits_r = g->shared.bits_r;
+        info->group = g->shared.group;
+        info->scale_r = g->shared.scale_r;
+    }
+    info->member_count = g->member_count;
+    info->section_count = lrq_fmt_shared_sections[g->scheme];
+    for (s = 0; s < info->section_count; s++)
+        describe_section(&file->sections[g->first_section + s], s, info->section_kind,
+                         info->section_offset, info->section_length, info->section_crc32c);
+    return LRQ_OK;
+}
+
+int lrq_file_group_member(const lrq_file *const file, const uint64_t group, const uint64_t member,
+                          uint64_t *const tensor)
+{
+    if (file == NULL || tensor == NULL || group >= file->n_groups ||
+        member >= file->groups[group].member_count)
+        return LRQ_ERR_ARGUMENT;
+    *tensor = file->members[file->groups[group].first_member + member].tensor;
     return LRQ_OK;
 }

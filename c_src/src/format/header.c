@@ -4,27 +4,11 @@
  * steps 10 and 11 of spec §15.
  */
 #include "format/container.h"
+#include "format/fields.h"
 
 /* ------------------------------------------------------------------------ */
 /* Header values (spec §6, §7, §8.1, §10): step 10 of §15                   */
 
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static int fail(const parse_ctx *const c, const char *const rule, const int code,
-                const char *const fmt, ...)
-{
-    char message[LRQ_DETAIL_SIZE];
-    va_list args;
-
-    if (c->detail == NULL || c->dn == 0)
-        return code;
-    va_start(args, fmt);
-    (void)vsnprintf(message, sizeof message, fmt, args);
-    va_end(args);
-    return lrq_detail(c->detail, c->dn, code, "[%s] %s: %s", rule, c->where, message);
-}
 
 static void set_where_tensor(parse_ctx *const c, const tensor_rec *const t, const uint64_t index)
 {
@@ -42,112 +26,6 @@ static mp_reader cursor(const parse_ctx *const c, const size_t pos)
     mp_reader r = c->hdr;
     r.pos = pos;
     return r;
-}
-
-/* Wanted keys of one map: after read_fields(), `found` says whether the key
- * is present and `v` holds its value's head, read with cursor `next` just
- * past that head (at the first child of a container). */
-typedef struct {
-    const char *key;
-    int found;
-    mp_value v;
-    mp_reader next;
-} field;
-#define FIELD(key) {key, 0, {0}, {0}}
-
-/* Read a map whose head has been read (count entries; r at the first key)
- * in one pass, recording the wanted keys, and leave r past the map.  One
- * pass matters: a tensor map holds a "tiles" array of up to 2^20 tiles, and
- * looking each key up separately would step over it every time. */
-static int read_fields(mp_reader *const r, const uint32_t count, field *const fields,
-                       const size_t n)
-{
-    uint32_t e;
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        fields[i].found = 0;
-    for (e = 0; e < count; e++) {
-        mp_value key;
-        int rc = mp_read(r, &key);
-        if (rc != LRQ_OK)
-            return rc;
-        for (i = 0; i < n; i++) {
-            if (mp_str_is(&key, fields[i].key)) {
-                const size_t at = r->pos;
-                fields[i].found = 1;
-                rc = mp_read(r, &fields[i].v);
-                if (rc != LRQ_OK)
-                    return rc;
-                fields[i].next = *r;
-                r->pos = at;
-                break;
-            }
-        }
-        rc = mp_skip(r);
-        if (rc != LRQ_OK)
-            return rc;
-    }
-    return LRQ_OK;
-}
-
-static int oom(const parse_ctx *const c, const char *const what)
-{
-    return lrq_detail(c->detail, c->dn, LRQ_ERR_MEMORY, "out of memory for %s", what);
-}
-
-static int missing(const parse_ctx *const c, const field *const fl, const char *const rule)
-{
-    return fail(c, rule, LRQ_ERR_FORMAT, "required key '%s' is missing", fl->key);
-}
-
-/* An int-typed key (not bool, not float) with lo <= value <= hi. */
-static int get_int(const parse_ctx *const c, const field *const fl, const char *const rule,
-                   const uint64_t lo, const uint64_t hi, uint64_t *const out)
-{
-    if (!fl->found)
-        return missing(c, fl, rule);
-    if (fl->v.kind != MP_INT)
-        return fail(c, rule, LRQ_ERR_FORMAT, "'%s' must be an integer", fl->key);
-    if (fl->v.neg)
-        return fail(c, rule, LRQ_ERR_FORMAT, "'%s' = %lld is outside [%llu, %llu]", fl->key,
-                    (long long)fl->v.i, (unsigned long long)lo, (unsigned long long)hi);
-    if (fl->v.u < lo || fl->v.u > hi)
-        return fail(c, rule, LRQ_ERR_FORMAT, "'%s' = %llu is outside [%llu, %llu]", fl->key,
-                    (unsigned long long)fl->v.u, (unsigned long long)lo, (unsigned long long)hi);
-    *out = fl->v.u;
-    return LRQ_OK;
-}
-
-/* A float-typed key, as its binary32 value ([HDR-8]); range checks are the
- * caller's, on the converted value. */
-static int get_float(const parse_ctx *const c, const field *const fl, const char *const rule,
-                     float *const out)
-{
-    if (!fl->found)
-        return missing(c, fl, rule);
-    if (fl->v.kind != MP_FLOAT)
-        return fail(c, rule, LRQ_ERR_FORMAT, "'%s' must be a float", fl->key);
-    *out = to_binary32(fl->v.f);
-    return LRQ_OK;
-}
-
-/* [LP-2]: a super-scale is, as binary32, finite and > 0. */
-static int get_scale(const parse_ctx *const c, const field *const fl, float *const out)
-{
-    const int rc = get_float(c, fl, "LP-2", out);
-    if (rc == LRQ_OK && !(finite32(*out) && *out > 0))
-        return fail(c, "LP-2", LRQ_ERR_FORMAT, "'%s' must be a finite binary32 value > 0", fl->key);
-    return rc;
-}
-
-static int get_str(const parse_ctx *const c, const field *const fl, const char *const rule)
-{
-    if (!fl->found)
-        return missing(c, fl, rule);
-    if (fl->v.kind != MP_STR)
-        return fail(c, rule, LRQ_ERR_FORMAT, "'%s' must be a string", fl->key);
-    return LRQ_OK;
 }
 
 /* A str key naming an element type of spec §6.5 ("dtype", "storage"). */
@@ -213,11 +91,12 @@ void lrq_fmt_tile_geometry(const tensor_rec *const t, const uint64_t index, uint
     }
 }
 
-/* The exact length of every section of a tile ([SEC-2]).  Inputs are
- * range-checked already, so overflow cannot happen with valid parameters;
- * it is still checked ([LIM-5]) so that this stays true if limits change. */
-static int section_lengths(const tensor_rec *const t, const tile_rec *const tl,
-                           const uint64_t *const dims, uint64_t *const len)
+/* The exact length of every section of a tile ([SEC-2]); t is read only
+ * for a dense tile.  Inputs are range-checked already, so overflow cannot
+ * happen with valid parameters; it is still checked ([LIM-5]) so that this
+ * stays true if limits change. */
+int lrq_fmt_section_lengths(const tensor_rec *const t, const tile_rec *const tl,
+                            const uint64_t *const dims, uint64_t *const len)
 {
     int overflow = 0;
 
@@ -310,25 +189,24 @@ static int parse_params(const parse_ctx *const c, const tensor_rec *const t, fie
     return get_scale(c, &tf[TF_SCALE_R], &tl->scale_r);
 }
 
-/* The section table of one tile ([SEC-1], [SEC-2]). */
-static int parse_section_table(parse_ctx *const c, const field *const fl, tile_rec *const tl,
-                               const uint64_t *const want)
+/* See fields.h. */
+int lrq_fmt_read_entries(parse_ctx *const c, const field *const fl, const int *const kinds,
+                         const unsigned count, const uint64_t *const want, const char *const rule,
+                         const char *const length_rule, const char *const what)
 {
     lrq_file *const f = c->f;
-    const unsigned count = lrq_fmt_scheme_sections[tl->scheme].count;
     mp_reader r = fl->next;
     unsigned s;
 
     if (!fl->found)
-        return missing(c, fl, "SEC-1");
+        return missing(c, fl, rule);
     if (fl->v.kind != MP_ARRAY)
-        return fail(c, "SEC-1", LRQ_ERR_FORMAT, "'sections' must be a list");
+        return fail(c, rule, LRQ_ERR_FORMAT, "'sections' must be a list");
     if (fl->v.count != count)
-        return fail(c, "SEC-1", LRQ_ERR_FORMAT, "the section table has %u entries; scheme '%s' has %u",
-                    fl->v.count, lrq_fmt_scheme_names[tl->scheme], count);
-    tl->first_section = f->n_sections;
+        return fail(c, rule, LRQ_ERR_FORMAT, "the section table has %u entries; %s has %u",
+                    fl->v.count, what, count);
     for (s = 0; s < count; s++) {
-        const int kind = lrq_fmt_scheme_sections[tl->scheme].kind[s];
+        const int kind = kinds[s];
         mp_value head, e[4];
         section_rec *rec;
         void *grown;
@@ -337,7 +215,7 @@ static int parse_section_table(parse_ctx *const c, const field *const fl, tile_r
         if (mp_read(&r, &head) != LRQ_OK)
             return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable section table");
         if (head.kind != MP_ARRAY || head.count != 4)
-            return fail(c, "SEC-1", LRQ_ERR_FORMAT,
+            return fail(c, rule, LRQ_ERR_FORMAT,
                         "a section entry must be [kind, offset, length, crc32c]");
         for (i = 0; i < 4; i++) {
             if (mp_read(&r, &e[i]) != LRQ_OK)
@@ -345,19 +223,19 @@ static int parse_section_table(parse_ctx *const c, const field *const fl, tile_r
             /* Checked before the next read: after a container head, the
              * next read would land inside it. */
             if (e[i].kind != (i == 0 ? MP_STR : MP_INT))
-                return fail(c, "SEC-1", LRQ_ERR_FORMAT,
+                return fail(c, rule, LRQ_ERR_FORMAT,
                             "a section entry must be [kind, offset, length, crc32c]");
         }
         if (!mp_str_is(&e[0], lrq_fmt_kind_names[kind]))
-            return fail(c, "SEC-1", LRQ_ERR_FORMAT, "section '%.*s' where '%s' belongs",
+            return fail(c, rule, LRQ_ERR_FORMAT, "section '%.*s' where '%s' belongs",
                         QUOTE(e[0]), lrq_fmt_kind_names[kind]);
         if (e[2].neg || e[2].u != want[s])
-            return fail(c, "SEC-2", LRQ_ERR_FORMAT, "section '%s' has length %s%llu; its "
+            return fail(c, length_rule, LRQ_ERR_FORMAT, "section '%s' has length %s%llu; its "
                         "parameters need %llu", lrq_fmt_kind_names[kind], e[2].neg ? "-" : "",
                         (unsigned long long)(e[2].neg ? 0 - (uint64_t)e[2].i : e[2].u),
                         (unsigned long long)want[s]);
         if (e[1].neg || e[3].neg || e[3].u > UINT32_C(0xFFFFFFFF))
-            return fail(c, "SEC-1", LRQ_ERR_FORMAT, "section '%s' has an out-of-range offset "
+            return fail(c, rule, LRQ_ERR_FORMAT, "section '%s' has an out-of-range offset "
                         "or CRC", lrq_fmt_kind_names[kind]);
         grown = lrq_fmt_grow(f->sections, &f->cap_sections, f->n_sections, sizeof *f->sections);
         if (grown == NULL)
@@ -373,6 +251,19 @@ static int parse_section_table(parse_ctx *const c, const field *const fl, tile_r
     return LRQ_OK;
 }
 
+/* The section table of one tile ([SEC-1], [SEC-2]). */
+static int parse_section_table(parse_ctx *const c, const field *const fl, tile_rec *const tl,
+                               const uint64_t *const want)
+{
+    char what[32];
+
+    (void)snprintf(what, sizeof what, "scheme '%s'", lrq_fmt_scheme_names[tl->scheme]);
+    tl->first_section = c->f->n_sections;
+    return lrq_fmt_read_entries(c, fl, lrq_fmt_scheme_sections[tl->scheme].kind,
+                                lrq_fmt_scheme_sections[tl->scheme].count, want, "SEC-1", "SEC-2",
+                                what);
+}
+
 /* One tile map ([TIL-4] and what it contains). */
 static int parse_tile(parse_ctx *const c, tensor_rec *const t, const uint64_t index,
                       mp_reader *const r)
@@ -384,19 +275,14 @@ static int parse_tile(parse_ctx *const c, tensor_rec *const t, const uint64_t in
     uint64_t origin[LRQ_MAX_NDIM], dims[LRQ_MAX_NDIM], want[LRQ_MAX_SECTIONS] = {0};
     const size_t prefix = strlen(c->where);
     tile_rec tl;
-    mp_value head;
     void *grown;
     size_t i;
     int rc;
 
     (void)snprintf(c->where + prefix, sizeof c->where - prefix, " tile #%llu",
                    (unsigned long long)index);
-    if (mp_read(r, &head) != LRQ_OK)
-        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable tile");
-    if (head.kind != MP_MAP)
-        return fail(c, "TIL-4", LRQ_ERR_FORMAT, "the tile is not a map");
-    if (read_fields(r, head.count, tf, TF_COUNT) != LRQ_OK)
-        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable tile");
+    if ((rc = read_map(c, r, tf, TF_COUNT, "TIL-4", "tile")) != LRQ_OK)
+        return rc;
     memset(&tl, 0, sizeof tl);
     if ((rc = get_str(c, &tf[TF_SCHEME], "TIL-4")) != LRQ_OK)
         return rc;
@@ -408,7 +294,7 @@ static int parse_tile(parse_ctx *const c, tensor_rec *const t, const uint64_t in
     if ((rc = parse_params(c, t, tf, &tl)) != LRQ_OK)
         return rc;
     lrq_fmt_tile_geometry(t, index, origin, dims);
-    if (section_lengths(t, &tl, dims, want) != LRQ_OK)
+    if (lrq_fmt_section_lengths(t, &tl, dims, want) != LRQ_OK)
         return fail(c, "LIM-5", LRQ_ERR_FORMAT, "section sizes overflow 64 bits");
     if ((rc = parse_section_table(c, &tf[TF_SECTIONS], &tl, want)) != LRQ_OK)
         return rc;
@@ -433,20 +319,17 @@ static int parse_tensor(parse_ctx *const c, const uint64_t index, mp_reader *con
     field xf[XF_COUNT] = {FIELD("name"),  FIELD("shape"), FIELD("dtype"),     FIELD("tile_shape"),
                           FIELD("panel"), FIELD("tiles"), FIELD("rel_error"), FIELD("encoder")};
     tensor_rec *t;
+    member_rec *member;
     void *grown;
-    mp_value head, tiles;
+    mp_value tiles;
     mp_reader tr;
     uint64_t elements = 1, grid = 1, k;
     unsigned d, tile_ndim;
     int rc;
 
     set_where_tensor(c, NULL, index);
-    if (mp_read(r, &head) != LRQ_OK)
-        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable tensor");
-    if (head.kind != MP_MAP)
-        return fail(c, "TEN-1", LRQ_ERR_FORMAT, "the tensor is not a map");
-    if (read_fields(r, head.count, xf, XF_COUNT) != LRQ_OK)
-        return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable tensor");
+    if ((rc = read_map(c, r, xf, XF_COUNT, "TEN-1", "tensor")) != LRQ_OK)
+        return rc;
     grown = lrq_fmt_grow(f->tensors, &f->cap_tensors, f->n_tensors, sizeof *f->tensors);
     if (grown == NULL)
         return oom(c, "the tensor table");
@@ -454,13 +337,8 @@ static int parse_tensor(parse_ctx *const c, const uint64_t index, mp_reader *con
     t = &f->tensors[f->n_tensors];
     memset(t, 0, sizeof *t);
 
-    if ((rc = get_str(c, &xf[XF_NAME], "TEN-2")) != LRQ_OK)
+    if ((rc = get_name(c, &xf[XF_NAME], "TEN-2", &t->name, &t->name_len)) != LRQ_OK)
         return rc;
-    if (xf[XF_NAME].v.len < 1 || xf[XF_NAME].v.len > LRQ_NAME_BYTES_MAX)
-        return fail(c, "TEN-2", LRQ_ERR_FORMAT, "the name has %u bytes; it needs 1 to %u",
-                    xf[XF_NAME].v.len, LRQ_NAME_BYTES_MAX);
-    t->name = xf[XF_NAME].v.str;
-    t->name_len = xf[XF_NAME].v.len;
     set_where_tensor(c, t, index);
 
     if ((rc = get_dims(c, &xf[XF_SHAPE], "TEN-3", t->shape, &t->ndim)) != LRQ_OK)
@@ -532,18 +410,28 @@ static int parse_tensor(parse_ctx *const c, const uint64_t index, mp_reader *con
 
     t->first_tile = f->n_tiles;
     tr = xf[XF_TILES].next;
-    for (k = 0; k < grid; k++)
-        if ((rc = parse_tile(c, t, k, &tr)) != LRQ_OK)
+    member = lrq_fmt_find_member(f, t);
+    if (member != NULL) {
+        if ((rc = lrq_fmt_parse_member(c, t, member, &tr)) != LRQ_OK)
             return rc;
+    } else {
+        for (k = 0; k < grid; k++)
+            if ((rc = parse_tile(c, t, k, &tr)) != LRQ_OK)
+                return rc;
+    }
     f->n_tensors++;
     return LRQ_OK;
 }
 
 int lrq_fmt_name_cmp(const tensor_rec *const a, const tensor_rec *const b)
 {
-    if (a->name_len != b->name_len)
-        return a->name_len < b->name_len ? -1 : 1;
-    return memcmp(a->name, b->name, a->name_len);
+    return lrq_fmt_bytes_cmp(a->name, a->name_len, b->name, b->name_len);
+}
+
+static int tensor_name_cmp(const void *const ctx, const uint32_t a, const uint32_t b)
+{
+    const tensor_rec *const t = (const tensor_rec *)ctx;
+    return lrq_fmt_name_cmp(&t[a], &t[b]);
 }
 
 /* [TEN-2] uniqueness, in O(n log n): up to 65536 names compared pairwise
@@ -552,38 +440,17 @@ int lrq_fmt_name_cmp(const tensor_rec *const a, const tensor_rec *const b)
 static int sort_names(parse_ctx *const c)
 {
     lrq_file *const f = c->f;
-    uint64_t i, width;
-    uint32_t *tmp;
+    uint64_t i;
 
     if (f->n_tensors == 0)
         return LRQ_OK;
     f->by_name = malloc(f->n_tensors * sizeof *f->by_name);
-    tmp = malloc(f->n_tensors * sizeof *tmp);
-    if (f->by_name == NULL || tmp == NULL) {
-        free(tmp);
+    if (f->by_name == NULL)
         return oom(c, "the name index");
-    }
     for (i = 0; i < f->n_tensors; i++)
         f->by_name[i] = (uint32_t)i;
-    /* A bottom-up merge sort: qsort() has no context pointer in C99, and a
-     * file-scope pointer to the tensors would be global mutable state. */
-    for (width = 1; width < f->n_tensors; width *= 2) {
-        uint64_t lo;
-        for (lo = 0; lo < f->n_tensors; lo += 2 * width) {
-            const uint64_t mid = lo + width < f->n_tensors ? lo + width : f->n_tensors;
-            const uint64_t hi = lo + 2 * width < f->n_tensors ? lo + 2 * width : f->n_tensors;
-            uint64_t a = lo, b = mid, o = lo;
-            while (a < mid || b < hi) {
-                if (b >= hi || (a < mid && lrq_fmt_name_cmp(&f->tensors[f->by_name[a]],
-                                                    &f->tensors[f->by_name[b]]) <= 0))
-                    tmp[o++] = f->by_name[a++];
-                else
-                    tmp[o++] = f->by_name[b++];
-            }
-        }
-        memcpy(f->by_name, tmp, f->n_tensors * sizeof *tmp);
-    }
-    free(tmp);
+    if (lrq_fmt_sort_indices(f->by_name, f->n_tensors, tensor_name_cmp, f->tensors) != LRQ_OK)
+        return oom(c, "the name index");
     for (i = 1; i < f->n_tensors; i++) {
         const tensor_rec *const t = &f->tensors[f->by_name[i]];
         if (lrq_fmt_name_cmp(&f->tensors[f->by_name[i - 1]], t) == 0) {
@@ -598,7 +465,7 @@ static int sort_names(parse_ctx *const c)
 int lrq_fmt_parse_header(parse_ctx *const c)
 {
     lrq_file *const f = c->f;
-    field top[2] = {FIELD("tensors"), FIELD("metadata")};
+    field top[3] = {FIELD("tensors"), FIELD("metadata"), FIELD("groups")};
     mp_reader r = c->hdr;
     mp_value head;
     uint32_t i;
@@ -606,7 +473,7 @@ int lrq_fmt_parse_header(parse_ctx *const c)
 
     (void)snprintf(c->where, sizeof c->where, "header");
     if (mp_read(&r, &head) != LRQ_OK || head.kind != MP_MAP ||
-        read_fields(&r, head.count, top, 2) != LRQ_OK)
+        read_fields(&r, head.count, top, 3) != LRQ_OK)
         return fail(c, "HDR-1", LRQ_ERR_FORMAT, "unreadable header map");
     if (!top[0].found)
         return missing(c, &top[0], "HDR-5");
@@ -633,12 +500,20 @@ int lrq_fmt_parse_header(parse_ctx *const c)
             f->n_meta++;
         }
     }
+    /* Step 10a: the groups before the tensors, so that members are known
+     * ([GRP-9]: without shared_factor, "groups" is an unknown key). */
+    if (f->required & LRQ_REQUIRED_SHARED_FACTOR)
+        if ((rc = lrq_fmt_parse_groups(c, &top[2])) != LRQ_OK)
+            return rc;
     r = top[0].next;
     for (i = 0; i < top[0].v.count; i++)
         if ((rc = parse_tensor(c, i, &r)) != LRQ_OK)
             return rc;
-    /* [SC-5] once every tile is known (after [TEN-2], which sorting checks). */
+    /* [GRP-4] and [SC-5] once every tile is known (after [TEN-2], which
+     * sorting checks). */
     if ((rc = sort_names(c)) != LRQ_OK)
+        return rc;
+    if ((rc = lrq_fmt_check_members(c)) != LRQ_OK)
         return rc;
     if (f->required & LRQ_REQUIRED_SIGNCUT_C16) {
         uint64_t k;
@@ -655,44 +530,68 @@ int lrq_fmt_parse_header(parse_ctx *const c)
 /* ------------------------------------------------------------------------ */
 /* Placement (spec §8.2, §8.3): step 11 of §15                              */
 
+/* One section of the sequence at its canonical place after offset *e
+ * ([SEC-3], [SEC-4], [SEC-5]); `owner` names its tile ("tile #3 ") or is
+ * empty (a group's, named by c->where). */
+static int place_section(const parse_ctx *const c, const section_rec *const sr, uint64_t *const e,
+                         const char *const owner)
+{
+    const lrq_file *const f = c->f;
+    const uint64_t a = sr->length >= LRQ_PAGE_ALIGNED_FROM ? 4096 : 64;
+    uint64_t want, end, i;
+
+    /* e <= size here, and size < 2^64 - 4096 for any buffer an address
+     * space can hold, but check rather than argue. */
+    if (__builtin_add_overflow(*e, a - 1, &want))
+        return fail(c, "LIM-5", LRQ_ERR_FORMAT, "section offsets overflow 64 bits");
+    want -= want % a;
+    if (sr->offset != want)
+        return fail(c, "SEC-3", LRQ_ERR_FORMAT, "%ssection '%s' is at offset %llu; the canonical "
+                    "offset is %llu", owner, lrq_fmt_kind_names[sr->kind],
+                    (unsigned long long)sr->offset, (unsigned long long)want);
+    if (__builtin_add_overflow(want, sr->length, &end) || end > f->size)
+        return fail(c, "SEC-4", LRQ_ERR_FORMAT, "%ssection '%s' runs past the end of the file",
+                    owner, lrq_fmt_kind_names[sr->kind]);
+    for (i = *e; i < want; i++)
+        if (f->data[i] != 0)
+            return fail(c, "SEC-5", LRQ_ERR_PADDING, "padding byte at offset %llu (before %s"
+                        "section '%s') is not zero", (unsigned long long)i, owner,
+                        lrq_fmt_kind_names[sr->kind]);
+    *e = end;
+    return LRQ_OK;
+}
+
+/* The section sequence of §8.2: every tile's own sections, tensor by
+ * tensor; then, in 1.2, every group's shared sections (§10.4). */
 int lrq_fmt_check_placement(parse_ctx *const c)
 {
     lrq_file *const f = c->f;
-    uint64_t e = PREAMBLE_SIZE + f->header_length, t, k;
+    uint64_t e = PREAMBLE_SIZE + f->header_length, t, k, g;
+    char owner[32];
+    int rc;
 
     for (t = 0; t < f->n_tensors; t++) {
         const tensor_rec *const tr = &f->tensors[t];
         set_where_tensor(c, tr, t);
         for (k = 0; k < tr->tile_count; k++) {
             const tile_rec *const tl = &f->tiles[tr->first_tile + k];
+            const unsigned own = lrq_fmt_scheme_sections[tl->scheme].count -
+                                 (tl->in_group ? lrq_fmt_shared_sections[tl->scheme] : 0);
             unsigned s;
-            for (s = 0; s < lrq_fmt_scheme_sections[tl->scheme].count; s++) {
-                const section_rec *const sr = &f->sections[tl->first_section + s];
-                const uint64_t a = sr->length >= LRQ_PAGE_ALIGNED_FROM ? 4096 : 64;
-                uint64_t want, end, i;
-                /* e <= size here, and size < 2^64 - 4096 for any buffer an
-                 * address space can hold, but check rather than argue. */
-                if (__builtin_add_overflow(e, a - 1, &want))
-                    return fail(c, "LIM-5", LRQ_ERR_FORMAT, "section offsets overflow 64 bits");
-                want -= want % a;
-                if (sr->offset != want)
-                    return fail(c, "SEC-3", LRQ_ERR_FORMAT, "tile #%llu section '%s' is at offset "
-                                "%llu; the canonical offset is %llu", (unsigned long long)k,
-                                lrq_fmt_kind_names[sr->kind], (unsigned long long)sr->offset,
-                                (unsigned long long)want);
-                if (__builtin_add_overflow(want, sr->length, &end) || end > f->size)
-                    return fail(c, "SEC-4", LRQ_ERR_FORMAT, "tile #%llu section '%s' runs past "
-                                "the end of the file", (unsigned long long)k,
-                                lrq_fmt_kind_names[sr->kind]);
-                for (i = e; i < want; i++)
-                    if (f->data[i] != 0)
-                        return fail(c, "SEC-5", LRQ_ERR_PADDING, "padding byte at offset %llu "
-                                    "(before tile #%llu section '%s') is not zero",
-                                    (unsigned long long)i, (unsigned long long)k,
-                                    lrq_fmt_kind_names[sr->kind]);
-                e = end;
-            }
+            (void)snprintf(owner, sizeof owner, "tile #%llu ", (unsigned long long)k);
+            for (s = 0; s < own; s++)
+                if ((rc = place_section(c, &f->sections[tl->first_section + s], &e, owner)) !=
+                    LRQ_OK)
+                    return rc;
         }
+    }
+    for (g = 0; g < f->n_groups; g++) {
+        const group_rec *const gr = &f->groups[g];
+        unsigned s;
+        lrq_fmt_where_group(c, gr, g);
+        for (s = 0; s < lrq_fmt_shared_sections[gr->scheme]; s++)
+            if ((rc = place_section(c, &f->sections[gr->first_section + s], &e, "")) != LRQ_OK)
+                return rc;
     }
     (void)snprintf(c->where, sizeof c->where, "file");
     if (e != f->size)

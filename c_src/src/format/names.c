@@ -28,6 +28,10 @@ const lrq_fmt_sections lrq_fmt_scheme_sections[SCHEME_COUNT] = {
     {1, {LRQ_SECTION_VALUES}},
 };
 
+/* Groups share a scheme's first sections (spec §10.4): signcut "c" and
+ * "tt", lplr "r_codes" and "r_scales"; dense tiles are never members. */
+const unsigned lrq_fmt_shared_sections[SCHEME_COUNT] = {0, 2, 2, 0};
+
 const char *lrq_dtype_name(const int dtype)
 {
     return dtype > 0 && (size_t)dtype < DTYPE_COUNT ? lrq_fmt_dtypes[dtype].name : NULL;

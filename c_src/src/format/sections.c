@@ -10,11 +10,22 @@
 
 /* Every item of a float storage type is finite ([DN-3], [SC-2]): its
  * exponent field is not all ones.  Works on the little-endian bytes. */
-/* Where a section failure is reported from. */
+/* Where a section failure is reported from: a group's shared section is
+ * named by its group, whichever member tile it is checked for. */
 static void section_where(const lrq_file *const f, const uint64_t tensor, const uint64_t tile,
                           const section_rec *const sr, char *const out, const size_t n)
 {
     const tensor_rec *const t = &f->tensors[tensor];
+    const tile_rec *const tl = &f->tiles[t->first_tile + tile];
+    const uint64_t index = (uint64_t)(sr - f->sections);
+    const group_rec *const g = tl->in_group ? &f->groups[tl->in_group - 1] : NULL;
+
+    if (g != NULL && index - g->first_section < lrq_fmt_shared_sections[g->scheme]) {
+        (void)snprintf(out, n, "group '%.*s' section '%s'",
+                       (int)(g->name_len < NAME_QUOTE ? g->name_len : NAME_QUOTE),
+                       (const char *)g->name, lrq_fmt_kind_names[sr->kind]);
+        return;
+    }
     (void)snprintf(out, n, "tensor '%.*s' tile #%llu section '%s'",
                    (int)(t->name_len < NAME_QUOTE ? t->name_len : NAME_QUOTE),
                    (const char *)t->name, (unsigned long long)tile, lrq_fmt_kind_names[sr->kind]);
@@ -122,7 +133,8 @@ int lrq_fmt_ensure_section(lrq_file *const f, const uint64_t tensor, const uint6
     return rc;
 }
 
-/* Every section to `level`, in file order. */
+/* Every section to `level`, tile by tile in file order; a member tile's
+ * shared sections first, with it ([SEC-9], spec §10.4). */
 static int ensure_all(lrq_file *const f, const int level, char *const detail, const size_t dn)
 {
     uint64_t t, k;
@@ -134,8 +146,8 @@ static int ensure_all(lrq_file *const f, const int level, char *const detail, co
         for (k = 0; k < tr->tile_count; k++) {
             const tile_rec *const tl = &f->tiles[tr->first_tile + k];
             for (s = 0; s < lrq_fmt_scheme_sections[tl->scheme].count; s++)
-                if ((rc = lrq_fmt_ensure_section(f, t, k, tl->first_section + s, level, detail, dn)) !=
-                    LRQ_OK)
+                if ((rc = lrq_fmt_ensure_section(f, t, k, lrq_fmt_tile_section(f, tl, s), level,
+                                                 detail, dn)) != LRQ_OK)
                     return rc;
         }
     }
