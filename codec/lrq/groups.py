@@ -23,10 +23,11 @@ from collections.abc import Mapping
 from typing import Iterator, Optional
 
 import numpy as np
+import msgpack
 
 from . import _native
 from . import format as container
-from .errors import ArgumentError
+from .errors import ArgumentError, ChecksumError, FormatError, UnsupportedError
 from .format import make_section
 from .matrix import Matrix, _StoredSize
 
