@@ -60,14 +60,10 @@ static inline vf ef_keep(vf a, const size_t n)
 
 static inline vf ef_from_i16(const int16_t *const p, const size_t n)
 {
-    int16_t tmp[16] = {0};
-    const int16_t *src = p;
+    int16_t copy[16];
+    const int16_t *src = lanes_from(p, n, sizeof *p, copy);
     vf r;
     int k;
-    if (n < 16) {
-        memcpy(tmp, p, n * sizeof *p);
-        src = tmp;
-    }
     for (k = 0; k < 4; k++)
         r.q[k] = vcvtq_f32_s32(vmovl_s16(vld1_s16(src + 4 * k))); /* exact */
     return r;
@@ -76,13 +72,12 @@ static inline vf ef_from_i16(const int16_t *const p, const size_t n)
 /* v holds integers within int16, so the conversion is exact. */
 static inline void ef_store_i16(int16_t *const p, const vf v, const size_t n)
 {
-    int16_t tmp[16];
-    int16_t *dst = n < 16 ? tmp : p;
+    int16_t spare[16];
+    int16_t *dst = lanes_to(p, n, spare);
     int k;
     for (k = 0; k < 4; k++)
         vst1_s16(dst + 4 * k, vmovn_s32(vcvtnq_s32_f32(v.q[k])));
-    if (n < 16)
-        memcpy(p, tmp, n * sizeof *p);
+    lanes_done(p, n, sizeof *p, spare);
 }
 
 static inline unsigned ef_signs(const vf v)
@@ -106,14 +101,10 @@ static inline eu eu_set1(const uint32_t x)
 
 static inline eu eu_load(const uint32_t *const p, const size_t n)
 {
-    uint32_t tmp[16] = {0};
-    const uint32_t *src = p;
+    uint32_t copy[16];
+    const uint32_t *src = lanes_from(p, n, sizeof *p, copy);
     eu r;
     int k;
-    if (n < 16) {
-        memcpy(tmp, p, n * sizeof *p);
-        src = tmp;
-    }
     for (k = 0; k < 4; k++)
         r.q[k] = vld1q_u32(src + 4 * k);
     return r;

@@ -44,18 +44,38 @@ QUARTERS(vf_xor, XOR_F32)
 QUARTERS(vf_max, MAX_F32)
 #undef QUARTERS
 
-/* The first n lanes of p (n <= 16; the others read as +0), through a zeroed
- * copy when short, so a short tail never reads past its end. */
+/* Where to load 16 elements of `size` bytes from, for the first n of p
+ * (the others read as zero): p itself, or when short a zeroed copy (of 16
+ * elements), so a short tail never reads past its end. */
+static inline const void *lanes_from(const void *const p, const size_t n, const size_t size, void *const copy)
+{
+    if (n >= 16)
+        return p;
+    memset(copy, 0, 16 * size);
+    memcpy(copy, p, n * size);
+    return copy;
+}
+
+/* Where to store 16 elements for the first n of p: p itself, or when short
+ * the spare buffer, which lanes_done() then copies the n elements from. */
+static inline void *lanes_to(void *const p, const size_t n, void *const spare)
+{
+    return n >= 16 ? p : spare;
+}
+
+static inline void lanes_done(void *const p, const size_t n, const size_t size, const void *const spare)
+{
+    if (n < 16)
+        memcpy(p, spare, n * size);
+}
+
+/* The first n lanes of p (n <= 16; the others read as +0). */
 static inline vf vf_load(const float *const p, const size_t n)
 {
-    float b[16] = {0};
-    const float *src = p;
+    float copy[16];
+    const float *src = lanes_from(p, n, sizeof(float), copy);
     vf r;
     int i;
-    if (n < 16) {
-        memcpy(b, p, n * sizeof(float));
-        src = b;
-    }
     for (i = 0; i < 4; i++)
         r.q[i] = vld1q_f32(src + 4 * i);
     return r;
@@ -64,13 +84,12 @@ static inline vf vf_load(const float *const p, const size_t n)
 /* The first n lanes of a to p (n <= 16). */
 static inline void vf_store(float *const p, const vf a, const size_t n)
 {
-    float b[16];
-    float *dst = n < 16 ? b : p;
+    float spare[16];
+    float *dst = lanes_to(p, n, spare);
     int i;
     for (i = 0; i < 4; i++)
         vst1q_f32(dst + 4 * i, a.q[i]);
-    if (n < 16)
-        memcpy(p, b, n * sizeof(float));
+    lanes_done(p, n, sizeof(float), spare);
 }
 
 /* A 16-entry float table as four byte planes: plane k holds byte k of every

@@ -32,31 +32,22 @@ typedef struct {
     int32x4_t q[4];
 } vq;
 
+/* f16 bytes may be unaligned: loaded as bytes, then read as u16 lanes. */
 static inline vf vf_load_f16(const uint8_t *p, const size_t n)
 {
-    uint16_t h[16] = {0};
+    uint8_t copy[32];
+    const uint8_t *src = lanes_from(p, n, 2, copy);
     vf r;
     int i;
-    memcpy(h, p, 2 * n);
     for (i = 0; i < 4; i++)
-        r.q[i] = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h + 4 * i))); /* exact */
+        r.q[i] = vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8(src + 8 * i))); /* exact */
     return r;
-}
-
-/* The first n words of `bytes` bytes each, through a zeroed copy when short. */
-static inline const uint8_t *padded(const uint8_t *p, const size_t n, const size_t bytes, uint8_t *copy)
-{
-    if (n >= 16)
-        return p;
-    memset(copy, 0, 16 * bytes);
-    memcpy(copy, p, n * bytes);
-    return copy;
 }
 
 static inline vi vi_load_w16(const uint8_t *p, const size_t n)
 {
     uint8_t copy[32];
-    const uint8x16x2_t w = vld2q_u8(padded(p, n, 2, copy));
+    const uint8x16x2_t w = vld2q_u8(lanes_from(p, n, 2, copy));
     vi r = {{w.val[0], w.val[1], vdupq_n_u8(0), vdupq_n_u8(0)}};
     return r;
 }
@@ -64,7 +55,7 @@ static inline vi vi_load_w16(const uint8_t *p, const size_t n)
 static inline vi vi_load_w32(const uint8_t *p, const size_t n)
 {
     uint8_t copy[64];
-    const uint8x16x4_t w = vld4q_u8(padded(p, n, 4, copy));
+    const uint8x16x4_t w = vld4q_u8(lanes_from(p, n, 4, copy));
     vi r = {{w.val[0], w.val[1], w.val[2], w.val[3]}};
     return r;
 }
