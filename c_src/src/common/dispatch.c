@@ -99,8 +99,8 @@ static lrq_isa best_supported(void)
         return LRQ_ISA_AVX2;
     return LRQ_ISA_AVX512;
 #elif LRQ_NEON
-    /* Advanced SIMD is part of every 64-bit ARM core the compiler targets
-     * by default (__ARM_NEON, which LRQ_NEON requires, says so). */
+    /* Advanced SIMD is part of the 64-bit ARM base architecture, and
+     * LRQ_NEON holds only when the compiler targets it. */
     return LRQ_ISA_NEON;
 #else
     return LRQ_ISA_SCALAR;
