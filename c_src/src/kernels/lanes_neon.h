@@ -105,16 +105,30 @@ static inline ntab ntab_load(const float *const t)
     return r;
 }
 
-/* Entry idx[l] (0..15) of the table for each of the 16 lanes: four byte
- * look-ups, then the bytes zipped back into floats, lanes in order. */
-static inline vf ntab_lookup(const ntab t, const uint8x16_t idx)
+/* Byte planes back to 16 little-endian 32-bit lanes, lanes in order: lane
+ * l's bytes are b0[l], b1[l], b2[l], b3[l]. */
+static inline void planes_to_lanes(const uint8x16_t b0, const uint8x16_t b1, const uint8x16_t b2,
+                                   const uint8x16_t b3, uint32x4_t out[4])
 {
-    const uint8x16_t b0 = vqtbl1q_u8(t.plane[0], idx), b1 = vqtbl1q_u8(t.plane[1], idx);
-    const uint8x16_t b2 = vqtbl1q_u8(t.plane[2], idx), b3 = vqtbl1q_u8(t.plane[3], idx);
     const uint16x8_t lo01 = vreinterpretq_u16_u8(vzip1q_u8(b0, b1)), hi01 = vreinterpretq_u16_u8(vzip2q_u8(b0, b1));
     const uint16x8_t lo23 = vreinterpretq_u16_u8(vzip1q_u8(b2, b3)), hi23 = vreinterpretq_u16_u8(vzip2q_u8(b2, b3));
-    vf r = {{vreinterpretq_f32_u16(vzip1q_u16(lo01, lo23)), vreinterpretq_f32_u16(vzip2q_u16(lo01, lo23)),
-             vreinterpretq_f32_u16(vzip1q_u16(hi01, hi23)), vreinterpretq_f32_u16(vzip2q_u16(hi01, hi23))}};
+    out[0] = vreinterpretq_u32_u16(vzip1q_u16(lo01, lo23));
+    out[1] = vreinterpretq_u32_u16(vzip2q_u16(lo01, lo23));
+    out[2] = vreinterpretq_u32_u16(vzip1q_u16(hi01, hi23));
+    out[3] = vreinterpretq_u32_u16(vzip2q_u16(hi01, hi23));
+}
+
+/* Entry idx[l] (0..15) of the table for each of the 16 lanes: four byte
+ * look-ups, then the bytes zipped back into floats. */
+static inline vf ntab_lookup(const ntab t, const uint8x16_t idx)
+{
+    uint32x4_t u[4];
+    vf r;
+    int i;
+    planes_to_lanes(vqtbl1q_u8(t.plane[0], idx), vqtbl1q_u8(t.plane[1], idx), vqtbl1q_u8(t.plane[2], idx),
+                    vqtbl1q_u8(t.plane[3], idx), u);
+    for (i = 0; i < 4; i++)
+        r.q[i] = vreinterpretq_f32_u32(u[i]);
     return r;
 }
 

@@ -23,10 +23,23 @@
 
 #define LRQ_KERNEL_ISA neon
 
-/* Byte b of the 16 words of a tile (b < 2 for u16 words, b < 4 for u32). */
+/* The 16 words of a tile: first as 16 u32 lanes in row order (what the
+ * body's wide transposed kernel reads of every ISA's vi), then as byte
+ * planes, byte b of every word (b < 2 for u16 words, b < 4 for u32), which
+ * the look-ups use.  Each kernel uses one form; the compiler drops the
+ * other. */
 typedef struct {
+    uint32x4_t w[4];
     uint8x16_t b[4];
 } vi;
+
+static inline vi vi_from_planes(const uint8x16_t b0, const uint8x16_t b1, const uint8x16_t b2, const uint8x16_t b3)
+{
+    vi r;
+    planes_to_lanes(b0, b1, b2, b3, r.w);
+    r.b[0] = b0, r.b[1] = b1, r.b[2] = b2, r.b[3] = b3;
+    return r;
+}
 typedef ntab vt;
 typedef struct {
     int32x4_t q[4];
@@ -48,16 +61,14 @@ static inline vi vi_load_w16(const uint8_t *p, const size_t n)
 {
     uint8_t copy[32];
     const uint8x16x2_t w = vld2q_u8(lanes_from(p, n, 2, copy));
-    vi r = {{w.val[0], w.val[1], vdupq_n_u8(0), vdupq_n_u8(0)}};
-    return r;
+    return vi_from_planes(w.val[0], w.val[1], vdupq_n_u8(0), vdupq_n_u8(0));
 }
 
 static inline vi vi_load_w32(const uint8_t *p, const size_t n)
 {
     uint8_t copy[64];
     const uint8x16x4_t w = vld4q_u8(lanes_from(p, n, 4, copy));
-    vi r = {{w.val[0], w.val[1], w.val[2], w.val[3]}};
-    return r;
+    return vi_from_planes(w.val[0], w.val[1], w.val[2], w.val[3]);
 }
 
 #define vt_load ntab_load
@@ -107,9 +118,8 @@ static inline vi vi_transpose16(const uint8_t *p, const size_t h)
     const vi w = vi_load_w16(p, h);
     const uint64x2_t l = transpose8x8(vreinterpretq_u64_u8(w.b[0]));
     const uint64x2_t u = transpose8x8(vreinterpretq_u64_u8(w.b[1]));
-    vi r = {{vreinterpretq_u8_u64(vzip1q_u64(l, u)), vreinterpretq_u8_u64(vzip2q_u64(l, u)), vdupq_n_u8(0),
-             vdupq_n_u8(0)}};
-    return r;
+    return vi_from_planes(vreinterpretq_u8_u64(vzip1q_u64(l, u)), vreinterpretq_u8_u64(vzip2q_u64(l, u)),
+                          vdupq_n_u8(0), vdupq_n_u8(0));
 }
 
 /* Lane i + s into lane i for s = 8, 4, 2, 1 (common/kernels.h, tree16). */
