@@ -142,7 +142,7 @@ def forced_isas() -> list:
     """The instruction-set paths ``LRQ_FORCE_ISA`` can force on this machine, each
     checked in a fresh interpreter (the path is chosen once per process)."""
     found = []
-    for isa in ("scalar", "avx2", "avx512"):
+    for isa in ("scalar", "avx2", "avx512", "neon"):
         env = {**os.environ, "LRQ_FORCE_ISA": isa}
         out = subprocess.run([sys.executable, "-c", "import lrq; print(lrq.build_info()['isa'])"],
                              capture_output=True, text=True, env=env, check=True).stdout.strip()

@@ -126,7 +126,7 @@ def test_unknown_required_bits_still_refused():
 def test_deterministic_across_isa_and_threads():
     a = _gauss(300, 200, seed=9)
     ref = lrq.dumps(lrq.encode(a, "signcut", width=80, c_storage="float16", threads=1))
-    for isa in ("scalar", "avx2", "avx512"):
+    for isa in ("scalar", "avx2", "avx512", "neon"):
         lrq._native.set_isa(isa)
         try:
             for threads in (1, 2):

@@ -83,6 +83,16 @@ def test_architecture_macros_only_through_lrq_x86():
             f"{path.relative_to(ROOT)} tests an architecture macro outside an LRQ_X86 block")
 
 
+def test_neon_files_only_through_lrq_neon():
+    """Whatever includes <arm_neon.h> is compiled only under LRQ_NEON (common/internal.h), so an
+    x86 build, or one with LRQ_NO_NEON_SIMD, never sees the NEON code."""
+    for path in c_files():
+        text = path.read_text(encoding="utf-8")
+        if "#include <arm_neon.h>" in text:
+            assert path.parent.name == "kernels" and "#if LRQ_NEON" in text.split("#include <arm_neon.h>")[0], (
+                f"{path.relative_to(ROOT)} includes <arm_neon.h> outside an LRQ_NEON block")
+
+
 def test_comments_point_only_into_the_repository():
     pointer = re.compile(r"\bissue\s*#?\d+|/work/|\bnotes/|\bresearch §", re.I)
     for path in [*c_files(), ROOT / "c_src" / "include" / "lrq.h", ROOT / "c_src" / "Makefile",

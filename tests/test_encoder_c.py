@@ -295,6 +295,12 @@ def test_c_encoder_under_sanitizers(tmp_path):
     run_sanitized(tmp_path, "test_encoder", isas=("scalar", "avx2", "avx512"))
 
 
+@needs_gcc
+def test_c_encoder_kernels_equal_scalar_under_sanitizers(tmp_path):
+    """tests/c/test_encoder_kernels.c: every encoder kernel of every path against scalar."""
+    run_sanitized(tmp_path, "test_encoder_kernels")
+
+
 def test_encoder_digest_is_stable_within_a_process():
     a = random_matrix((64, 48), seed=18, dtype=np.float32)
     first = hashlib.sha256(lrq.dumps(lrq.encode(a, "signcut", width=40))).hexdigest()

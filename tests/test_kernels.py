@@ -32,7 +32,7 @@ from lrq.reference import container, lplr, quant, signcut
 from c_harness import needs_gcc, run_sanitized
 
 SETTINGS = settings(derandomize=True, max_examples=60, deadline=None)
-PATHS = ("scalar", "avx2", "avx512")
+PATHS = ("scalar", "avx2", "avx512", "neon")
 
 
 def available_paths() -> list:
@@ -420,7 +420,7 @@ def test_invalid_tiles_name_the_rule():
 
 def test_build_info_names_path_and_threads():
     info = lrq.build_info()
-    assert info["isa"] in ("scalar", "sse4.2", "avx2", "avx512")
+    assert info["isa"] in ("scalar", "sse4.2", "avx2", "avx512", "neon")
     assert info["threads"] == lrq.get_num_threads() >= 1
     with threads(3):
         assert lrq.build_info()["threads"] == 3
@@ -434,5 +434,5 @@ def test_build_info_names_path_and_threads():
 def test_c_kernels(tmp_path, portable):
     """tests/c/test_kernels.c under ASan/UBSan, per LRQ_FORCE_ISA value; "portable"
     builds without the x86 SIMD files, as on a CPU that is not x86."""
-    run_sanitized(tmp_path, "test_kernels", isas=(None,) if portable else (None, *PATHS),
+    run_sanitized(tmp_path, "test_kernels", isas=(None,) if portable else (None, *available_paths()),
                   defines=("-DLRQ_NO_X86_SIMD",) if portable else (), env={"LRQ_NUM_THREADS": "3"})

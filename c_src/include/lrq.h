@@ -300,10 +300,11 @@ int lrq_layout_unpack_signs_f32(const uint8_t *packed, size_t packed_len,
 /*
  * lrq_isa_name -- the instruction-set path lrq uses on this machine.
  *
- * Returns one of "scalar", "sse4.2", "avx2", "avx512": the best path this
- * CPU (and operating system) supports, unless the environment variable
+ * Returns one of "scalar", "sse4.2", "avx2", "avx512", "neon": the best path
+ * this CPU (and operating system) supports, unless the environment variable
  * LRQ_FORCE_ISA names one of these paths, in which case that path is used
- * if the CPU supports it and otherwise the best supported path below it.
+ * if the CPU supports it and otherwise the best supported path (a path of
+ * another architecture counts as unsupported; "scalar" runs everywhere).
  * An LRQ_FORCE_ISA value that names no path is ignored.  The string is a
  * static constant: never free or modify it.
  *
@@ -314,8 +315,10 @@ int lrq_layout_unpack_signs_f32(const uint8_t *packed, size_t packed_len,
  *
  * "avx2" requires AVX2, FMA and F16C; "avx512" requires AVX-512 F, BW, DQ,
  * VL, VBMI and VNNI, and GFNI (Ice Lake, Zen 4 and later: the kernels use
- * byte permutes and GF(2) affine bit transposes).  On a CPU that is not x86
- * the path is always "scalar".
+ * byte permutes and GF(2) affine bit transposes).  "neon" is the path of
+ * 64-bit ARM (AArch64, whose Advanced SIMD every core has: Apple silicon,
+ * Graviton, Ampere, Cortex-A); on any other CPU the path is always
+ * "scalar".
  *
  * Errors: none.  Thread safety: safe (the probe runs exactly once).
  */
@@ -802,7 +805,7 @@ int lrq_threads_get(void);
  * checked here.  A tile is immutable after creation, so one tile may serve
  * any number of threads at once.
  *
- * Kernels exist for the "scalar", "avx2" and "avx512" paths of
+ * Kernels exist for the "scalar", "avx2", "avx512" and "neon" paths of
  * lrq_isa_name(); "sse4.2" (which only speeds up CRC-32C) runs the scalar
  * ones.
  *

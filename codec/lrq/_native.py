@@ -46,7 +46,7 @@ _U64_MAX = (1 << 64) - 1
 _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
 
 
-_ISA_NAMES = ("scalar", "sse4.2", "avx2", "avx512")
+_ISA_NAMES = ("scalar", "sse4.2", "avx2", "avx512", "neon")
 
 
 def _warn_about_environment() -> None:
@@ -82,7 +82,7 @@ def version_number() -> int:
 
 
 def isa_name() -> str:
-    """The instruction-set path in use: "scalar", "sse4.2", "avx2" or "avx512".
+    """The instruction-set path in use: "scalar", "sse4.2", "avx2", "avx512" or "neon".
 
     Chosen once per process from the CPU and the ``LRQ_FORCE_ISA`` environment
     variable (or later by :func:`set_isa`); it never changes results, only speed.
@@ -100,7 +100,7 @@ def set_isa(name) -> str:
     if name is not None and not isinstance(name, str):
         raise ArgumentError(f"name must be a string or None, not {type(name).__name__}")
     _check(lib.lrq_isa_set(ffi.NULL if name is None else name.encode("ascii")), "lrq_isa_set",
-           f"{name!r} is not one of scalar, sse4.2, avx2, avx512")
+           f"{name!r} is not one of {', '.join(_ISA_NAMES)}")
     return isa_name()
 
 

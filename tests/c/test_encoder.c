@@ -111,6 +111,70 @@ static void test_shapes(void)
     shape_case(300, 257, 96);
 }
 
+/* Every path the CPU runs under its own name writes the scalar path's
+ * bytes: sections, and the float32 / binary16 weights, for shapes that
+ * cross the 16-lane, 64-bit and cut-block boundaries, one and two threads,
+ * and cuts taken in uneven steps. */
+static void encode_on_path(const char *path, const float *a, const uint64_t rows, const uint64_t cols,
+                           const uint64_t width, const int threads, const int c16, sections *out)
+{
+    lrq_signcut_encoder *e = NULL;
+    uint64_t done = 0;
+    CHECK(lrq_isa_set(path) == LRQ_OK);
+    CHECK(lrq_signcut_encoder_create(a, rows, cols, cols, 11, threads, &e) == LRQ_OK);
+    if (c16)
+        CHECK(lrq_signcut_encoder_set_c_storage(e, LRQ_SIGNCUT_C_FLOAT16) == LRQ_OK);
+    while (done < width && !lrq_signcut_encoder_finished(e)) {
+        const uint64_t step = threads == 1 ? width : done % 2 ? 7 : 33;
+        CHECK(lrq_signcut_encoder_run(e, step < width - done ? step : width - done, 0.0) == LRQ_OK);
+        done = lrq_signcut_encoder_width(e);
+    }
+    memset(out, 0, sizeof *out);
+    if (c16) {
+        const uint64_t w = lrq_signcut_encoder_width(e);
+        uint64_t tt, s;
+        CHECK(lrq_layout_size(w, cols, 1, 64, &tt) == LRQ_OK && lrq_layout_size(rows, w, 1, 64, &s) == LRQ_OK);
+        out->c_len = (size_t)(2 * w), out->tt_len = (size_t)tt, out->s_len = (size_t)s;
+        out->c = malloc(out->c_len + 1), out->tt = malloc(out->tt_len + 1), out->s = malloc(out->s_len + 1);
+        CHECK(lrq_signcut_encoder_write(e, 64, out->c, out->c_len, out->tt, out->tt_len, out->s, out->s_len) ==
+              LRQ_OK);
+    } else {
+        get_sections(e, rows, cols, out);
+    }
+    lrq_signcut_encoder_free(e);
+}
+
+static void test_paths_agree(void)
+{
+    static const char *const paths[] = {"avx2", "avx512", "neon"};
+    static const uint64_t shapes[][3] = {{1, 1, 2}, {3, 70, 40}, {33, 17, 65}, {100, 129, 70}, {48, 64, 96}};
+    size_t i, p;
+    int threads, c16;
+    for (i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const uint64_t rows = shapes[i][0], cols = shapes[i][1], width = shapes[i][2];
+        float *a = malloc((size_t)(rows * cols) * sizeof *a);
+        uint64_t k;
+        for (k = 0; k < rows * cols; k++) /* a few exact zeros and sign ties among them */
+            a[k] = k % 7 == 3 ? 0.0f : (float)(uniform() - 0.5);
+        for (threads = 1; threads <= 2; threads++)
+            for (c16 = 0; c16 <= 1; c16++) {
+                sections want, got;
+                encode_on_path("scalar", a, rows, cols, width, threads, c16, &want);
+                for (p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+                    CHECK(lrq_isa_set(paths[p]) == LRQ_OK);
+                    if (strcmp(lrq_isa_name(), paths[p]) != 0)
+                        continue; /* this CPU runs another path for it, checked under its own name */
+                    encode_on_path(paths[p], a, rows, cols, width, threads, c16, &got);
+                    CHECK(same(&want, &got));
+                    release(&got);
+                }
+                release(&want);
+            }
+        free(a);
+    }
+    CHECK(lrq_isa_set(NULL) == LRQ_OK);
+}
+
 static void test_exact_cases(void)
 {
     const float one = 1.0f;
@@ -330,5 +394,6 @@ int main(void)
     test_c16();
     test_target();
     test_bad_arguments();
+    test_paths_agree();
     return checks_result("test_encoder", lrq_isa_name());
 }

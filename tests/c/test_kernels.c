@@ -245,23 +245,32 @@ static void check_accuracy(const fixture *f, const float *res)
     free(ua);
 }
 
-static const char *const paths[] = {"scalar", "avx2", "avx512"};
+static const char *const paths[] = {"scalar", "avx2", "avx512", "neon"};
+#define PATHS (sizeof paths / sizeof paths[0])
+
+/* Switch to path p; false when this CPU runs another path for it instead
+ * (a level it lacks, or another architecture's): that path is one of the
+ * list too, so it is checked under its own name and skipped here. */
+static int use_path(const size_t p)
+{
+    CHECK(lrq_isa_set(paths[p]) == LRQ_OK);
+    return strcmp(lrq_isa_name(), paths[p]) == 0;
+}
 
 /* The same bits from every path and thread count. */
 static void check_everywhere(const fixture *f)
 {
-    size_t count, other;
+    size_t count, other, p;
     float *want;
-    int p, th;
+    int th;
 
     lrq_isa_set("scalar");
     lrq_threads_set(1);
     want = results(f, &count);
     check_accuracy(f, want);
-    for (p = 0; p < 3; p++)
-        for (th = 1; th <= 3; th++) {
+    for (p = 0; p < PATHS; p++)
+        for (th = 1; th <= 3 && use_path(p); th++) {
             float *got;
-            CHECK(lrq_isa_set(paths[p]) == LRQ_OK);
             CHECK(lrq_threads_set(th) == LRQ_OK);
             got = results(f, &other);
             CHECK(other == count && memcmp(got, want, count * sizeof(float)) == 0);
@@ -284,17 +293,17 @@ static void check_batches(const fixture *f)
     float *x = malloc(sizeof(float) * (BATCH_VECTORS * len + 1));
     float *y = malloc(sizeof(float) * (BATCH_VECTORS * len + 1)), *one = malloc(sizeof(float) * (len + 1));
     uint64_t i, j, nvec;
-    int p, th, tr;
+    size_t p;
+    int th, tr;
 
     rng_state = 7;
     for (i = 0; i < BATCH_VECTORS * len; i++)
         x[i] = rng_float();
-    for (p = 0; p < 3; p++)
-        for (th = 1; th <= 2; th++)
+    for (p = 0; p < PATHS; p++)
+        for (th = 1; th <= 2 && use_path(p); th++)
             for (tr = 0; tr < 2; tr++) {
                 const unsigned flags = tr ? LRQ_PRODUCT_TRANSPOSE : 0;
                 const uint64_t in = tr ? m : n, out = tr ? n : m;
-                CHECK(lrq_isa_set(paths[p]) == LRQ_OK);
                 CHECK(lrq_threads_set(th) == LRQ_OK);
                 for (nvec = 1; nvec <= BATCH_VECTORS; nvec += 4) {
                     /* Vector j at x + j * in (vector-major), outputs element-major. */

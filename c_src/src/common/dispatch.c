@@ -20,23 +20,41 @@ extern const lrq_sc_kernels lrq_sc_kernels_avx2, lrq_sc_kernels_avx512;
 uint32_t lrq_crc32c_update_sse42(uint32_t reg, const uint8_t *p, size_t n);
 #define X86_PATH(name, products, encoder, crc) {name, products, encoder, crc}
 #else
-/* Without the x86 files the names stay valid for LRQ_FORCE_ISA and
- * lrq_isa_set(); the probe never selects them. */
+/* Without a path's files its name stays valid for LRQ_FORCE_ISA and
+ * lrq_isa_set() (and degrades to the best supported path); the probe never
+ * selects it. */
 #define X86_PATH(name, products, encoder, crc) \
     {name, &lrq_kernels_scalar, &lrq_sc_kernels_scalar, lrq_crc32c_update_table}
 #endif
+#if LRQ_NEON
+extern const lrq_kernels lrq_kernels_neon;
+extern const lrq_sc_kernels lrq_sc_kernels_neon;
+#define NEON_PATH(name, products, encoder, crc) {name, products, encoder, crc}
+#else
+#define NEON_PATH(name, products, encoder, crc) \
+    {name, &lrq_kernels_scalar, &lrq_sc_kernels_scalar, lrq_crc32c_update_table}
+#endif
 
-/* The one table of paths, ordered so that each level implies the ones
- * below it (best_supported() returns an index into it).  SSE4.2 adds only
- * the CRC-32C instruction. */
-typedef enum { LRQ_ISA_SCALAR, LRQ_ISA_SSE42, LRQ_ISA_AVX2, LRQ_ISA_AVX512 } lrq_isa;
+/* The one table of paths.  Paths of one architecture are ordered so that
+ * each level implies the ones below it; scalar runs everywhere (the probe
+ * returns an index into this table).  SSE4.2 adds only the CRC-32C
+ * instruction.  NEON keeps the portable CRC-32C: the ARMv8 CRC instructions
+ * are optional, and the checksum is not where the time goes. */
+typedef enum { LRQ_ISA_SCALAR, LRQ_ISA_SSE42, LRQ_ISA_AVX2, LRQ_ISA_AVX512, LRQ_ISA_NEON } lrq_isa;
 static const lrq_isa_table paths[] = {
     {"scalar", &lrq_kernels_scalar, &lrq_sc_kernels_scalar, lrq_crc32c_update_table},
     X86_PATH("sse4.2", &lrq_kernels_scalar, &lrq_sc_kernels_scalar, lrq_crc32c_update_sse42),
     X86_PATH("avx2", &lrq_kernels_avx2, &lrq_sc_kernels_avx2, lrq_crc32c_update_sse42),
     X86_PATH("avx512", &lrq_kernels_avx512, &lrq_sc_kernels_avx512, lrq_crc32c_update_sse42),
+    NEON_PATH("neon", &lrq_kernels_neon, &lrq_sc_kernels_neon, lrq_crc32c_update_table),
 };
 #define ISA_COUNT (sizeof paths / sizeof paths[0])
+
+/* The architecture of each path, by index: a path runs on a CPU only if it
+ * is scalar or of the CPU's architecture and at most its best level. */
+typedef enum { ARCH_ANY, ARCH_X86, ARCH_ARM64 } lrq_arch;
+static const lrq_arch path_arch[] = {ARCH_ANY, ARCH_X86, ARCH_X86, ARCH_X86, ARCH_ARM64};
+typedef char lrq_path_arch_matches_paths[sizeof path_arch / sizeof path_arch[0] == ISA_COUNT ? 1 : -1];
 
 /* Written once inside pthread_once and only read afterwards: pthread_once
  * gives the happens-before edge, so readers need no atomics and there is no
@@ -80,6 +98,10 @@ static lrq_isa best_supported(void)
         !__builtin_cpu_supports("gfni"))
         return LRQ_ISA_AVX2;
     return LRQ_ISA_AVX512;
+#elif LRQ_NEON
+    /* Advanced SIMD is part of the 64-bit ARM base architecture, and
+     * LRQ_NEON holds only when the compiler targets it. */
+    return LRQ_ISA_NEON;
 #else
     return LRQ_ISA_SCALAR;
 #endif
@@ -92,8 +114,11 @@ static int isa_by_name(const char *const name)
     for (i = 0; i < ISA_COUNT; i++)
         if (strcmp(name, paths[i].name) == 0)
             /* Never run instructions the CPU lacks: a forced level above
-             * what is supported degrades to the best supported one. */
-            return (lrq_isa)i < best_isa ? (int)i : (int)best_isa;
+             * what is supported, or of another architecture, degrades to
+             * the best supported one. */
+            return path_arch[i] == ARCH_ANY || (path_arch[i] == path_arch[best_isa] && (lrq_isa)i < best_isa)
+                       ? (int)i
+                       : (int)best_isa;
     return -1;
 }
 

@@ -19,6 +19,14 @@
 #define LRQ_X86 0
 #endif
 
+/* The same for 64-bit ARM, whose Advanced SIMD (NEON) is part of the base
+ * architecture: LRQ_NO_NEON_SIMD leaves the NEON files out. */
+#if defined(__aarch64__) && defined(__ARM_NEON) && !defined(LRQ_NO_NEON_SIMD)
+#define LRQ_NEON 1
+#else
+#define LRQ_NEON 0
+#endif
+
 /* The format's limits, each defined once (spec §6-§10; the rule names the
  * limit).  Every dimension, width, rank and encoder input side is at most
  * LRQ_DIM_MAX, so that sizes derived from two of them fit in 64 bits. */

@@ -52,6 +52,8 @@ static void cpu_relax(void)
 {
 #if LRQ_X86
     __builtin_ia32_pause();
+#elif LRQ_NEON
+    __asm__ __volatile__("yield"); /* the spin-wait hint of AArch64 */
 #endif
 }
 

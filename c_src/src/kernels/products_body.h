@@ -2,8 +2,9 @@
 /*
  * The kernel loops, written once and compiled once per instruction set.
  *
- * Included by kernels/products_scalar.c, products_avx2.c and products_avx512.c after
- * each defines the same small set of 16-lane primitives (vf: 16 floats,
+ * Included by kernels/products_scalar.c, products_avx2.c, products_avx512.c
+ * and products_neon.c after each defines the same small set of 16-lane
+ * primitives (vf: 16 floats,
  * vi: 16 u32, vt: a 16-entry float table, vq: 16 int32 accumulators).  Every
  * primitive is exact lane by lane, or one IEEE operation per lane, so the
  * expression trees below (documented in common/kernels.h) are the same in every
