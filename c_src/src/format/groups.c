@@ -39,7 +39,7 @@ enum {
 static int parse_shared_params(const parse_ctx *const c, const field *const gf,
                                tile_rec *const shared)
 {
-    uint64_t v;
+    uint64_t v = 0;
     int rc;
 
     if (shared->scheme == LRQ_SCHEME_SIGNCUT)
@@ -279,7 +279,7 @@ int lrq_fmt_parse_member(parse_ctx *const c, const tensor_rec *const t, member_r
     const unsigned shared_count = lrq_fmt_shared_sections[g->scheme];
     const unsigned own_count = lrq_fmt_scheme_sections[g->scheme].count - shared_count;
     const size_t prefix = strlen(c->where);
-    uint64_t want[LRQ_MAX_SECTIONS] = {0}, v;
+    uint64_t want[LRQ_MAX_SECTIONS] = {0}, v = 0;
     tile_rec tl;
     void *grown;
     int rc;

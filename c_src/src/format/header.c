@@ -149,7 +149,7 @@ static int get_c_scale(const parse_ctx *const c, const field *const fl, tile_rec
 static int parse_params(const parse_ctx *const c, const tensor_rec *const t, field *const tf,
                         tile_rec *const tl)
 {
-    uint64_t v;
+    uint64_t v = 0; /* set by get_int on success (0 quiets -Wmaybe-uninitialized) */
     int rc;
 
     if (tl->scheme == LRQ_SCHEME_DENSE) {
