@@ -504,21 +504,21 @@ class Matrix(_StoredSize):
 # The cost model of the dense fallback of batched products: seconds per
 # unit, the medians of three runs of ``python bench/matvec.py --cost-model``
 # (which re-measures them on any host) on an Intel Xeon with AVX-512 and
-# AMX, 2 cores, both threads, shared with other work (load average ~4),
-# after the transposed kernels came to batch their vectors as the forward
-# ones do (the byte-code ratio varied most, 5 to 22, between the runs):
+# AMX, 2 cores, both threads, on a quiet machine (load average 0.3), after
+# the kernels came to take 16 vectors at a time (wide batches; decode too):
 # the absolute values scale with the load, the choice depends on their
-# ratios.  They are constants on purpose: the choice depends on shapes and
-# parameters alone, never on timing at run time, so a product takes the
-# same path (and gives the same bits) on every run.  Near the crossover
-# both paths cost about the same, so an error of 2x in a constant costs
-# little.
-_KERNEL_FORWARD = 7.4e-12     # per sign-MAC per vector of M @ X on the kernels
-_KERNEL_TRANSPOSED = 9.5e-12  # per sign-MAC per vector of M.T @ Y
-_DECODE_ENTRY = 5.3e-9        # per entry of a decoded tile (allocation, first touch, stores)
-_DECODE_MAC = 1.1e-11         # per sign-MAC of the decode's forward pass
-_DENSE_MAC = 3.2e-11          # per multiply-add of numpy's float32 dense product, 64 columns
-_BYTE_CODE_MACS = 9.2         # sign-MACs one byte-code (5-8 bit lplr) multiply-add costs
+# ratios, and a loaded machine slows NumPy's dense product most (the last
+# constants, measured at load ~4, had the dense side 3x slower).  They are
+# constants on purpose: the choice depends on shapes and parameters alone,
+# never on timing at run time, so a product takes the same path (and gives
+# the same bits) on every run.  Near the crossover both paths cost about
+# the same, so an error of 2x in a constant costs little.
+_KERNEL_FORWARD = 4.1e-12     # per sign-MAC per vector of M @ X on the kernels
+_KERNEL_TRANSPOSED = 8.5e-12  # per sign-MAC per vector of M.T @ Y
+_DECODE_ENTRY = 8.3e-10       # per entry of a decoded tile (allocation, first touch, stores)
+_DECODE_MAC = 4.4e-12         # per sign-MAC of the decode's forward pass
+_DENSE_MAC = 9.9e-12          # per multiply-add of numpy's float32 dense product, 64 columns
+_BYTE_CODE_MACS = 10.0        # sign-MACs one byte-code (5-8 bit lplr) multiply-add costs
 
 
 def _factor_macs(tile) -> tuple:
