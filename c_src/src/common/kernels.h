@@ -98,6 +98,12 @@ static inline size_t lrq_segment_end(const lrq_kmat *m, size_t c, size_t panel_e
     return end;
 }
 
+/* A little-endian 16-bit word of a section (sign words, binary16 scales). */
+static inline unsigned load_u16(const uint8_t *p)
+{
+    return (unsigned)p[0] | (unsigned)p[1] << 8;
+}
+
 /* Byte offset of scale (row tile t, group g), for a tile of height h. */
 static inline size_t lrq_scale_offset(const lrq_kmat *m, size_t t, size_t g, size_t h)
 {

@@ -56,11 +56,6 @@ static inline int finite_f32(const float f)
     return (u & 0x7F800000u) != 0x7F800000u;
 }
 
-static inline unsigned load_u16(const uint8_t *p)
-{
-    return (unsigned)p[0] | (unsigned)p[1] << 8;
-}
-
 /* Byte offset of word (r, c) in a plane (spec §9.3). */
 static inline size_t word_offset(const lrq_kmat *m, const size_t r, const size_t c, const size_t ws)
 {

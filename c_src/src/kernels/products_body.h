@@ -499,11 +499,6 @@ ALWAYS_INLINE vf wide_chunk(const float *tc, const unsigned w)
                   vf_add(vf_load(tc + 512 + (w >> 4 & 0xF0u), 16), vf_load(tc + 768 + (w >> 8 & 0xF0u), 16)));
 }
 
-static inline unsigned word16(const uint8_t *p)
-{
-    return (unsigned)p[0] | (unsigned)p[1] << 8;
-}
-
 /* Chunks and row tiles of one step of a wide walk: the tables of WIDE_CHUNKS
  * chunks (4 KiB each) stay in L1 while WIDE_TILES tiles' rows read them,
  * each row's running sum parked in between (parking changes no bits). */
@@ -539,9 +534,9 @@ ALWAYS_INLINE void wide_rows(const lrq_kmat *m, const uint8_t *tp, const size_t 
         const float *tc = tab + 1024 * c;
         for (q = 0; q < nr; q++) {
             int p = planes - 1;
-            vf sum = wide_chunk(tc, word16(wp + 2 * q + (size_t)p * pb));
+            vf sum = wide_chunk(tc, load_u16(wp + 2 * q + (size_t)p * pb));
             for (p--; p >= 0; p--)
-                sum = vf_add(vf_add(sum, sum), wide_chunk(tc, word16(wp + 2 * q + (size_t)p * pb)));
+                sum = vf_add(vf_add(sum, sum), wide_chunk(tc, load_u16(wp + 2 * q + (size_t)p * pb)));
             acc[q] = vf_add(acc[q], sum);
         }
     }
@@ -551,7 +546,7 @@ ALWAYS_INLINE void wide_rows(const lrq_kmat *m, const uint8_t *tp, const size_t 
             vf_store(park + 16 * q, acc[q], 16);
         } else if (m->scales != NULL) {
             const float scale = lrq_half_to_float(
-                (uint16_t)word16(m->scales + lrq_scale_offset(m, t, a / m->gc, h) + 2 * (r + q)));
+                (uint16_t)load_u16(m->scales + lrq_scale_offset(m, t, a / m->gc, h) + 2 * (r + q)));
             vf_store(o, vf_add(vf_load(o, 16), vf_mul(vf_set1(scale), acc[q])), 16);
         } else {
             vf_store(o, vf_add(vf_load(o, 16), acc[q]), 16);
@@ -628,7 +623,7 @@ ALWAYS_INLINE void wide_tr_walk(const lrq_kmat *m, const size_t c_lo, const size
                     for (r = 0; r < 16; r++)
                         vf_store(scaled + 16 * r,
                                  vf_mul(vf_load(z + 16 * (16 * t + r), 16),
-                                        vf_set1(r < h ? lrq_half_to_float((uint16_t)word16(sp + 2 * r)) : 0.0f)),
+                                        vf_set1(r < h ? lrq_half_to_float((uint16_t)load_u16(sp + 2 * r)) : 0.0f)),
                                  16);
                     k_tables_wide(scaled, 0, 1, built);
                     tb = built;
