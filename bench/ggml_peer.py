@@ -50,8 +50,7 @@ def build(folder: str | None = None, log=print) -> str:
     """The folder holding ggml's shared libraries, built once and cached."""
     folder = folder or cache_folder()
     libs = os.path.join(folder, "build", "src")
-    if os.path.exists(os.path.join(libs, "ggml-cpu", "libggml-cpu.so")) or os.path.exists(
-            os.path.join(libs, "libggml-cpu.so")):
+    if _located(libs, "libggml-cpu.so"):
         return libs
     for tool in ("cmake", "ninja"):
         if shutil.which(tool) is None:
@@ -75,11 +74,18 @@ def build(folder: str | None = None, log=print) -> str:
     return libs
 
 
-def _find(libs: str, name: str) -> str:
+def _located(libs: str, name: str) -> str | None:
     for root, _, files in os.walk(libs):
         if name in files:
             return os.path.join(root, name)
-    raise RuntimeError(f"{name} is not in the ggml build at {libs}")
+    return None
+
+
+def _find(libs: str, name: str) -> str:
+    path = _located(libs, name)
+    if path is None:
+        raise RuntimeError(f"{name} is not in the ggml build at {libs}")
+    return path
 
 
 class _InitParams(ctypes.Structure):

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -363,8 +364,6 @@ def test_a_chunk_the_encoder_refuses_is_stored_unfiltered_and_exact(tmp_path):
     # by HDF5 as given -- at creation and when the cache is flushed at close,
     # where a failing filter used to lose the chunk and crash the process
     # at exit (HDF5 2.0) -- while the other chunks are encoded.
-    import sys
-
     a = matrix((128, 64))
     a[3, 3] = np.nan
     np.save(tmp_path / "a.npy", a)

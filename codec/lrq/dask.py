@@ -43,7 +43,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environm
 from . import encoder
 from . import format as container
 from ._native import crc32c
-from .chunks import check_operand, chunk_operand, partial_product, product_dtype
+from .chunks import check_operand, partial_product, product_dtype
 from .errors import ArgumentError, UnsupportedError
 from .io import open as open_lrq, save
 from .matrix import Matrix as LrqMatrix
