@@ -59,7 +59,7 @@ import lrq
 from lrq import _native
 from lrq import matrix as matrix_module
 from lrq.matrix import Matrix
-from lrq.reference import container, lplr
+from lrq.reference import container, lplr, quantized
 
 
 def signcut(size: int, width: int, rng, cols: int = None) -> Matrix:
@@ -80,6 +80,18 @@ def lplr_tile(size: int, rank: int, bits: int, rng, group: int = 128, cols: int 
     sections = {kind: container.make_section(kind, data, _native.crc32c) for kind, data in raw.items()}
     tile = container.TileRecord((0, 0), (size, cols), "lplr", params, sections)
     return Matrix(container.TensorRecord("lplr", (size, cols), "float32", (size, cols), container.DEFAULT_PANEL, [tile]))
+
+
+def quant_tile(size: int, bits: int, rng, group: int = 32, scale_bits: int = 6) -> Matrix:
+    """A size x size quant tile (format 1.5) of random codes and scale codes."""
+    codes = rng.integers(0, 2**bits, (size, size), dtype=np.uint8)
+    scale_codes = rng.integers(1, 2**scale_bits, (size, -(-size // group)), dtype=np.uint8)
+    exps = np.full(size, -scale_bits, dtype=np.int8)
+    params, raw = quantized.params_and_sections(bits, group, scale_bits, (codes, scale_codes, exps, 1.0 / size),
+                                                container.DEFAULT_PANEL, pack=_native.pack_interleaved)
+    sections = {kind: container.make_section(kind, data, _native.crc32c) for kind, data in raw.items()}
+    tile = container.TileRecord((0, 0), (size, size), "quant", params, sections)
+    return Matrix(container.TensorRecord("quant", (size, size), "float32", (size, size), container.DEFAULT_PANEL, [tile]))
 
 
 def section_bytes(m: Matrix) -> int:
@@ -322,7 +334,8 @@ def main() -> None:
     dense = rng.standard_normal((size, size)).astype(np.float32)
     x = rng.standard_normal(size).astype(np.float32)
     # (name, matrix, sign-MACs of one product or None for byte codes):
-    # (m + n) * w for signcut, (m + n) * rank * bits for bit-plane lplr.
+    # (m + n) * w for signcut, (m + n) * rank * bits for bit-plane lplr,
+    # m * n * bits for bit-plane quant.
     cases = []
     for bits in (2, 4, 8):
         width = bits * size // 2
@@ -331,6 +344,8 @@ def main() -> None:
         rank = size // 2
         cases.append((f"lplr r={rank} b={bits}", lplr_tile(size, rank, bits, rng),
                       2 * size * rank * bits if bits <= 4 else None))
+    for bits in (2, 3, 4, 8):  # b bit-planes (one factor), or bytes at 8
+        cases.append((f"quant b={bits} g=32", quant_tile(size, bits, rng), size * size * bits if bits <= 4 else None))
 
     rate = sign_mac_rate(rng)
     threads = lrq.get_num_threads()

@@ -146,6 +146,9 @@ typedef struct {
     uint64_t group;
     float scale_l;
     float scale_r;
+    unsigned bits;
+    unsigned scale_bits;
+    float scale;
     uint64_t member_of;
     unsigned section_count;
     int section_kind[...];
@@ -209,6 +212,11 @@ int lrq_tile_create_lplr_detail(lrq_tile **out, uint64_t m, uint64_t n, uint64_t
                                 size_t r_scales_len, const void *l_codes,
                                 size_t l_codes_len, const void *l_scales,
                                 size_t l_scales_len, char *detail, size_t detail_size);
+int lrq_tile_create_quant_detail(lrq_tile **out, uint64_t m, uint64_t n, int bits,
+                                 uint64_t group, int scale_bits, float scale, uint64_t panel,
+                                 const void *codes, size_t codes_len, const void *scale_codes,
+                                 size_t scale_codes_len, const void *row_exponents,
+                                 size_t row_exponents_len, char *detail, size_t detail_size);
 void lrq_tile_free(lrq_tile *t);
 int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
                      const float *x, int64_t x_vstride, int64_t x_estride,

@@ -42,7 +42,7 @@ import numpy as np
 
 from lrq.reference import container, decode as ref_decode
 from lrq.reference.crc32c import crc32c as CRC
-from lrq.reference import dense, layout, lplr, signcut, surgery
+from lrq.reference import dense, layout, lplr, quantized, signcut, surgery
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 V1 = os.path.join(HERE, "v1")
@@ -130,6 +130,18 @@ def lplr_tile(rng, origin, shape, rank, bits_l, bits_r, group, panel):
     right = _factor(rng, rank, n, bits_r, group)
     params, raw = lplr.params_and_sections(rank, bits_l, bits_r, group, left, right, panel)
     return container.TileRecord(origin, shape, "lplr", params, {k: section(k, v) for k, v in raw.items()})
+
+
+def quant_tile(rng, origin, shape, bits, group, scale_bits, panel, exponents=(-6, 2)):
+    """A 1.5 quant tile (spec §10.7): random codes, scale codes and row exponents in ``exponents``."""
+    m, n = shape
+    codes = rng.codes((m, n), bits)
+    scale_codes = rng.codes((m, -(-n // group)), scale_bits)
+    lo, hi = exponents
+    exps = (rng.codes((m,), 8).astype(np.int64) % (hi - lo + 1) + lo).astype(np.int8)
+    sigma = float(np.float32(rng.uniform((1,), 0.5, 2.0)[0]))
+    params, raw = quantized.params_and_sections(bits, group, scale_bits, (codes, scale_codes, exps, sigma), panel)
+    return container.TileRecord(origin, shape, "quant", params, {k: section(k, v) for k, v in raw.items()})
 
 
 def dense_tile(origin, shape, storage, values):
@@ -405,6 +417,28 @@ def valid_vectors() -> dict:
     rng = rng_for("tensor-signcut-2x3x4-w0-f64")
     add("tensor-signcut-2x3x4-w0-f64", "1.3: a float64 3-D signcut tensor with no terms: it decodes to zeros",
         [tensor("Z", (2, 3, 4), "float64", [signcut_tensor_tile(rng, (2, 3, 4), 0, 4096)])])
+
+    # Format 1.5, feature quant (bit 3): quantized matrices [QT-*].
+    for name, shape, bits, group, scale_bits, panel, exponents, description in (
+        ("quant-20x40-b2-g16-t6", (20, 40), 2, 16, 6, 4096, (-6, 2),
+         "1.5: 2-bit codes on two bit-planes, 6-bit scale codes (3 per row: 60 codes, 45 bytes)"),
+        ("quant-17x70-b4-g32-t4-kp64", (17, 70), 4, 32, 4, 64, (-3, 0),
+         "1.5: 4 bit-planes across two panels of 64, a short row tile of one row, 4-bit scale codes"),
+        ("quant-9x33-b1-g16-t7", (9, 33), 1, 16, 7, 4096, (-2, 1),
+         "1.5: 1-bit codes (one plane), 7-bit scale codes straddling bytes, a group of one column"),
+        ("quant-12x20-b8-g64-t8-dtf64", (12, 20), 8, 64, 8, 4096, (-24, 7),
+         "1.5: byte codes, one 8-bit scale code per row, the extreme row exponents -24 and 7"),
+    ):
+        rng = rng_for(name)
+        dtype = "float64" if name.endswith("dtf64") else "float32"
+        add(name, description, [tensor("Q", shape, dtype, [quant_tile(rng, (0, 0), shape, bits, group, scale_bits, panel,
+                                                                       exponents)], panel=panel)])
+    rng = rng_for("tiled-quant-signcut-40x24-t16x24")
+    add("tiled-quant-signcut-40x24-t16x24",
+        "1.5: row bands of 16 rows with different schemes and code widths: quant 3 bits, signcut, quant 1 bit",
+        [tensor("W", (40, 24), "float32", [quant_tile(rng, (0, 0), (16, 24), 3, 16, 6, 4096),
+                                           signcut_tile(rng, (16, 0), (16, 24), 5, 4096),
+                                           quant_tile(rng, (32, 0), (8, 24), 1, 32, 5, 4096)], tile_shape=(16, 24))])
 
     # Forward compatibility: a later minor, an unknown optional feature bit and
     # unknown (vendor) keys must all be accepted by a 1.0 decoder.
@@ -730,6 +764,64 @@ def invalid_vectors(valid: dict) -> dict:
     add("xtns2-c-nan", tensor_edit(None, [bytes(nan_c)] + tns_sec[1:]), "SC-2", "FormatError",
         "c[1] of a tensor tile is NaN", also=["TNS-2"])
 
+    # Format 1.5, feature quant (bit 3): quantized matrices [QT-*].
+    qt, _ = valid["quant-20x40-b2-g16-t6"]
+    qt_sec = surgery.payloads(qt)
+    qb, _ = valid["quant-12x20-b8-g64-t8-dtf64"]
+    qb_sec = surgery.payloads(qb)
+
+    def quant_edit(base, edit=None, payloads=None, **preamble):
+        hh = surgery.header(base)
+        if edit is not None:
+            edit(hh)
+        return _rebuild(base, hh, payloads, **{"minor": 5, "required": 8, **preamble})
+
+    def quant_key(key, value):
+        return lambda hh: hh["tensors"][0]["tiles"][0].__setitem__(key, value)
+
+    add("xpre4-required-feature-bit4", surgery.edit_preamble(qt, required=24), "PRE-4", "UnsupportedError",
+        "1.5 file with required bits 3 and 4: bit 4 is unknown to 1.5")
+    for key, value, what in (("bits", 0, "bits 0"), ("bits", 9, "bits 9"), ("scale_bits", 0, "scale_bits 0"),
+                             ("scale_bits", 9, "scale_bits 9"), ("group", 48, "group 48, not a power of two"),
+                             ("group", 8, "group 8, below 16"), ("bits", 2.0, "bits the float 2.0")):
+        add(f"xqt1-{key}-{str(value).replace('.', 'p')}", quant_edit(qt, quant_key(key, value)), "QT-1", "FormatError",
+            f"a quant tile with {what}")
+    for what, value in (("zero", 0.0), ("negative", -1.0), ("nan", float("nan")), ("infinite", float("inf")),
+                        ("f64-overflow", 1e39), ("integer", 1)):
+        add(f"xqt2-scale-{what}", quant_edit(qt, quant_key("scale", value), single_float=what != "f64-overflow"),
+            "QT-2", "FormatError", f"super-scale {value!r}")
+    q1, _ = valid["quant-9x33-b1-g16-t7"]
+    q1_sec = surgery.payloads(q1)
+    padded = bytearray(q1_sec[1])  # 9 rows x 3 groups x 7 bits = 189 bits: 3 padding bits in byte 23
+    padded[-1] |= 0x80
+    add("xqt3-scale-code-padding", quant_edit(q1, None, [q1_sec[0], bytes(padded), q1_sec[2]]), "QT-3", "FormatError",
+        "the last of the 3 bits after the last scale code is 1")
+    for what, value in (("low", -25), ("high", 8)):
+        bad = bytearray(qt_sec[2])
+        bad[3] = value & 0xFF
+        add(f"xqt4-row-exponent-{what}", quant_edit(qt, None, [qt_sec[0], qt_sec[1], bytes(bad)]), "QT-4",
+            "FormatError", f"row 3's exponent is {value}")
+    add("xqt5-byte-code-too-wide", quant_edit(qb, quant_key("bits", 7)), "QT-5", "FormatError",
+        "8-bit byte codes read as 7-bit ones: a code of 128 or more")
+    add("xqt6-quant-without-flag", quant_edit(qt, minor=4, required=0), "QT-6", "FormatError",
+        "a quant tile in a file whose required_features does not set bit 3")
+    add("xqt6-flag-without-quant", surgery.edit_preamble(sc, minor=5, required=8), "QT-6", "FormatError",
+        "quant set, but the file's only tile is a signcut one")
+    add("xqt7-quant-3d", quant_edit(qt, lambda hh: (hh["tensors"][0].__setitem__("shape", [20, 40, 1]),
+                                                    hh["tensors"][0].__setitem__("tile_shape", [20, 40, 1]))),
+        "TEN-6", "FormatError", "a quant tile in a 3-D tensor", also=["QT-7"])
+    add("xqt7-quant-int", quant_edit(qt, lambda hh: hh["tensors"][0].__setitem__("dtype", "int32")), "TEN-6",
+        "FormatError", "a quant tile in an int32 tensor", also=["QT-7"])
+    add("xqt-section-misnamed", quant_edit(qt, lambda hh: hh["tensors"][0]["tiles"][0]["sections"][1].__setitem__(0, "scales")),
+        "SEC-1", "FormatError", "the scale codes are named 'scales'")
+    short = qt_sec[1][:-1]
+    add("xqt-scale-codes-short", quant_edit(qt, None, [qt_sec[0], short, qt_sec[2]]), "SEC-2", "FormatError",
+        "section 'scale_codes' one byte short of 60 6-bit codes")
+    padded_codes = bytearray(qt_sec[0])
+    padded_codes[2 * 16 * 2 + 1] |= 0x80  # plane 0, chunk 2 (elements 32-47) of row 0: bit 15 is element 47, padding
+    add("xqt-codes-padding", quant_edit(qt, None, [bytes(padded_codes)] + qt_sec[1:]), "LAY-1", "FormatError",
+        "a padding bit (column 47 of row 0) of plane 0 of 'codes' is 1")
+
     # Added with errata E-1 to E-9 (2026-12-02): a vector for every rule with an error class.
     def edited(base, edit, **assemble):
         hh = surgery.header(base)
@@ -833,6 +925,8 @@ def _tolerance(record) -> float:
         elif tile.scheme == "lplr":
             left, right = lplr.factors(tile, record.panel, CRC)
             worst = max(worst, float((np.abs(left) @ np.abs(right)).max()) if left.size and right.size else 0.0)
+        elif tile.scheme == "quant":  # one term per element: M = |x_ref|
+            worst = max(worst, float(np.abs(quantized.factor(tile, record.panel, CRC)).max(initial=0.0)))
     return 1e-5 * worst
 
 
@@ -876,6 +970,8 @@ LATER_VERDICTS = {
     "xpre4-required-feature-bit1": {"later": [{"since": "1.2", "rule": "GRP-8", "error": "FormatError"}]},
     # 1.3 assigns bit 2 (signcut_tensor): the file then has no tensor tile.
     "xpre4-required-feature-bit2": {"later": [{"since": "1.3", "rule": "TNS-3", "error": "FormatError"}]},
+    # 1.5 assigns bit 3 (quant): the file then has no quant tile.
+    "xpre4-required-feature-bit3": {"later": [{"since": "1.5", "rule": "QT-6", "error": "FormatError"}]},
 }
 
 
@@ -920,7 +1016,9 @@ def build() -> dict:
         optional = struct.unpack_from("<Q", data, 24)[0] if len(data) >= 32 else 0
         if optional & container.PRIVATE_RELEASE and rule.startswith("PRV-"):
             entry["since"] = "1.4"  # earlier decoders ignore the record [PRE-5]; the verdict is a 1.4 one
-        if required & container.SIGNCUT_TENSOR and rule != "PRE-4" and name not in LATER_VERDICTS:
+        if required & container.QUANT and rule != "PRE-4" and name not in LATER_VERDICTS:
+            entry["since"] = "1.5"  # earlier decoders stop at bit 3 [PRE-4]; the verdict is a 1.5 one
+        elif required & container.SIGNCUT_TENSOR and rule != "PRE-4" and name not in LATER_VERDICTS:
             entry["since"] = "1.3"  # earlier decoders stop at bit 2 [PRE-4]; the verdict is a 1.3 one
         elif required & container.SHARED_FACTOR and rule.startswith("GRP-"):
             entry["since"] = "1.2"  # earlier decoders stop at bit 1 [PRE-4]; the verdict is a 1.2 one

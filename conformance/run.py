@@ -73,14 +73,14 @@ def _decode_reference(path: str, data: bytes) -> dict:
             for name, a in arrays.items()}
 
 
-def _restricted(known: int):
+def _restricted(known: int, optional: int = 0):
     """The reference decoder as a decoder of an earlier minor: it knows only the
     required features ``known`` (1.0: none; 1.1: signcut_c16; 1.2: and
-    shared_factor; 1.3: and signcut_tensor) and no optional feature
-    (private_release is 1.4)."""
+    shared_factor; 1.3: and signcut_tensor; 1.4: the same) and the optional
+    ones ``optional`` (private_release is 1.4's)."""
     def decode(path: str, data: bytes) -> dict:
         saved = _container.KNOWN_REQUIRED_FEATURES, _container.KNOWN_OPTIONAL_FEATURES
-        _container.KNOWN_REQUIRED_FEATURES, _container.KNOWN_OPTIONAL_FEATURES = known, 0
+        _container.KNOWN_REQUIRED_FEATURES, _container.KNOWN_OPTIONAL_FEATURES = known, optional
         try:
             return _decode_reference(path, data)
         finally:
@@ -92,8 +92,11 @@ _decode_reference_10 = _restricted(0)
 _decode_reference_11 = _restricted(_container.SIGNCUT_C16)
 _decode_reference_12 = _restricted(_container.SIGNCUT_C16 | _container.SHARED_FACTOR)
 _decode_reference_13 = _restricted(_container.SIGNCUT_C16 | _container.SHARED_FACTOR | _container.SIGNCUT_TENSOR)
+_decode_reference_14 = _restricted(_container.SIGNCUT_C16 | _container.SHARED_FACTOR | _container.SIGNCUT_TENSOR,
+                                   _container.PRIVATE_RELEASE)
 EARLIER = {"reference-1.0": ((1, 0), _decode_reference_10), "reference-1.1": ((1, 1), _decode_reference_11),
-           "reference-1.2": ((1, 2), _decode_reference_12), "reference-1.3": ((1, 3), _decode_reference_13)}
+           "reference-1.2": ((1, 2), _decode_reference_12), "reference-1.3": ((1, 3), _decode_reference_13),
+           "reference-1.4": ((1, 4), _decode_reference_14)}
 
 DECODERS = {"lrq": _decode_lrq, "reference": _decode_reference}
 # The format version each decoder implements.

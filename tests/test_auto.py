@@ -24,6 +24,7 @@ def _matrices():
 def test_auto_matches_the_best_scheme(kind, bits):
     a = _matrices()[kind].astype(np.float32)
     best = min(lrq.encode(a, "signcut", bits=bits).rel_error,
+               lrq.encode(a, "quant", bits=bits).rel_error if bits >= 2 else 1.0,
                lrq.encode(a, "lplr", bits=bits).rel_error,
                lrq.encode(a, "lplr", bits=bits, variant="svd").rel_error)
     auto = lrq.encode(a, bits=bits)
@@ -38,10 +39,10 @@ def _flat(shape):
 
 # A flat spectrum near full rank (as MiniLM's weights have): quantizing the
 # left factor costs nearly all of its noise there, so lplr cannot win and
-# is not fitted.
+# is not fitted (and from 3 bits up plain quantization wins).
 @pytest.mark.parametrize("a, bits, scheme, most", [
     (_matrices()["gauss"], 2.0, "signcut", 0),
-    (_flat((2048, 256)), 4.0, "signcut", 0),
+    (_flat((2048, 256)), 4.0, "quant", 0),
     (_flat((384, 384)), 1.0, "signcut", 0),
     (_matrices()["low_rank"], 2.0, "lplr", encoder._AUTO_LPLR_FITS),
 ], ids=["gauss", "flat_tall_4bits", "flat_square_1bit", "low_rank"])
@@ -62,8 +63,9 @@ def test_auto_on_a_photograph_is_signcut():
         assert auto.rel_error <= lrq.encode(a, "signcut", bits=bits).rel_error * 1.01
 
 
-@pytest.mark.parametrize("shape, tile_shape, bits", [((80, 80), None, 3.0), ((300, 400), None, 2.0),
-                                                     ((128, 192), (64, 64), 3.0), ((64, 48), None, None)])
+# Budgets where signcut is the best scheme (from 3 bits up quant wins).
+@pytest.mark.parametrize("shape, tile_shape, bits", [((80, 80), None, 1.5), ((300, 400), None, 2.0),
+                                                     ((128, 192), (64, 64), 1.5), ((64, 48), None, 2.0)])
 def test_auto_that_picks_signcut_gets_signcut_s_room(shape, tile_shape, bits):
     """The header bound of the schemes auto did not pick costs it no cut:
     where it picks signcut it makes signcut's cuts, tile by tile."""
@@ -71,8 +73,11 @@ def test_auto_that_picks_signcut_gets_signcut_s_room(shape, tile_shape, bits):
     auto = lrq.encode(a, bits=bits, tile_shape=tile_shape)
     signcut = lrq.encode(a, "signcut", bits=bits, tile_shape=tile_shape)
     assert auto.scheme == "signcut"
-    assert auto.tiles == signcut.tiles
-    assert auto.rel_error == signcut.rel_error and auto.nbytes <= (bits or encoder.DEFAULT_BITS) * a.size / 8
+    # Every tile gets at least signcut's cuts (the header bound is taken
+    # from the scheme with the smallest entry, so rounding may leave auto
+    # one cut more), and the budget holds.
+    assert all(t[3]["width"] >= u[3]["width"] for t, u in zip(auto.tiles, signcut.tiles))
+    assert auto.rel_error <= signcut.rel_error and auto.nbytes <= (bits or encoder.DEFAULT_BITS) * a.size / 8
 
 
 def test_auto_finds_singular_vectors_only_for_an_lplr_fit(monkeypatch):

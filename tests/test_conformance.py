@@ -42,7 +42,7 @@ def test_suite_is_large_enough_and_covers_every_scheme():
         with open(os.path.join(ROOT, entry["file"]), "rb") as fh:
             record = lrq.reference.parse(fh.read(), lrq.reference.crc32c)
         schemes |= {tile.scheme for t in record.tensors for tile in t.tiles}
-    assert schemes == {"signcut", "lplr", "dense"}
+    assert schemes == {"signcut", "lplr", "dense", "quant"}
 
 
 @pytest.mark.parametrize("name", sorted(VALID))

@@ -55,6 +55,8 @@ CASES = {
     "auto_bits": lambda: lrq.encode(_matrix(16, (96, 64), "lowrank"), bits=2.0),
     "auto_gauss": lambda: lrq.encode(_matrix(17, (80, 80)), bits=3.0),
     "auto_default": lambda: lrq.encode(_matrix(18, (64, 48))),
+    "quant_bands": lambda: lrq.encode(_matrix(19, (200, 96)), scheme="quant", bits=3.0),
+    "quant_fixed": lambda: lrq.encode(_matrix(20, (40, 70)), scheme="quant", bits=8.0, code_bits=4, group=32, scale_bits=5),
     "from_factors": lambda: lrq.signcut_from_factors(
         np.where(_matrix(19, (30, 5)) > 0, 1.0, -1.0),
         np.where(_matrix(20, (25, 5)) > 0, 1.0, -1.0),
@@ -79,8 +81,10 @@ DIGESTS = {
     "dense_bf16": "683d7d5778fa25e75978ddbd94ff41b4068e6a83a30fb5c9280ca7b858218ea0",
     "dense_f32": "ac9af5e91b91fb029687ebdbbdfdfa1afcb24b2f44c8857c923fe6aa02b33328",
     "auto_bits": "5ef691026344b387457fbb5edb8fcca041cf3718831cc9b39367fe4cf33c4aba",
-    "auto_gauss": "21fcbdade532b0e79ca618a57b890bb35425e416080cbf5365fa6d6afc680741",
-    "auto_default": "9e512718457b75c73773a76599749c9f17ca78cd7257604be21821b443e2f3c4",
+    "auto_gauss": "03912c5c2265b86d89cc6f55b4f16bc35c229ff7bf16aab9447f64f9f894f087",
+    "auto_default": "af07f1a34bf50ed3d8da9e47c15d57770f4deea2a011c73b2353d550ac0d1c61",
+    "quant_bands": "5b607387bf46083aaa0baa34b6e25dcfc153b47f6a9333697a4767fd00fef1ff",
+    "quant_fixed": "5b4519b70fa402060c4df5eac3056479398dc8b0094acfd251fad4c8a7053579",
     "from_factors": "acb914ee6023d1bbdcd0e25b272d710e14f819c99c6a5073b14631b83125ee37",
     "saved_file": "3e6cf81a105dabf1faed2cf860bf981909b671c9e26dd1908f494d2749aabad4",
 }

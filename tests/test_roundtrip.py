@@ -285,8 +285,9 @@ def test_tiled_matrix_lists_its_grid(config):
 def test_auto_mixes_schemes_across_tiles():
     # auto picks per tile, charging each scheme its real header bytes: an exact
     # rank-4 tile goes to lplr (about 2.5 kB against signcut's 5.9 kB at this
-    # goal), noise to signcut, and an 8×8 corner, too small to pay for a
-    # factorization's headers, to dense.
+    # goal), noise to quant (plain quantization is the smallest at an error
+    # of 0.1), and an 8×8 corner, too small to pay for a factorization's
+    # headers, to dense.
     rng = np.random.default_rng(3)
     a = rng.standard_normal((136, 264)).astype(np.float32)
     a[:128, :128] = rng.standard_normal((128, 4)) @ rng.standard_normal((4, 128))
@@ -294,7 +295,7 @@ def test_auto_mixes_schemes_across_tiles():
     assert matrix.scheme == "mixed"
     schemes = {origin: scheme for origin, _, scheme, *_ in matrix.tiles}
     assert schemes[(0, 0)] == "lplr"
-    assert schemes[(0, 128)] == "signcut"
+    assert schemes[(0, 128)] == "quant"
     assert schemes[(128, 256)] == "dense"
     assert matrix.rel_error <= 0.1
     assert rel_error(a, lrq.decode(matrix)) <= 0.1

@@ -78,18 +78,25 @@ def test_since_marks_exactly_the_vectors_a_10_decoder_stops_early_on():
     """"since": "1.1" on an invalid vector iff it needs bit 0 and its verdict is not [PRE-4] nor a "later" one;
     "since": "1.2" on the vectors of the group rules [GRP-*], whose files set bit 1 (shared_factor), which 1.0
     and 1.1 decoders both stop at; "since": "1.3" on the vectors that set bit 2 (signcut_tensor) for a verdict of
-    their own, which 1.0 to 1.2 decoders stop at."""
+    their own, which 1.0 to 1.2 decoders stop at; "since": "1.5" on those that set bit 3 (quant) for a verdict of
+    their own, which 1.0 to 1.4 decoders stop at."""
     marked = set()
     for entry in MANIFEST["invalid"]:
         data = _vector(entry)
         required = struct.unpack_from("<Q", data, 16)[0] if len(data) >= 24 else 0
         own_verdict = entry["rule"] != "PRE-4" and "later" not in entry
-        needs_13 = bool(required & 4) and own_verdict
+        needs_15 = bool(required & 8) and own_verdict
+        needs_13 = bool(required & 4) and own_verdict and not needs_15
         needs_12 = bool(required & 2) and entry["rule"].startswith("GRP-") and not needs_13  # checked after [PRE-4]
-        needs_11 = bool(required & 1) and own_verdict and not needs_12 and not needs_13
+        needs_11 = bool(required & 1) and own_verdict and not needs_12 and not needs_13 and not needs_15
         optional = struct.unpack_from("<Q", data, 24)[0] if len(data) >= 32 else 0
         needs_14 = bool(optional & 1) and entry["rule"].startswith("PRV-")  # earlier decoders ignore the record
-        assert ("since" in entry) == (needs_11 or needs_12 or needs_13 or needs_14), entry["file"]
+        assert ("since" in entry) == (needs_11 or needs_12 or needs_13 or needs_14 or needs_15), entry["file"]
+        if needs_15:
+            assert entry["since"] == "1.5"
+            for earlier in (RUN._decode_reference_10, RUN._decode_reference_13, RUN._decode_reference_14):
+                with pytest.raises(lrq.UnsupportedError, match=r"\[PRE-4\]"):
+                    earlier(None, data)
         if needs_14:
             assert entry["since"] == "1.4"
             RUN._decode_reference_13(None, data)  # a 1.3 decoder reads the file, record ignored [PRE-5]

@@ -206,6 +206,11 @@ static int tile_handle(lrq_file *file, uint64_t index, const lrq_tile_info *tile
                                            tile->scale_r, tensor->panel, data[0], length[0],
                                            data[1], length[1], data[2], length[2], data[3],
                                            length[3], detail, detail_size);
+    if (tile->scheme == LRQ_SCHEME_QUANT)
+        return lrq_tile_create_quant_detail(handle, m, n, (int)tile->bits, tile->group,
+                                            (int)tile->scale_bits, tile->scale, tensor->panel,
+                                            data[0], length[0], data[1], length[1], data[2],
+                                            length[2], detail, detail_size);
     if (tile->c_scale != 0.0f)
         return lrq_tile_create_signcut_c16_detail(handle, m, n, tile->width, tensor->panel,
                                                   tile->c_scale, data[0], length[0], data[1],

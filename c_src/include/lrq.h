@@ -74,10 +74,16 @@ extern "C" {
  *     of tensors that share one right factor, stored once (spec §10.4; see
  *     lrq_file_group()).  A writer sets it, with minor 2, exactly when the
  *     file has a group.
+ * LRQ_REQUIRED_QUANT (bit 3, since format 1.5): some tile has the scheme
+ *     "quant", a b-bit quantized matrix with scale codes under per-row
+ *     exponents (spec §10.7).  A writer sets it, with minor 5, exactly when
+ *     a tile does.  (Bit 2, format 1.3's signcut tensors of order 3 to 8, is
+ *     read by the Python package, not by this reader.)
  */
 #define LRQ_REQUIRED_SIGNCUT_C16 (UINT64_C(1) << 0)
 #define LRQ_REQUIRED_SHARED_FACTOR (UINT64_C(1) << 1)
-#define LRQ_REQUIRED_KNOWN (LRQ_REQUIRED_SIGNCUT_C16 | LRQ_REQUIRED_SHARED_FACTOR)
+#define LRQ_REQUIRED_QUANT (UINT64_C(1) << 3)
+#define LRQ_REQUIRED_KNOWN (LRQ_REQUIRED_SIGNCUT_C16 | LRQ_REQUIRED_SHARED_FACTOR | LRQ_REQUIRED_QUANT)
 
 /*
  * lrq_version_number -- the library version of the code actually linked.
@@ -408,10 +414,11 @@ const char *lrq_isa_name(void);
 #define LRQ_SCHEME_SIGNCUT 1
 #define LRQ_SCHEME_LPLR 2
 #define LRQ_SCHEME_DENSE 3
+#define LRQ_SCHEME_QUANT 4
 
 /* Section kinds (spec §10), in the order a tile of each scheme lists them:
  * dense: VALUES; signcut: C, TT, S; lplr: R_CODES, R_SCALES, L_CODES,
- * L_SCALES.  Pinned. */
+ * L_SCALES; quant: CODES, SCALE_CODES, ROW_EXPONENTS.  Pinned. */
 #define LRQ_SECTION_VALUES 1
 #define LRQ_SECTION_C 2
 #define LRQ_SECTION_TT 3
@@ -420,6 +427,9 @@ const char *lrq_isa_name(void);
 #define LRQ_SECTION_R_SCALES 6
 #define LRQ_SECTION_L_CODES 7
 #define LRQ_SECTION_L_SCALES 8
+#define LRQ_SECTION_CODES 9
+#define LRQ_SECTION_SCALE_CODES 10
+#define LRQ_SECTION_ROW_EXPONENTS 11
 
 /*
  * lrq_dtype_name, lrq_scheme_name, lrq_section_kind_name -- the names the
@@ -597,6 +607,9 @@ typedef struct lrq_tile_info {
     unsigned bits_l, bits_r;       /* lplr: 1 .. 8 */
     uint64_t group;                /* lplr: g */
     float scale_l, scale_r;        /* lplr: the binary32 super-scales */
+    unsigned bits;                 /* quant: b, 1 .. 8 (its group is `group`) */
+    unsigned scale_bits;           /* quant: t, the bits of a scale code, 1 .. 8 */
+    float scale;                   /* quant: the binary32 super-scale sigma */
     /* For the tile of a group member (spec §10.4): the group's index + 1
      * (see lrq_file_group()); 0 for any other tile.  A member tile is
      * described as a whole tile of its scheme: the group's shared
@@ -905,8 +918,36 @@ int lrq_tile_create_lplr(lrq_tile **out, uint64_t m, uint64_t n, uint64_t rank,
                          size_t l_scales_len);
 
 /*
+ * lrq_tile_create_quant -- a quant tile A = F (m x n, spec §10.7): b-bit
+ * codes with one scale per (row, group), s = code * 2^e_row.
+ *
+ * out, m, n, panel: as for lrq_tile_create_signcut().
+ * bits:             b, 1 .. 8 (<= 4: bit-planes; >= 5: bytes).
+ * group:            the scale group g, a power of two in [16, 2^20].
+ * scale_bits:       t, the width of a scale code, 1 .. 8.
+ * scale:            the super-scale sigma: finite and > 0.
+ * the three sections and their lengths: "codes", "scale_codes",
+ *                   "row_exponents" as §10.7 defines them.
+ *
+ * The tile keeps its own binary16 copy of the scales (2 bytes per row and
+ * group); the codes are borrowed.  Products and decode run on the lplr
+ * factor kernels: one factor, so a product costs b sign-MACs per entry.
+ *
+ * Returns LRQ_OK, or the errors of lrq_tile_create_lplr(), where
+ * LRQ_ERR_FORMAT also covers a row exponent outside [-24, 7] [QT-4] and
+ * LRQ_ERR_PADDING nonzero bits after the last scale code [QT-3].
+ *
+ * Thread safety: safe.
+ */
+int lrq_tile_create_quant(lrq_tile **out, uint64_t m, uint64_t n, int bits, uint64_t group,
+                          int scale_bits, float scale, uint64_t panel, const void *codes,
+                          size_t codes_len, const void *scale_codes, size_t scale_codes_len,
+                          const void *row_exponents, size_t row_exponents_len);
+
+/*
  * lrq_tile_create_signcut_detail, lrq_tile_create_signcut_c16_detail,
- * lrq_tile_create_lplr_detail -- the three constructors above with a
+ * lrq_tile_create_lplr_detail, lrq_tile_create_quant_detail -- the
+ * constructors above with a
  * message, as lrq_file_open_buffer() gives one: on failure `detail`
  * (detail_size bytes, at least LRQ_DETAIL_SIZE recommended; NULL or 0:
  * none) receives a NUL-terminated text that starts with the spec rule that
@@ -931,6 +972,11 @@ int lrq_tile_create_lplr_detail(lrq_tile **out, uint64_t m, uint64_t n, uint64_t
                                 size_t r_scales_len, const void *l_codes,
                                 size_t l_codes_len, const void *l_scales,
                                 size_t l_scales_len, char *detail, size_t detail_size);
+int lrq_tile_create_quant_detail(lrq_tile **out, uint64_t m, uint64_t n, int bits,
+                                 uint64_t group, int scale_bits, float scale, uint64_t panel,
+                                 const void *codes, size_t codes_len, const void *scale_codes,
+                                 size_t scale_codes_len, const void *row_exponents,
+                                 size_t row_exponents_len, char *detail, size_t detail_size);
 
 /*
  * lrq_tile_free -- release a tile (not its sections, which were borrowed).

@@ -377,6 +377,9 @@ class ContainerFile:
             params = {"width": int(t.width)}
             if t.c_scale != 0:
                 params["c_scale"] = float(t.c_scale)
+        elif scheme == "quant":
+            params = {"bits": int(t.bits), "group": int(t.group), "scale_bits": int(t.scale_bits),
+                      "scale": float(t.scale)}
         else:
             params = {"rank": int(t.rank), "bits_l": int(t.bits_l), "bits_r": int(t.bits_r),
                       "group": int(t.group), "scale_l": float(t.scale_l), "scale_r": float(t.scale_r)}
@@ -557,7 +560,7 @@ def _float_view(a: np.ndarray, writable: bool):
 
 
 class Tile:
-    """A signcut or lplr tile on the C core (``lrq_tile``), over borrowed bytes.
+    """A signcut, lplr or quant tile on the C core (``lrq_tile``), over borrowed bytes.
 
     The handle reads the section buffers in place -- bytes, or memoryviews of
     a memory-mapped file -- and this object keeps them alive.  Creation checks
@@ -674,6 +677,22 @@ def lplr_tile(m: int, n: int, params: dict, panel: int, r_codes, r_scales, l_cod
                  "lplr", "lrq_tile_create_lplr")
 
 
+def quant_tile(m: int, n: int, params: dict, panel: int, codes, scale_codes, row_exponents) -> Tile:
+    """A quant tile (format 1.5, spec §10.7) from its parameters and three sections."""
+    names = ("codes", "scale_codes", "row_exponents")
+    sources = (codes, scale_codes, row_exponents)
+    bufs = [_borrow(b, name) for b, name in zip(sources, names)]
+    args = (
+        _integer(m, "m", 0, _U64_MAX), _integer(n, "n", 0, _U64_MAX),
+        _integer(params["bits"], "bits", _INT_MIN, _INT_MAX), _integer(params["group"], "group", 0, _U64_MAX),
+        _integer(params["scale_bits"], "scale_bits", _INT_MIN, _INT_MAX), float(params["scale"]),
+        _integer(panel, "panel", 0, _U64_MAX),
+    )
+    flat = [x for b in bufs for x in (b, len(b))]
+    return _tile(lib.lrq_tile_create_quant_detail, (*args, *flat), bufs, sources, (m, n), "quant",
+                 "lrq_tile_create_quant")
+
+
 __all__ = [
     "ContainerFile",
     "crc32c",
@@ -681,6 +700,7 @@ __all__ = [
     "isa_name",
     "kernel_readable",
     "lplr_tile",
+    "quant_tile",
     "MappingGuard",
     "set_isa",
     "set_threads",

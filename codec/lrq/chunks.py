@@ -51,7 +51,7 @@ def request_words(scheme: str = "signcut", *, bits=None, width=None, rel_error=N
     value, so it is rounded to binary32 here.  Checks every argument: bad
     ones raise :class:`lrq.ArgumentError`."""
     if scheme not in SCHEME_CODES:
-        raise ArgumentError(f"scheme must be one of {SCHEMES}, not {scheme!r}")
+        raise ArgumentError(f"scheme must be one of {tuple(SCHEME_CODES)}, not {scheme!r}")
     given = [(kind, value) for kind, value in (("bits", bits), ("width", width), ("rel_error", rel_error))
              if value is not None]
     if len(given) > 1:

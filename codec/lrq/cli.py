@@ -1130,7 +1130,7 @@ def cmd_info(args) -> int:
 def _within_num1(record, ours: np.ndarray, theirs: np.ndarray) -> bool:
     """The C decoder's tensor against the reference's, by spec §11.
 
-    Dense tiles must match exactly [NUM-2]; signcut and lplr tiles within
+    Dense tiles must match exactly [NUM-2]; signcut, lplr and quant tiles within
     [NUM-1]: |x - x_ref| <= 1e-5 * M + u_out * |x_ref| + lambda_out, with M
     the sum of the magnitudes of the terms of each element's defining sum.
     Tiles outside [NUM-1]'s binary32-safe domain have unspecified values and
@@ -1154,6 +1154,8 @@ def _within_num1(record, ours: np.ndarray, theirs: np.ndarray) -> bool:
         elif tile.scheme == "lplr":
             left, right = lplr.factors(tile, record.panel, io._native.crc32c)
             magnitude = np.abs(left) @ np.abs(right)
+        elif tile.scheme == "quant":  # each element is one term, rounded once
+            magnitude = np.abs(b)
         elif not np.array_equal(a, b, equal_nan=True):
             return False
         else:
@@ -1304,7 +1306,7 @@ def build_parser() -> argparse.ArgumentParser:
     output_arguments(p, "the .lrq file to write (default: the input's name with .lrq), an .h5 / .hdf5 file "
                         "(an HDF5 input's copy with every 2-D float dataset lrq-filtered, groups and "
                         "attributes kept, other datasets copied as they are), or - for standard output")
-    p.add_argument("--scheme", default="auto", choices=["auto", "signcut", "lplr", "dense"])
+    p.add_argument("--scheme", default="auto", choices=["auto", "signcut", "lplr", "dense", "quant"])
     target = p.add_mutually_exclusive_group()
     target.add_argument("--bits", type=_number(float, 0, low_open=True, what="--bits"),
                         help="budget in bits per entry, headers included (default 4)")

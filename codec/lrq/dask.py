@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import threading
 from typing import Callable, NamedTuple, Optional
@@ -451,6 +452,7 @@ def _encode(array, path, scheme, bits, width, rel_error, seed, tile_shape, panel
     summary = _summary_of(array, compute)
     request = encoder._validate_request(None, scheme, bits, width, rel_error, seed, tile_shape, panel, progress, name,
                                         source_dtype, 1, options, summary=summary)
+    banded = encoder.band_request(request) if encoder.bands_apply(request, tile_shape) else None
     plan = encoder._plan(request)
     # The workers get the request without the array; each task its tile.
     request = dataclasses.replace(request, a=None)
@@ -460,11 +462,21 @@ def _encode(array, path, scheme, bits, width, rel_error, seed, tile_shape, panel
     # would be optimized one by one, each with its own fused copy of the
     # blocks' tasks: a band of rows would recompute its blocks.)
     rows, cols = _grid_chunks(request.shape, request.tile_shape)
+    source = array
     array = array.rechunk((rows, cols))
-    token = tokenize(array.name, request, plan)
+    token = tokenize(array.name, request, plan, banded)
     name = f"lrq-encode-{token}"
     layer = {(name, "tile", k): (_encode_tile, request, plan, k, (array.name, k // len(cols), k % len(cols)))
              for k in range(len(plan.grid))}
+    dependencies = [array]
+    if banded is not None:  # quant in row bands (encoder.band_hull): one task per band, allocated here
+        banded = dataclasses.replace(banded, a=None)
+        band_rows, band_cols = _grid_chunks(banded.shape, banded.tile_shape)
+        band_array = source.rechunk((band_rows, band_cols))
+        dependencies.append(band_array)
+        for k in range(len(band_rows) * len(band_cols)):
+            layer[(name, "hull", k)] = (encoder.band_hull, banded, k,
+                                        (band_array.name, k // len(band_cols), k % len(band_cols)))
     step = encoder.norm_band_rows(request.shape)
     starts = np.cumsum((0,) + rows)
     for r in range(0, request.shape[0], step):
@@ -473,11 +485,17 @@ def _encode(array, path, scheme, bits, width, rel_error, seed, tile_shape, panel
                    [(array.name, i, j) for j in range(len(cols))]]
                   for i in range(len(rows)) if starts[i] < r + step and starts[i + 1] > r]
         layer[(name, "band", r)] = (_band_square_sum, pieces, request.exponent)
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[array])
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=dependencies)
     tiles = [Delayed((name, "tile", k), graph, layer=name) for k in range(len(plan.grid))]
+    hulls = [Delayed(key, graph, layer=name) for key in layer if key[1] == "hull"]
     bands = [Delayed((name, "band", r), graph, layer=name) for r in range(0, request.shape[0], step)]
-    results = _run_tasks(tiles + bands, len(tiles), client, progress)
-    matrix = encoder.assemble(request, plan, results[:len(tiles)], encoder.norm_from_bands(results[len(tiles):]))
+    results = _run_tasks(tiles + hulls + bands, len(tiles) + len(hulls), client, progress)
+    norm = encoder.norm_from_bands(results[len(tiles) + len(hulls):])
+    matrix = encoder.assemble(request, plan, results[:len(tiles)], norm)
+    if banded is not None:  # as lrq.encode chooses: the bands for quant, the better of the two for auto
+        chosen = encoder.band_assemble(banded, results[len(tiles):len(tiles) + len(hulls)], norm)
+        if chosen is not None and (scheme == "quant" or chosen[1] < math.sqrt(sum(e**2 for _, e in results[:len(tiles)]))):
+            matrix = chosen[0]
     if path is not None:
         save(path, {matrix.name: matrix})
     encoder._report(progress, 1.0, "done")

@@ -22,14 +22,14 @@ from typing import Callable, Optional
 import msgpack
 import numpy as np
 
-from . import _native, lplr
+from . import _native, lplr, quantized
 from .errors import ArgumentError, BudgetError
 from . import format as container
 from .format import make_section, section_alignment
 
-SCHEMES = ("auto", "signcut", "lplr", "dense")
+SCHEMES = ("auto", "signcut", "lplr", "dense", "quant")
 # What auto chooses among.
-_AUTO_SCHEMES = ("dense", "signcut", "lplr")
+_AUTO_SCHEMES = ("dense", "quant", "signcut", "lplr")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 DEFAULT_BITS = 4.0
 DEFAULT_GROUP = 128
@@ -57,7 +57,17 @@ _SCHEME_OPTIONS = {
     "signcut": {"refit", "c_storage"},
     "lplr": {"rank", "bits_l", "bits_r", "group", "variant"},
     "dense": {"storage"},
+    "quant": {"code_bits", "group", "scale_bits"},
 }
+# The (group, scale bits) pairs the quant search tries, finest first, and
+# the whole-row group (one scale per row, 8-bit code) after them.  Measured
+# on MiniLM's weights and N(0,1) matrices at 2-4 bits: 6-bit codes lose
+# nothing to 16-bit scales at these groups, 4-bit ones lose 1-4 %, and
+# halving the group lowers the error by 3-10 % for 1/g more bits of scale.
+QUANT_GROUPS = ((16, 6), (32, 6), (64, 6), (128, 8), (256, 8))
+# auto tries a quant fit only with at least this many code bits: 1-bit
+# codes with scales cost more than one bit and lose to signcut there.
+_QUANT_MIN_AUTO_BITS = 2
 
 
 @dataclass
@@ -228,6 +238,8 @@ class _TileJob:
     # auto only: header bytes a tile of each scheme adds beyond the plan's
     # overhead, which its encoding must leave room for (see _Plan).
     header_extra: dict = field(default_factory=dict)
+    # auto only: the job is one of auto's candidates (quant then skips 1-bit codes).
+    in_auto: bool = False
 
     def report(self, fraction: float, message: str) -> None:
         self.run.check()
@@ -687,6 +699,78 @@ def _dense_bytes(values: np.ndarray, storage: str) -> tuple:
     return raw.tobytes(), decoded
 
 
+def _quant_configs(tile: _Tile, options: dict) -> list:
+    """(code bits, group, scale bits) a quant fit may use, by the options."""
+    n = tile.shape[1]
+    whole_row = max(container.MIN_GROUP, 1 << max(0, (n - 1).bit_length()))
+    fixed_bits = _int_option(options, "code_bits", 1, 8)
+    fixed_group = _int_option(options, "group", container.MIN_GROUP, container.MAX_GROUP)
+    if fixed_group is not None and fixed_group & (fixed_group - 1):
+        raise ArgumentError(f"group must be a power of two, not {fixed_group}")
+    fixed_scale = _int_option(options, "scale_bits", 1, 8)
+    pairs = [(g, t) for g, t in QUANT_GROUPS if g < whole_row] + [(whole_row, 8)]
+    if fixed_group is not None:
+        pairs = [(fixed_group, next((t for g, t in pairs if g == fixed_group), 8))]
+    if fixed_scale is not None:
+        pairs = sorted({(g, fixed_scale) for g, _ in pairs})
+    # 5-7 bit codes are stored as bytes (§9.1) at the cost of 8: only 8 is searched.
+    return [(b, g, t) for b in ((fixed_bits,) if fixed_bits else (1, 2, 3, 4, 8)) for g, t in pairs]
+
+
+def _quant_one(tile: _Tile, job: _TileJob, bits: int, group: int, scale_bits: int) -> Candidate:
+    note = f"quant {bits} bits, group {group}"
+    job.report(0.0, note)
+    m, n = tile.shape
+    values = tile.values
+    fitted = job.heavy(lambda: quantized.quantize(values, bits, group, scale_bits), 200.0 * m * n, 0.0, note)
+    decoded = quantized.dequantize(*fitted[:3], fitted[3], bits, group)
+    error = float(np.linalg.norm(values - decoded))
+    codes, scale_codes, exps, sigma = fitted
+    scale = math.ldexp(sigma, tile.exponent)
+    if not (2.0**-126 <= scale <= _FLOAT32_MAX):  # [QT-2]: a normal binary32
+        raise _ScaleError(_scale_message("quant", tile, "its super-scale leaves the float32 range"))
+    params, sections = quantized.params_and_sections(bits, group, scale_bits, (codes, scale_codes, exps, scale),
+                                                     job.panel)
+    return Candidate("quant", params, sections, error, _tile_cost("quant", tile.shape, params))
+
+
+def _quant_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
+    """b-bit codes with scale codes per (row, group) (spec §10.7).
+
+    Under a budget: the most code bits that fit, with the finest group that
+    then fits; the next coarser group and one bit fewer (finest group) are
+    fitted too and the best kept.  For an error goal: the cheapest fit that
+    meets it, trying code bits upward.
+    """
+    configs = _quant_configs(tile, job.options)
+    if job.in_auto:
+        configs = [c for c in configs if c[0] >= _QUANT_MIN_AUTO_BITS]
+    cost = {c: _tile_cost("quant", tile.shape, {"bits": c[0], "group": c[1], "scale_bits": c[2]}) for c in configs}
+    target = job.target
+    if target.kind == "rel_error":
+        best = None
+        for c in sorted(configs, key=lambda c: cost[c]):
+            if best is not None and cost[c] >= best.cost:
+                break
+            cand = _quant_one(tile, job, *c)
+            if cand.error <= target.value * tile.norm:
+                best = cand
+                break
+        return best
+    fitting = [c for c in configs if job.allowance is None or cost[c] <= job.allowance]
+    if not fitting:
+        if target.strict or not configs:
+            return None
+        fitting = [min(configs, key=lambda c: cost[c])]
+    top = max(c[0] for c in fitting)
+    tries = sorted((c for c in fitting if c[0] == top), key=lambda c: c[1])[:2]
+    lower = sorted((c for c in fitting if c[0] == top - 1), key=lambda c: c[1])[:1]
+    best = None
+    for i, c in enumerate(tries + lower):
+        best = _better(best, _quant_one(tile, job.part(i / 3, (i + 1) / 3), *c), target, tile)
+    return best
+
+
 def _dense_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     storage, target = job.options.get("storage"), job.target
     if storage is not None and storage not in container.FLOAT_STORAGE:
@@ -843,7 +927,10 @@ def _auto_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
 
     attempt("dense", _dense_candidate, dataclasses.replace(base, options={k: v for k, v in job.options.items() if k == "storage"}))
     if _max_abs(tile.raw) <= _FLOAT32_MAX:  # the factorizations store float32 numbers
-        attempt("signcut", _signcut_candidate, base.part(0.0, 0.8, "auto: "))
+        quant_options = {k: v for k, v in job.options.items() if k in _SCHEME_OPTIONS["quant"]}
+        attempt("quant", _quant_candidate, dataclasses.replace(base.part(0.0, 0.1, "auto: "), options=quant_options,
+                                                               in_auto=True))
+        attempt("signcut", _signcut_candidate, base.part(0.1, 0.8, "auto: "))
         estimate = _lplr_estimator(tile, base.part(0.8, 0.85, "auto: "))
         attempt("lplr", _lplr_candidate, dataclasses.replace(base.part(0.85, 1.0, "auto: "),
                                                      options={**job.options, "variant": "svd"}, estimate=estimate))
@@ -853,7 +940,8 @@ def _auto_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     return best
 
 
-_CANDIDATES = {"signcut": _signcut_candidate, "lplr": _lplr_candidate, "dense": _dense_candidate, "auto": _auto_candidate}
+_CANDIDATES = {"signcut": _signcut_candidate, "lplr": _lplr_candidate, "dense": _dense_candidate,
+               "quant": _quant_candidate, "auto": _auto_candidate}
 
 
 def norm_band_rows(shape: tuple) -> int:
@@ -901,7 +989,8 @@ def _header_bound(name, shape, source, tile_shape, panel, scheme, encoder_info, 
     limit = container.MAX_PARAM if budget is None else min(container.MAX_PARAM, 8 * budget)
     size_limit = (1 << 62) if budget is None else budget
     widest = {"width": limit, "rank": limit, "bits_l": 8, "bits_r": 8, "group": container.MAX_GROUP,
-              "scale_l": 1.0, "scale_r": 1.0, "storage": "bfloat16", "c_scale": _SIZE_C_SCALE}
+              "scale_l": 1.0, "scale_r": 1.0, "storage": "bfloat16", "c_scale": _SIZE_C_SCALE,
+              "bits": 8, "scale_bits": 8, "scale": 1.0}
     params = {k: widest[k] for k in container.PARAM_KEYS[scheme] if k != "c_scale" or c16}
     tiles = [container.TileRecord(o, t, scheme, params) for o, t in container.tile_grid(shape, tile_shape)]
     record = container.TensorRecord(name, shape, source, tile_shape, panel, tiles, 1.0, encoder_info)
@@ -917,6 +1006,10 @@ def _smallest_tile_cost(scheme: str, shape: tuple, options: dict) -> int:
         return _tile_cost("signcut", shape, _signcut_size_params(1, options.get("c_storage") or "float32"))
     if scheme == "dense":
         return _tile_cost("dense", shape, {"storage": options.get("storage") or "float16"})
+    if scheme == "quant":
+        return _tile_cost("quant", shape, {"bits": options.get("code_bits") or 1,
+                                           "group": options.get("group") or container.MAX_GROUP,
+                                           "scale_bits": options.get("scale_bits") or 1})
     params = {
         "rank": options.get("rank") or 1,
         "bits_l": options.get("bits_l") or 1,
@@ -1011,10 +1104,12 @@ def _validate_request(a, scheme, bits, width, rel_error, seed, tile_shape, panel
         raise ArgumentError(f"progress must be a callable taking (fraction, message), not {progress!r}")
     if "c_storage" in options and options["c_storage"] not in C_STORAGES:
         raise ArgumentError(f"c_storage must be one of {C_STORAGES}, not {options['c_storage']!r}")
+    for key in ("code_bits", "scale_bits"):  # quant, checked before a budget is planned with them
+        _int_option(options, key, 1, 8)
     if "refit" in options and not isinstance(options["refit"], (bool, np.bool_)):
         raise ArgumentError(f"refit must be True or False, not {options['refit']!r}")
     peak = _max_abs(a) if summary is None else summary.peak
-    if scheme in ("signcut", "lplr") and peak > _FLOAT32_MAX:
+    if scheme in ("signcut", "lplr", "quant") and peak > _FLOAT32_MAX:
         raise ArgumentError(
             f"values reach {peak:.3g}, beyond the float32 range that scheme '{scheme}' stores; "
             "scale the matrix or use scheme='dense' with storage='float64'"
@@ -1129,10 +1224,16 @@ def encode(
         3 to 8 dimensions for "signcut", stored as an :class:`lrq.Tensor`)
         Finite values only; an empty array, NaN/Inf, integer, bool or complex
         input raises :class:`lrq.ArgumentError`.
-    scheme : "auto" (default), "signcut", "lplr" or "dense"
+    scheme : "auto" (default), "signcut", "quant", "lplr" or "dense"
+        "quant" (format 1.5, spec §10.7) stores b-bit codes with one scale
+        per (row, group) as a short code; under a ``bits=`` budget and with
+        no ``tile_shape=`` or quant option, a matrix of 128 rows or more is
+        encoded in up to 8 row bands whose code bits and groups are chosen
+        to spend the budget whole.
         "auto" keeps the smallest error under the target (or, for
-        ``rel_error=``, the smallest encoding) of dense, signcut and
-        lplr-SVD, fully encoding only what may win: signcut, then lplr fits
+        ``rel_error=``, the smallest encoding) of dense, quant, signcut and
+        lplr-SVD (and, where quant bands apply, of quant in bands against
+        that), fully encoding only what may win: signcut, then lplr fits
         only for the (at most three) bit pairs an estimate from the
         spectrum says can beat it.  A scheme that cannot store the
         matrix's magnitude is skipped, never fatal.  Every scheme encodes
@@ -1198,7 +1299,9 @@ def encode(
         readers refuse.
         lplr: ``rank``, ``bits_l``, ``bits_r`` (1–8; searched when not given),
         ``group`` (scale group, a power of two >= 16, default 128),
-        ``variant`` ("sketch" or "svd").  dense: ``storage`` ("float32",
+        ``variant`` ("sketch" or "svd").  quant: ``code_bits`` (1-8;
+        5-7 are stored as bytes, like 8), ``group`` (a power of two >= 16)
+        and ``scale_bits`` (1-8), each searched when not given.  dense: ``storage`` ("float32",
         "float16", "bfloat16", "float64").
     """
     request = _validate_request(a, scheme, bits, width, rel_error, seed, tile_shape, panel, progress, name,
@@ -1211,11 +1314,130 @@ def encode(
                                 "tile_shape=, refit= and c_storage= do not apply")
         return encode_tensor(request.a, request.source, request.target, seed=request.seed, panel=request.panel,
                              name=request.name, encoder_info=request.encoder_info, progress=progress)
-    plan = _plan(request)
-    results = _run_tiles(len(plan.grid), functools.partial(_encode_tile, request, plan), progress, request.threads)
-    matrix = assemble(request, plan, results, _norm(request.a, request.exponent))
+    banded = None
+    if bands_apply(request, tile_shape):
+        banded = _quant_bands(request, progress)
+    if banded is not None and scheme == "quant":
+        matrix = banded[0]
+    else:
+        plan = _plan(request)
+        results = _run_tiles(len(plan.grid), functools.partial(_encode_tile, request, plan), progress, request.threads)
+        matrix = assemble(request, plan, results, _norm(request.a, request.exponent))
+        if banded is not None and banded[1] < math.sqrt(sum(e**2 for _, e in results)):
+            matrix = banded[0]
     _report(progress, 1.0, "done")
     return matrix
+
+
+# Quant under a budget in row bands (spec §7.1 tiles): each band gets the
+# code bits and group its share of the budget buys best, so the budget is
+# spent whole (one tile of b-bit codes costs b bits plus scales, and would
+# leave the rest of a whole-number budget unused).  At most this many bands
+# per tile column, each a multiple of 16 rows and at least _BAND_ROWS_MIN.
+_BANDS = 8
+_BAND_ROWS_MIN = 64
+_QUANT_BITS = (1, 2, 3, 4, 8)
+
+
+def bands_apply(request: _Request, tile_shape) -> bool:
+    """Whether quant (alone, or as auto's rival) is encoded in row bands: a
+    bits= (or the default) budget, no tile_shape= or quant option, 2-D,
+    at least 128 rows, values in float32's range."""
+    return (request.scheme in ("quant", "auto") and request.target.kind in ("bits", "default")
+            and tile_shape is None and len(request.shape) == 2 and request.shape[0] >= 2 * _BAND_ROWS_MIN
+            and not set(request.options) & _SCHEME_OPTIONS["quant"])
+
+
+def band_request(request: _Request) -> _Request:
+    """The request with the row bands of quant as its tiles (see _quant_bands)."""
+    m, n = request.shape
+    band = max(_BAND_ROWS_MIN, 16 * -(-m // (16 * _BANDS)))
+    return dataclasses.replace(request, tile_shape=(min(band, m), min(n, DEFAULT_TILE)))
+
+
+def band_hull(request: _Request, k: int, block: np.ndarray, progress=None) -> Optional[list]:
+    """Quant fits of band k (of :func:`band_request`'s grid) on the lower
+    convex hull of (bytes, squared error): the code bits around the budget
+    (the two below it, the one at or above), each with the finest group and
+    with one scale per row.  None if the band's scale leaves float32."""
+    origin, tshape = list(container.tile_grid(request.shape, request.tile_shape))[k]
+    tile = _Tile(origin, tshape, block, request.source, request.exponent)
+    job = _TileJob(request.target, None, request.seed, request.panel, {},
+                   progress or (lambda f, msg: None), _Run(threads=request.threads))
+    bits = request.target.value
+    choices = [b for b in _QUANT_BITS if b < bits][-2:] + [b for b in _QUANT_BITS if b >= bits][:1]
+    configs = _quant_configs(tile, {})
+    fits = []
+    for b in choices:
+        for group, scale_bits in sorted({configs[0][1:], configs[-1][1:]}):
+            try:
+                fits.append(_quant_one(tile, job, b, group, scale_bits))
+            except _ScaleError:
+                return None
+    fits.sort(key=lambda c: (c.cost, c.error))
+    hull = []
+    for c in fits:  # cost ascending, error strictly falling, convex
+        if hull and c.error >= hull[-1].error:
+            continue
+        while len(hull) >= 2 and ((hull[-1].error**2 - c.error**2) * (hull[-1].cost - hull[-2].cost)
+                                  >= (hull[-2].error**2 - hull[-1].error**2) * (c.cost - hull[-1].cost)):
+            hull.pop()
+        hull.append(c)
+    return hull
+
+
+def band_assemble(request: _Request, hulls: list, norm: float) -> Optional[tuple]:
+    """(matrix, error) of the bands' fits with the budget allocated: every
+    band starts at its cheapest fit, and the upgrade saving the most squared
+    error per byte is taken while the budget allows (rate allocation over
+    convex hulls).  None when a hull is None or the budget cannot pay."""
+    if any(h is None for h in hulls):
+        return None
+    m, n = request.shape
+    grid = list(container.tile_grid(request.shape, request.tile_shape))
+    budget = math.floor(request.target.value * m * n / 8)
+    overhead = _header_bound(request.name, request.shape, request.source, request.tile_shape, request.panel, "quant",
+                             request.encoder_info, budget)
+    level = [0] * len(hulls)
+    spare = budget - overhead - sum(h[0].cost for h in hulls)
+    if spare < 0:
+        return None
+    while True:
+        best, gain = None, 0.0
+        for k, h in enumerate(hulls):
+            if level[k] + 1 < len(h):
+                now, up = h[level[k]], h[level[k] + 1]
+                extra = up.cost - now.cost
+                rate = (now.error**2 - up.error**2) / max(extra, 1)
+                if extra <= spare and rate > gain:
+                    best, gain = k, rate
+        if best is None:
+            break
+        spare -= hulls[best][level[best] + 1].cost - hulls[best][level[best]].cost
+        level[best] += 1
+    results = []
+    for (origin, tshape), h, lv in zip(grid, hulls, level):
+        cand = h[lv]
+        sections = {kind: make_section(kind, data, _native.crc32c) for kind, data in cand.sections.items()}
+        results.append((container.TileRecord(origin, tshape, "quant", cand.params, sections), cand.error))
+    plan = _Plan(grid, m * n, budget, overhead, [h[0].cost for h in hulls])
+    return assemble(request, plan, results, norm), math.sqrt(sum(e**2 for _, e in results))
+
+
+def _quant_bands(request: _Request, progress) -> Optional[tuple]:
+    """(matrix, error) of quant in row bands with the budget allocated across
+    them (:func:`band_hull` per band, then :func:`band_assemble`), or None
+    when the budget cannot pay for it."""
+    req = band_request(request)
+    grid = list(container.tile_grid(req.shape, req.tile_shape))
+    hulls = []
+    for k, (origin, tshape) in enumerate(grid):
+        block = req.a[tuple(slice(o, o + s) for o, s in zip(origin, tshape))]
+        hulls.append(band_hull(req, k, block, lambda f, msg, k=k: _report(
+            progress, (k + f) / len(grid) * 0.9, f"quant bands: {msg}")))
+        if hulls[-1] is None:
+            return None
+    return band_assemble(req, hulls, _norm(req.a, req.exponent))
 
 
 def assemble(request: _Request, plan: _Plan, results: list, norm: float):

@@ -34,19 +34,23 @@ PREAMBLE_SIZE = 64
 FORMAT_MAJOR = 1
 # The newest minor this library reads and writes; a file gets the lowest
 # minor its content needs [VER-2] (see content_version).
-FORMAT_MINOR = 4
+FORMAT_MINOR = 5
 # Required feature bits (spec §4): bit 0, signcut_c16 (since 1.1); bit 1,
 # shared_factor (since 1.2), groups of tensors sharing a right factor (§10.4);
-# bit 2, signcut_tensor (since 1.3), signcut tiles of order-d tensors (§10.5).
+# bit 2, signcut_tensor (since 1.3), signcut tiles of order-d tensors (§10.5);
+# bit 3, quant (since 1.5), tiles of the scheme "quant" (§10.7).
 SIGNCUT_C16 = 1 << 0
 SHARED_FACTOR = 1 << 1
 SIGNCUT_TENSOR = 1 << 2
-KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR | SIGNCUT_TENSOR
+QUANT = 1 << 3
+QUANT_MINOR = 5
+KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR | SIGNCUT_TENSOR | QUANT
 # Optional feature bits: bit 0, private_release (since 1.4), tensors carrying
 # a differential-privacy record (§10.6), which a decoder may ignore.
 PRIVATE_RELEASE = 1 << 0
 PRIVATE_RELEASE_MINOR = 4
 C_SCALE_EXPONENTS = (-125, 112)  # [SC-3]: c_scale = 2^e, e in this range
+ROW_EXPONENTS = (-24, 7)  # [QT-4]: a quant row's scales are code * 2^e, e in this range
 
 # Decoder limits, spec §13.
 MAX_HEADER_LENGTH = 16 * 1024 * 1024  # [PRE-6]
@@ -87,17 +91,19 @@ DTYPES = {
     "bool": ("u1", 1, False),
 }
 FLOAT_STORAGE = ("float32", "float16", "bfloat16", "float64")
-SCHEMES = ("signcut", "lplr", "dense")
+SCHEMES = ("signcut", "lplr", "dense", "quant")
 SECTION_KINDS = {
     "dense": ("values",),
     "signcut": ("c", "tt", "s"),
     "lplr": ("r_codes", "r_scales", "l_codes", "l_scales"),
+    "quant": ("codes", "scale_codes", "row_exponents"),
 }
 # Scheme parameters in writer order [HDR-13] (optional ones only when present).
 PARAM_KEYS = {
     "dense": ("storage",),
     "signcut": ("width", "c_scale"),
     "lplr": ("rank", "bits_l", "bits_r", "group", "scale_l", "scale_r"),
+    "quant": ("bits", "group", "scale_bits", "scale"),
 }
 
 # Groups (spec §10.4): the sections and parameters a group holds once and
@@ -158,6 +164,9 @@ def section_lengths(scheme: str, shape: tuple, params: dict) -> tuple:
     if scheme == "signcut":
         w = params["width"]
         return ((2 if "c_scale" in params else 4) * w, interleaved_bytes(w, n, 1), interleaved_bytes(m, w, 1))
+    if scheme == "quant":  # §10.7
+        scale_codes = m * -(-n // params["group"]) * params["scale_bits"]
+        return (_factor_code_bytes(m, n, params["bits"]), -(-scale_codes // 8), m)
     r, g = params["rank"], params["group"]
     return (
         _factor_code_bytes(r, n, params["bits_r"]),
@@ -517,12 +526,15 @@ def content_version(tensors: list, groups: list = ()) -> tuple:
     privacy record (§10.6), 1.3 with signcut_tensor when a tensor of order 3
     or more has a signcut tile (§10.5), 1.2 with shared_factor when there are
     groups (§10.4), 1.1 with signcut_c16 when a signcut tile stores c as
-    binary16 [SC-4], else 1.0."""
+    binary16 [SC-4], else 1.0; and 1.5 with quant whenever a tile has the
+    scheme "quant" (§10.7), whatever else the file holds."""
     c16 = any(tile.scheme == "signcut" and "c_scale" in tile.params for t in tensors for tile in t.tiles)
     tensor = any(is_tensor_tile(tile.scheme, tile.shape) for t in tensors for tile in t.tiles)
-    required = (SIGNCUT_C16 if c16 else 0) | (SHARED_FACTOR if groups else 0) | (SIGNCUT_TENSOR if tensor else 0)
+    quant = any(tile.scheme == "quant" for t in tensors for tile in t.tiles)
+    required = (SIGNCUT_C16 if c16 else 0) | (SHARED_FACTOR if groups else 0) | (SIGNCUT_TENSOR if tensor else 0) \
+        | (QUANT if quant else 0)
     private = any(t.privacy is not None for t in tensors)
-    minor = PRIVATE_RELEASE_MINOR if private else 3 if tensor else 2 if groups else 1 if c16 else 0
+    minor = QUANT_MINOR if quant else PRIVATE_RELEASE_MINOR if private else 3 if tensor else 2 if groups else 1 if c16 else 0
     return minor, required, (PRIVATE_RELEASE if private else 0)
 
 

@@ -547,6 +547,12 @@ def _tile_params(f: _Map, scheme: str, dtype: str, required: int) -> dict:
                 _fail(f.where, f"'c_scale' = {value} is not a power of two in [2^{lo}, 2^{hi}]", "SC-3")
             params["c_scale"] = value
         return params
+    if scheme == "quant":  # §10.7
+        if not required & container.QUANT:
+            _fail(f.where, "a quant tile in a file whose required_features does not set quant (bit 3)", "QT-6")
+        return {"bits": f.int_in("bits", 1, 8, "QT-1"),
+                "group": f.power_of_two("group", container.MIN_GROUP, container.MAX_GROUP, "QT-1"),
+                "scale_bits": f.int_in("scale_bits", 1, 8, "QT-1"), "scale": f.positive_f32("scale", "QT-2")}
     return {"rank": f.int_in("rank", 0, container.MAX_PARAM, "LP-1"), "bits_l": f.int_in("bits_l", 1, 8, "LP-1"),
             "bits_r": f.int_in("bits_r", 1, 8, "LP-1"),
             "group": f.power_of_two("group", container.MIN_GROUP, container.MAX_GROUP, "LP-1"),
@@ -739,6 +745,8 @@ def parse_grouped(buf) -> container.FileRecord:
     tensors = [t for t, _ in parsed]
     if required & container.SIGNCUT_C16 and not any("c_scale" in tile.params for t in tensors for tile in t.tiles):
         raise FormatError("[SC-5] required_features set signcut_c16 (bit 0) but no signcut tile has 'c_scale'")
+    if required & container.QUANT and not any(tile.scheme == "quant" for t in tensors for tile in t.tiles):
+        raise FormatError("[QT-6] required_features set quant (bit 3) but no tile has the scheme 'quant'")
     if required & container.SIGNCUT_TENSOR and not any(container.is_tensor_tile(tile.scheme, tile.shape)
                                                        for t in tensors for tile in t.tiles):
         raise FormatError("[TNS-3] required_features set signcut_tensor (bit 2) but no tensor of order 3 or more "

@@ -11,7 +11,7 @@ from . import _native
 from .errors import ArgumentError, FormatError, LrqError, ResourceError
 from . import format as container
 
-_FACTORED = ("signcut", "lplr")
+_FACTORED = ("signcut", "lplr", "quant")
 _PRECISIONS = ("float32", "int16", "int8")
 
 
@@ -243,13 +243,15 @@ class Matrix(_StoredSize):
         panel = self._record.panel
         (m, n), p = tile.shape, tile.params
         crc = _native.crc32c
-        kinds = ("c", "tt", "s") if tile.scheme == "signcut" else ("r_codes", "r_scales", "l_codes", "l_scales")
+        kinds = container.SECTION_KINDS[tile.scheme]
         # Read first: a file's sections are checked here (CRC, content) with
         # messages that already name the tensor and the tile.
         sections = [tile.section(kind, crc) for kind in kinds]
         try:
             if tile.scheme == "signcut":
                 kernel = _native.signcut_tile(m, n, p["width"], panel, *sections, c_scale=p.get("c_scale"))
+            elif tile.scheme == "quant":
+                kernel = _native.quant_tile(m, n, p, panel, *sections)
             else:
                 kernel = _native.lplr_tile(m, n, p, panel, *sections)
         except FormatError as exc:
@@ -526,6 +528,8 @@ def _factor_macs(tile) -> tuple:
     (m, n), p = tile.shape, tile.params
     if tile.scheme == "signcut":
         return m * p["width"], n * p["width"]
+    if tile.scheme == "quant":  # one factor; the identity after it costs nothing
+        return m * n * (p["bits"] if p["bits"] <= 4 else _BYTE_CODE_MACS), 0
     planes = lambda bits: bits if bits <= 4 else _BYTE_CODE_MACS  # noqa: E731
     return m * p["rank"] * planes(p["bits_l"]), n * p["rank"] * planes(p["bits_r"])
 

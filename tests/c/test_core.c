@@ -19,7 +19,7 @@ static void test_versions_and_errors(void)
 {
     CHECK(lrq_version_number() == LRQ_VERSION_NUMBER);
     CHECK(LRQ_VERSION_NUMBER == 200);
-    CHECK(LRQ_FORMAT_MAJOR == 1 && LRQ_FORMAT_MINOR == 2 && LRQ_REQUIRED_KNOWN == 3);
+    CHECK(LRQ_FORMAT_MAJOR == 1 && LRQ_FORMAT_MINOR == 2 && LRQ_REQUIRED_KNOWN == 11);
     CHECK(strcmp(lrq_error_name(LRQ_OK), "LRQ_OK") == 0);
     CHECK(strcmp(lrq_error_name(LRQ_ERR_PADDING), "LRQ_ERR_PADDING") == 0);
     CHECK(strcmp(lrq_error_name(LRQ_ERR_INTERNAL), "LRQ_ERR_INTERNAL") == 0);

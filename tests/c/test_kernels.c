@@ -164,6 +164,70 @@ static void make_lplr(fixture *f, uint64_t m, uint64_t n, uint64_t r, int bl, in
                                f->sections[3], len[3]) == LRQ_OK);
 }
 
+/* A quant tile (spec §10.7): F with random codes, t-bit scale codes and
+ * row exponents in [-4, 0]; as a fixture, left is the identity and right F. */
+static void make_quant(fixture *f, uint64_t m, uint64_t n, int bits, uint64_t group, int scale_bits,
+                       uint64_t panel)
+{
+    const uint64_t groups = (n + group - 1) / group, tiles = (m + 15) / 16;
+    const float sigma = 0.75f;
+    uint8_t *q = malloc(m * n + 1), *plane = malloc(m * n + 1), *u = malloc(m * groups + 1);
+    uint64_t i, j, t, code = 0, size = 0;
+    size_t len[3], one = 0;
+    int p;
+
+    memset(f, 0, sizeof *f);
+    f->m = m, f->n = n, f->inner = m;
+    f->left = calloc(m * m + 1, sizeof(double));
+    f->right = malloc(sizeof(double) * (m * n + 1));
+    f->sections[2] = malloc(m + 1);
+    for (i = 0; i < m; i++) {
+        f->left[i * m + i] = 1.0;
+        f->sections[2][i] = (uint8_t)(int8_t)(-(int)(rng_next() % 5));
+    }
+    for (i = 0; i < m * n; i++)
+        q[i] = (uint8_t)(rng_next() & ((1u << bits) - 1));
+    for (i = 0; i < m * groups; i++)
+        u[i] = (uint8_t)(rng_next() & ((1u << scale_bits) - 1));
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++)
+            f->right[i * n + j] = (double)sigma * u[i * groups + j / group] *
+                                  ldexp(1.0, (int8_t)f->sections[2][i]) * (q[i * n + j] - ((1 << bits) - 1) / 2.0);
+    if (bits <= 4) {
+        CHECK(lrq_layout_size(m, n, 1, panel, &size) == LRQ_OK);
+        f->sections[0] = malloc(bits * size + 1);
+        for (p = 0; p < bits; p++) {
+            uint8_t *packed;
+            for (i = 0; i < m * n; i++)
+                plane[i] = (q[i] >> p) & 1;
+            packed = pack(plane, m, n, 1, panel, &one);
+            if (size)
+                memcpy(f->sections[0] + p * size, packed, size);
+            free(packed);
+        }
+        len[0] = bits * size;
+    } else {
+        f->sections[0] = pack(q, m, n, 8, panel, &len[0]);
+    }
+    /* Scale codes in §10.3 order, scale_bits each, least significant bit first. */
+    len[1] = (m * groups * scale_bits + 7) / 8;
+    f->sections[1] = calloc(len[1] + 1, 1);
+    for (t = 0; t < tiles; t++) {
+        const uint64_t h = m - 16 * t < 16 ? m - 16 * t : 16;
+        for (j = 0; j < groups; j++)
+            for (i = 0; i < h; i++, code++)
+                for (p = 0; p < scale_bits; p++)
+                    if (u[(16 * t + i) * groups + j] >> p & 1)
+                        f->sections[1][(code * scale_bits + p) / 8] |= (uint8_t)(1u << ((code * scale_bits + p) % 8));
+    }
+    len[2] = m;
+    CHECK(lrq_tile_create_quant(&f->tile, m, n, bits, group, scale_bits, sigma, panel, f->sections[0], len[0],
+                                f->sections[1], len[1], f->sections[2], len[2]) == LRQ_OK);
+    free(q);
+    free(plane);
+    free(u);
+}
+
 /* All results of a fixture in one buffer: A x, A^T y (negative input
  * stride), A X for 3 vectors (strided output), int16 and int8, decode. */
 static float *results(const fixture *f, size_t *count)
@@ -328,6 +392,9 @@ static void test_shapes(void)
                                      {300, 50, 700, 128}, {5, 90, 300, 64}};
     static const uint64_t lp[][7] = {{1, 1, 1, 1, 1, 16, 64},      {23, 70, 40, 2, 7, 16, 64},
                                      {64, 33, 130, 8, 3, 64, 128}, {130, 260, 90, 4, 5, 32, 64}};
+    /* quant: m, n, bits, group, scale bits, panel */
+    static const uint64_t qt[][6] = {{1, 1, 1, 16, 1, 64}, {21, 70, 2, 16, 6, 64}, {40, 130, 4, 32, 4, 128},
+                                     {17, 90, 8, 64, 8, 64}, {130, 40, 3, 16, 7, 64}};
     size_t i;
     fixture f;
 
@@ -339,6 +406,12 @@ static void test_shapes(void)
     }
     for (i = 0; i < sizeof lp / sizeof lp[0]; i++) {
         make_lplr(&f, lp[i][0], lp[i][1], lp[i][2], (int)lp[i][3], (int)lp[i][4], lp[i][5], lp[i][6]);
+        check_everywhere(&f);
+        check_batches(&f);
+        fixture_free(&f);
+    }
+    for (i = 0; i < sizeof qt / sizeof qt[0]; i++) {
+        make_quant(&f, qt[i][0], qt[i][1], (int)qt[i][2], qt[i][3], (int)qt[i][4], qt[i][5]);
         check_everywhere(&f);
         check_batches(&f);
         fixture_free(&f);

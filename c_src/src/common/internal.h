@@ -62,7 +62,7 @@ int lrq_layout_check(const uint8_t *packed, uint64_t packed_len, uint64_t rows,
                      uint64_t k, int elem_bits, uint64_t panel, unsigned code_limit,
                      uint64_t *bad_offset);
 
-/* The content rules of signcut and lplr sections (common/sections.c).  Each
+/* The content rules of signcut, lplr and quant sections (common/sections.c).  Each
  * returns LRQ_OK, or the error with a message in `detail` that starts with
  * the rule and names the section by `where` (e.g. "section 'tt'").
  *   lrq_check_weights: [SC-2], w weights as float32, or binary16 if half;
@@ -76,6 +76,16 @@ int lrq_check_weights(const uint8_t *p, uint64_t len, int half, const char *wher
 int lrq_check_scales(const uint8_t *p, uint64_t len, const char *where, char *detail, size_t dn);
 int lrq_check_matrix(const uint8_t *p, uint64_t len, uint64_t rows, uint64_t k, unsigned bits,
                      uint64_t panel, const char *where, char *detail, size_t dn);
+/* Quant tiles (format 1.5, spec §10.7): the bits after the last of `count`
+ * scale codes of scale_bits bits are zero ([QT-3]); every row exponent, an
+ * int8, is in [LRQ_QUANT_EXP_MIN, LRQ_QUANT_EXP_MAX] ([QT-4]).  Those bounds
+ * make every scale code * 2^e (code < 2^8) an exact binary16 below 2^15. */
+#define LRQ_QUANT_EXP_MIN (-24)
+#define LRQ_QUANT_EXP_MAX 7
+int lrq_check_scale_codes(const uint8_t *p, uint64_t len, uint64_t count, unsigned scale_bits,
+                          const char *where, char *detail, size_t dn);
+int lrq_check_row_exponents(const uint8_t *p, uint64_t len, const char *where, char *detail,
+                            size_t dn);
 /* 1 if none of the len / size little-endian floats of `size` bytes (8, 4,
  * or 2: binary16, or bfloat16 if bfloat) is infinite or NaN; else 0 and
  * *bad is the index of the first that is. */

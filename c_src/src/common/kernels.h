@@ -76,6 +76,8 @@ typedef struct {
     const uint8_t *scales; /* f16 scales in spec §10.3 order, or NULL */
     size_t gc;             /* chunks per scale group (when scales != NULL) */
     size_t groups;         /* scale groups per row, G */
+    int identity;          /* the identity matrix (data NULL): the second factor of a quant
+                              tile, which the drivers copy through and no kernel reads */
 } lrq_kmat;
 
 /* Number of row tiles (16 rows each, the last possibly short). */

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The content rules of the sections of signcut and lplr tiles (spec §9,
+ * The content rules of the sections of signcut, lplr and quant tiles (spec §9,
  * §10; [SEC-7]), checked in one place: by the reader when a file's section
  * is first used (format/) and by the tile constructors for sections handed
  * over directly (compute/), with the same messages.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "common/internal.h"
 #include "lrq.h"
@@ -65,6 +66,35 @@ int lrq_check_scales(const uint8_t *const p, const uint64_t len, const char *con
     return LRQ_OK;
 }
 
+int lrq_check_scale_codes(const uint8_t *const p, const uint64_t len, const uint64_t count,
+                          const unsigned scale_bits, const char *const where, char *const detail,
+                          const size_t dn)
+{
+    const uint64_t used = count * scale_bits; /* bits; len = ceil(used / 8) is checked already */
+
+    if (len == 0 || used % 8 == 0)
+        return LRQ_OK;
+    if ((p[len - 1] >> (used % 8)) != 0)
+        return lrq_detail(detail, dn, LRQ_ERR_PADDING, "[QT-3] %s: the %u bits after the last "
+                          "scale code (in byte %llu) are not zero", where, (unsigned)(8 - used % 8),
+                          (unsigned long long)(len - 1));
+    return LRQ_OK;
+}
+
+int lrq_check_row_exponents(const uint8_t *const p, const uint64_t len, const char *const where,
+                            char *const detail, const size_t dn)
+{
+    uint64_t i;
+    for (i = 0; i < len; i++) {
+        const int e = (int)(int8_t)p[i];
+        if (e < LRQ_QUANT_EXP_MIN || e > LRQ_QUANT_EXP_MAX)
+            return lrq_detail(detail, dn, LRQ_ERR_FORMAT, "[QT-4] %s: row %llu has exponent %d, "
+                              "outside [%d, %d]", where, (unsigned long long)i, e,
+                              LRQ_QUANT_EXP_MIN, LRQ_QUANT_EXP_MAX);
+    }
+    return LRQ_OK;
+}
+
 int lrq_check_matrix(const uint8_t *const p, const uint64_t len, const uint64_t rows,
                      const uint64_t k, const unsigned bits, const uint64_t panel,
                      const char *const where, char *const detail, const size_t dn)
@@ -87,9 +117,12 @@ int lrq_check_matrix(const uint8_t *const p, const uint64_t len, const uint64_t 
         return lrq_detail(detail, dn, LRQ_ERR_PADDING, "[%s] %s: a padding %s in the word at "
                           "byte %llu is not zero", bits >= 5 ? "LAY-2" : "LAY-1", where,
                           bits >= 5 ? "byte" : "bit", (unsigned long long)bad);
+    /* A quant tile's section 'codes' follows [QT-5], lplr's 'r_codes' and
+     * 'l_codes' [LP-4]: the same rule, named where the scheme defines it. */
     if (rc == LRQ_ERR_FORMAT)
-        return lrq_detail(detail, dn, LRQ_ERR_FORMAT, "[LP-4] %s: the word at byte %llu holds a "
-                          "code of more than %u bits", where, (unsigned long long)bad, bits);
+        return lrq_detail(detail, dn, LRQ_ERR_FORMAT, "[%s] %s: the word at byte %llu holds a "
+                          "code of more than %u bits", strstr(where, "'codes'") != NULL ? "QT-5" : "LP-4",
+                          where, (unsigned long long)bad, bits);
     if (rc != LRQ_OK) /* callers check lengths first: this cannot happen */
         return lrq_detail(detail, dn, LRQ_ERR_INTERNAL, "%s: inconsistent layout (%s)", where,
                           lrq_error_name(rc));

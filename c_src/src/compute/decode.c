@@ -94,6 +94,12 @@ static void decode_part(void *ctx, const int phase, const int part, const int np
     for (blk = lo; blk < hi; blk++) {
         const size_t j0 = 16 * blk, nj = min_z(DECODE_COLUMNS, t->n - j0);
         column_inputs(t, j0, nj, v, stride);
+        if (t->b.identity) { /* quant: the columns are the decoded ones */
+            for (i = 0; i < t->m; i++)
+                for (jj = 0; jj < nj; jj++)
+                    d->out[i * d->ld + j0 + jj] = t->wb * v[jj * stride + i];
+            continue;
+        }
         if (t->b.planes > 0) {
             /* One wide batch (common/kernels.h): the 16 columns side by
              * side, the bits of their single products. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Products of tiles with vectors, y = A x and y = A^T x, on the kernels of
- * the active path (compute/tile.h says how both schemes share one driver).
+ * the active path (compute/tile.h says how the schemes share one driver).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -45,6 +45,16 @@ static float mid(const product *p, const size_t i, const float u)
     return mid_value(p->t, p->transpose, i, u);
 }
 
+/* out = v for the elements of 16-element units [lo, hi) of nv vectors, at
+ * vstride / ostride apart: the identity factor of a quant tile. */
+static void copy_units(const size_t nv, const size_t lo, const size_t hi, const float *v,
+                       const size_t vstride, float *out, const size_t ostride)
+{
+    size_t j;
+    for (j = 0; j < nv; j++)
+        memcpy(out + j * ostride + 16 * lo, v + j * vstride + 16 * lo, 16 * (hi - lo) * sizeof *out);
+}
+
 /* out = F v for the rows of tiles [lo, hi) of factor F: byte codes read v
  * itself, sign planes its float or int tables. */
 static void apply_factor(const product *p, const lrq_kmat *f, const size_t lo, const size_t hi,
@@ -54,7 +64,9 @@ static void apply_factor(const product *p, const lrq_kmat *f, const size_t lo, c
     const size_t k16s = f->planes > 0 ? f->kc : f->kc / 4, rows = 16 * lrq_kmat_tiles(f);
     size_t j;
 
-    if (f->planes == 0)
+    if (f->identity)
+        copy_units(p->nv, lo, hi, v, 16 * k16s, out, rows);
+    else if (f->planes == 0)
         for (j = 0; j < p->nv; j++)
             p->k->fwd_byte(f, lo, hi, v + j * 16 * k16s, out + j * rows);
     else if (use_int)
@@ -107,7 +119,7 @@ static void forward_part(void *ctx, int phase, const int part, const int nparts)
             float *u = p->u + j * su;
             for (i = 16 * lo; i < 16 * hi; i++)
                 u[i] = i < t->inner ? mid(p, i, u[i]) : 0.0f;
-            if (t->b.planes > 0 && !p->int_b)
+            if (t->b.planes > 0 && !t->b.identity && !p->int_b)
                 p->k->tables_f32(u + 16 * lo, 4 * (hi - lo), p->tab2 + 4 * j * su + 64 * lo);
         }
         break;
@@ -162,13 +174,17 @@ static void forward_lanes_part(void *ctx, const int phase, const int part, const
         for (i = 16 * lo; i < 16 * hi; i++)
             for (j = 0; j < LRQ_WIDE_VECTORS; j++)
                 p->u[16 * i + j] = i < t->inner ? mid(p, i, p->u[16 * i + j]) : 0.0f;
-        p->k->tables_wide(p->u, lo, hi, p->tab2);
+        if (!t->b.identity)
+            p->k->tables_wide(p->u, lo, hi, p->tab2);
         break;
     default: /* y = B v */
         lrq_split(tiles_b, part, nparts, &lo, &hi);
         if (hi <= lo)
             break;
-        p->k->fwd_wide(&t->b, lo, hi, p->tab2, p->yout);
+        if (t->b.identity) /* 16 lanes of 16 elements per unit */
+            copy_units(1, 16 * lo, 16 * hi, p->u, 0, p->yout, 0);
+        else
+            p->k->fwd_wide(&t->b, lo, hi, p->tab2, p->yout);
         for (i = 16 * lo; i < min_z(t->m, 16 * hi); i++)
             for (j = 0; j < p->nv; j++)
                 p->y[(int64_t)j * p->yv + (int64_t)i * p->ye] = t->wb * p->yout[16 * i + j];
@@ -214,7 +230,9 @@ static void transposed_part(void *ctx, const int phase, const int part, const in
         lrq_split(units_inner, part, nparts, &lo, &hi);
         if (hi <= lo)
             break;
-        if (t->b.planes > 0)
+        if (t->b.identity)
+            copy_units(p->nv, lo, hi, p->xin, sz, p->u, su);
+        else if (t->b.planes > 0)
             transposed_factor(p, &t->b, lo, hi, p->xin, p->tab1, sz, p->u, su);
         else
             for (j = 0; j < p->nv; j++)
@@ -267,7 +285,10 @@ static void transposed_lanes_part(void *ctx, const int phase, const int part, co
         lrq_split(units_inner, part, nparts, &lo, &hi);
         if (hi <= lo)
             break;
-        p->k->tr_wide(&t->b, lo, hi, p->xin, p->tab1, p->u);
+        if (t->b.identity)
+            copy_units(1, 16 * lo, 16 * hi, p->xin, 0, p->u, 0);
+        else
+            p->k->tr_wide(&t->b, lo, hi, p->xin, p->tab1, p->u);
         for (i = 16 * lo; i < 16 * hi; i++)
             for (j = 0; j < LRQ_WIDE_VECTORS; j++)
                 p->u[16 * i + j] = i < t->inner ? mid(p, i, p->u[16 * i + j]) : 0.0f;
@@ -334,7 +355,7 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
     p.transpose = transpose;
     p.wide = (flags & LRQ_PRODUCT_INT16) != 0;
     p.int_a = fast && t->a.planes > 0;
-    p.int_b = fast && t->b.planes > 0;
+    p.int_b = fast && t->b.planes > 0 && !t->b.identity;
     ka = k16(t->n);
     ti = k16(t->inner);
     /* Wide batches need sign planes on both sides (byte codes have no
@@ -348,19 +369,20 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
         cv.used = 0;
         if (transpose && p.lane_batch) {
             p.xin = lrq_carve(&cv, LRQ_WIDE_VECTORS * 16 * lrq_kmat_tiles(&t->b), sizeof(float));
-            p.tab1 = lrq_carve(&cv, t->b.scales == NULL ? LRQ_WIDE_VECTORS * 64 * lrq_kmat_tiles(&t->b) : 0,
+            const int tables_b = t->b.scales == NULL && !t->b.identity;
+            p.tab1 = lrq_carve(&cv, tables_b ? LRQ_WIDE_VECTORS * 64 * lrq_kmat_tiles(&t->b) : 0,
                                sizeof(float));
             p.u = lrq_carve(&cv, LRQ_WIDE_VECTORS * 16 * ti, sizeof(float));
             p.tab2 = lrq_carve(&cv, t->a.scales == NULL ? LRQ_WIDE_VECTORS * 64 * ti : 0, sizeof(float));
             p.yout = lrq_carve(&cv, LRQ_WIDE_VECTORS * 16 * ka, sizeof(float));
-            if (t->b.scales != NULL)
+            if (!tables_b)
                 p.tab1 = NULL;
             if (t->a.scales != NULL)
                 p.tab2 = NULL;
         } else if (transpose) {
             /* The tables of x and of v, when B and A (row tiles of B^T
              * and A^T) are sign planes without scales. */
-            const int tables_b = t->b.planes > 0 && t->b.scales == NULL;
+            const int tables_b = t->b.planes > 0 && t->b.scales == NULL && !t->b.identity;
             const int tables_a = t->a.planes > 0 && t->a.scales == NULL;
             p.xin = lrq_carve(&cv, batch * 16 * lrq_kmat_tiles(&t->b), sizeof(float));
             p.tab1 = lrq_carve(&cv, tables_b ? batch * 64 * lrq_kmat_tiles(&t->b) : 0, sizeof(float));
@@ -375,7 +397,7 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
             p.xin = lrq_carve(&cv, LRQ_WIDE_VECTORS * 16 * ka, sizeof(float));
             p.tab1 = lrq_carve(&cv, LRQ_WIDE_VECTORS * 64 * ka, sizeof(float));
             p.u = lrq_carve(&cv, LRQ_WIDE_VECTORS * 16 * ti, sizeof(float));
-            p.tab2 = lrq_carve(&cv, LRQ_WIDE_VECTORS * 64 * ti, sizeof(float));
+            p.tab2 = lrq_carve(&cv, t->b.identity ? 0 : LRQ_WIDE_VECTORS * 64 * ti, sizeof(float));
             p.yout = lrq_carve(&cv, LRQ_WIDE_VECTORS * 16 * lrq_kmat_tiles(&t->b), sizeof(float));
         } else {
             p.xin = lrq_carve(&cv, batch * 16 * ka, sizeof(float));
@@ -383,7 +405,8 @@ int lrq_tile_product(const lrq_tile *t, const unsigned flags, const uint64_t nve
             p.itab1 = lrq_carve(&cv, p.int_a ? LRQ_ITAB_BYTES(p.wide) * ka : 0, 1);
             p.step1 = lrq_carve(&cv, ka / LRQ_QBLOCK_CHUNKS + 1, sizeof(float));
             p.u = lrq_carve(&cv, batch * 16 * ti, sizeof(float));
-            p.tab2 = lrq_carve(&cv, p.int_b || t->b.planes == 0 ? 0 : batch * 64 * ti, sizeof(float));
+            p.tab2 = lrq_carve(&cv, p.int_b || t->b.planes == 0 || t->b.identity ? 0 : batch * 64 * ti,
+                               sizeof(float));
             p.itab2 = lrq_carve(&cv, p.int_b ? LRQ_ITAB_BYTES(p.wide) * ti : 0, 1);
             p.step2 = lrq_carve(&cv, ti / LRQ_QBLOCK_CHUNKS + 1, sizeof(float));
             p.yout = lrq_carve(&cv, batch * 16 * lrq_kmat_tiles(&t->b), sizeof(float));

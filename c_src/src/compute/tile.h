@@ -3,10 +3,11 @@
  * The tile handle shared by the files of compute/: tiles.c builds and
  * checks it, products.c and decode.c run the kernels on it.
  *
- * Both schemes are "B times (mid times (A times x))": signcut has A = T^T,
- * mid = diag(c), B = S; lplr has A = R, B = L and scalar weights.  So one
- * driver serves both, and the transposed product walks the same two
- * matrices the other way.  Every elementwise step is one IEEE operation per
+ * Every scheme is "B times (mid times (A times x))": signcut has A = T^T,
+ * mid = diag(c), B = S; lplr has A = R, B = L and scalar weights; quant has
+ * A = its one factor F, B = the identity (copied through, never a kernel).
+ * So one driver serves all three, and the transposed product walks the same
+ * two matrices the other way.  Every elementwise step is one IEEE operation per
  * element, identical in every path and for every split.
  */
 #ifndef LRQ_COMPUTE_TILE_H
@@ -19,17 +20,18 @@
 #include "common/kernels.h"
 #include "lrq.h"
 
-enum { SCHEME_SIGNCUT = 1, SCHEME_LPLR = 2 };
+enum { SCHEME_SIGNCUT = 1, SCHEME_LPLR = 2, SCHEME_QUANT = 3 };
 
 struct lrq_tile {
     int scheme;
-    size_t m, n, inner; /* A is m x n; inner = w or rank */
+    size_t m, n, inner; /* A is m x n; inner = w, rank, or m for quant */
     lrq_kmat a;         /* applied first in y = A x: T^T (signcut) or R (lplr) */
     lrq_kmat b;         /* applied second: S or L */
     const uint8_t *c;   /* signcut: w little-endian f32 (borrowed, or c_own) */
     float *c_own;       /* signcut with binary16 c: the converted weights */
+    uint8_t *scales_own; /* quant: the binary16 scales code * 2^e_row, §10.3 order */
     uint64_t bytes;     /* bytes of all sections, a measure of the work */
-    float wa, wb;       /* the factors' weights (lplr), 1 for signcut */
+    float wa, wb;       /* the factors' weights (lplr, quant's wa), 1 for signcut */
 };
 
 static inline size_t min_z(const size_t a, const size_t b)

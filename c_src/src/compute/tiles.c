@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Tiles (signcut and lplr) as handles over borrowed section bytes: the
+ * Tiles (signcut, lplr and quant) as handles over borrowed section bytes: the
  * parameters and section lengths are checked here, the section contents by
  * the one validator of common/sections.c, which the reader uses as well.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,9 +311,126 @@ int lrq_tile_create_lplr(lrq_tile **out, const uint64_t m, const uint64_t n, con
                                        l_codes, l_codes_len, l_scales, l_scales_len, NULL, 0);
 }
 
+/* The binary16 scales of a quant tile, s = code * 2^e_row in §10.3's scale
+ * order, from the scale codes packed `scale_bits` bits each in that order
+ * (spec §10.7).  Exact: code < 2^8 and e in [-24, 7] ([QT-4]). */
+static int quant_scales(lrq_tile *t, const uint8_t *codes, const int8_t *exps, const unsigned scale_bits,
+                        char *detail, const size_t dn)
+{
+    const lrq_kmat *f = &t->a;
+    const size_t groups = f->groups, tiles = lrq_kmat_tiles(f), count = f->rows * groups;
+    uint8_t *own = malloc(count != 0 ? 2 * count : 1);
+    size_t tile, j, r, k = 0;
+
+    if (own == NULL)
+        return lrq_detail(detail, dn, LRQ_ERR_MEMORY, "no memory for a tile's scales");
+    for (tile = 0; tile < tiles; tile++) {
+        const size_t h = min_z(16, f->rows - 16 * tile);
+        for (j = 0; j < groups; j++)
+            for (r = 0; r < h; r++, k++) {
+                const uint64_t first = (uint64_t)k * scale_bits;
+                unsigned code = 0, b;
+                uint16_t half;
+                for (b = 0; b < scale_bits; b++) /* stream bit i: bit i % 8 of byte i / 8 */
+                    code |= (unsigned)(codes[(first + b) / 8] >> ((first + b) % 8) & 1u) << b;
+                half = lrq_half_from_double(ldexp((double)code, exps[16 * tile + r]));
+                own[2 * k] = (uint8_t)half;
+                own[2 * k + 1] = (uint8_t)(half >> 8);
+            }
+    }
+    t->scales_own = own;
+    t->a.scales = own;
+    return LRQ_OK;
+}
+
+static int create_quant(lrq_tile **out, const uint64_t m, const uint64_t n, const int bits,
+                        const uint64_t group, const int scale_bits, const float scale,
+                        const uint64_t panel, const void *codes, const size_t codes_len,
+                        const void *scale_codes, const size_t scale_codes_len,
+                        const void *row_exponents, const size_t row_exponents_len, char *detail,
+                        const size_t dn)
+{
+    uint64_t groups, count, need;
+    lrq_tile *t;
+    int rc;
+
+    if (bits < 1 || bits > 8 || scale_bits < 1 || scale_bits > 8 || group < LRQ_GROUP_MIN ||
+        group > LRQ_GROUP_MAX || (group & (group - 1)) != 0) {
+        if (out != NULL)
+            *out = NULL;
+        return lrq_detail(detail, dn, LRQ_ERR_ARGUMENT, "[QT-1] bits %d, scale_bits %d, group "
+                          "%llu: bits must be in [1, 8], scale_bits in [1, 8], group a power of "
+                          "two in [16, 2^20]", bits, scale_bits, (unsigned long long)group);
+    }
+    rc = tile_new(out, SCHEME_QUANT, m, n, m, panel, detail, dn);
+    if (rc != LRQ_OK)
+        return rc;
+    t = *out;
+    if (!finite_f32(scale) || !(scale > 0.0f))
+        return tile_done(out, lrq_detail(detail, dn, LRQ_ERR_FORMAT, "[QT-2] the super-scale %g "
+                                         "must be finite and > 0", (double)scale));
+    t->wa = factor_weight(scale, bits);
+    rc = kmat_init(&t->a, codes, codes_len, m, n, bits, panel, "codes", detail, dn);
+    if (rc != LRQ_OK)
+        return tile_done(out, rc);
+    groups = (n + group - 1) / group;
+    count = m * groups; /* m, n <= 2^31 - 1 and g >= 16: no overflow */
+    need = (count * (uint64_t)scale_bits + 7) / 8;
+    rc = section_length("scale_codes", scale_codes, scale_codes_len, need, detail, dn);
+    if (rc == LRQ_OK)
+        rc = section_length("row_exponents", row_exponents, row_exponents_len, m, detail, dn);
+    if (rc == LRQ_OK)
+        rc = lrq_check_scale_codes(scale_codes, scale_codes_len, count, (unsigned)scale_bits,
+                                   "section 'scale_codes'", detail, dn);
+    if (rc == LRQ_OK)
+        rc = lrq_check_row_exponents(row_exponents, row_exponents_len, "section 'row_exponents'",
+                                     detail, dn);
+    if (rc == LRQ_OK)
+        rc = check_factor(&t->a, codes_len, bits, panel, "codes", detail, dn);
+    if (rc != LRQ_OK)
+        return tile_done(out, rc);
+    t->a.groups = (size_t)groups;
+    t->a.gc = (size_t)(group / (t->a.planes > 0 ? 16 : 4));
+    rc = quant_scales(t, scale_codes, row_exponents, (unsigned)scale_bits, detail, dn);
+    if (rc != LRQ_OK)
+        return tile_done(out, rc);
+    /* B: the m x m identity, copied through by the drivers. */
+    t->b.identity = 1;
+    t->b.rows = t->b.k = (size_t)m;
+    t->b.planes = 1;
+    t->b.kc = (size_t)k16((size_t)m);
+    t->b.pc = (size_t)(panel / 16);
+    t->bytes = (uint64_t)codes_len + scale_codes_len + row_exponents_len;
+    return LRQ_OK;
+}
+
+int lrq_tile_create_quant_detail(lrq_tile **out, const uint64_t m, const uint64_t n, const int bits,
+                                 const uint64_t group, const int scale_bits, const float scale,
+                                 const uint64_t panel, const void *codes, const size_t codes_len,
+                                 const void *scale_codes, const size_t scale_codes_len,
+                                 const void *row_exponents, const size_t row_exponents_len,
+                                 char *const detail, const size_t dn)
+{
+    (void)lrq_detail(detail, dn, LRQ_OK, "%s", "");
+    return create_quant(out, m, n, bits, group, scale_bits, scale, panel, codes, codes_len,
+                        scale_codes, scale_codes_len, row_exponents, row_exponents_len, detail, dn);
+}
+
+int lrq_tile_create_quant(lrq_tile **out, const uint64_t m, const uint64_t n, const int bits,
+                          const uint64_t group, const int scale_bits, const float scale,
+                          const uint64_t panel, const void *codes, const size_t codes_len,
+                          const void *scale_codes, const size_t scale_codes_len,
+                          const void *row_exponents, const size_t row_exponents_len)
+{
+    return create_quant(out, m, n, bits, group, scale_bits, scale, panel, codes, codes_len,
+                        scale_codes, scale_codes_len, row_exponents, row_exponents_len, NULL, 0);
+}
+
 void lrq_tile_free(lrq_tile *t)
 {
-    if (t != NULL)
+    if (t != NULL) {
         free(t->c_own);
+        free(t->scales_own);
+    }
     free(t);
 }

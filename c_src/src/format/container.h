@@ -47,8 +47,8 @@ typedef struct {
 } lrq_fmt_sections;
 
 #define DTYPE_COUNT 14u
-#define SCHEME_COUNT 4u
-#define KIND_COUNT 9u
+#define SCHEME_COUNT 5u
+#define KIND_COUNT 12u
 extern const lrq_fmt_dtype lrq_fmt_dtypes[DTYPE_COUNT];
 extern const char *const lrq_fmt_scheme_names[SCHEME_COUNT]; /* by LRQ_SCHEME_* */
 extern const char *const lrq_fmt_kind_names[KIND_COUNT];     /* by LRQ_SECTION_* */
@@ -81,6 +81,8 @@ typedef struct {
     float c_scale;
     uint64_t group;
     float scale_l, scale_r;
+    unsigned bits, scale_bits; /* quant (its group is `group`) */
+    float scale;               /* quant: the super-scale */
     uint64_t first_section; /* its own sections; see lrq_fmt_tile_section() */
     uint32_t in_group;      /* a member tile (spec §10.4): its group's index + 1; else 0 */
 } tile_rec;

@@ -254,6 +254,11 @@ int lrq_file_tile(const lrq_file *const file, const uint64_t tensor, const uint6
     } else if (tl->scheme == LRQ_SCHEME_SIGNCUT) {
         info->width = tl->width;
         info->c_scale = tl->c16 ? tl->c_scale : 0.0f;
+    } else if (tl->scheme == LRQ_SCHEME_QUANT) {
+        info->bits = tl->bits;
+        info->group = tl->group;
+        info->scale_bits = tl->scale_bits;
+        info->scale = tl->scale;
     } else {
         info->rank = tl->width;
         info->bits_l = tl->bits_l;

@@ -3,6 +3,8 @@
  * Header values (spec §6, §7, §8.1, §10) and placement (spec §8.2, §8.3):
  * steps 10 and 11 of spec §15.
  */
+#include <float.h>
+
 #include "format/container.h"
 #include "format/fields.h"
 
@@ -110,6 +112,13 @@ int lrq_fmt_section_lengths(const tensor_rec *const t, const tile_rec *const tl,
         overflow |= __builtin_mul_overflow(tl->width, tl->c16 ? 2 : 4, &len[0]);
         overflow |= sign_matrix_bytes(tl->width, dims[1], &len[1]);
         overflow |= sign_matrix_bytes(dims[0], tl->width, &len[2]);
+    } else if (tl->scheme == LRQ_SCHEME_QUANT) {
+        uint64_t count = 0, scale_code_bits = 0;
+        overflow |= code_bytes(dims[0], dims[1], tl->bits, &len[0]);
+        overflow |= __builtin_mul_overflow(dims[0], ceil_div(dims[1], tl->group), &count);
+        overflow |= __builtin_mul_overflow(count, (uint64_t)tl->scale_bits, &scale_code_bits);
+        len[1] = scale_code_bits / 8 + (scale_code_bits % 8 != 0);
+        len[2] = dims[0];
     } else {
         overflow |= code_bytes(tl->width, dims[1], tl->bits_r, &len[0]);
         overflow |= __builtin_mul_overflow(tl->width, 2 * ceil_div(dims[1], tl->group), &len[1]);
@@ -123,7 +132,7 @@ int lrq_fmt_section_lengths(const tensor_rec *const t, const tile_rec *const tl,
  * [SC-4], [LP-1], [LP-2]). */
 enum {
     TF_SCHEME, TF_STORAGE, TF_WIDTH, TF_C_SCALE, TF_RANK, TF_BITS_L, TF_BITS_R, TF_GROUP,
-    TF_SCALE_L, TF_SCALE_R, TF_SECTIONS, TF_COUNT
+    TF_SCALE_L, TF_SCALE_R, TF_BITS, TF_SCALE_BITS, TF_SCALE, TF_SECTIONS, TF_COUNT
 };
 
 /* A signcut tile's optional "c_scale" ([SC-3], [SC-4]): a power of two 2^e
@@ -170,6 +179,28 @@ static int parse_params(const parse_ctx *const c, const tensor_rec *const t, fie
         if ((rc = get_int(c, &tf[TF_WIDTH], "SC-1", 0, LRQ_DIM_MAX, &tl->width)) != LRQ_OK)
             return rc;
         return get_c_scale(c, &tf[TF_C_SCALE], tl);
+    }
+    if (tl->scheme == LRQ_SCHEME_QUANT) {
+        if (!(c->f->required & LRQ_REQUIRED_QUANT))
+            return fail(c, "QT-6", LRQ_ERR_FORMAT, "a quant tile in a file whose "
+                        "required_features does not set quant (bit 3)");
+        if ((rc = get_int(c, &tf[TF_BITS], "QT-1", 1, 8, &v)) != LRQ_OK)
+            return rc;
+        tl->bits = (unsigned)v;
+        if ((rc = get_int(c, &tf[TF_GROUP], "QT-1", LRQ_GROUP_MIN, LRQ_GROUP_MAX, &tl->group)) != LRQ_OK)
+            return rc;
+        if (!is_power_of_two(tl->group))
+            return fail(c, "QT-1", LRQ_ERR_FORMAT, "'group' = %llu is not a power of two",
+                        (unsigned long long)tl->group);
+        if ((rc = get_int(c, &tf[TF_SCALE_BITS], "QT-1", 1, 8, &v)) != LRQ_OK)
+            return rc;
+        tl->scale_bits = (unsigned)v;
+        if ((rc = get_float(c, &tf[TF_SCALE], "QT-2", &tl->scale)) != LRQ_OK)
+            return rc;
+        if (!(tl->scale > 0.0f && tl->scale <= FLT_MAX))
+            return fail(c, "QT-2", LRQ_ERR_FORMAT, "'scale' = %g must be finite and > 0",
+                        (double)tl->scale);
+        return LRQ_OK;
     }
     if ((rc = get_int(c, &tf[TF_RANK], "LP-1", 0, LRQ_DIM_MAX, &tl->width)) != LRQ_OK)
         return rc;
@@ -271,7 +302,8 @@ static int parse_tile(parse_ctx *const c, tensor_rec *const t, const uint64_t in
     lrq_file *const f = c->f;
     field tf[TF_COUNT] = {FIELD("scheme"),  FIELD("storage"), FIELD("width"),   FIELD("c_scale"),
                           FIELD("rank"),    FIELD("bits_l"),  FIELD("bits_r"),  FIELD("group"),
-                          FIELD("scale_l"), FIELD("scale_r"), FIELD("sections")};
+                          FIELD("scale_l"), FIELD("scale_r"), FIELD("bits"),    FIELD("scale_bits"),
+                          FIELD("scale"),   FIELD("sections")};
     uint64_t origin[LRQ_MAX_NDIM], dims[LRQ_MAX_NDIM], want[LRQ_MAX_SECTIONS] = {0};
     const size_t prefix = strlen(c->where);
     tile_rec tl;
@@ -515,6 +547,15 @@ int lrq_fmt_parse_header(parse_ctx *const c)
         return rc;
     if ((rc = lrq_fmt_check_members(c)) != LRQ_OK)
         return rc;
+    if (f->required & LRQ_REQUIRED_QUANT) {
+        uint64_t k;
+        for (k = 0; k < f->n_tiles && f->tiles[k].scheme != LRQ_SCHEME_QUANT; k++)
+            ;
+        (void)snprintf(c->where, sizeof c->where, "file");
+        if (k == f->n_tiles)
+            return fail(c, "QT-6", LRQ_ERR_FORMAT, "required_features set quant (bit 3) but "
+                        "no tile has the scheme 'quant'");
+    }
     if (f->required & LRQ_REQUIRED_SIGNCUT_C16) {
         uint64_t k;
         for (k = 0; k < f->n_tiles && !f->tiles[k].c16; k++)

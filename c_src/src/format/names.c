@@ -14,11 +14,12 @@ const lrq_fmt_dtype lrq_fmt_dtypes[DTYPE_COUNT] = {
 };
 
 /* Indexed by LRQ_SCHEME_*. */
-const char *const lrq_fmt_scheme_names[SCHEME_COUNT] = {NULL, "signcut", "lplr", "dense"};
+const char *const lrq_fmt_scheme_names[SCHEME_COUNT] = {NULL, "signcut", "lplr", "dense", "quant"};
 
 /* Indexed by LRQ_SECTION_*. */
 const char *const lrq_fmt_kind_names[KIND_COUNT] = {NULL,      "values",   "c",       "tt",      "s",
-                                         "r_codes", "r_scales", "l_codes", "l_scales"};
+                                         "r_codes", "r_scales", "l_codes", "l_scales",
+                                         "codes", "scale_codes", "row_exponents"};
 
 /* The sections of each scheme, in the order the spec lists them (§10). */
 const lrq_fmt_sections lrq_fmt_scheme_sections[SCHEME_COUNT] = {
@@ -26,11 +27,13 @@ const lrq_fmt_sections lrq_fmt_scheme_sections[SCHEME_COUNT] = {
     {3, {LRQ_SECTION_C, LRQ_SECTION_TT, LRQ_SECTION_S}},
     {4, {LRQ_SECTION_R_CODES, LRQ_SECTION_R_SCALES, LRQ_SECTION_L_CODES, LRQ_SECTION_L_SCALES}},
     {1, {LRQ_SECTION_VALUES}},
+    {3, {LRQ_SECTION_CODES, LRQ_SECTION_SCALE_CODES, LRQ_SECTION_ROW_EXPONENTS}},
 };
 
 /* Groups share a scheme's first sections (spec §10.4): signcut "c" and
- * "tt", lplr "r_codes" and "r_scales"; dense tiles are never members. */
-const unsigned lrq_fmt_shared_sections[SCHEME_COUNT] = {0, 2, 2, 0};
+ * "tt", lplr "r_codes" and "r_scales"; dense and quant tiles are never
+ * members. */
+const unsigned lrq_fmt_shared_sections[SCHEME_COUNT] = {0, 2, 2, 0, 0};
 
 const char *lrq_dtype_name(const int dtype)
 {

@@ -96,6 +96,16 @@ static int check_content(const lrq_file *const f, const uint64_t tensor, const u
         k = tl->width;
         bits = tl->bits_l;
         break;
+    case LRQ_SECTION_CODES: /* quant F: m rows of n */
+        rows = dims[0];
+        k = dims[1];
+        bits = tl->bits;
+        break;
+    case LRQ_SECTION_SCALE_CODES:
+        return lrq_check_scale_codes(p, sr->length, dims[0] * ((dims[1] + tl->group - 1) / tl->group),
+                                     tl->scale_bits, where, detail, dn);
+    case LRQ_SECTION_ROW_EXPONENTS:
+        return lrq_check_row_exponents(p, sr->length, where, detail, dn);
     default:
         return lrq_detail(detail, dn, LRQ_ERR_INTERNAL, "%s: unknown section kind", where);
     }

@@ -26,15 +26,17 @@ PREAMBLE_SIZE = 64
 FORMAT_MAJOR = 1
 # The newest minor this implementation reads and writes; a writer emits the
 # lowest minor its content needs [VER-2] (see content_version).
-FORMAT_MINOR = 4
+FORMAT_MINOR = 5
 # Bits of required_features this implementation knows (spec §4): bit 0,
 # signcut_c16 (since 1.1), signcut weights c stored as binary16 × "c_scale";
 # bit 1, shared_factor (since 1.2), groups of tensors sharing a right factor;
-# bit 2, signcut_tensor (since 1.3), signcut tiles of tensors of order 3 to 8.
+# bit 2, signcut_tensor (since 1.3), signcut tiles of tensors of order 3 to 8;
+# bit 3, quant (since 1.5), tiles of the scheme "quant".
 SIGNCUT_C16 = 1 << 0
 SHARED_FACTOR = 1 << 1
 SIGNCUT_TENSOR = 1 << 2
-KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR | SIGNCUT_TENSOR
+QUANT = 1 << 3
+KNOWN_REQUIRED_FEATURES = SIGNCUT_C16 | SHARED_FACTOR | SIGNCUT_TENSOR | QUANT
 # Bits of optional_features this implementation reads (spec §4): bit 0,
 # private_release (since 1.4), tensors with a differential-privacy record
 # (§10.6).  A decoder that does not know it ignores it [PRE-5].
@@ -85,11 +87,12 @@ DTYPES = {
     "bool": ("u1", 1, False),
 }
 FLOAT_STORAGE = ("float32", "float16", "bfloat16", "float64")
-SCHEMES = ("signcut", "lplr", "dense")
+SCHEMES = ("signcut", "lplr", "dense", "quant")
 SECTION_KINDS = {
     "dense": ("values",),
     "signcut": ("c", "tt", "s"),
     "lplr": ("r_codes", "r_scales", "l_codes", "l_scales"),
+    "quant": ("codes", "scale_codes", "row_exponents"),
 }
 # Scheme parameters in the order writers emit them (optional ones only when
 # present: "c_scale" marks a signcut tile with binary16 weights).
@@ -97,6 +100,7 @@ PARAM_KEYS = {
     "dense": ("storage",),
     "signcut": ("width", "c_scale"),
     "lplr": ("rank", "bits_l", "bits_r", "group", "scale_l", "scale_r"),
+    "quant": ("bits", "group", "scale_bits", "scale"),
 }
 
 # Groups (spec §10.4): which sections and parameters the group holds once,
@@ -150,6 +154,9 @@ def section_lengths(scheme: str, shape: tuple, params: dict) -> tuple:
         w = params["width"]
         c_bytes = 2 if "c_scale" in params else 4
         return (c_bytes * w, layout_size(w, n, 1), layout_size(m, w, 1))
+    if scheme == "quant":  # §10.7: codes of m x n, packed scale codes, one exponent per row
+        scale_code_bits = m * -(-n // params["group"]) * params["scale_bits"]
+        return (factor_code_bytes(m, n, params["bits"]), -(-scale_code_bits // 8), m)
     r, g = params["rank"], params["group"]
     return (
         factor_code_bytes(r, n, params["bits_r"]),
@@ -351,13 +358,16 @@ def content_version(tensors: list, groups: list = ()) -> tuple:
     tile (§10.5); 1.2 with shared_factor when the file has groups (§10.4);
     1.1 with signcut_c16 when a signcut tile stores c as binary16 (the only
     files in which "c_scale" means something, [SC-4], [SC-5]); 1.0
-    with no flags otherwise [PRE-10].
+    with no flags otherwise [PRE-10].  A tile of the scheme "quant" makes it
+    1.5 with quant (§10.7, [QT-6]), whatever else the file holds.
     """
     c16 = any(tile.scheme == "signcut" and "c_scale" in tile.params for t in tensors for tile in t.tiles)
     tensor = any(is_tensor_tile(tile.scheme, tile.shape) for t in tensors for tile in t.tiles)
     required = (SIGNCUT_C16 if c16 else 0) | (SHARED_FACTOR if groups else 0) | (SIGNCUT_TENSOR if tensor else 0)
+    quant = any(tile.scheme == "quant" for t in tensors for tile in t.tiles)
+    required |= QUANT if quant else 0
     private = any(t.privacy is not None for t in tensors)  # 1.4, optional private_release [PRV-10]
-    minor = 4 if private else 3 if tensor else 2 if groups else 1 if c16 else 0
+    minor = 5 if quant else 4 if private else 3 if tensor else 2 if groups else 1 if c16 else 0
     return minor, required, (PRIVATE_RELEASE if private else 0)
 
 
@@ -570,6 +580,21 @@ def _scheme_params(f: _Field, scheme: str, tensor_dtype: str, required: int = 0)
         return {"storage": storage}
     if not DTYPES[tensor_dtype][2]:
         f.fail(f"scheme '{scheme}' needs a floating-point tensor, not {tensor_dtype}", "TEN-6")
+    if scheme == "quant":
+        if not required & QUANT:
+            f.fail("a quant tile in a file whose required_features does not set quant (bit 3)", "QT-6")
+        params = {
+            "bits": f.int_in("bits", 1, 8, "QT-1"),
+            "group": f.int_in("group", MIN_GROUP, MAX_GROUP, "QT-1"),
+            "scale_bits": f.int_in("scale_bits", 1, 8, "QT-1"),
+        }
+        if params["group"] & (params["group"] - 1):
+            f.fail(f"'group' = {params['group']} is not a power of two", "QT-1")
+        scale = _f32(f.get("scale", float, "QT-2"))
+        if not (math.isfinite(scale) and scale > 0):
+            f.fail("'scale' must be a finite binary32 value > 0", "QT-2")
+        params["scale"] = scale
+        return params
     if scheme == "signcut":
         params = {"width": f.int_in("width", 0, MAX_PARAM, "SC-1")}
         c_scale = _c_scale(f, required)
@@ -882,6 +907,8 @@ def parse(buf, crc32c: CrcFunction, *, verify_sections: bool = True) -> FileReco
         raise FormatError("required_features set signcut_c16 (bit 0) but no signcut tile has 'c_scale' [SC-5]")
     if optional & KNOWN_OPTIONAL_FEATURES & PRIVATE_RELEASE and not any(t.privacy for t in tensors):
         raise FormatError("optional_features set private_release (bit 0) but no tensor has a 'privacy' record [PRV-8]")
+    if required & QUANT and not content_version(tensors)[1] & QUANT:
+        raise FormatError("required_features set quant (bit 3) but no tile has the scheme 'quant' [QT-6]")
     if required & SIGNCUT_TENSOR and not content_version(tensors)[1] & SIGNCUT_TENSOR:
         raise FormatError("required_features set signcut_tensor (bit 2) but no tensor of order 3 or more has a "
                           "signcut tile [TNS-3]")

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import ResourceError
-from . import dense, lplr, signcut
+from . import dense, lplr, quantized, signcut
 from .container import DTYPES, is_tensor_tile
 
 # float64 rows of a factorized tile's product computed at once.
@@ -66,6 +66,8 @@ def decode_tile_into(tile, panel: int, crc32c, out: np.ndarray, dtype: Optional[
     elif tile.scheme == "signcut":
         s, c, tt = signcut.factors(tile, panel, crc32c)
         _product_into(out, s, c.astype(np.float64)[:, None] * tt.astype(np.float64))
+    elif tile.scheme == "quant":
+        out[...] = quantized.factor(tile, panel, crc32c)
     else:
         _product_into(out, *lplr.factors(tile, panel, crc32c))
 
@@ -113,6 +115,8 @@ def binary32_safe(tile, panel: int, crc32c) -> bool:
     """
     if tile.scheme == "signcut":
         return float(np.abs(signcut.coefficients(tile, crc32c).astype(np.float64)).sum()) <= SAFE_SUM
+    if tile.scheme == "quant":  # one rounding of exact values: [NUM-1] holds wherever they are finite
+        return bool(np.abs(quantized.factor(tile, panel, crc32c)).max(initial=0.0) <= SAFE_SUM)
     if tile.scheme == "lplr":
         left, right = lplr.factors(tile, panel, crc32c)
         lo, hi = SAFE_FACTOR_RANGE

@@ -59,7 +59,8 @@ def fit(a: np.ndarray, left: np.ndarray, bits_l: int, bits_r: int, group: int,
     return (l_codes, l_scales, l_sigma), (r_codes, r_scales, r_sigma), l_hat, r_hat
 
 
-def _pack_codes(codes: np.ndarray, bits: int, panel: int, pack) -> bytes:
+def pack_codes(codes: np.ndarray, bits: int, panel: int, pack) -> bytes:
+    """A code section (§10.3): b bit-planes one after another for b ≤ 4, else one byte matrix."""
     if bits <= 4:
         planes = [pack(((codes >> p) & 1).astype(np.uint8), 1, panel) for p in range(bits)]
         return b"".join(p.tobytes() for p in planes)
@@ -79,31 +80,37 @@ def params_and_sections(rank, bits_l, bits_r, group, left, right, panel: int, pa
         "scale_r": float(np.float32(r_sigma)),
     }
     sections = {
-        "r_codes": _pack_codes(r_codes, bits_r, panel, pack),
+        "r_codes": pack_codes(r_codes, bits_r, panel, pack),
         "r_scales": layout.pack_scales(r_scales),
-        "l_codes": _pack_codes(l_codes, bits_l, panel, pack),
+        "l_codes": pack_codes(l_codes, bits_l, panel, pack),
         "l_scales": layout.pack_scales(l_scales),
     }
     return params, sections
+
+
+def load_codes(raw, rows: int, k: int, bits: int, panel: int, kind: str, rule: str = "LP-4") -> np.ndarray:
+    """The rows × k codes of a code section (inverse of :func:`pack_codes`),
+    refusing a byte code of more than ``bits`` bits [``rule``]."""
+    if bits <= 4:
+        plane_bytes = layout.layout_size(rows, k, 1)
+        codes = np.zeros((rows, k), dtype=np.uint8)
+        for p in range(bits):
+            plane = layout.unpack_interleaved(
+                raw[p * plane_bytes : (p + 1) * plane_bytes], rows, k, 1, panel, what=f"{kind} plane {p}"
+            )
+            codes |= plane << p
+        return codes
+    codes = layout.unpack_interleaved(raw, rows, k, 8, panel, what=kind)
+    if (codes >> bits).any():
+        raise FormatError(f"{kind} holds a code of {bits + 1} or more bits [{rule}]")
+    return codes
 
 
 def _load_factor(tile, which: str, rows: int, k: int, panel: int, crc32c) -> np.ndarray:
     bits = tile.params[f"bits_{which}"]
     group = tile.params["group"]
     sigma = tile.params[f"scale_{which}"]
-    raw = tile.section(f"{which}_codes", crc32c)
-    if bits <= 4:
-        plane_bytes = layout.layout_size(rows, k, 1)
-        codes = np.zeros((rows, k), dtype=np.uint8)
-        for p in range(bits):
-            plane = layout.unpack_interleaved(
-                raw[p * plane_bytes : (p + 1) * plane_bytes], rows, k, 1, panel, what=f"{which}_codes plane {p}"
-            )
-            codes |= plane << p
-    else:
-        codes = layout.unpack_interleaved(raw, rows, k, 8, panel, what=f"{which}_codes")
-        if (codes >> bits).any():
-            raise FormatError(f"{which}_codes holds a code of {bits + 1} or more bits [LP-4]")
+    codes = load_codes(tile.section(f"{which}_codes", crc32c), rows, k, bits, panel, f"{which}_codes")
     scales = layout.unpack_scales(tile.section(f"{which}_scales", crc32c), rows, quant.groups_of(k, group))
     raw_scales = scales.view(np.uint16)
     if ((raw_scales & 0x8000) != 0).any() or not np.isfinite(scales).all():
