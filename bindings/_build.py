@@ -266,6 +266,9 @@ void lrq_tensor_encoder_free(lrq_tensor_encoder *enc);
 int lrq_quant_fit(const double *x, uint64_t rows, uint64_t k, uint64_t ld,
                   int bits, uint64_t group, uint8_t *codes, uint16_t *scales,
                   float *sigma);
+int lrq_quant_fit_coded(const double *x, uint64_t rows, uint64_t k, int bits, uint64_t group,
+                        int scale_bits, uint8_t *codes, uint8_t *scale_codes, int8_t *exps,
+                        float *sigma);
 """
 # ---- end encoders -------------------------------------------------------------
 

@@ -1385,6 +1385,30 @@ int lrq_quant_fit(const double *x, uint64_t rows, uint64_t k, uint64_t ld,
                   int bits, uint64_t group, uint8_t *codes, uint16_t *scales,
                   float *sigma);
 
+/*
+ * lrq_quant_fit_coded -- quantize a quant tile (format spec 10.7).
+ *
+ * x:           rows x k doubles, row-major (finite).
+ * bits:        1 .. 8; group >= 1; scale_bits 1 .. 8.
+ * codes:       rows * k codes, row-major.
+ * scale_codes: rows * ceil(k / group) scale codes, row-major (the caller
+ *              packs them in the order of spec 10.3).
+ * exps:        rows row exponents in [-24, 7].
+ * sigma:       the super-scale.
+ *
+ * Each group's scale is the clipping ratio of lrq_quant_fit(); divided by
+ * sigma it becomes a scale_bits code under the row's exponent (the smallest
+ * that holds the row's largest scale), the nearest code and its two
+ * neighbours are tried against the group, and the codes are taken at the
+ * scale a decoder uses.  Deterministic; one thread.
+ *
+ * Returns LRQ_OK, LRQ_ERR_ARGUMENT (bad sizes, a value that is not
+ * finite) or LRQ_ERR_MEMORY.  Thread safety: safe.
+ */
+int lrq_quant_fit_coded(const double *x, uint64_t rows, uint64_t k, int bits, uint64_t group,
+                        int scale_bits, uint8_t *codes, uint8_t *scale_codes, int8_t *exps,
+                        float *sigma);
+
 /* ------------------------------------------------------------------------ */
 /* Guarded file mappings                                                    */
 /* ------------------------------------------------------------------------ */

@@ -883,7 +883,31 @@ def quantize(values: np.ndarray, bits: int, group: int):
     return codes, scales.view(np.float16), float(sigma[0])
 
 
-__all__ += ["SignCutEncoder", "quantize"]
+def quantize_coded(values: np.ndarray, bits: int, group: int, scale_bits: int):
+    """quant tile quantization in C (spec §10.7): (codes uint8 m × n, scale
+    codes uint8 m × G, row exponents int8 m, σ float); see lrq.quantized."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if values.ndim != 2:
+        raise ArgumentError(f"values must be 2-D, not {values.ndim}-D")
+    rows, k = values.shape
+    bits = _integer(bits, "bits", 1, 8)
+    scale_bits = _integer(scale_bits, "scale_bits", 1, 8)
+    group = _integer(group, "group", 1, _U64_MAX)
+    codes = _allocate((rows, k), np.uint8)
+    scale_codes = _allocate((rows, -(-k // group)), np.uint8)
+    exps = _allocate((rows,), np.int8)
+    sigma = ffi.new("float *")
+    _check(
+        lib.lrq_quant_fit_coded(ffi.from_buffer("double[]", values), rows, k, bits, group, scale_bits,
+                                ffi.from_buffer("uint8_t[]", codes, require_writable=True),
+                                ffi.from_buffer("uint8_t[]", scale_codes, require_writable=True),
+                                ffi.from_buffer("int8_t[]", exps, require_writable=True), sigma),
+        "lrq_quant_fit_coded", "values must be finite",
+    )
+    return codes, scale_codes, exps, float(sigma[0])
+
+
+__all__ += ["SignCutEncoder", "quantize", "quantize_coded"]
 
 
 _warn_about_environment()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import threading
 from typing import Callable, NamedTuple, Optional
@@ -321,10 +320,13 @@ def from_hdf5(path, dataset: str) -> Matrix:
 # ------------------------------------------------------------------ distributed encoding
 
 
-def _encode_tile(request, plan, index: int, block) -> tuple:
+def _encode_tile(request, plan, index: int, block, beats=None) -> tuple:
     """Tile ``index``'s (record, error), on a worker: as ``lrq.encode`` does
     with several tiles (one C thread and BLAS on one thread per tile), so
-    the bytes are the same."""
+    the bytes are the same.  ``beats``: encoder.band_beats_of's result when
+    quant runs in row bands."""
+    if beats is not None:
+        request = dataclasses.replace(request, band_beats=beats)
     with encoder._blas_on_one_thread():
         return encoder._encode_tile(request, plan, index, lambda fraction, message: None,
                                     encoder._Run(threads=1), block=np.asarray(block))
@@ -452,7 +454,10 @@ def _encode(array, path, scheme, bits, width, rel_error, seed, tile_shape, panel
     summary = _summary_of(array, compute)
     request = encoder._validate_request(None, scheme, bits, width, rel_error, seed, tile_shape, panel, progress, name,
                                         source_dtype, 1, options, summary=summary)
-    banded = encoder.band_request(request) if encoder.bands_apply(request, tile_shape) else None
+    banded = None
+    if encoder.bands_apply(request, tile_shape):  # as lrq.encode: quant in row bands, left out of auto's tiles
+        banded = encoder.band_request(request)
+        request = dataclasses.replace(request, quant_in_bands=True)
     plan = encoder._plan(request)
     # The workers get the request without the array; each task its tile.
     request = dataclasses.replace(request, a=None)
@@ -466,9 +471,9 @@ def _encode(array, path, scheme, bits, width, rel_error, seed, tile_shape, panel
     array = array.rechunk((rows, cols))
     token = tokenize(array.name, request, plan, banded)
     name = f"lrq-encode-{token}"
-    layer = {(name, "tile", k): (_encode_tile, request, plan, k, (array.name, k // len(cols), k % len(cols)))
-             for k in range(len(plan.grid))}
+    layer = {}
     dependencies = [array]
+    beats = None
     if banded is not None:  # quant in row bands (encoder.band_hull): one task per band, allocated here
         banded = dataclasses.replace(banded, a=None)
         band_rows, band_cols = _grid_chunks(banded.shape, banded.tile_shape)
@@ -477,6 +482,11 @@ def _encode(array, path, scheme, bits, width, rel_error, seed, tile_shape, panel
         for k in range(len(band_rows) * len(band_cols)):
             layer[(name, "hull", k)] = (encoder.band_hull, banded, k,
                                         (band_array.name, k // len(band_cols), k % len(band_cols)))
+        # What each of auto's tiles must beat, from the allocation of all the bands (as lrq.encode).
+        beats = (name, "beats")
+        layer[beats] = (encoder.band_beats_of, request, [(name, "hull", k) for k in range(len(band_rows) * len(band_cols))])
+    for k in range(len(plan.grid)):
+        layer[(name, "tile", k)] = (_encode_tile, request, plan, k, (array.name, k // len(cols), k % len(cols)), beats)
     step = encoder.norm_band_rows(request.shape)
     starts = np.cumsum((0,) + rows)
     for r in range(0, request.shape[0], step):
@@ -491,11 +501,14 @@ def _encode(array, path, scheme, bits, width, rel_error, seed, tile_shape, panel
     bands = [Delayed((name, "band", r), graph, layer=name) for r in range(0, request.shape[0], step)]
     results = _run_tasks(tiles + hulls + bands, len(tiles) + len(hulls), client, progress)
     norm = encoder.norm_from_bands(results[len(tiles) + len(hulls):])
-    matrix = encoder.assemble(request, plan, results[:len(tiles)], norm)
+    tile_results = results[:len(tiles)]
+    chosen = None
     if banded is not None:  # as lrq.encode chooses: the bands for quant, the better of the two for auto
         chosen = encoder.band_assemble(banded, results[len(tiles):len(tiles) + len(hulls)], norm)
-        if chosen is not None and (scheme == "quant" or chosen[1] < math.sqrt(sum(e**2 for _, e in results[:len(tiles)]))):
-            matrix = chosen[0]
+    if chosen is not None and scheme == "quant":
+        matrix = chosen[0]
+    else:
+        matrix = encoder.choose_bands(chosen, tile_results, lambda: encoder.assemble(request, plan, tile_results, norm))
     if path is not None:
         save(path, {matrix.name: matrix})
     encoder._report(progress, 1.0, "done")

@@ -238,8 +238,11 @@ class _TileJob:
     # auto only: header bytes a tile of each scheme adds beyond the plan's
     # overhead, which its encoding must leave room for (see _Plan).
     header_extra: dict = field(default_factory=dict)
-    # auto only: the job is one of auto's candidates (quant then skips 1-bit codes).
+    # auto only: the job is one of auto's candidates (quant then skips 1-bit
+    # codes), or auto's quant candidate is made elsewhere (in row bands).
     in_auto: bool = False
+    quant_elsewhere: bool = False
+    beat_floor: Optional[float] = None
 
     def report(self, fraction: float, message: str) -> None:
         self.run.check()
@@ -724,7 +727,10 @@ def _quant_one(tile: _Tile, job: _TileJob, bits: int, group: int, scale_bits: in
     values = tile.values
     fitted = job.heavy(lambda: quantized.quantize(values, bits, group, scale_bits), 200.0 * m * n, 0.0, note)
     decoded = quantized.dequantize(*fitted[:3], fitted[3], bits, group)
-    error = float(np.linalg.norm(values - decoded))
+    residual = values - decoded
+    # Not np.linalg.norm: its BLAS dot wakes BLAS's threads, which costs
+    # more than the sum itself on a band of a few thousand entries.
+    error = math.sqrt(float(np.einsum("ij,ij->", residual, residual)))
     codes, scale_codes, exps, sigma = fitted
     scale = math.ldexp(sigma, tile.exponent)
     if not (2.0**-126 <= scale <= _FLOAT32_MAX):  # [QT-2]: a normal binary32
@@ -918,8 +924,10 @@ def _auto_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
         extra = job.header_extra.get(scheme, 0)
         # The scheme's header entry comes out of the tile's allowance (see _Plan).
         allowance = None if job.allowance is None else job.allowance - extra
+        beat = min(e for e in (best.error if best else None, job.beat_floor) if e is not None) \
+            if best is not None or job.beat_floor is not None else None
         try:
-            cand = candidate(tile, dataclasses.replace(sub, beat=best.error if best else None, allowance=allowance))
+            cand = candidate(tile, dataclasses.replace(sub, beat=beat, allowance=allowance))
         except _ScaleError:
             return
         if cand is not None:
@@ -928,8 +936,9 @@ def _auto_candidate(tile: _Tile, job: _TileJob) -> Optional[Candidate]:
     attempt("dense", _dense_candidate, dataclasses.replace(base, options={k: v for k, v in job.options.items() if k == "storage"}))
     if _max_abs(tile.raw) <= _FLOAT32_MAX:  # the factorizations store float32 numbers
         quant_options = {k: v for k, v in job.options.items() if k in _SCHEME_OPTIONS["quant"]}
-        attempt("quant", _quant_candidate, dataclasses.replace(base.part(0.0, 0.1, "auto: "), options=quant_options,
-                                                               in_auto=True))
+        if not job.quant_elsewhere:
+            attempt("quant", _quant_candidate, dataclasses.replace(base.part(0.0, 0.1, "auto: "), options=quant_options,
+                                                                   in_auto=True))
         attempt("signcut", _signcut_candidate, base.part(0.1, 0.8, "auto: "))
         estimate = _lplr_estimator(tile, base.part(0.8, 0.85, "auto: "))
         attempt("lplr", _lplr_candidate, dataclasses.replace(base.part(0.85, 1.0, "auto: "),
@@ -1036,6 +1045,11 @@ class _Request:
     options: dict
     # The input is encoded as a × 2^-exponent (largest |value| in [0.5, 1)).
     exponent: int
+    # auto whose quant candidate is the row bands (bands_apply): its tiles
+    # then leave quant out, and tile k's candidates must beat the bands'
+    # error inside it, band_beats[k] (see band_beats).
+    quant_in_bands: bool = False
+    band_beats: tuple = ()
 
     @property
     def encoder_info(self) -> dict:
@@ -1186,11 +1200,14 @@ def _encode_tile(request: _Request, plan: _Plan, k: int, report, run: _Run, bloc
         block = request.a[tuple(slice(o, o + s) for o, s in zip(origin, tshape))]
     tile = _Tile(origin, tshape, block, request.source, request.exponent)
     job = _TileJob(request.target, plan.allowance(k), request.seed, request.panel, request.options, report, run,
-                   header_extra=plan.header_extra)
+                   header_extra=plan.header_extra, quant_elsewhere=request.quant_in_bands,
+                   beat_floor=request.band_beats[k] if request.band_beats else None)
     try:
         cand = _CANDIDATES[request.scheme](tile, job)
     except _ScaleError as exc:
         raise ArgumentError(str(exc)) from None
+    if cand is None and job.beat_floor is not None:
+        return None, math.inf  # nothing beats the quant bands here: auto keeps the bands
     if cand is None:
         raise BudgetError(_infeasible_message(request.scheme, request.target, request.shape,
                                               plan.overhead + sum(plan.smallest)))
@@ -1317,16 +1334,25 @@ def encode(
     banded = None
     if bands_apply(request, tile_shape):
         banded = _quant_bands(request, progress)
+        request = dataclasses.replace(request, quant_in_bands=True,
+                                      band_beats=band_beats(request, banded[2]) if banded else ())
     if banded is not None and scheme == "quant":
         matrix = banded[0]
     else:
         plan = _plan(request)
         results = _run_tiles(len(plan.grid), functools.partial(_encode_tile, request, plan), progress, request.threads)
-        matrix = assemble(request, plan, results, _norm(request.a, request.exponent))
-        if banded is not None and banded[1] < math.sqrt(sum(e**2 for _, e in results)):
-            matrix = banded[0]
+        matrix = choose_bands(banded, results, lambda: assemble(request, plan, results, _norm(request.a, request.exponent)))
     _report(progress, 1.0, "done")
     return matrix
+
+
+def choose_bands(banded: Optional[tuple], results: list, tiles_matrix: Callable):
+    """auto's choice between its tiles' ``results`` and the quant bands: the
+    bands when they have no more error (or when a tile found nothing to beat
+    them, _encode_tile), else the tiles' matrix, ``tiles_matrix()``."""
+    if banded is not None and banded[1] <= math.sqrt(sum(e**2 for _, e in results)):
+        return banded[0]
+    return tiles_matrix()
 
 
 # Quant under a budget in row bands (spec §7.1 tiles): each band gets the
@@ -1349,23 +1375,40 @@ def bands_apply(request: _Request, tile_shape) -> bool:
 
 
 def band_request(request: _Request) -> _Request:
-    """The request with the row bands of quant as its tiles (see _quant_bands)."""
-    m, n = request.shape
-    band = max(_BAND_ROWS_MIN, 16 * -(-m // (16 * _BANDS)))
-    return dataclasses.replace(request, tile_shape=(min(band, m), min(n, DEFAULT_TILE)))
+    """The request with the row bands of quant as its tiles (see _quant_bands):
+    up to _BANDS per tile row of the request's own tiles, whose rows are a
+    multiple of the band's when there are several, so every band lies in
+    one of the request's tiles (band_beats)."""
+    m, _ = request.shape
+    rows, cols = request.tile_shape
+    band = max(_BAND_ROWS_MIN, 16 * -(-rows // (16 * _BANDS)))
+    return dataclasses.replace(request, tile_shape=(min(band, m), cols))
+
+
+def band_beats(request: _Request, band_errors: list) -> tuple:
+    """Per tile of ``request`` (auto's grid), the error of the bands inside it
+    as allocated: what auto's candidates for the tile must beat for auto to
+    keep them over the bands (signcut stops early when it cannot)."""
+    bands = list(container.tile_grid(request.shape, band_request(request).tile_shape))
+    beats = []
+    for origin, shape in container.tile_grid(request.shape, request.tile_shape):
+        inside = [e for (o, s), e in zip(bands, band_errors)
+                  if all(oa <= ob and ob + sb <= oa + sa for oa, sa, ob, sb in zip(origin, shape, o, s))]
+        beats.append(math.sqrt(sum(e * e for e in inside)))
+    return tuple(beats)
 
 
 def band_hull(request: _Request, k: int, block: np.ndarray, progress=None) -> Optional[list]:
     """Quant fits of band k (of :func:`band_request`'s grid) on the lower
     convex hull of (bytes, squared error): the code bits around the budget
-    (the two below it, the one at or above), each with the finest group and
+    (the one below it, the one at or above), each with the finest group and
     with one scale per row.  None if the band's scale leaves float32."""
     origin, tshape = list(container.tile_grid(request.shape, request.tile_shape))[k]
     tile = _Tile(origin, tshape, block, request.source, request.exponent)
     job = _TileJob(request.target, None, request.seed, request.panel, {},
                    progress or (lambda f, msg: None), _Run(threads=request.threads))
     bits = request.target.value
-    choices = [b for b in _QUANT_BITS if b < bits][-2:] + [b for b in _QUANT_BITS if b >= bits][:1]
+    choices = [b for b in _QUANT_BITS if b < bits][-1:] + [b for b in _QUANT_BITS if b >= bits][:1]
     configs = _quant_configs(tile, {})
     fits = []
     for b in choices:
@@ -1387,17 +1430,37 @@ def band_hull(request: _Request, k: int, block: np.ndarray, progress=None) -> Op
 
 
 def band_assemble(request: _Request, hulls: list, norm: float) -> Optional[tuple]:
-    """(matrix, error) of the bands' fits with the budget allocated: every
+    """(matrix, error, band errors) of the bands' fits with the budget allocated: every
     band starts at its cheapest fit, and the upgrade saving the most squared
     error per byte is taken while the budget allows (rate allocation over
     convex hulls).  None when a hull is None or the budget cannot pay."""
-    if any(h is None for h in hulls):
+    chosen = band_allocate(request, hulls)
+    if chosen is None:
         return None
     m, n = request.shape
     grid = list(container.tile_grid(request.shape, request.tile_shape))
+    budget, overhead = _band_budget(request)
+    results = []
+    for (origin, tshape), cand in zip(grid, chosen):
+        sections = {kind: make_section(kind, data, _native.crc32c) for kind, data in cand.sections.items()}
+        results.append((container.TileRecord(origin, tshape, "quant", cand.params, sections), cand.error))
+    plan = _Plan(grid, m * n, budget, overhead, [h[0].cost for h in hulls])
+    errors = [e for _, e in results]
+    return assemble(request, plan, results, norm), math.sqrt(sum(e**2 for e in errors)), errors
+
+
+def _band_budget(request: _Request) -> tuple:
+    m, n = request.shape
     budget = math.floor(request.target.value * m * n / 8)
-    overhead = _header_bound(request.name, request.shape, request.source, request.tile_shape, request.panel, "quant",
-                             request.encoder_info, budget)
+    return budget, _header_bound(request.name, request.shape, request.source, request.tile_shape, request.panel,
+                                 "quant", request.encoder_info, budget)
+
+
+def band_allocate(request: _Request, hulls: list) -> Optional[list]:
+    """The fit each band gets (the greedy of band_assemble), or None."""
+    if any(h is None for h in hulls):
+        return None
+    budget, overhead = _band_budget(request)
     level = [0] * len(hulls)
     spare = budget - overhead - sum(h[0].cost for h in hulls)
     if spare < 0:
@@ -1415,28 +1478,33 @@ def band_assemble(request: _Request, hulls: list, norm: float) -> Optional[tuple
             break
         spare -= hulls[best][level[best] + 1].cost - hulls[best][level[best]].cost
         level[best] += 1
-    results = []
-    for (origin, tshape), h, lv in zip(grid, hulls, level):
-        cand = h[lv]
-        sections = {kind: make_section(kind, data, _native.crc32c) for kind, data in cand.sections.items()}
-        results.append((container.TileRecord(origin, tshape, "quant", cand.params, sections), cand.error))
-    plan = _Plan(grid, m * n, budget, overhead, [h[0].cost for h in hulls])
-    return assemble(request, plan, results, norm), math.sqrt(sum(e**2 for _, e in results))
+    return [h[lv] for h, lv in zip(hulls, level)]
+
+
+def band_beats_of(request: _Request, hulls: list) -> tuple:
+    """band_beats of the allocation of ``hulls`` (() when the bands cannot pay)."""
+    chosen = band_allocate(band_request(request), hulls)
+    return () if chosen is None else band_beats(request, [c.error for c in chosen])
 
 
 def _quant_bands(request: _Request, progress) -> Optional[tuple]:
-    """(matrix, error) of quant in row bands with the budget allocated across
+    """(matrix, error, band errors) of quant in row bands with the budget allocated across
     them (:func:`band_hull` per band, then :func:`band_assemble`), or None
     when the budget cannot pay for it."""
     req = band_request(request)
     grid = list(container.tile_grid(req.shape, req.tile_shape))
-    hulls = []
-    for k, (origin, tshape) in enumerate(grid):
-        block = req.a[tuple(slice(o, o + s) for o, s in zip(origin, tshape))]
-        hulls.append(band_hull(req, k, block, lambda f, msg, k=k: _report(
-            progress, (k + f) / len(grid) * 0.9, f"quant bands: {msg}")))
-        if hulls[-1] is None:
-            return None
+
+    def hull(k):
+        origin, tshape = grid[k]
+        return band_hull(req, k, req.a[tuple(slice(o, o + s) for o, s in zip(origin, tshape))])
+
+    # The bands' fits run in C (the GIL released) on the request's threads;
+    # progress is reported from this thread as they finish.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=req.threads) as pool:
+        futures = [pool.submit(hull, k) for k in range(len(grid))]
+        for done, _ in enumerate(concurrent.futures.as_completed(futures)):
+            _report(progress, 0.9 * (done + 1) / len(grid), f"quant bands: {done + 1}/{len(grid)}")
+        hulls = [f.result() for f in futures]
     return band_assemble(req, hulls, _norm(req.a, req.exponent))
 
 
