@@ -58,6 +58,10 @@ static void decode_tile(lrq_file *const f, const uint64_t t, const uint64_t k,
     else if (tl->scheme == LRQ_SCHEME_SIGNCUT)
         rc = lrq_tile_create_signcut(&tile, tl->shape[0], tl->shape[1], tl->width, panel,
                                      p[0], (size_t)n[0], p[1], (size_t)n[1], p[2], (size_t)n[2]);
+    else if (tl->scheme == LRQ_SCHEME_QUANT)
+        rc = lrq_tile_create_quant(&tile, tl->shape[0], tl->shape[1], (int)tl->bits, tl->group,
+                                   (int)tl->scale_bits, tl->scale, panel, p[0], (size_t)n[0], p[1],
+                                   (size_t)n[1], p[2], (size_t)n[2]);
     else
         rc = lrq_tile_create_lplr(&tile, tl->shape[0], tl->shape[1], tl->rank, (int)tl->bits_l,
                                   (int)tl->bits_r, tl->group, tl->scale_l, tl->scale_r, panel,
