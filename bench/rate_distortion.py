@@ -21,9 +21,11 @@ everything stored (headers, scales).  Per matrix the script prints:
      fits the budget's bytes (bits · m · n / 8), shown as error@bits/entry.
    "best" names the row with the least error at each budget (auto and the
    Shannon limit left out).
-2. Products: NumPy's dense float32 ``A @ x`` time, and for each lrq scheme
-   and budget dense time / lrq time of ``M @ x`` (medians over ``--reps``
-   calls, same run; above 1, lrq is faster).
+2. Products: for each lrq scheme and budget, dense time / lrq time, NumPy's
+   dense float32 ``A @ x`` against lrq's ``M @ x``, each the median of
+   ``--reps`` calls (above 1, lrq is faster); the dense product is timed
+   before and after all of lrq's, set apart by pauses, with the BLAS's
+   default threads and with one (threadpoolctl), and the fastest is used.
 3. GGUF types, each at its own bits/weight: every type the ``gguf``
    package's NumPy code can quantize (whenever it imports), and with
    ``--peers`` llama.cpp's C quantizers through ggml (bench/ggml_peer.py,
@@ -53,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -65,6 +66,7 @@ from lrq.reference import quant
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import codec_peers  # noqa: E402  (bench/ is not a package)
+from timing import median_time  # noqa: E402
 
 SCHEMES = (
     ("signcut", "signcut", {}),
@@ -147,16 +149,6 @@ def svd_f16(a: np.ndarray, bits: float, svd):
     return left @ right
 
 
-def median_seconds(f, reps: int) -> float:
-    f()  # warm-up: first-call allocations, OpenBLAS waking its threads
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def gguf_peers(a32: np.ndarray, rel_err, use_ggml: bool):
     """[(source, type, error, bits/weight, on_transpose)] and the notes about skipped and imatrix types."""
     m, n = a32.shape
@@ -220,7 +212,8 @@ def main() -> None:
         summary += measure(label, a, args.bits, reps, args.peers)
     print("summary: the GGUF type of least error among those of no more bits/weight than the budget, "
           "against lrq auto (auto/GGUF below 1: lrq smaller error)")
-    header = f"{'matrix':<44} {'budget':>6}  {'best GGUF ≤ budget':<22} {'error':>7} {'auto':>7} {'@bits':>6} " \
+    width = max(len(row[0]) for row in summary) if summary else 6
+    header = f"{'matrix':<{width}} {'budget':>6}  {'best GGUF ≤ budget':<22} {'error':>7} {'auto':>7} {'@bits':>6} " \
              f"{'auto/GGUF':>9}"
     print(header)
     print("-" * len(header))
@@ -228,7 +221,7 @@ def main() -> None:
         name, error = (f"{gguf[1]}{'ᵀ' if gguf[4] else ''} @{gguf[3]:.3g} ({gguf[0]})", gguf[2]) if gguf else ("-", None)
         auto_text = f"{auto[0]:7.4f} {auto[1]:6.2f}" if auto else f"{'-':>7} {'-':>6}"
         ratio = f"{auto[0] / error:9.2f}" if gguf and auto and error > 0 else f"{'-':>9}"
-        print(f"{label:<44} {bits:>6g}  {name:<22} {_number(error):>7} {auto_text} {ratio}")
+        print(f"{label:<{width}} {bits:>6g}  {name:<22} {_number(error):>7} {auto_text} {ratio}")
 
 
 def measure(label: str, a: np.ndarray, budgets, reps: int, use_ggml: bool):
@@ -318,18 +311,45 @@ def measure(label: str, a: np.ndarray, budgets, reps: int, use_ggml: bool):
     return rows
 
 
+def dense_medians(a32: np.ndarray, x: np.ndarray, reps: int) -> dict:
+    """Median seconds of NumPy's ``a32 @ x`` with the BLAS's default threads and, if threadpoolctl imports, one.
+
+    On a shared host OpenBLAS's threaded gemv can wait a scheduler time
+    slice for its worker (milliseconds, seen at 384×1536 with the load at
+    3 on 2 cores); one thread is then the fair baseline.
+    """
+    times = {"default threads": median_time(lambda: a32 @ x, reps)}
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return times
+    with threadpool_limits(1, user_api="blas"):
+        times["1 thread"] = median_time(lambda: a32 @ x, reps)
+    return times
+
+
 def products(a32: np.ndarray, budgets, encoded, reps: int) -> None:
+    """Dense time / lrq time of ``M @ x`` for every encoded matrix, NumPy's dense product timed before and after.
+
+    NumPy's (OpenBLAS's) and lrq's worker threads both spin for a while after
+    a product; the other library's product, started then, runs with one core
+    fewer and its worker thread waits for a time slice (up to 100x slower,
+    seen when the two alternated).  So the dense blocks are set apart by
+    pauses and the lrq products run back to back between them.
+    """
     x = np.random.default_rng(1).standard_normal(a32.shape[1]).astype(np.float32)
-    time.sleep(0.3)  # OpenBLAS's threads still spinning from the SVD would slow the first products
-    dense = median_seconds(lambda: a32 @ x, reps)
-    ratios = {}
-    for (shown, bits), mat in encoded.items():
-        ratios[shown, bits] = dense / median_seconds(lambda: mat @ x, reps)
-    dense = min(dense, median_seconds(lambda: a32 @ x, reps))  # again after, in case the load changed
-    print(f"{'':<4}products: NumPy dense float32 A @ x {dense * 1e6:.1f} µs (median of {reps}); "
-          f"dense time / lrq M @ x time")
+    time.sleep(0.3)
+    before = dense_medians(a32, x, reps)
+    time.sleep(0.3)
+    lrq_times = {key: median_time(lambda: mat @ x, reps) for key, mat in encoded.items()}
+    time.sleep(0.3)
+    after = dense_medians(a32, x, reps)
+    dense = min(min(before.values()), min(after.values()))  # the fastest NumPy this host gave
+    shown = ", ".join(f"{name} {before[name] * 1e6:.1f} / {after[name] * 1e6:.1f}" for name in before)
+    print(f"{'':<4}products: NumPy dense float32 A @ x {dense * 1e6:.1f} µs, the fastest of ({shown} µs before / "
+          f"after lrq's); dense time / lrq M @ x time, medians of {reps} calls")
     for shown, _, _ in SCHEMES:
-        cells = [f"{ratios[shown, b]:.2f}x" if (shown, b) in ratios else "-" for b in budgets]
+        cells = [f"{dense / lrq_times[shown, b]:.2f}x" if (shown, b) in lrq_times else "-" for b in budgets]
         print(f"{'':<4}{shown:<14} " + " ".join(f"{c:>{CELL}}" for c in cells))
     print()
 

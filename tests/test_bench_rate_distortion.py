@@ -60,7 +60,7 @@ def test_the_rate_distortion_bench_prints_the_peer_rows():
         found = dict(re.findall(r"gguf-py (\w+)\s+\S+ @\s*([0-9.]+)", gguf))
         assert found["Q4_0"] == "4.50" and found["Q8_0"] == "8.50", gguf
     lines = summary.splitlines()[3:]
-    assert [(line[:44].strip(), line[44:52].strip()) for line in lines] == \
+    assert [re.match(r"(.*×\d+)\s+(\S+) ", line).groups() for line in lines] == \
         [(label, b) for label in labels for b in BUDGETS]
     gaussian_2_bits = lines[1].split()
     assert "TQ1_0" in lines[1] and len(gaussian_2_bits) >= 8, lines[1]  # the one gguf-py type ≤ 2 bits/weight
