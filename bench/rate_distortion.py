@@ -54,19 +54,15 @@ installs the photographs' reader and the peers.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
 
+import codec_peers  # bench/codec_peers.py: run as a script, this folder is on sys.path
 import lrq
 from lrq import _native, datasets
 from lrq.reference import quant
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import codec_peers  # noqa: E402  (bench/ is not a package)
-from timing import median_time  # noqa: E402
+from timing import median_time
 
 SCHEMES = (
     ("signcut", "signcut", {}),
@@ -315,8 +311,8 @@ def dense_medians(a32: np.ndarray, x: np.ndarray, reps: int) -> dict:
     """Median seconds of NumPy's ``a32 @ x`` with the BLAS's default threads and, if threadpoolctl imports, one.
 
     On a shared host OpenBLAS's threaded gemv can wait a scheduler time
-    slice for its worker (milliseconds, seen at 384×1536 with the load at
-    3 on 2 cores); one thread is then the fair baseline.
+    slice for its worker (8 ms a call, seen at 384×1536 with the load at 3
+    on 2 cores), where one thread would not wait.
     """
     times = {"default threads": median_time(lambda: a32 @ x, reps)}
     try:

@@ -24,12 +24,7 @@ BUDGETS = ("1", "2")
 
 @pytest.mark.slow
 def test_the_rate_distortion_bench_prints_the_peer_rows():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import rate_distortion
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    schemes = [shown for shown, _, _ in rate_distortion.SCHEMES]
+    schemes = [shown for shown, _, _ in _bench_schemes()]
     command = [sys.executable, str(ROOT / "bench" / "rate_distortion.py"), "--quick", "--bits", *BUDGETS]
     out = subprocess.run(command, capture_output=True, text=True, timeout=600, env=dict(os.environ))
     assert out.returncode == 0, out.stderr
@@ -64,3 +59,19 @@ def test_the_rate_distortion_bench_prints_the_peer_rows():
         [(label, b) for label in labels for b in BUDGETS]
     gaussian_2_bits = lines[1].split()
     assert "TQ1_0" in lines[1] and len(gaussian_2_bits) >= 8, lines[1]  # the one gguf-py type ≤ 2 bits/weight
+
+
+def _bench_schemes():
+    """The script's SCHEMES, imported with bench/ on sys.path only meanwhile: left there, its dask.py would
+    shadow the dask package in later tests' worker processes."""
+    saved_path, saved_modules = list(sys.path), set(sys.modules)
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import rate_distortion
+
+        return rate_distortion.SCHEMES
+    finally:
+        sys.path[:] = saved_path
+        for name in set(sys.modules) - saved_modules:
+            if name in ("rate_distortion", "codec_peers", "timing"):
+                del sys.modules[name]
