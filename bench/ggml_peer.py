@@ -11,6 +11,9 @@ path a llama.cpp user gets, input quantization included.
 
     peer = GgmlMatvec(A, "Q4_K", threads=2)     # quantizes A's rows with ggml
     y = peer(x)                                 # y ~= A @ x, float32
+    Ahat = quantize_dequantize(A, "IQ3_S")      # ggml's quantizer, then its to_float
+
+bench/rate_distortion.py --peers uses the second form for its error table.
 
 Nothing here runs in the test command: building takes minutes and needs
 CMake (``pip install cmake ninja`` gives both).
@@ -29,9 +32,11 @@ import tempfile
 import numpy as np
 
 SDIST = "ggml-python"
-# ggml's enum ggml_type (include/ggml.h) and the size of one block in bits
-# per entry, headers (scales, minimums) included.
-TYPES = {"Q8_0": 8, "Q2_K": 10, "Q4_K": 12, "Q6_K": 14}
+# ggml's enum ggml_type (include/ggml.h): the quantized types with a C
+# quantizer in ggml_quantize_chunk.
+TYPES = {"Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0": 8, "Q2_K": 10, "Q3_K": 11, "Q4_K": 12, "Q5_K": 13,
+         "Q6_K": 14, "IQ2_XXS": 16, "IQ2_XS": 17, "IQ3_XXS": 18, "IQ1_S": 19, "IQ4_NL": 20, "IQ3_S": 21, "IQ2_S": 22,
+         "IQ4_XS": 23, "IQ1_M": 29, "TQ1_0": 34, "TQ2_0": 35, "MXFP4": 39, "NVFP4": 40, "Q1_0": 41}
 _F32 = 0
 
 
@@ -103,6 +108,18 @@ class _Cplan(ctypes.Structure):
                 ("abort_callback_data", ctypes.c_void_p), ("use_ref", ctypes.c_bool)]
 
 
+class _TypeTraits(ctypes.Structure):
+    """struct ggml_type_traits (include/ggml.h)."""
+
+    _fields_ = [("type_name", ctypes.c_char_p), ("blck_size", ctypes.c_int64), ("blck_size_interleave", ctypes.c_int64),
+                ("type_size", ctypes.c_size_t), ("is_quantized", ctypes.c_bool), ("to_float", ctypes.c_void_p),
+                ("from_float_ref", ctypes.c_void_p)]
+
+
+# ggml_to_float_t: (const void * x, float * y, int64_t k), k values from whole blocks.
+_TO_FLOAT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+
+
 class _Library:
     def __init__(self, libs: str):
         # ggml-base first, RTLD_GLOBAL: ggml-cpu and ggml resolve against it.
@@ -122,6 +139,9 @@ class _Library:
         b.ggml_quantize_chunk.argtypes = [ctypes.c_int, p, p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, p]
         b.ggml_quantize_chunk.restype = ctypes.c_size_t
         b.ggml_quantize_init.argtypes = [ctypes.c_int]
+        b.ggml_quantize_requires_imatrix.argtypes, b.ggml_quantize_requires_imatrix.restype = [ctypes.c_int], ctypes.c_bool
+        b.ggml_get_type_traits.argtypes = [ctypes.c_int]
+        b.ggml_get_type_traits.restype = ctypes.POINTER(_TypeTraits)
         b.ggml_threadpool_params_init.argtypes = [ctypes.POINTER(_ThreadpoolParams), ctypes.c_int]
         c.ggml_cpu_init.argtypes = []
         c.ggml_threadpool_new.argtypes, c.ggml_threadpool_new.restype = [ctypes.POINTER(_ThreadpoolParams)], p
@@ -141,6 +161,64 @@ def library(log=print) -> _Library:
     return _LIBRARY
 
 
+def _type_id(kind: str) -> int:
+    if kind not in TYPES:
+        raise ValueError(f"ggml type {kind!r}: one of {', '.join(TYPES)}")
+    return TYPES[kind]
+
+
+def block_length(kind: str) -> int:
+    """Entries per block of ``kind``: a row's length must be a multiple of it."""
+    return int(library().base.ggml_get_type_traits(_type_id(kind)).contents.blck_size)
+
+
+def bits_per_weight(kind: str) -> float:
+    """Bits per entry of ``kind``, its scales (and minimums) included."""
+    traits = library().base.ggml_get_type_traits(_type_id(kind)).contents
+    return 8.0 * traits.type_size / traits.blck_size
+
+
+def requires_imatrix(kind: str) -> bool:
+    """ggml_quantize_requires_imatrix: ggml refuses to quantize ``kind`` without an importance matrix."""
+    return bool(library().base.ggml_quantize_requires_imatrix(_type_id(kind)))
+
+
+def _quantize_rows(lib: _Library, type_id: int, A: np.ndarray, dst: int) -> int:
+    """ggml_quantize_chunk of the float32 C-contiguous ``A`` into ``dst``; the bytes written.
+
+    Types that require an importance matrix get a uniform one (every column
+    weighted 1): llama.cpp's users pass one measured on sample text, which
+    this bench has no model run to measure.
+    """
+    m, n = A.shape
+    uniform = np.ones(n, np.float32) if lib.base.ggml_quantize_requires_imatrix(type_id) else None
+    return lib.base.ggml_quantize_chunk(type_id, A.ctypes.data, dst, 0, m, n,
+                                        None if uniform is None else uniform.ctypes.data)
+
+
+def quantize_dequantize(A: np.ndarray, kind: str) -> np.ndarray:
+    """``A`` quantized along its rows by ggml's C quantizer for ``kind``, then dequantized by its to_float.
+
+    The row length must be a multiple of ``block_length(kind)``.  Types for
+    which ``requires_imatrix(kind)`` holds are quantized under a uniform
+    importance matrix (all ones).
+    """
+    lib = library()
+    type_id = _type_id(kind)
+    A = np.ascontiguousarray(A, dtype=np.float32)
+    m, n = A.shape
+    traits = lib.base.ggml_get_type_traits(type_id).contents
+    if n % traits.blck_size:
+        raise ValueError(f"ggml {kind}: rows of {n} entries are not whole blocks of {traits.blck_size}")
+    packed = np.zeros(m * lib.base.ggml_row_size(type_id, n), np.uint8)
+    written = _quantize_rows(lib, type_id, A, packed.ctypes.data)
+    if written != packed.size:
+        raise RuntimeError(f"ggml {kind}: ggml_quantize_chunk wrote {written} bytes, expected {packed.size}")
+    out = np.empty((m, n), np.float32)
+    _TO_FLOAT(traits.to_float)(packed.ctypes.data, out.ctypes.data, m * n)
+    return out
+
+
 class GgmlMatvec:
     """``y = W x`` by ggml, W = ``A`` quantized to ``kind`` by ggml's quantizer.
 
@@ -152,13 +230,11 @@ class GgmlMatvec:
     """
 
     def __init__(self, A: np.ndarray, kind: str, threads: int = 2):
-        if kind not in TYPES:
-            raise ValueError(f"ggml type {kind!r}: one of {', '.join(TYPES)}")
+        type_id = _type_id(kind)
         lib = self.lib = library()
         A = np.ascontiguousarray(A, dtype=np.float32)
         m, n = A.shape
         self.kind, self.threads, self.shape = kind, threads, (m, n)
-        type_id = TYPES[kind]
         weight_bytes = m * lib.base.ggml_row_size(type_id, n)
         # weights, x, y, graph and tensor headers (the work buffer is ours).
         size = weight_bytes + 8 * (m + n) + (16 << 20)
@@ -167,8 +243,7 @@ class GgmlMatvec:
             raise MemoryError("ggml_init failed")
         lib.base.ggml_quantize_init(type_id)
         self.weights = lib.base.ggml_new_tensor_2d(self.ctx, type_id, n, m)
-        written = lib.base.ggml_quantize_chunk(type_id, A.ctypes.data, lib.base.ggml_get_data(self.weights), 0, m, n,
-                                               None)
+        written = _quantize_rows(lib, type_id, A, lib.base.ggml_get_data(self.weights))
         assert written == weight_bytes, (written, weight_bytes)
         self.nbytes = weight_bytes
         self.x = lib.base.ggml_new_tensor_2d(self.ctx, _F32, n, 1)

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ import lrq
 import lrq.hdf5
 from lrq import datasets
 from lrq._text import print_table
+from timing import median_time  # bench/timing.py: run as a script, this folder is on sys.path
 
 try:
     import hdf5plugin
@@ -96,16 +96,6 @@ def generated_matrix(size: int) -> np.ndarray:
     a = left @ rng.standard_normal((rank, size)) / np.sqrt(size)
     a += 0.01 * np.linalg.norm(a) / size * rng.standard_normal((size, size))
     return a.astype(np.float32)
-
-
-def median_time(step, reps: int) -> float:
-    step()  # warm-up: page cache, imports, kernels' scratch
-    times = []
-    for _ in range(reps):
-        begin = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - begin)
-    return statistics.median(times)
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:

@@ -33,6 +33,9 @@ import numpy as np
 
 import lrq
 from lrq import datasets
+from timing import median_time  # bench/timing.py: run as a script, this folder is on sys.path
+
+PRODUCT_RUNS = 200
 
 MEMBERS = ("query", "key", "value")
 SCHEMES = {"signcut": ("signcut", {}), "lplr": ("lplr", {}), "lplr-svd": ("lplr", {"variant": "svd"})}
@@ -97,25 +100,15 @@ def main() -> int:
     return 0
 
 
-def _median_seconds(call, runs: int = 200) -> float:
-    call()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
-
-
 def _time_products(mats: dict, scheme_names: list, bits: float) -> None:
     x = np.random.default_rng(0).standard_normal(next(iter(mats.values())).shape[1]).astype(np.float32)
     print(f"\nproducts with one x, layer 0, {'+'.join(mats)}, {bits:g} bits (medians of 200; ratio to G @ x)")
     for scheme_name in scheme_names:
         scheme, options = SCHEMES[scheme_name]
         group = lrq.encode_group(mats, scheme=scheme, bits=bits, **options)
-        joint = _median_seconds(lambda: group @ x)
-        members = _median_seconds(lambda: [group[m] @ x for m in group])
-        dense = _median_seconds(lambda: [a @ x for a in mats.values()])
+        joint = median_time(lambda: group @ x, PRODUCT_RUNS)
+        members = median_time(lambda: [group[m] @ x for m in group], PRODUCT_RUNS)
+        dense = median_time(lambda: [a @ x for a in mats.values()], PRODUCT_RUNS)
         print(f"{scheme_name:<9} G @ x {joint * 1e6:8.1f} us; members one by one {members / joint:5.2f}x; "
               f"NumPy dense {dense / joint:5.2f}x")
 
