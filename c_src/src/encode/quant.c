@@ -77,6 +77,27 @@ static int best_group_scale(const double *const row, const uint64_t j0, const ui
     return LRQ_OK;
 }
 
+/* Every (row, group)'s best scale (best_group_scale) into best[rows * groups]
+ * and their largest into *biggest. */
+static int best_scales(const double *const x, const uint64_t rows, const uint64_t k, const uint64_t ld,
+                       const uint64_t group, const double half, const double top, double *const best,
+                       double *const biggest)
+{
+    const uint64_t groups = k / group + (k % group != 0);
+    uint64_t i, g;
+
+    *biggest = 0.0;
+    for (i = 0; i < rows; i++)
+        for (g = 0; g < groups; g++) {
+            const uint64_t j0 = g * group, j1 = j0 + group < k ? j0 + group : k;
+            if (best_group_scale(x + i * ld, j0, j1, half, top, &best[i * groups + g]) != LRQ_OK)
+                return LRQ_ERR_ARGUMENT;
+            if (best[i * groups + g] > *biggest)
+                *biggest = best[i * groups + g];
+        }
+    return LRQ_OK;
+}
+
 static double group_error(const double *const row, const uint64_t j0, const uint64_t j1,
                           const double scale, const double half, const double top)
 {
@@ -108,17 +129,9 @@ int lrq_quant_fit(const double *const x, const uint64_t rows, const uint64_t k, 
     best = (double *)malloc((size_t)(rows * groups + 1) * sizeof *best);
     if (best == NULL)
         return LRQ_ERR_MEMORY;
-    for (i = 0; i < rows; i++) {
-        const double *const row = x + i * ld;
-        for (g = 0; g < groups; g++) {
-            const uint64_t j0 = g * group, j1 = j0 + group < k ? j0 + group : k;
-            if (best_group_scale(row, j0, j1, half, top, &best[i * groups + g]) != LRQ_OK) {
-                free(best);
-                return LRQ_ERR_ARGUMENT;
-            }
-            if (best[i * groups + g] > biggest)
-                biggest = best[i * groups + g];
-        }
+    if (best_scales(x, rows, k, ld, group, half, top, best, &biggest) != LRQ_OK) {
+        free(best);
+        return LRQ_ERR_ARGUMENT;
     }
     sig = biggest > 0.0 ? (double)(float)biggest : 1.0;
     for (i = 0; i < rows; i++) {
@@ -172,16 +185,10 @@ int lrq_quant_fit_coded(const double *const x, const uint64_t rows, const uint64
     best = (double *)malloc((size_t)(rows * groups + 1) * sizeof *best);
     if (best == NULL)
         return LRQ_ERR_MEMORY;
-    for (i = 0; i < rows; i++)
-        for (g = 0; g < groups; g++) {
-            const uint64_t j0 = g * group, j1 = j0 + group < k ? j0 + group : k;
-            if (best_group_scale(x + i * k, j0, j1, half, top, &best[i * groups + g]) != LRQ_OK) {
-                free(best);
-                return LRQ_ERR_ARGUMENT;
-            }
-            if (best[i * groups + g] > biggest)
-                biggest = best[i * groups + g];
-        }
+    if (best_scales(x, rows, k, k, group, half, top, best, &biggest) != LRQ_OK) {
+        free(best);
+        return LRQ_ERR_ARGUMENT;
+    }
     sig = biggest > 0.0 ? (double)(float)biggest : 1.0;
     for (i = 0; i < rows; i++) {
         const double *const row = x + i * k;
