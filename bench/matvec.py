@@ -2,9 +2,10 @@
 
     python bench/matvec.py [--size 4096] [--reps 60] [--quick] [--peers]
 
-For signcut at 2, 4 and 8 bits per entry (w = 4096, 8192, 16384 cuts) and
+For signcut at 2, 4 and 8 bits per entry (w = 4096, 8192, 16384 cuts),
 lplr at the same budgets (rank 2048 with 2-, 4- and 8-bit codes; the 8-bit
-one exercises the byte-code kernels), prints:
+one exercises the byte-code kernels) and quant (format 1.5) with 2-, 3-, 4-
+and 8-bit codes in groups of 32 (one tile, random codes), prints:
 
   - lrq ``M @ x`` time (exact float32 path), NumPy float32 dense ``A @ x``
     time measured in the same run, their ratio (of medians, and of the best
