@@ -541,21 +541,12 @@ int lrq_fmt_parse_header(parse_ctx *const c)
     for (i = 0; i < top[0].v.count; i++)
         if ((rc = parse_tensor(c, i, &r)) != LRQ_OK)
             return rc;
-    /* [GRP-4] and [SC-5] once every tile is known (after [TEN-2], which
+    /* [GRP-4], [SC-5] and [QT-6] once every tile is known (after [TEN-2], which
      * sorting checks). */
     if ((rc = sort_names(c)) != LRQ_OK)
         return rc;
     if ((rc = lrq_fmt_check_members(c)) != LRQ_OK)
         return rc;
-    if (f->required & LRQ_REQUIRED_QUANT) {
-        uint64_t k;
-        for (k = 0; k < f->n_tiles && f->tiles[k].scheme != LRQ_SCHEME_QUANT; k++)
-            ;
-        (void)snprintf(c->where, sizeof c->where, "file");
-        if (k == f->n_tiles)
-            return fail(c, "QT-6", LRQ_ERR_FORMAT, "required_features set quant (bit 3) but "
-                        "no tile has the scheme 'quant'");
-    }
     if (f->required & LRQ_REQUIRED_SIGNCUT_C16) {
         uint64_t k;
         for (k = 0; k < f->n_tiles && !f->tiles[k].c16; k++)
@@ -564,6 +555,15 @@ int lrq_fmt_parse_header(parse_ctx *const c)
         if (k == f->n_tiles)
             return fail(c, "SC-5", LRQ_ERR_FORMAT, "required_features set signcut_c16 (bit 0) "
                         "but no signcut tile has 'c_scale'");
+    }
+    if (f->required & LRQ_REQUIRED_QUANT) {
+        uint64_t k;
+        for (k = 0; k < f->n_tiles && f->tiles[k].scheme != LRQ_SCHEME_QUANT; k++)
+            ;
+        (void)snprintf(c->where, sizeof c->where, "file");
+        if (k == f->n_tiles)
+            return fail(c, "QT-6", LRQ_ERR_FORMAT, "required_features set quant (bit 3) but "
+                        "no tile has the scheme 'quant'");
     }
     return LRQ_OK;
 }
