@@ -25,7 +25,7 @@ from typing import Iterator, Optional
 import numpy as np
 import msgpack
 
-from . import _native
+from . import _native, lplr
 from . import format as container
 from .errors import ArgumentError, ChecksumError, FormatError, UnsupportedError
 from .format import make_section
@@ -67,11 +67,6 @@ def _unpack_scales(buf, rows: int, groups: int) -> np.ndarray:
     return out
 
 
-def _pack_scales(scales: np.ndarray) -> bytes:
-    parts = [scales[r0:r0 + _ROW_TILE].T.reshape(-1) for r0 in range(0, scales.shape[0], _ROW_TILE)]
-    return np.concatenate(parts).astype("<f2").tobytes() if parts else b""
-
-
 def _split_tile(tile: container.TileRecord, panel: int, bounds: list) -> list:
     """The per-member sections of a stacked tile's left factor, by row range."""
     crc = _native.crc32c
@@ -82,7 +77,7 @@ def _split_tile(tile: container.TileRecord, panel: int, bounds: list) -> list:
     r, g = p["rank"], p["group"]
     codes = _code_rows(tile.section("l_codes", crc), m, r, p["bits_l"], panel, bounds)
     scales = _unpack_scales(tile.section("l_scales", crc), m, -(-r // g)) if r else np.zeros((m, 0), "<f2")
-    return [{"l_codes": c, "l_scales": _pack_scales(scales[r0:r1])} for c, (r0, r1) in zip(codes, bounds)]
+    return [{"l_codes": c, "l_scales": lplr.pack_scales(scales[r0:r1])} for c, (r0, r1) in zip(codes, bounds)]
 
 
 def _joined_tile(tiles: list, panel: int) -> container.TileRecord:
@@ -116,7 +111,7 @@ def _joined_tile(tiles: list, panel: int) -> container.TileRecord:
             code_bytes = b"".join(planes)
         groups = -(-r // g)
         scales = np.concatenate([_unpack_scales(t.section("l_scales", crc), t.shape[0], groups) for t in tiles])
-        raw = {"l_codes": code_bytes, "l_scales": _pack_scales(scales)}
+        raw = {"l_codes": code_bytes, "l_scales": lplr.pack_scales(scales)}
     sections.update((kind, make_section(kind, data, crc)) for kind, data in raw.items())
     ordered = {kind: sections[kind] for kind in container.SECTION_KINDS[first.scheme]}
     return container.TileRecord((0, 0), shape, first.scheme, dict(p), ordered)

@@ -87,20 +87,25 @@ def least_squares(left: np.ndarray, a: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(left, a, rcond=None)[0]
 
 
-def _pack_codes(codes: np.ndarray, bits: int, panel: int) -> bytes:
-    """Codes of ≤ 4 bits as bit-planes, wider ones as bytes [LP-4]."""
+def pack_codes(codes: np.ndarray, bits: int, panel: int) -> bytes:
+    """Codes of ≤ 4 bits as bit-planes, wider ones as bytes [LP-4] (lplr factors and quant tiles)."""
     if bits <= 4:
         planes = [_native.pack_interleaved(((codes >> p) & 1).astype(np.uint8), 1, panel) for p in range(bits)]
         return b"".join(p.tobytes() for p in planes)
     return _native.pack_interleaved(codes, 8, panel).tobytes()
 
 
-def _pack_scales(scales: np.ndarray) -> bytes:
+def scale_order(values: np.ndarray) -> np.ndarray:
+    """A rows × groups array flattened in the [row tile][group][row] order of
+    lplr's scales (spec §10.3), which quant's scale codes follow too (§10.7)."""
+    rows = values.shape[0]
+    parts = [values[r0 : r0 + _ROW_TILE].T.reshape(-1) for r0 in range(0, rows, _ROW_TILE)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=values.dtype)
+
+
+def pack_scales(scales: np.ndarray) -> bytes:
     """Per-(row, group) binary16 scales in [row tile][group][row] order [LP-3]."""
-    scales = np.asarray(scales, dtype="<f2")
-    rows = scales.shape[0]
-    parts = [scales[r0 : r0 + _ROW_TILE].T.reshape(-1) for r0 in range(0, rows, _ROW_TILE)]
-    return np.concatenate(parts).tobytes() if parts else b""
+    return scale_order(np.asarray(scales, dtype="<f2")).tobytes()
 
 
 def params_and_sections(rank: int, left: Factor, right: Factor, panel: int, scale_l=None, scale_r=None):
@@ -118,9 +123,9 @@ def params_and_sections(rank: int, left: Factor, right: Factor, panel: int, scal
         "scale_r": float(np.float32(right.sigma if scale_r is None else scale_r)),
     }
     sections = {
-        "r_codes": _pack_codes(right.codes, right.bits, panel),
-        "r_scales": _pack_scales(right.scales),
-        "l_codes": _pack_codes(left.codes, left.bits, panel),
-        "l_scales": _pack_scales(left.scales),
+        "r_codes": pack_codes(right.codes, right.bits, panel),
+        "r_scales": pack_scales(right.scales),
+        "l_codes": pack_codes(left.codes, left.bits, panel),
+        "l_scales": pack_scales(left.scales),
     }
     return params, sections

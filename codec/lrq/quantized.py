@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _native
-
-_ROW_TILE = 16  # rows per row tile of the scale order (spec §10.3)
+from . import _native, lplr
 
 
 def quantize(values: np.ndarray, bits: int, group: int, scale_bits: int):
@@ -43,20 +41,9 @@ def dequantize(codes, scale_codes, exps, sigma: float, bits: int, group: int) ->
     return float(np.float32(sigma)) * per_element * (codes.astype(np.float64) - (2**bits - 1) / 2)
 
 
-def _pack_codes(codes: np.ndarray, bits: int, panel: int) -> bytes:
-    """Codes of ≤ 4 bits as bit-planes, wider ones as bytes (§10.3)."""
-    if bits <= 4:
-        return b"".join(_native.pack_interleaved(((codes >> p) & 1).astype(np.uint8), 1, panel).tobytes()
-                        for p in range(bits))
-    return _native.pack_interleaved(codes, 8, panel).tobytes()
-
-
 def pack_scale_codes(scale_codes: np.ndarray, scale_bits: int) -> bytes:
     """The m × G codes in §10.3's scale order (row tiles, groups, rows), scale_bits each, least significant bit first."""
-    rows, groups = scale_codes.shape
-    if not rows or not groups:
-        return b""
-    ordered = np.concatenate([scale_codes[r0:r0 + _ROW_TILE].T.reshape(-1) for r0 in range(0, rows, _ROW_TILE)])
+    ordered = lplr.scale_order(np.asarray(scale_codes, dtype=np.uint8))
     bits = np.unpackbits(ordered.astype(np.uint8)[:, None], axis=1, bitorder="little")[:, :scale_bits]
     return np.packbits(bits.reshape(-1), bitorder="little").tobytes()
 
@@ -66,7 +53,7 @@ def params_and_sections(bits: int, group: int, scale_bits: int, quantized, panel
     codes, scale_codes, exps, sigma = quantized
     params = {"bits": bits, "group": group, "scale_bits": scale_bits, "scale": float(np.float32(sigma))}
     sections = {
-        "codes": _pack_codes(codes, bits, panel),
+        "codes": lplr.pack_codes(codes, bits, panel),
         "scale_codes": pack_scale_codes(scale_codes, scale_bits),
         "row_exponents": np.asarray(exps, dtype=np.int8).tobytes(),
     }

@@ -551,6 +551,14 @@ def _f32(value: float) -> float:
         return float(np.float32(value))
 
 
+def _positive_f32(f: "_Field", key: str, rule: str) -> float:
+    """A float key whose binary32 value ([HDR-8]) is finite and > 0 (a super-scale)."""
+    value = _f32(f.get(key, float, rule))
+    if not (math.isfinite(value) and value > 0):
+        f.fail(f"'{key}' must be a finite binary32 value > 0", rule)
+    return value
+
+
 def _c_scale(f: _Field, required: int) -> Optional[float]:
     """A signcut tile's optional "c_scale" [SC-3], [SC-4]."""
     # [SC-4]: the key means something only in a file that sets signcut_c16;
@@ -590,10 +598,7 @@ def _scheme_params(f: _Field, scheme: str, tensor_dtype: str, required: int = 0)
         }
         if params["group"] & (params["group"] - 1):
             f.fail(f"'group' = {params['group']} is not a power of two", "QT-1")
-        scale = _f32(f.get("scale", float, "QT-2"))
-        if not (math.isfinite(scale) and scale > 0):
-            f.fail("'scale' must be a finite binary32 value > 0", "QT-2")
-        params["scale"] = scale
+        params["scale"] = _positive_f32(f, "scale", "QT-2")
         return params
     if scheme == "signcut":
         params = {"width": f.int_in("width", 0, MAX_PARAM, "SC-1")}
@@ -610,10 +615,7 @@ def _scheme_params(f: _Field, scheme: str, tensor_dtype: str, required: int = 0)
     if params["group"] & (params["group"] - 1):
         f.fail(f"'group' = {params['group']} is not a power of two", "LP-1")
     for key in ("scale_l", "scale_r"):
-        value = _f32(f.get(key, float, "LP-2"))
-        if not (math.isfinite(value) and value > 0):
-            f.fail(f"'{key}' must be a finite binary32 value > 0", "LP-2")
-        params[key] = value
+        params[key] = _positive_f32(f, key, "LP-2")
     return params
 
 
@@ -651,10 +653,7 @@ def _parse_groups(top: _Field, required: int) -> list:
                       "group": f.int_in("group", MIN_GROUP, MAX_GROUP, "GRP-2")}
             if params["group"] & (params["group"] - 1):
                 f.fail(f"'group' = {params['group']} is not a power of two", "GRP-2")
-            scale = _f32(f.get("scale_r", float, "GRP-2"))
-            if not (math.isfinite(scale) and scale > 0):
-                f.fail("'scale_r' must be a finite binary32 value > 0", "GRP-2")
-            params["scale_r"] = scale
+            params["scale_r"] = _positive_f32(f, "scale_r", "GRP-2")
         names_raw = f.get("members", list, "GRP-4")
         if not 1 <= len(names_raw) <= MAX_TENSORS or any(type(m) is not str for m in names_raw):
             f.fail("'members' must list 1 to 65536 tensor names", "GRP-4")
@@ -701,10 +700,7 @@ def _member_tile(tf: _Field, group: GroupRecord, tshape: tuple) -> TileRecord:
     params = dict(group.params)
     if scheme == "lplr":
         params["bits_l"] = tf.int_in("bits_l", 1, 8, "LP-1")
-        scale = _f32(tf.get("scale_l", float, "LP-2"))
-        if not (math.isfinite(scale) and scale > 0):
-            tf.fail("'scale_l' must be a finite binary32 value > 0", "LP-2")
-        params["scale_l"] = scale
+        params["scale_l"] = _positive_f32(tf, "scale_l", "LP-2")
     table = tf.get("sections", list, "SEC-1")
     kinds = MEMBER_KINDS[scheme]
     if len(table) != len(kinds):
