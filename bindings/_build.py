@@ -222,6 +222,7 @@ int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
                      const float *x, int64_t x_vstride, int64_t x_estride,
                      float *y, int64_t y_vstride, int64_t y_estride);
 int lrq_tile_decode(const lrq_tile *t, float *out, uint64_t ld);
+int lrq_tile_decode_threads(const lrq_tile *t, float *out, uint64_t ld, int nthreads);
 
 #define LRQ_MAPPING_GUARD_MAX ...
 int lrq_mapping_guard(const void *base, size_t size, int *slot);

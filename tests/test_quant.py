@@ -101,6 +101,24 @@ def test_products_are_the_same_bits_on_every_path_batch_and_thread_count(gaussia
     assert rel(fast, dense @ X[:, 0]) < 2e-2
 
 
+@pytest.mark.parametrize("code_bits,group", [(1, 16), (2, 256), (3, 64), (4, 32), (5, 16), (8, 128)])
+def test_decode_is_the_product_with_unit_vectors_on_every_path(gaussian, code_bits, group):
+    """decode(M)[:, j] is M @ e_j to the bit (signed zeros too), decoded by the
+    rows' fast path on every CPU path, thread count and with threads=1."""
+    A = gaussian[:37, :181].copy()
+    A[:, 16:32] = 0  # whole groups of zeros: zero scales, entries +-0
+    m = lrq.encode(A, "quant", bits=code_bits + 6.0, code_bits=code_bits, group=group)
+    unit = np.eye(A.shape[1], dtype=np.float32)
+    columns = np.stack([m @ unit[j] for j in range(A.shape[1])], axis=1)
+    (tile,) = m._record.tiles
+    for path in available_paths():
+        for n in (1, 2):
+            with isa(path), threads(n):
+                np.testing.assert_array_equal(lrq.decode(m).view(np.uint32), columns.view(np.uint32))
+                one = m._kernel(0, tile).decode(threads=1)
+                np.testing.assert_array_equal(one.view(np.uint32), columns.view(np.uint32))
+
+
 def test_bad_options_are_refused(gaussian):
     with pytest.raises(ArgumentError, match="power of two"):
         lrq.encode(gaussian, "quant", bits=4, group=48)

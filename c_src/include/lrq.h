@@ -1067,12 +1067,24 @@ int lrq_tile_product(const lrq_tile *t, unsigned flags, uint64_t nvec,
  *
  * The same arithmetic as the products: column j is bit for bit the product
  * A e_j of lrq_tile_product() (the first factor's column is read from its
- * bits, the second factor runs the forward kernel).
+ * bits, the second factor runs the forward kernel; a quant tile's rows are
+ * read from its codes with the single product's operations).
  *
  * Returns LRQ_OK, or LRQ_ERR_ARGUMENT (t NULL, ld < n, out NULL for a
  * non-empty tile) or LRQ_ERR_MEMORY.  Thread safety: safe.
  */
 int lrq_tile_decode(const lrq_tile *t, float *out, uint64_t ld);
+
+/*
+ * lrq_tile_decode_threads -- lrq_tile_decode() on nthreads threads (0: the
+ * lrq_threads_get() count; 1: the calling thread alone, for a caller that
+ * hands the other cores to another library's threads, such as a BLAS
+ * product of the decoded tile).  The same bits for every count.
+ *
+ * Returns what lrq_tile_decode() returns, or LRQ_ERR_ARGUMENT for nthreads
+ * outside 0 .. LRQ_THREADS_MAX.  Thread safety: safe.
+ */
+int lrq_tile_decode_threads(const lrq_tile *t, float *out, uint64_t ld, int nthreads);
 
 /* ------------------------------------------------------------------------ */
 /* Encoders: signed cuts                                                    */

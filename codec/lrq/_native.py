@@ -610,15 +610,18 @@ class Tile:
                "lrq_tile_product")
         return out
 
-    def decode(self, out: np.ndarray = None) -> np.ndarray:
-        """The dense tile as float32; ``out`` may be a row-major view with unit column stride."""
+    def decode(self, out: np.ndarray = None, threads: int = 0) -> np.ndarray:
+        """The dense tile as float32; ``out`` may be a row-major view with unit column stride.
+
+        ``threads``: 0 for lrq's thread count, 1 for the calling thread alone.
+        """
         m, n = self.shape
         if out is None:
             out = _allocate((m, n), np.float32)
         if out.dtype != np.float32 or out.shape != (m, n) or (m and n and (out.strides[1] != 4 or out.strides[0] % 4 or out.strides[0] < 0)):
             raise ArgumentError("internal: decode needs a float32 (m, n) array with unit column stride")
         ld = out.strides[0] // 4 if m > 1 else n
-        _check(lib.lrq_tile_decode(self._handle, _float_view(out, True), ld), "lrq_tile_decode")
+        _check(lib.lrq_tile_decode_threads(self._handle, _float_view(out, True), ld, threads), "lrq_tile_decode")
         return out
 
 

@@ -257,6 +257,14 @@ static float *results(const fixture *f, size_t *count)
     CHECK(lrq_tile_product(f->tile, LRQ_PRODUCT_INT8, 1, x, 0, 1, o, 0, 1) == LRQ_OK);
     o += m;
     CHECK(lrq_tile_decode(f->tile, o, n) == LRQ_OK);
+    { /* the calling thread alone: the same bits */
+        float *one = malloc(sizeof(float) * (m * n + 1));
+        CHECK(one != NULL && lrq_tile_decode_threads(f->tile, one, n, 1) == LRQ_OK);
+        CHECK(memcmp(one, o, sizeof(float) * m * n) == 0);
+        CHECK(lrq_tile_decode_threads(f->tile, one, n, -1) == LRQ_ERR_ARGUMENT);
+        CHECK(lrq_tile_decode_threads(f->tile, one, n, LRQ_THREADS_MAX + 1) == LRQ_ERR_ARGUMENT);
+        free(one);
+    }
     free(x);
     free(y);
     *count = total;

@@ -179,6 +179,10 @@ typedef struct {
      * matrix with scales, from z itself (ztab then unused). */
     void (*tr_wide)(const lrq_kmat *m, size_t c0, size_t c1, const float *z, const float *ztab,
                     float *out);
+    /* decode_rows: rows 16 t .. of a quant tile, decoded (compute/decode.c):
+     * out[r * ld + j] = wb (wa (+0 + scale * level)) for j < n. */
+    void (*decode_rows)(const lrq_kmat *m, size_t t, float wa, float wb, float *out, size_t ld,
+                        size_t n);
 } lrq_kernels;
 
 /* Vectors per forward float kernel call: the words of a chunk and their

@@ -78,6 +78,21 @@ static void column_inputs(const lrq_tile *t, const size_t j0, const size_t nj, f
             v[jj * stride + k] = 0.0f;
 }
 
+/* A quant tile, row tile by row tile, by the kernels' decode_rows: the
+ * operations (and so the bits, signed zeros included) of the product
+ * A e_j that the column path below follows. */
+static void decode_quant_part(void *ctx, const int phase, const int part, const int nparts)
+{
+    decoding *d = ctx;
+    const lrq_tile *t = d->t;
+    size_t lo, hi, tile;
+
+    (void)phase;
+    lrq_split(lrq_kmat_tiles(&t->a), part, nparts, &lo, &hi);
+    for (tile = lo; tile < hi; tile++)
+        d->k->decode_rows(&t->a, tile, t->wa, t->wb, d->out + 16 * tile * d->ld, d->ld, t->n);
+}
+
 static void decode_part(void *ctx, const int phase, const int part, const int nparts)
 {
     decoding *d = ctx;
@@ -94,12 +109,6 @@ static void decode_part(void *ctx, const int phase, const int part, const int np
     for (blk = lo; blk < hi; blk++) {
         const size_t j0 = 16 * blk, nj = min_z(DECODE_COLUMNS, t->n - j0);
         column_inputs(t, j0, nj, v, stride);
-        if (t->b.identity) { /* quant: the columns are the decoded ones */
-            for (i = 0; i < t->m; i++)
-                for (jj = 0; jj < nj; jj++)
-                    d->out[i * d->ld + j0 + jj] = t->wb * v[jj * stride + i];
-            continue;
-        }
         if (t->b.planes > 0) {
             /* One wide batch (common/kernels.h): the 16 columns side by
              * side, the bits of their single products. */
@@ -130,13 +139,21 @@ static void decode_part(void *ctx, const int phase, const int part, const int np
 
 int lrq_tile_decode(const lrq_tile *t, float *out, const uint64_t ld)
 {
+    return lrq_tile_decode_threads(t, out, ld, 0);
+}
+
+int lrq_tile_decode_threads(const lrq_tile *t, float *out, const uint64_t ld, int nthreads)
+{
     decoding d;
     size_t r;
-    int cached;
-    const int nthreads = lrq_threads_get(), nparts = nthreads * LRQ_PARTS_PER_THREAD;
+    int cached, nparts;
 
-    if (t == NULL || ld < t->n || (out == NULL && t->m != 0 && t->n != 0))
+    if (t == NULL || ld < t->n || (out == NULL && t->m != 0 && t->n != 0) || nthreads < 0 ||
+        nthreads > LRQ_THREADS_MAX)
         return LRQ_ERR_ARGUMENT;
+    if (nthreads == 0)
+        nthreads = lrq_threads_get();
+    nparts = nthreads * LRQ_PARTS_PER_THREAD;
     if (t->m == 0 || t->n == 0)
         return LRQ_OK;
     if (t->inner == 0) {
@@ -150,6 +167,10 @@ int lrq_tile_decode(const lrq_tile *t, float *out, const uint64_t ld)
     d.ld = (size_t)ld;
     /* Per part: 16 inner vectors, twice (by column, and side by side), their
      * wide tables, 16 output columns. */
+    if (t->b.identity) { /* quant: no kernel, no scratch */
+        lrq_parallel_run(decode_quant_part, &d, 1, nparts, nthreads);
+        return LRQ_OK;
+    }
     d.part_bytes = ((2 * DECODE_COLUMNS + DECODE_COLUMNS * 4) * 16 * k16(t->inner) +
                     DECODE_COLUMNS * 16 * lrq_kmat_tiles(&t->b)) *
                    sizeof(float);

@@ -320,6 +320,26 @@ static inline vq vq_lut(vq acc, const vqt tab, const int wide, const vi w, const
                                            _mm256_maddubs_epi16(m, pair_lookup(tab.t[1], tab.t[3], i13))));
 }
 
+/* Lane j: value where bit j of word is set, else +0. */
+static inline vf vf_bits(const unsigned word, const float value)
+{
+    const __m256i w = _mm256_set1_epi32((int)word), v = _mm256_castps_si256(_mm256_set1_ps(value));
+    const __m256i lo = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i hi = _mm256_slli_epi32(lo, 8);
+    vf r = {_mm256_castsi256_ps(_mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(w, lo), lo), v)),
+            _mm256_castsi256_ps(_mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(w, hi), hi), v))};
+    return r;
+}
+
+/* 16 unsigned bytes as floats (exact). */
+static inline vf vf_from_u8(const uint8_t *p)
+{
+    const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)p);
+    vf r = {_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)),
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(b, 8)))};
+    return r;
+}
+
 #include "kernels/products_body.h"
 
 KERNEL_TABLE(lrq_kernels_avx2, "avx2");

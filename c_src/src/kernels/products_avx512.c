@@ -264,6 +264,18 @@ static inline vq vq_lut(vq acc, const vqt tab, const int wide, const vi w, const
     return acc;
 }
 
+/* Lane j: value where bit j of word is set, else +0. */
+static inline vf vf_bits(const unsigned word, const float value)
+{
+    return _mm512_maskz_mov_ps((__mmask16)word, _mm512_set1_ps(value));
+}
+
+/* 16 unsigned bytes as floats (exact). */
+static inline vf vf_from_u8(const uint8_t *p)
+{
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)));
+}
+
 #include "kernels/products_body.h"
 
 KERNEL_TABLE(lrq_kernels_avx512, "avx512");

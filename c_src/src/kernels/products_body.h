@@ -690,7 +690,63 @@ static void k_fwd_wide(const lrq_kmat *m, const size_t t0, const size_t t1, cons
     wide_float[m->planes - 1](m, t0, t1, tab, out);
 }
 
+/* Decoding a quant tile (compute/decode.c): out[r * ld + j] = wb (wa (+0 +
+ * scale * level)) for the rows r < 16 of row tile t of its factor m (fewer
+ * in the last tile) and the columns j < n -- the operations of the single
+ * product A e_j, so the bits of the column path.  scale * level is exact in
+ * binary32 (a binary16 scale times a level of at most 8 significant bits). */
+ALWAYS_INLINE void decode_rows_body(const lrq_kmat *m, const size_t t, const float wa, const float wb,
+                                    float *out, const size_t ld, const size_t n, const int planes)
+{
+    const size_t h = min_sz(16, m->rows - 16 * t), chunks = (n + 15) / 16;
+    const size_t bytes = planes > 0 ? 2 : 4;
+    const vf vwa = vf_set1(wa), vwb = vf_set1(wb), top = vf_set1((float)((1u << planes) - 1u));
+    const vf half = vf_set1(m->half);
+    float scale[16];
+    size_t c, r, q;
+    int p;
+
+    for (c = 0; c < chunks; c++) {
+        const size_t cols = min_sz(16, n - 16 * c);
+        /* The chunk's first 4-code word (byte codes) or its word (planes). */
+        const size_t first = planes > 0 ? c : 4 * c;
+        const size_t p0 = first - first % m->pc, cp = min_sz(m->pc, m->kc - p0);
+        const uint8_t *wp = m->data + (m->rows * p0 + 16 * t * cp + (first - p0) * h) * bytes;
+        vf_store(scale, vf_load_f16(m->scales + lrq_scale_offset(m, t, first / m->gc, h), h), 16);
+        for (r = 0; r < h; r++) {
+            vf level;
+            if (planes > 0) {
+                /* Horner over +-1 planes: sum_p 2^p (1 - 2 q_p) = 2^b - 1 - sum_p q_p 2^(p+1). */
+                level = top;
+                for (p = 0; p < planes; p++)
+                    level = vf_sub(level, vf_bits(load_u16(wp + (size_t)p * m->plane_bytes + 2 * r),
+                                                  (float)(2u << p)));
+            } else {
+                uint8_t codes[16];
+                for (q = 0; q < 4; q++)
+                    memcpy(codes + 4 * q, wp + (q * h + r) * 4, 4);
+                level = vf_sub(vf_from_u8(codes), half);
+            }
+            level = vf_add(vf_zero(), vf_mul(vf_set1(scale[r]), level));
+            vf_store(out + r * ld + 16 * c, vf_mul(vwb, vf_mul(vwa, level)), cols);
+        }
+    }
+}
+
+/* One body per code width, so that the plane loop unrolls. */
+static void k_decode_rows(const lrq_kmat *m, const size_t t, const float wa, const float wb,
+                          float *out, const size_t ld, const size_t n)
+{
+    switch (m->planes) {
+    case 1: decode_rows_body(m, t, wa, wb, out, ld, n, 1); break;
+    case 2: decode_rows_body(m, t, wa, wb, out, ld, n, 2); break;
+    case 3: decode_rows_body(m, t, wa, wb, out, ld, n, 3); break;
+    case 4: decode_rows_body(m, t, wa, wb, out, ld, n, 4); break;
+    default: decode_rows_body(m, t, wa, wb, out, ld, n, 0); break;
+    }
+}
+
 #define KERNEL_TABLE(var, isa_name)                                                         \
     const lrq_kernels var = {isa_name,      k_tables_f32, k_fwd_sign,   k_fwd_byte, k_tr_sign, \
                              k_tr_byte,     k_tables_int, k_fwd_sign_int, k_tables_wide, k_fwd_wide, \
-                             k_tr_wide}
+                             k_tr_wide,     k_decode_rows}

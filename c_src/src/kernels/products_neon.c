@@ -287,6 +287,29 @@ static inline vq vq_lut(vq acc, const vqt tab, const int wide, const vi w, const
     }
 }
 
+/* Lane j: value where bit j of word is set, else +0. */
+static inline vf vf_bits(const unsigned word, const float value)
+{
+    static const uint32_t lane_bit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048,
+                                          4096, 8192, 16384, 32768};
+    const uint32x4_t w = vdupq_n_u32(word), v = vreinterpretq_u32_f32(vdupq_n_f32(value));
+    vf r;
+    int i;
+    for (i = 0; i < 4; i++)
+        r.q[i] = vreinterpretq_f32_u32(vandq_u32(vtstq_u32(w, vld1q_u32(lane_bit + 4 * i)), v));
+    return r;
+}
+
+/* 16 unsigned bytes as floats (exact). */
+static inline vf vf_from_u8(const uint8_t *p)
+{
+    const uint8x16_t b = vld1q_u8(p);
+    const uint16x8_t lo = vmovl_u8(vget_low_u8(b)), hi = vmovl_u8(vget_high_u8(b));
+    vf r = {{vcvtq_f32_u32(vmovl_u16(vget_low_u16(lo))), vcvtq_f32_u32(vmovl_u16(vget_high_u16(lo))),
+             vcvtq_f32_u32(vmovl_u16(vget_low_u16(hi))), vcvtq_f32_u32(vmovl_u16(vget_high_u16(hi)))}};
+    return r;
+}
+
 #include "kernels/products_body.h"
 
 KERNEL_TABLE(lrq_kernels_neon, "neon");

@@ -196,6 +196,22 @@ static inline vq vq_lut(vq acc, const vqt tab, const int wide, const vi w, const
     return acc;
 }
 
+/* Lane j: value where bit j of word is set, else +0. */
+static inline vf vf_bits(const unsigned word, const float value)
+{
+    vf r;
+    LANES r.v[L] = (word >> L & 1u) ? value : 0.0f;
+    return r;
+}
+
+/* 16 unsigned bytes as floats (exact). */
+static inline vf vf_from_u8(const uint8_t *p)
+{
+    vf r;
+    LANES r.v[L] = (float)p[L];
+    return r;
+}
+
 #include "kernels/products_body.h"
 
 KERNEL_TABLE(lrq_kernels_scalar, "scalar");
