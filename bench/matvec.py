@@ -195,23 +195,10 @@ def cost_model() -> None:
     rank = 256
     byte_lplr = lplr_tile(m, rank, 8, rng, cols=n)
     byte_macs = best_of(lambda: byte_lplr.matmat(X, dense_fallback=False)) / (k * (m + n) * rank) / forward
-    # A quant tile's decode as the fallback runs it: on the calling thread,
-    # each 512-row band right after NumPy's product of the one before.
-    quant = lrq.encode(A, scheme="quant", bits=4.0)
-    bands = [(quant._kernel(i, t), t.shape) for i, t in enumerate(quant._record.tiles)]
-    band = np.empty(max(h * w for _, (h, w) in bands), np.float32)
-
-    def decode_between_products(decode: bool) -> None:
-        for kernel, (h, w) in bands:
-            if decode:
-                kernel.decode(out=band[:h * w].reshape(h, w), threads=1)
-            band[:h * w].reshape(h, w) @ X64
-    quant_decode = (best_of(lambda: decode_between_products(True)) -
-                    best_of(lambda: decode_between_products(False))) / (m * n)
     print("cost model constants (seconds per unit; lrq/matrix.py uses the second column):")
     for name, got in (("_KERNEL_FORWARD", forward), ("_KERNEL_TRANSPOSED", transposed),
                       ("_DECODE_ENTRY", decode_entry), ("_DECODE_MAC", decode_mac), ("_DENSE_MAC", dense_mac),
-                      ("_BYTE_CODE_MACS", byte_macs), ("_QUANT_DECODE_ENTRY", quant_decode)):
+                      ("_BYTE_CODE_MACS", byte_macs)):
         print(f"  {name:20s} measured {got:.3g}   in use {getattr(matrix_module, name):.3g}")
 
 

@@ -112,6 +112,14 @@ static inline size_t lrq_scale_offset(const lrq_kmat *m, size_t t, size_t g, siz
     return 2 * (16 * t * m->groups + g * h);
 }
 
+/* Byte offset of word (r, c), of ws bytes, in a plane (spec §9.3). */
+static inline size_t lrq_word_offset(const lrq_kmat *m, size_t r, size_t c, size_t ws)
+{
+    const size_t c0 = c - c % m->pc, cp = m->kc - c0 < m->pc ? m->kc - c0 : m->pc;
+    const size_t t = r / 16, h = m->rows - 16 * t < 16 ? m->rows - 16 * t : 16;
+    return (m->rows * c0 + 16 * t * cp + (c - c0) * h + r % 16) * ws;
+}
+
 /* Round to the nearest integer, ties to even, in the current rounding mode,
  * for |v| <= 2^22.  Every path rounds with this same pair of additions (the
  * SIMD ones lane by lane), so no path depends on a conversion instruction's

@@ -51,7 +51,7 @@ static void column_inputs(const lrq_tile *t, const size_t j0, const size_t nj, f
         unsigned w[4] = {0, 0, 0, 0};
         if (a->planes > 0)
             for (p = 0; p < (size_t)bits; p++)
-                w[p] = load_u16(a->data + p * a->plane_bytes + word_offset(a, k, j0 / 16, 2));
+                w[p] = load_u16(a->data + p * a->plane_bytes + lrq_word_offset(a, k, j0 / 16, 2));
         for (jj = 0; jj < nj; jj++) {
             const size_t j = j0 + jj;
             float u;
@@ -66,7 +66,7 @@ static void column_inputs(const lrq_tile *t, const size_t j0, const size_t nj, f
                 /* Horner over +-1 planes: sum_p 2^p (1 - 2 q_p) = 2^b - 1 - 2q. */
                 u = (float)((int)(1u << bits) - 1 - 2 * (int)q);
             } else {
-                u = (float)a->data[word_offset(a, k, j / 4, 4) + j % 4] - a->half;
+                u = (float)a->data[lrq_word_offset(a, k, j / 4, 4) + j % 4] - a->half;
             }
             /* The kernel's flush: y = +0 + scale * acc. */
             u = 0.0f + lrq_half_to_float((uint16_t)load_u16(sc + 2 * (j / g) * h)) * u;
@@ -165,12 +165,12 @@ int lrq_tile_decode_threads(const lrq_tile *t, float *out, const uint64_t ld, in
     d.k = lrq_dispatch()->products;
     d.out = out;
     d.ld = (size_t)ld;
-    /* Per part: 16 inner vectors, twice (by column, and side by side), their
-     * wide tables, 16 output columns. */
     if (t->b.identity) { /* quant: no kernel, no scratch */
         lrq_parallel_run(decode_quant_part, &d, 1, nparts, nthreads);
         return LRQ_OK;
     }
+    /* Per part: 16 inner vectors, twice (by column, and side by side), their
+     * wide tables, 16 output columns. */
     d.part_bytes = ((2 * DECODE_COLUMNS + DECODE_COLUMNS * 4) * 16 * k16(t->inner) +
                     DECODE_COLUMNS * 16 * lrq_kmat_tiles(&t->b)) *
                    sizeof(float);

@@ -58,14 +58,6 @@ static inline int finite_f32(const float f)
     return (u & 0x7F800000u) != 0x7F800000u;
 }
 
-/* Byte offset of word (r, c) in a plane (spec §9.3). */
-static inline size_t word_offset(const lrq_kmat *m, const size_t r, const size_t c, const size_t ws)
-{
-    const size_t c0 = c - c % m->pc, cp = min_z(m->pc, m->kc - c0);
-    const size_t t = r / 16, h = min_z(16, m->rows - 16 * t);
-    return (m->rows * c0 + 16 * t * cp + (c - c0) * h + r % 16) * ws;
-}
-
 /* The inner vector between the two factors, v_i = mid(u_i): c_i u_i for
  * signcut, the weight of the factor just applied for lplr. */
 static inline float mid_value(const lrq_tile *t, const int transpose, const size_t i, const float u)

@@ -710,8 +710,7 @@ ALWAYS_INLINE void decode_rows_body(const lrq_kmat *m, const size_t t, const flo
         const size_t cols = min_sz(16, n - 16 * c);
         /* The chunk's first 4-code word (byte codes) or its word (planes). */
         const size_t first = planes > 0 ? c : 4 * c;
-        const size_t p0 = first - first % m->pc, cp = min_sz(m->pc, m->kc - p0);
-        const uint8_t *wp = m->data + (m->rows * p0 + 16 * t * cp + (first - p0) * h) * bytes;
+        const uint8_t *wp = m->data + lrq_word_offset(m, 16 * t, first, bytes);
         vf_store(scale, vf_load_f16(m->scales + lrq_scale_offset(m, t, first / m->gc, h), h), 16);
         for (r = 0; r < h; r++) {
             vf level;
