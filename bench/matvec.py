@@ -195,11 +195,43 @@ def cost_model() -> None:
     rank = 256
     byte_lplr = lplr_tile(m, rank, 8, rng, cols=n)
     byte_macs = best_of(lambda: byte_lplr.matmat(X, dense_fallback=False)) / (k * (m + n) * rank) / forward
+    quant_mac, quant_byte_macs, quant_decode = quant_costs(rng, k)
     print("cost model constants (seconds per unit; lrq/matrix.py uses the second column):")
     for name, got in (("_KERNEL_FORWARD", forward), ("_KERNEL_TRANSPOSED", transposed),
                       ("_DECODE_ENTRY", decode_entry), ("_DECODE_MAC", decode_mac), ("_DENSE_MAC", dense_mac),
-                      ("_BYTE_CODE_MACS", byte_macs)):
+                      ("_BYTE_CODE_MACS", byte_macs), ("_QUANT_KERNEL_MAC", quant_mac),
+                      ("_QUANT_BYTE_CODE_MACS", quant_byte_macs), ("_QUANT_DECODE_ENTRY", quant_decode)):
         print(f"  {name:20s} measured {got:.3g}   in use {getattr(matrix_module, name):.3g}")
+
+
+def quant_costs(rng, k: int) -> tuple:
+    """The quant constants of the cost model, on tiles of MiniLM's shape.
+
+    An 8192 x 384 Gaussian matrix in quant tiles of 2- and 8-bit codes in
+    groups of 128 (512 x 384 tiles, as ``lrq.encode`` makes for the
+    embedding table): the kernels' seconds per sign-MAC per vector (the
+    mean of M @ X and M.T @ Y), the sign-MACs a byte-code entry costs, and
+    the decode per entry as the fallback pays it: its product's time less
+    NumPy's on the decoded matrix.
+    """
+    A = rng.standard_normal((8192, 384)).astype(np.float32)
+    X, Y = (rng.standard_normal((rows, k)).astype(np.float32) for rows in (384, 8192))
+    per_entry = {}
+    for bits in (2, 8):
+        M = lrq.encode(A, scheme="quant", bits=bits + 0.5, code_bits=bits, group=128, tile_shape=(512, 384))
+        both = best_of(lambda: M.matmat(X, dense_fallback=False)) + best_of(lambda: M.rmatmat(Y, dense_fallback=False))
+        per_entry[bits] = both / 2 / (A.size * k)
+        if bits == 2:
+            decoded = lrq.decode(M)
+            chooser = matrix_module.dense_is_cheaper
+            matrix_module.dense_is_cheaper = lambda *args: True
+            try:
+                fallback = best_of(lambda: M @ X)
+            finally:
+                matrix_module.dense_is_cheaper = chooser
+            decode_entry = (fallback - best_of(lambda: decoded @ X)) / A.size
+    mac = per_entry[2] / 2
+    return mac, per_entry[8] / mac, decode_entry
 
 
 def minilm_batches(reps: int, ks=(1, 8, 64, 512), cache: str | None = None) -> None:

@@ -14,6 +14,7 @@ import pytest
 import lrq
 from lrq import matrix as matrix_module
 from lrq.errors import ArgumentError
+from lrq.reference.container import TileRecord
 from lrq.matrix import Transposed
 
 RNG = np.random.default_rng(5)
@@ -195,3 +196,45 @@ def test_dense_fallback_is_right_and_can_be_refused():
     assert (np.abs(got - kernels) <= 2 * bound).all()
     # Single vectors and the int8 / int16 paths never take the fallback.
     assert np.array_equal(M.matmat(X, precision="int8")[:, :2], M.matmat(X[:, :2], precision="int8"))
+
+
+def test_cost_model_sends_wide_batches_of_quant_tiles_to_the_decode():
+    """A quant tile's kernels cost its code bits per entry per vector; its
+    decode reads the codes, so wide batches decode (sooner at more bits)."""
+    (m, n) = (512, 384)  # a tile of MiniLM's embedding table
+    quant = lambda bits: TileRecord((0, 0), (m, n), "quant", {"bits": bits, "group": 32}, {})  # noqa: E731
+    # One sign plane costs less than a dense multiply-add: never decoded.
+    assert not any(matrix_module.dense_is_cheaper(quant(1), k, t) for k in (2, 64, 4096, 10**6) for t in (False, True))
+    for bits in (2, 4, 8):
+        choices = [matrix_module.dense_is_cheaper(quant(bits), k, False) for k in (1, 2, 8, 64, 512, 4096)]
+        assert choices == sorted(choices) and not choices[0] and choices[-1], (bits, choices)
+        # Both directions read the one factor row by row: the same choice.
+        assert choices == [matrix_module.dense_is_cheaper(quant(bits), k, True) for k in (1, 2, 8, 64, 512, 4096)]
+    first_dense = {bits: next(k for k in range(2, 4097) if matrix_module.dense_is_cheaper(quant(bits), k, False))
+                   for bits in (2, 4, 8)}
+    assert first_dense[2] > first_dense[4] > first_dense[8], first_dense
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_dense_fallback_over_a_grid_of_mixed_tiles(monkeypatch, transpose):
+    """Tiles decoded into shared blocks (rows and columns of the grid, cut by
+    the block limit and by tiles that stay on the kernels) give the decoded
+    matrix's product, whatever the grouping."""
+    rng = np.random.default_rng(7)
+    B = rng.standard_normal((70, 90)).astype(np.float32)
+    M = lrq.encode(B, scheme="auto", bits=8.0, tile_shape=(20, 30))
+    assert len(M._record.tiles) == 12 and {t.scheme for t in M._record.tiles} == {"quant", "signcut"}
+    D = lrq.decode(M).astype(np.float64)
+    X = rng.standard_normal((70 if transpose else 90, 9)).astype(np.float32)
+    want = (D.T if transpose else D) @ X
+    scale = (np.abs(D.T if transpose else D) @ np.abs(X)) * 1e-5 + 1e-6
+    product = M.rmatmat if transpose else M.matmat
+    for limit in (1, 600, 1200, 1 << 21):  # one tile per block, a tile row or column, two, the default
+        monkeypatch.setattr(matrix_module, "_FALLBACK_BLOCK_ENTRIES", limit)
+        for chooser in (lambda tile, k, t: True, lambda tile, k, t: tile.origin[1] != 30):
+            monkeypatch.setattr(matrix_module, "dense_is_cheaper", chooser)
+            got = product(X)
+            assert got.shape == want.shape and got.dtype == np.float32
+            assert (np.abs(got - want) <= scale).all(), (limit, np.abs(got - want).max())
+            # A 2-D operand of one column takes the same path.
+            np.testing.assert_allclose(product(X[:, :1])[:, 0], want[:, 0], rtol=0, atol=float(scale[:, 0].max()))

@@ -398,9 +398,11 @@ class Matrix(_StoredSize):
         tiles = self._record.tiles
         x32 = None  # x for the kernels, made at the first factorized tile, once for all of them
         out_rows = n if transpose else m
-        # One call writes every element.
-        whole = len(tiles) == 1 and tiles[0].scheme in _FACTORED and ct == np.float32
-        out = (np.empty if whole else np.zeros)((out_rows,) + x.shape[1:], dtype=ct)
+        out = np.empty((out_rows,) + x.shape[1:], dtype=ct)
+        # The first product into each output row writes it (no zeroed
+        # buffer, no temporary to add); later ones add to it.
+        written = _Written(out)
+        fallback = _DecodedBlock(transpose, written) if dense_fallback and precision == "float32" else None
         # Values near the float32 limit may overflow to inf in numpy's dense
         # products and sums: that is the correctly rounded result, as on the
         # kernels, not a fault to warn about.
@@ -416,24 +418,25 @@ class Matrix(_StoredSize):
                         x32 = _native.kernel_readable(x)  # converted only when the kernels cannot read x
                         if x.dtype.itemsize > 4 and not np.isfinite(x32).all():
                             raise ArgumentError("the operand holds values beyond the float32 range")
-                    if dense_fallback and precision == "float32" and dense_is_cheaper(tile, nvec, transpose):
-                        values = kernel.decode()
-                        part = (values.T if transpose else values) @ x32[src]
-                        del values
-                    elif whole:
-                        kernel.product(x32[src], transpose=transpose, precision=precision, out=out[dst])
+                    if fallback is not None and dense_is_cheaper(tile, nvec, transpose):
+                        fallback.add(kernel, r0, c0, tm, tn, x32)
                         continue
+                    if fallback is not None and fallback.pending:
+                        fallback.flush(x32)
+                    if ct == np.float32 and written.first(dst):
+                        kernel.product(x32[src], transpose=transpose, precision=precision, out=out[dst])
                     else:
-                        part = kernel.product(x32[src], transpose=transpose, precision=precision)
-                    if whole:
-                        out[dst] = part
-                    else:
-                        out[dst] += part
+                        written.add(dst, kernel.product(x32[src], transpose=transpose, precision=precision))
                 else:
+                    if fallback is not None and fallback.pending:
+                        fallback.flush(x32)
                     if self._cache is not None:
                         values = self._dense(index, tiles[index])
                     values = values.astype(ct) if values.dtype != ct else values
-                    out[dst] += (values.T if transpose else values) @ x[src].astype(ct, copy=False)
+                    written.matmul(dst, values.T if transpose else values, x[src].astype(ct, copy=False))
+            if fallback is not None:
+                fallback.flush(x32)
+        written.zero_rest()
         return out
 
     def matvec(self, x, precision: str = "float32") -> np.ndarray:
@@ -458,10 +461,12 @@ class Matrix(_StoredSize):
         model of :func:`dense_is_cheaper`, a choice from shapes alone), the
         tile is decoded (the same bits everywhere) and multiplied by numpy:
         then the result is within the same [NUM-1] bound but its last bits
-        are numpy's (BLAS) and may differ between machines.  That path holds
-        one decoded tile in float32 at a time (``lrq.encode`` makes tiles of
-        at most 4096 x 4096 by default).  ``dense_fallback=False`` keeps the kernels for
-        any k.
+        are numpy's (BLAS) and may differ between machines.  That path
+        decodes adjacent tiles into one buffer of at most 2^21 float32
+        entries (8 MiB; a larger tile alone, up to 64 MiB for the 4096 x
+        4096 tiles ``lrq.encode`` makes by default) and multiplies the whole
+        buffer at once.
+        ``dense_fallback=False`` keeps the kernels for any k.
         """
         return self._product(x, transpose=False, precision=precision, dense_fallback=dense_fallback)
 
@@ -521,15 +526,23 @@ _DECODE_ENTRY = 8.3e-10       # per entry of a decoded tile (allocation, first t
 _DECODE_MAC = 4.4e-12         # per sign-MAC of the decode's forward pass
 _DENSE_MAC = 9.9e-12          # per multiply-add of numpy's float32 dense product, 64 columns
 _BYTE_CODE_MACS = 10.0        # sign-MACs one byte-code (5-8 bit lplr) multiply-add costs
+# Quant tiles: one factor, read row by row both ways, and a decode that
+# reads the codes directly (between NumPy products).  Rounded
+# between ``bench/matvec.py --cost-model`` (512 x 384 tiles, groups of 128:
+# 9.6e-12, 5.4, 4.1e-10) and MiniLM's embedding table at 2 and 4 bits
+# (groups of 512, k = 32 .. 512: 7.0-8.8e-12 per sign-MAC, 2.4-5.7e-10 per
+# decoded entry) on the same host and threads as above.
+_QUANT_KERNEL_MAC = 9.0e-12    # per sign-MAC per vector, M @ X and M.T @ Y alike
+_QUANT_BYTE_CODE_MACS = 6.0    # sign-MACs one byte-code (5-8 bit) entry costs
+_QUANT_DECODE_ENTRY = 5.0e-10  # per decoded entry
 
 
 def _factor_macs(tile) -> tuple:
-    """Sign-MACs of one vector through the first (m-side) and second (n-side) factor."""
+    """Sign-MACs of one vector through the first (m-side) and second (n-side)
+    factor of a signcut or lplr tile."""
     (m, n), p = tile.shape, tile.params
     if tile.scheme == "signcut":
         return m * p["width"], n * p["width"]
-    if tile.scheme == "quant":  # one factor; the identity after it costs nothing
-        return m * n * (p["bits"] if p["bits"] <= 4 else _BYTE_CODE_MACS), 0
     planes = lambda bits: bits if bits <= 4 else _BYTE_CODE_MACS  # noqa: E731
     return m * p["rank"] * planes(p["bits_l"]), n * p["rank"] * planes(p["bits_r"])
 
@@ -539,16 +552,120 @@ def dense_is_cheaper(tile, nvec: int, transpose: bool) -> bool:
 
     Kernels: ``nvec * (first + second factor's sign-MACs) * per-MAC cost``;
     dense: the decode (``m n`` entries, plus the forward pass of the first
-    factor for each of the ``n`` columns) and ``nvec m n`` dense
-    multiply-adds.  A single vector always stays on the kernels.
+    factor for each of the ``n`` columns; a quant tile's decode reads its
+    codes, with no kernel pass) and ``nvec m n`` dense multiply-adds.  A
+    single vector always stays on the kernels.
     """
     if nvec < 2:
         return False
     (m, n) = tile.shape
+    if tile.scheme == "quant":
+        bits = tile.params["bits"]
+        kernels = nvec * m * n * (bits if bits <= 4 else _QUANT_BYTE_CODE_MACS) * _QUANT_KERNEL_MAC
+        dense = m * n * _QUANT_DECODE_ENTRY + nvec * m * n * _DENSE_MAC
+        return dense < kernels
     first, second = _factor_macs(tile)
     kernels = nvec * (first + second) * (_KERNEL_TRANSPOSED if transpose else _KERNEL_FORWARD)
     dense = m * n * _DECODE_ENTRY + n * first * _DECODE_MAC + nvec * m * n * _DENSE_MAC
     return dense < kernels
+
+
+# Entries of decoded tiles the dense fallback multiplies at once (8 MiB of
+# float32; a larger tile goes alone).  Measured on MiniLM's embedding table
+# (sixty 512 x 384 quant tiles, k = 64 and 512, AVX-512 Xeon, 2 threads):
+# one NumPy product per tile reached 0.72-0.78x of NumPy on the dense table,
+# 2^20-2^21 entries 0.85-0.92x, and 2^24 (the whole table in one fresh
+# buffer, whose first touch costs a page fault per 4 KiB) 0.50-0.81x.
+_FALLBACK_BLOCK_ENTRIES = 1 << 21
+
+
+class _Written:
+    """Which output rows of a tiled product hold a partial sum already."""
+
+    def __init__(self, out: np.ndarray):
+        self.out = out
+        self.done = np.zeros(out.shape[0], bool)
+
+    def first(self, rows: slice) -> bool:
+        """Whether no product has written ``rows`` yet (they are marked now)."""
+        # A ufunc reduction, not .any(): no Python-level call per tile.
+        fresh = not np.logical_or.reduce(self.done[rows])
+        self.done[rows] = True
+        return fresh
+
+    def add(self, rows: slice, part: np.ndarray) -> None:
+        if self.first(rows):
+            self.out[rows] = part
+        else:
+            self.out[rows] += part
+
+    def matmul(self, rows: slice, a: np.ndarray, b: np.ndarray) -> None:
+        """out[rows] (+)= a @ b, straight into ``out`` the first time."""
+        if self.first(rows):
+            np.matmul(a, b, out=self.out[rows])
+        else:
+            self.out[rows] += a @ b
+
+    def zero_rest(self) -> None:
+        """Rows no tile reached (an empty inner dimension) are zeros."""
+        if not self.done.all():
+            self.out[~self.done] = 0
+
+
+class _DecodedBlock:
+    """The dense fallback of a product: adjacent tiles decoded side by side
+    into one reused buffer, then one NumPy product for the whole rectangle.
+
+    Tiles come in grid order; a tile joins the pending rectangle when it
+    extends it to a larger rectangle (the next tile of its tile row, or of
+    its tile column) of at most ``_FALLBACK_BLOCK_ENTRIES`` entries (or one
+    tile, if larger); anything else flushes it first.
+    """
+
+    def __init__(self, transpose: bool, written: _Written):
+        self.transpose, self.written = transpose, written
+        self.pending = []  # (kernel, r0, c0, tm, tn)
+        self.rect = None   # (R0, C0, R1, C1) of the pending tiles
+        self.buffer = None
+
+    def add(self, kernel, r0, c0, tm, tn, x32) -> None:
+        if self.rect is not None:
+            R0, C0, R1, C1 = self.rect
+            if r0 == R0 and r0 + tm == R1 and c0 == C1:
+                grown = (R0, C0, R1, c0 + tn)
+            elif c0 == C0 and c0 + tn == C1 and r0 == R1:
+                grown = (R0, C0, r0 + tm, C1)
+            else:
+                grown = None
+            if grown is None or (grown[2] - grown[0]) * (grown[3] - grown[1]) > _FALLBACK_BLOCK_ENTRIES:
+                self.flush(x32)
+            else:
+                self.rect = grown
+        if self.rect is None:
+            self.rect = (r0, c0, r0 + tm, c0 + tn)
+        self.pending.append((kernel, r0, c0, tm, tn))
+
+    def flush(self, x32) -> None:
+        if self.rect is None:
+            return
+        R0, C0, R1, C1 = self.rect
+        size = (R1 - R0) * (C1 - C0)
+        if self.buffer is None or self.buffer.size < size:
+            self.buffer = None  # free the smaller one first
+            self.buffer = np.empty(size, np.float32)
+        block = self.buffer[:size].reshape(R1 - R0, C1 - C0)
+        for kernel, r0, c0, tm, tn in self.pending:
+            # lrq's threads, though OpenBLAS's may still spin after the last
+            # block's product: on MiniLM's table (quant, 4 bits, k = 64 and
+            # 512) that was 0.87-0.88x of NumPy dense against 0.78-0.85x for
+            # a decode on the calling thread alone.
+            kernel.decode(out=block[r0 - R0:r0 - R0 + tm, c0 - C0:c0 - C0 + tn])
+        if self.transpose:
+            self.written.matmul(slice(C0, C1), block.T, x32[R0:R1])
+        else:
+            self.written.matmul(slice(R0, R1), block, x32[C0:C1])
+        self.pending.clear()
+        self.rect = None
 
 
 def _from_lrq_bytes(data: bytes) -> Matrix:
