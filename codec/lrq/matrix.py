@@ -537,14 +537,20 @@ _QUANT_BYTE_CODE_MACS = 6.0    # sign-MACs one byte-code (5-8 bit) entry costs
 _QUANT_DECODE_ENTRY = 5.0e-10  # per decoded entry
 
 
+def _code_macs(bits: int, byte_code_macs: float) -> float:
+    """Sign-MACs one entry of ``bits``-bit codes costs: a sign plane per bit
+    up to 4 bits, a byte-code multiply-add (in sign-MACs) past that."""
+    return bits if bits <= 4 else byte_code_macs
+
+
 def _factor_macs(tile) -> tuple:
     """Sign-MACs of one vector through the first (m-side) and second (n-side)
     factor of a signcut or lplr tile."""
     (m, n), p = tile.shape, tile.params
     if tile.scheme == "signcut":
         return m * p["width"], n * p["width"]
-    planes = lambda bits: bits if bits <= 4 else _BYTE_CODE_MACS  # noqa: E731
-    return m * p["rank"] * planes(p["bits_l"]), n * p["rank"] * planes(p["bits_r"])
+    return (m * p["rank"] * _code_macs(p["bits_l"], _BYTE_CODE_MACS),
+            n * p["rank"] * _code_macs(p["bits_r"], _BYTE_CODE_MACS))
 
 
 def dense_is_cheaper(tile, nvec: int, transpose: bool) -> bool:
@@ -560,8 +566,7 @@ def dense_is_cheaper(tile, nvec: int, transpose: bool) -> bool:
         return False
     (m, n) = tile.shape
     if tile.scheme == "quant":
-        bits = tile.params["bits"]
-        kernels = nvec * m * n * (bits if bits <= 4 else _QUANT_BYTE_CODE_MACS) * _QUANT_KERNEL_MAC
+        kernels = nvec * m * n * _code_macs(tile.params["bits"], _QUANT_BYTE_CODE_MACS) * _QUANT_KERNEL_MAC
         dense = m * n * _QUANT_DECODE_ENTRY + nvec * m * n * _DENSE_MAC
         return dense < kernels
     first, second = _factor_macs(tile)
@@ -625,11 +630,11 @@ class _DecodedBlock:
     def __init__(self, transpose: bool, written: _Written):
         self.transpose, self.written = transpose, written
         self.pending = []  # (kernel, r0, c0, tm, tn)
-        self.rect = None   # (R0, C0, R1, C1) of the pending tiles
+        self.rect = None   # (R0, C0, R1, C1) of the pending tiles, while there are any
         self.buffer = None
 
     def add(self, kernel, r0, c0, tm, tn, x32) -> None:
-        if self.rect is not None:
+        if self.pending:
             R0, C0, R1, C1 = self.rect
             if r0 == R0 and r0 + tm == R1 and c0 == C1:
                 grown = (R0, C0, R1, c0 + tn)
@@ -641,12 +646,12 @@ class _DecodedBlock:
                 self.flush(x32)
             else:
                 self.rect = grown
-        if self.rect is None:
+        if not self.pending:  # a new rectangle, or the flushed one's successor
             self.rect = (r0, c0, r0 + tm, c0 + tn)
         self.pending.append((kernel, r0, c0, tm, tn))
 
     def flush(self, x32) -> None:
-        if self.rect is None:
+        if not self.pending:
             return
         R0, C0, R1, C1 = self.rect
         size = (R1 - R0) * (C1 - C0)
@@ -665,7 +670,6 @@ class _DecodedBlock:
         else:
             self.written.matmul(slice(R0, R1), block, x32[C0:C1])
         self.pending.clear()
-        self.rect = None
 
 
 def _from_lrq_bytes(data: bytes) -> Matrix:
